@@ -1,0 +1,67 @@
+"""The Engine: one object per process that the UI, the CLI and later the evaluation runner share.
+
+It owns the catalog, the model manager (each local model loaded once) and one provider per
+(model, dtype, adapter); callers name a model and get results back as data.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+
+from llmplay.engine.base import Provider, provider_class
+from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult, StreamEvent
+from llmplay.errors import LlmplayError
+from llmplay.models.catalog import Catalog
+from llmplay.models.loader import ModelManager
+from llmplay.settings import Settings
+
+
+class Engine:
+    def __init__(self, settings: Settings | None = None, catalog: Catalog | None = None):
+        self.settings = settings or Settings.from_env()
+        self.catalog = catalog or Catalog(self.settings.models_file)
+        self.models = ModelManager(self.settings)
+        self._providers: dict[tuple, Provider] = {}
+        self._lock = threading.Lock()
+
+    def provider(self, model: str, dtype: str | None = None, adapter: str | None = None) -> Provider:
+        spec = self.catalog.get(model)  # raises UnknownModelError with the known names
+        key = (spec, dtype, adapter)
+        with self._lock:
+            if key not in self._providers:
+                cls = provider_class(spec.provider)
+                if spec.provider == "local":
+                    self._providers[key] = cls(spec, self.settings, manager=self.models, dtype=dtype, adapter=adapter)
+                else:
+                    if adapter:
+                        raise LlmplayError(f"{model!r} is an endpoint; LoRA adapters apply to local models only.")
+                    self._providers[key] = cls(spec, self.settings)
+            return self._providers[key]
+
+    def generate(
+        self,
+        model: str,
+        prompts: Sequence[str | GenerationRequest],
+        params: GenerationParams | None = None,
+        dtype: str | None = None,
+        adapter: str | None = None,
+    ) -> list[GenerationResult]:
+        """Generate for many prompts at once; per-row problems come back as error results."""
+        requests = [p if isinstance(p, GenerationRequest) else GenerationRequest.of(p, params) for p in prompts]
+        return self.provider(model, dtype, adapter).generate(requests)
+
+    def stream(
+        self,
+        model: str,
+        prompt: str | list | GenerationRequest,
+        params: GenerationParams | None = None,
+        dtype: str | None = None,
+        adapter: str | None = None,
+    ) -> Iterator[StreamEvent]:
+        request = prompt if isinstance(prompt, GenerationRequest) else GenerationRequest.of(prompt, params)
+        return self.provider(model, dtype, adapter).stream(request)
+
+    def close(self) -> None:
+        for provider in self._providers.values():
+            provider.close()

@@ -1,0 +1,300 @@
+"""Local transformers models: batched generation for many prompts, streaming for one.
+
+Speed comes from batching: prompts are grouped by decoding parameters, sorted by length so that a
+batch wastes little on padding, left-padded, and decoded together; bf16 where the CPU has it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+
+from llmplay.engine.base import Provider
+from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult, StreamEvent
+from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.models.catalog import ModelSpec
+from llmplay.models.loader import LoadedModel, ModelManager
+from llmplay.settings import Settings
+
+# Padded tokens per batch (rows x longest prompt): bounds memory when prompts are long.
+TOKEN_BUDGET = 16 * 1024
+
+
+def render_prompt(loaded: LoadedModel, request: GenerationRequest) -> str:
+    """The exact text the model receives: chat template for chat models, raw text for base models."""
+    if loaded.spec.kind == "chat":
+        return loaded.tokenizer.apply_chat_template(
+            request.as_messages(), add_generation_prompt=True, tokenize=False
+        )
+    if request.messages is None:
+        return request.prompt or ""
+    # A base model has no chat format: write the conversation as a plain transcript.
+    lines = [f"{m.role.capitalize()}: {m.content}" for m in request.messages]
+    return "\n\n".join(lines) + "\n\nAssistant:"
+
+
+def encode_prompt(loaded: LoadedModel, text: str) -> list[int]:
+    # Chat templates already contain any BOS token; base text needs the tokenizer's special tokens.
+    add_special = loaded.spec.kind != "chat"
+    return loaded.tokenizer(text, add_special_tokens=add_special)["input_ids"]
+
+
+def _truncate_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
+    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+class _StopOnEvent:
+    """StoppingCriteria that ends generation when the consumer goes away (stream closed)."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class LocalProvider(Provider):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        settings: Settings,
+        manager: ModelManager | None = None,
+        dtype: str | None = None,
+        adapter: str | None = None,
+    ):
+        super().__init__(spec, settings)
+        self.manager = manager or ModelManager(settings)
+        self.dtype = dtype
+        self.adapter = adapter
+
+    def load(self, progress: Callable[[str], None] | None = None) -> LoadedModel:
+        return self.manager.get(self.spec, dtype=self.dtype, adapter=self.adapter, progress=progress)
+
+    # ---- preparing rows -------------------------------------------------------------------------
+    def _prepare(self, loaded: LoadedModel, request: GenerationRequest) -> list[int]:
+        self.check_request(request)
+        ids = encode_prompt(loaded, render_prompt(loaded, request))
+        budget = loaded.context_length - request.params.max_new_tokens
+        if len(ids) > budget:
+            raise InvalidRequestError(
+                f"The prompt is {len(ids):,} tokens; with max_new_tokens={request.params.max_new_tokens} "
+                f"it exceeds {self.spec.name}'s context of {loaded.context_length:,} tokens. "
+                "Shorten the prompt or lower max_new_tokens."
+            )
+        return ids
+
+    def _gen_kwargs(self, loaded: LoadedModel, params: GenerationParams) -> dict:
+        kw: dict = {
+            "max_new_tokens": params.max_new_tokens,
+            "pad_token_id": loaded.tokenizer.pad_token_id,
+            "do_sample": not params.greedy,
+        }
+        if params.greedy:
+            # Override sampling defaults some models ship in generation_config.json.
+            kw.update(temperature=None, top_p=None, top_k=None)
+        else:
+            kw.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
+        if params.repetition_penalty != 1.0:
+            kw["repetition_penalty"] = params.repetition_penalty
+        if params.stop:
+            kw.update(stop_strings=list(params.stop), tokenizer=loaded.tokenizer)
+        return kw
+
+    # ---- batched ----------------------------------------------------------------------------------
+    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+        results: list[GenerationResult | None] = [None] * len(requests)
+        try:
+            loaded = self.load()
+        except LlmplayError as exc:
+            return [GenerationResult.failure(str(exc), self.spec.name) for _ in requests]
+        groups: dict[GenerationParams, list[tuple[int, list[int]]]] = defaultdict(list)
+        for i, req in enumerate(requests):
+            try:
+                groups[req.params].append((i, self._prepare(loaded, req)))
+            except LlmplayError as exc:
+                results[i] = GenerationResult.failure(str(exc), self.spec.name)
+        for params, rows in groups.items():
+            rows.sort(key=lambda r: len(r[1]))
+            for batch in self._batches(rows):
+                for i, res in zip([i for i, _ in batch], self._run_batch(loaded, params, [ids for _, ids in batch])):
+                    results[i] = res
+        return [r for r in results if r is not None]
+
+    def _batches(self, rows: list[tuple[int, list[int]]]) -> Iterator[list[tuple[int, list[int]]]]:
+        batch: list[tuple[int, list[int]]] = []
+        for row in rows:  # rows are sorted by length, so the last row is the longest
+            longest = max(len(row[1]), len(batch[-1][1]) if batch else 0)
+            if batch and (len(batch) >= self.settings.max_batch_size or longest * (len(batch) + 1) > TOKEN_BUDGET):
+                yield batch
+                batch = []
+            batch.append(row)
+        if batch:
+            yield batch
+
+    def _run_batch(self, loaded: LoadedModel, params: GenerationParams, batch: list[list[int]]) -> list[GenerationResult]:
+        import torch
+
+        tok = loaded.tokenizer
+        width = max(len(ids) for ids in batch)
+        pad = tok.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch])
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch])
+        dev = loaded.model.device
+        started = time.perf_counter()
+        try:
+            with loaded.lock, torch.inference_mode():
+                if params.seed is not None:
+                    torch.manual_seed(params.seed)
+                out = loaded.model.generate(
+                    input_ids=input_ids.to(dev), attention_mask=mask.to(dev), **self._gen_kwargs(loaded, params)
+                )
+        except Exception as exc:  # a crash in one batch must not take the others down
+            elapsed = time.perf_counter() - started
+            return [GenerationResult.failure(f"Generation failed: {exc}", self.spec.name, elapsed) for _ in batch]
+        elapsed = time.perf_counter() - started
+        stop_ids = loaded.eos_ids | {pad}
+        results = []
+        for row, ids in zip(out[:, width:].tolist(), batch):
+            n = next((k for k, t in enumerate(row) if t in stop_ids), len(row))
+            text = tok.decode(row[:n], skip_special_tokens=True)
+            text, hit_stop = _truncate_at_stop(text, params.stop)
+            finish = "length" if n >= params.max_new_tokens and not hit_stop else "stop"
+            results.append(
+                GenerationResult(
+                    text=text,
+                    prompt_tokens=len(ids),
+                    completion_tokens=n,
+                    latency_s=elapsed,
+                    finish_reason=finish,
+                    model=self.spec.name,
+                )
+            )
+        return results
+
+    # ---- streaming ----------------------------------------------------------------------------------
+    def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
+
+        started = time.perf_counter()
+        try:
+            if not self.manager.is_loaded(self.spec, self.dtype, self.adapter):
+                yield from self._load_with_status()
+            loaded = self.load()
+            ids = self._prepare(loaded, request)
+        except LlmplayError as exc:
+            yield StreamEvent(done=True, result=GenerationResult.failure(str(exc), self.spec.name))
+            return
+        import torch
+
+        params = request.params
+        tok = loaded.tokenizer
+        streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True, timeout=600)
+        cancel = threading.Event()
+        kwargs = self._gen_kwargs(loaded, params)
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnEvent(cancel)])
+        outcome: dict = {}
+
+        def run() -> None:
+            try:
+                with loaded.lock, torch.inference_mode():
+                    if params.seed is not None:
+                        torch.manual_seed(params.seed)
+                    dev = loaded.model.device
+                    out = loaded.model.generate(
+                        input_ids=torch.tensor([ids], device=dev),
+                        attention_mask=torch.ones(1, len(ids), dtype=torch.long, device=dev),
+                        streamer=streamer,
+                        **kwargs,
+                    )
+                outcome["tokens"] = out[0, len(ids) :].tolist()
+            except Exception as exc:
+                outcome["error"] = f"Generation failed: {exc}"
+                streamer.end()
+
+        worker = threading.Thread(target=run, daemon=True, name=f"stream-{self.spec.name}")
+        worker.start()
+        text, emitted, first_token_s = "", 0, None
+        # Hold back enough characters that a stop string is never shown half-emitted.
+        hold = max((len(s) for s in params.stop), default=1) - 1
+        hit_stop = drained = False
+        try:
+            for piece in streamer:
+                if not piece:
+                    continue
+                if first_token_s is None:
+                    first_token_s = time.perf_counter() - started
+                text += piece
+                if params.stop:
+                    cut, hit_stop = _truncate_at_stop(text, params.stop)
+                    if hit_stop:
+                        text = cut
+                        cancel.set()
+                        break
+                safe = len(text) - hold
+                if safe > emitted:
+                    yield StreamEvent(delta=text[emitted:safe])
+                    emitted = safe
+            else:
+                drained = True
+        finally:
+            # Runs also when the consumer stops iterating: stop decoding instead of burning CPU.
+            cancel.set()
+            if not drained:
+                for _ in streamer:  # read up to the end signal so the worker finishes cleanly
+                    pass
+            worker.join()
+        if len(text) > emitted:
+            yield StreamEvent(delta=text[emitted:])
+        elapsed = time.perf_counter() - started
+        if "error" in outcome:
+            yield StreamEvent(done=True, result=GenerationResult.failure(outcome["error"], self.spec.name, elapsed))
+            return
+        tokens = outcome.get("tokens", [])
+        stop_ids = loaded.eos_ids | {tok.pad_token_id}
+        n = next((k for k, t in enumerate(tokens) if t in stop_ids), len(tokens))
+        finish = "length" if n >= params.max_new_tokens and not hit_stop else "stop"
+        yield StreamEvent(
+            done=True,
+            result=GenerationResult(
+                text=text,
+                prompt_tokens=len(ids),
+                completion_tokens=n,
+                latency_s=elapsed,
+                finish_reason=finish,
+                model=self.spec.name,
+                time_to_first_token_s=first_token_s,
+            ),
+        )
+
+    def _load_with_status(self) -> Iterator[StreamEvent]:
+        """Load in a thread and report each stage, so the UI can show what the first load is doing."""
+        import queue
+
+        stages: queue.Queue = queue.Queue()
+        box: dict = {}
+        cached = self.manager.is_cached(self.spec)
+        first = (
+            f"Loading {self.spec.name} for the first time in this process"
+            + (" (converting the GGUF weights once; this takes up to a minute)" if cached is False else "")
+        )
+        yield StreamEvent(status=first)
+
+        def run() -> None:
+            try:
+                self.load(progress=stages.put)
+            except LlmplayError as exc:
+                box["error"] = exc
+            finally:
+                stages.put(None)
+
+        threading.Thread(target=run, daemon=True).start()
+        while (stage := stages.get()) is not None:
+            yield StreamEvent(status=f"{stage}…")
+        if "error" in box:
+            raise box["error"]
+        yield StreamEvent(status=f"{self.spec.name} loaded.")

@@ -1,0 +1,138 @@
+"""Plain data that flows through every provider: requests in, results and stream events out.
+
+Per-row failures are data (``GenerationResult.error``), not exceptions, so that a batch or a
+comparison grid with one bad row still returns every other row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from llmplay.errors import InvalidRequestError
+
+FinishReason = Literal["stop", "length", "error", "cancelled"]
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Decoding options. ``temperature == 0`` means greedy decoding."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = no top-k filtering
+    repetition_penalty: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop", tuple(s for s in (self.stop or ()) if s))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+    def validate(self, max_new_tokens_limit: int = 2048) -> None:
+        """Raise InvalidRequestError with a message a user can act on."""
+        if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= max_new_tokens_limit:
+            raise InvalidRequestError(
+                f"max_new_tokens must be between 1 and {max_new_tokens_limit}; got {self.max_new_tokens}."
+            )
+        if not 0 <= self.temperature <= 5:
+            raise InvalidRequestError(f"temperature must be between 0 and 5; got {self.temperature}.")
+        if not 0 < self.top_p <= 1:
+            raise InvalidRequestError(f"top_p must be in (0, 1]; got {self.top_p}.")
+        if self.top_k < 0:
+            raise InvalidRequestError(f"top_k must be 0 (off) or positive; got {self.top_k}.")
+        if not 0.5 <= self.repetition_penalty <= 3:
+            raise InvalidRequestError(
+                f"repetition_penalty must be between 0.5 and 3; got {self.repetition_penalty}."
+            )
+        if len(self.stop) > 8:
+            raise InvalidRequestError("At most 8 stop strings are supported.")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One prompt: either chat ``messages`` (chat models) or raw ``prompt`` text (any model).
+
+    For a chat model, a raw prompt is sent as a single user message.
+    """
+
+    prompt: str | None = None
+    messages: tuple[Message, ...] | None = None
+    params: GenerationParams = field(default_factory=GenerationParams)
+
+    @classmethod
+    def of(cls, prompt_or_messages, params: GenerationParams | None = None) -> GenerationRequest:
+        params = params or GenerationParams()
+        if isinstance(prompt_or_messages, str):
+            return cls(prompt=prompt_or_messages, params=params)
+        msgs = tuple(m if isinstance(m, Message) else Message(m["role"], m["content"]) for m in prompt_or_messages)
+        return cls(messages=msgs, params=params)
+
+    def as_messages(self) -> list[dict]:
+        if self.messages is not None:
+            return [{"role": m.role, "content": m.content} for m in self.messages]
+        return [{"role": "user", "content": self.prompt or ""}]
+
+    def text_length(self) -> int:
+        if self.messages is not None:
+            return sum(len(m.content) for m in self.messages)
+        return len(self.prompt or "")
+
+    def is_empty(self) -> bool:
+        if self.messages is not None:
+            return not any(m.content.strip() for m in self.messages)
+        return not (self.prompt or "").strip()
+
+
+@dataclass
+class GenerationResult:
+    text: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    finish_reason: FinishReason = "stop"
+    error: str | None = None
+    model: str = ""
+    time_to_first_token_s: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.completion_tokens / self.latency_s if self.latency_s > 0 else 0.0
+
+    @classmethod
+    def failure(cls, message: str, model: str = "", latency_s: float = 0.0) -> GenerationResult:
+        return cls(error=message, finish_reason="error", model=model, latency_s=latency_s)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["tokens_per_s"] = round(self.tokens_per_s, 2)
+        return d
+
+
+@dataclass
+class StreamEvent:
+    """A piece of a streamed reply. The last event has ``done=True`` and carries the full result."""
+
+    delta: str = ""
+    done: bool = False
+    result: GenerationResult | None = None
+    status: str | None = None  # e.g. "Loading model…" while the first load runs

@@ -1,0 +1,216 @@
+"""Load each model once per process and share it.
+
+``ModelManager.get`` returns a ``LoadedModel`` (torch module + tokenizer + facts about it). The first
+call for a model may convert GGUF weights (see cache.py); later calls return the same object.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmplay.errors import ModelLoadError
+from llmplay.models import cache, sources
+from llmplay.models.catalog import ModelSpec
+from llmplay.settings import Settings
+
+Progress = Callable[[str], None]
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(name: str):
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.bfloat16
+        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    model: Any
+    tokenizer: Any
+    dtype: Any
+    folder: str
+    context_length: int
+    load_s: float
+    from_cache: bool
+    adapter: str | None = None
+    # Generation on one model is serialised: two threads decoding at once on 2 cores only thrash.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        eos = self.model.generation_config.eos_token_id
+        if isinstance(eos, int):
+            ids.add(eos)
+        elif eos:
+            ids.update(eos)
+        if self.tokenizer.eos_token_id is not None:
+            ids.add(self.tokenizer.eos_token_id)
+        return ids
+
+
+class ModelManager:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._loaded: dict[tuple, LoadedModel] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _key(self, spec: ModelSpec, dtype: str | None, adapter: str | None) -> tuple:
+        return (spec.name, spec.location, dtype or self.settings.dtype, adapter)
+
+    def is_loaded(self, spec: ModelSpec, dtype: str | None = None, adapter: str | None = None) -> bool:
+        return self._key(spec, dtype, adapter) in self._loaded
+
+    def weights(self, spec: ModelSpec) -> sources.Weights:
+        return sources.resolve(spec, self.settings.cache_dir / "_gguf")
+
+    def cache_entry(self, spec: ModelSpec) -> Path | None:
+        """The converted-cache folder for a GGUF model (whether or not it exists yet)."""
+        try:
+            weights = self.weights(spec)
+        except ModelLoadError:
+            return None
+        if not weights.is_gguf:
+            return None
+        return self.settings.cache_dir / sources.cache_key(spec, weights)
+
+    def is_cached(self, spec: ModelSpec) -> bool | None:
+        """True/False for GGUF models (converted or not); None when no conversion is needed."""
+        entry = self.cache_entry(spec)
+        return None if entry is None else cache.is_valid(entry)
+
+    def get(
+        self,
+        spec: ModelSpec,
+        dtype: str | None = None,
+        adapter: str | None = None,
+        progress: Progress | None = None,
+    ) -> LoadedModel:
+        key = self._key(spec, dtype, adapter)
+        if key in self._loaded:
+            return self._loaded[key]
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # one load per key even when many requests arrive at once
+            if key in self._loaded:
+                return self._loaded[key]
+            loaded = self._load(spec, dtype or self.settings.dtype, adapter, progress or (lambda _: None))
+            self._loaded[key] = loaded
+            return loaded
+
+    def unload(self, name: str) -> None:
+        for key in [k for k in self._loaded if k[0] == name]:
+            del self._loaded[key]
+
+    def _load(self, spec: ModelSpec, dtype_name: str, adapter: str | None, progress: Progress) -> LoadedModel:
+        if spec.kind == "encoder":
+            raise ModelLoadError(f"{spec.name!r} is an encoder (embeddings) model; it cannot generate text.")
+        started = time.perf_counter()
+        weights = self.weights(spec)
+        from_cache = False
+        folder = weights.path
+        if weights.is_gguf:
+            key = sources.cache_key(spec, weights)
+            entry, from_cache = cache.ensure_converted(weights, self.settings.cache_dir, key, progress)
+            folder = str(entry)
+        progress(f"Loading {spec.name} weights")
+        try:
+            model, tokenizer = self._from_folder(folder, weights.from_hub and not weights.is_gguf, dtype_name)
+        except Exception as exc:
+            if weights.is_gguf and from_cache:
+                # The manifest looked fine but the files did not load: rebuild once.
+                progress("Cached copy failed to load; rebuilding it")
+                cache.invalidate(Path(folder))
+                entry, from_cache = cache.ensure_converted(weights, self.settings.cache_dir, key, progress)
+                model, tokenizer = self._from_folder(str(entry), False, dtype_name)
+            else:
+                raise ModelLoadError(_explain_load_error(spec, folder, exc)) from exc
+        if adapter:
+            progress(f"Applying LoRA adapter {adapter}")
+            model = _apply_adapter(model, adapter)
+        if spec.chat_template:
+            tokenizer.chat_template = spec.chat_template
+        if spec.kind == "chat" and not getattr(tokenizer, "chat_template", None):
+            raise ModelLoadError(
+                f"{spec.name!r} is marked as a chat model but its tokenizer has no chat template. "
+                "Mark it as a base model, or give it a chat_template."
+            )
+        context = spec.context_length or int(getattr(model.config, "max_position_embeddings", 0) or 2048)
+        return LoadedModel(
+            spec=spec,
+            model=model,
+            tokenizer=tokenizer,
+            dtype=model.dtype,
+            folder=folder,
+            context_length=context,
+            load_s=time.perf_counter() - started,
+            from_cache=from_cache,
+            adapter=adapter,
+        )
+
+    @staticmethod
+    def _from_folder(folder: str, from_hub: bool, dtype_name: str):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        dtype = resolve_dtype(dtype_name)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        model.to(device())
+        model.eval()
+        # Batched generation needs left padding and a pad token.
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        if model.generation_config.pad_token_id is None:
+            model.generation_config.pad_token_id = tokenizer.pad_token_id
+        return model, tokenizer
+
+
+def _apply_adapter(model, adapter: str):
+    from peft import PeftModel
+
+    path = Path(adapter)
+    if not (path / "adapter_config.json").exists():
+        raise ModelLoadError(f"LoRA adapter folder {adapter!r} has no adapter_config.json.")
+    try:
+        peft_model = PeftModel.from_pretrained(model, str(path))
+    except Exception as exc:
+        raise ModelLoadError(f"Could not apply LoRA adapter {adapter!r}: {exc}") from exc
+    # Merging removes the adapter's per-step overhead; the base copy is private to this key.
+    return peft_model.merge_and_unload()
+
+
+def _explain_load_error(spec: ModelSpec, folder: str, exc: Exception) -> str:
+    text = str(exc)
+    if spec.source == "hub" or (spec.source == "bundled" and "/" in folder and not Path(folder).exists()):
+        return (
+            f"Could not load {spec.name!r} from the Hugging Face Hub ({folder}). The Hub may be "
+            f"unreachable from this machine (offline?) or the id may be wrong. Details: {text[:300]}"
+        )
+    return f"Could not load {spec.name!r} from {folder}: {text[:300]}"

@@ -1,0 +1,96 @@
+"""All of llmplay's settings in one dataclass, read from the environment at the edge."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from llmplay.errors import LlmplayError
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise LlmplayError(f"Environment variable {name}={raw!r} must be an integer.") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Root for everything llmplay writes: SQLite file, model cache, run outputs.
+    # LLMPLAY_DATA_DIR overrides it (e.g. /data on a Hugging Face Space with persistent storage).
+    data_dir: Path = Path("data")
+    # Converted-model cache; defaults to <data_dir>/cache/models. LLMPLAY_CACHE_DIR overrides it.
+    cache_dir: Path | None = None
+    # Where the app listens. Gradio's own variables win, as Spaces and Docker users expect.
+    host: str = "127.0.0.1"
+    port: int = 7860
+    # Model picked when none is named.
+    default_model: str = "smollm2-135m-instruct"
+    # Weights dtype for local models: "auto" = bfloat16 where the CPU supports it, else float32.
+    dtype: str = "auto"
+    # Limits that protect a shared instance from one huge request.
+    max_input_chars: int = 32_000
+    max_new_tokens_limit: int = 2048
+    max_batch_size: int = 16
+    upload_max_bytes: int = 50 * 1024 * 1024
+    # Extra models (Hub ids, local folders, endpoints) a user added; YAML list. Defaults to <data_dir>/models.yaml.
+    models_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise LlmplayError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}.")
+        for name in ("port", "max_input_chars", "max_new_tokens_limit", "max_batch_size", "upload_max_bytes"):
+            if getattr(self, name) <= 0:
+                raise LlmplayError(f"Setting {name} must be positive; got {getattr(self, name)}.")
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.cache_dir is None:
+            object.__setattr__(self, "cache_dir", self.data_dir / "cache" / "models")
+        if self.models_file is None:
+            object.__setattr__(self, "models_file", self.data_dir / "models.yaml")
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "llmplay.db"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        env = os.environ
+        values: dict = {
+            "data_dir": Path(env.get("LLMPLAY_DATA_DIR", "data")),
+            "host": env.get("GRADIO_SERVER_NAME") or env.get("LLMPLAY_HOST") or cls.host,
+            "port": _env_int("GRADIO_SERVER_PORT", _env_int("LLMPLAY_PORT", cls.port)),
+            "default_model": env.get("LLMPLAY_DEFAULT_MODEL", cls.default_model),
+            "dtype": env.get("LLMPLAY_DTYPE", cls.dtype),
+            "max_input_chars": _env_int("LLMPLAY_MAX_INPUT_CHARS", cls.max_input_chars),
+            "max_new_tokens_limit": _env_int("LLMPLAY_MAX_NEW_TOKENS", cls.max_new_tokens_limit),
+            "max_batch_size": _env_int("LLMPLAY_MAX_BATCH_SIZE", cls.max_batch_size),
+            "upload_max_bytes": _env_int("LLMPLAY_UPLOAD_MAX_BYTES", cls.upload_max_bytes),
+        }
+        if env.get("LLMPLAY_CACHE_DIR"):
+            values["cache_dir"] = Path(env["LLMPLAY_CACHE_DIR"])
+        if env.get("LLMPLAY_MODELS_FILE"):
+            values["models_file"] = Path(env["LLMPLAY_MODELS_FILE"])
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise LlmplayError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes) -> Settings:
+        return replace(self, **changes)
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.cache_dir, self.runs_dir):
+            path.mkdir(parents=True, exist_ok=True)

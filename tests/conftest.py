@@ -1,0 +1,51 @@
+"""Shared fixtures. Real bundled models are loaded once per test session and reused.
+
+The converted-model cache lives in .cache/test-models (git-ignored) so repeated local runs skip the
+one-time GGUF conversion; CI starts from a fresh clone and converts once per run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no Hub at test time: fail fast instead of retrying
+
+from llmplay.engine import Engine  # noqa: E402
+from llmplay.settings import Settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
+CHAT_MODEL = "smollm2-135m-instruct"
+BASE_MODEL = "gemma-3-270m"
+PARIS_QUESTION = "What is the capital of France? Answer in one word."
+
+
+@pytest.fixture(scope="session")
+def model_cache_dir() -> Path:
+    path = Path(os.environ.get("LLMPLAY_TEST_CACHE", ROOT / ".cache" / "test-models"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def session_settings(tmp_path_factory, model_cache_dir) -> Settings:
+    data = tmp_path_factory.mktemp("llmplay-data")
+    return Settings(data_dir=data, cache_dir=model_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def engine(session_settings) -> Engine:
+    """One engine (and so one copy of each model) for the whole test session."""
+    eng = Engine(session_settings)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture()
+def settings(tmp_path, model_cache_dir) -> Settings:
+    """A fresh data dir per test, sharing the converted-model cache."""
+    return Settings(data_dir=tmp_path / "data", cache_dir=model_cache_dir)
