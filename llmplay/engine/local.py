@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 
 from llmplay.engine.base import Provider
+from llmplay.engine.text import base_model_text, stop_holdback, truncate_at_stop
 from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult, StreamEvent
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.models.catalog import ModelSpec
@@ -25,25 +26,14 @@ TOKEN_BUDGET = 16 * 1024
 def render_prompt(loaded: LoadedModel, request: GenerationRequest) -> str:
     """The exact text the model receives: chat template for chat models, raw text for base models."""
     if loaded.spec.kind == "chat":
-        return loaded.tokenizer.apply_chat_template(
-            request.as_messages(), add_generation_prompt=True, tokenize=False
-        )
-    if request.messages is None:
-        return request.prompt or ""
-    # A base model has no chat format: write the conversation as a plain transcript.
-    lines = [f"{m.role.capitalize()}: {m.content}" for m in request.messages]
-    return "\n\n".join(lines) + "\n\nAssistant:"
+        return loaded.tokenizer.apply_chat_template(request.as_messages(), add_generation_prompt=True, tokenize=False)
+    return base_model_text(request)
 
 
 def encode_prompt(loaded: LoadedModel, text: str) -> list[int]:
     # Chat templates already contain any BOS token; base text needs the tokenizer's special tokens.
     add_special = loaded.spec.kind != "chat"
     return loaded.tokenizer(text, add_special_tokens=add_special)["input_ids"]
-
-
-def _truncate_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
-    cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=-1)
-    return (text[:cut], True) if cut >= 0 else (text, False)
 
 
 class _StopOnEvent:
@@ -136,7 +126,9 @@ class LocalProvider(Provider):
         if batch:
             yield batch
 
-    def _run_batch(self, loaded: LoadedModel, params: GenerationParams, batch: list[list[int]]) -> list[GenerationResult]:
+    def _run_batch(
+        self, loaded: LoadedModel, params: GenerationParams, batch: list[list[int]]
+    ) -> list[GenerationResult]:
         import torch
 
         tok = loaded.tokenizer
@@ -162,7 +154,7 @@ class LocalProvider(Provider):
         for row, ids in zip(out[:, width:].tolist(), batch):
             n = next((k for k, t in enumerate(row) if t in stop_ids), len(row))
             text = tok.decode(row[:n], skip_special_tokens=True)
-            text, hit_stop = _truncate_at_stop(text, params.stop)
+            text, hit_stop = truncate_at_stop(text, params.stop)
             finish = "length" if n >= params.max_new_tokens and not hit_stop else "stop"
             results.append(
                 GenerationResult(
@@ -220,7 +212,7 @@ class LocalProvider(Provider):
         worker.start()
         text, emitted, first_token_s = "", 0, None
         # Hold back enough characters that a stop string is never shown half-emitted.
-        hold = max((len(s) for s in params.stop), default=1) - 1
+        hold = stop_holdback(params.stop)
         hit_stop = drained = False
         try:
             for piece in streamer:
@@ -230,7 +222,7 @@ class LocalProvider(Provider):
                     first_token_s = time.perf_counter() - started
                 text += piece
                 if params.stop:
-                    cut, hit_stop = _truncate_at_stop(text, params.stop)
+                    cut, hit_stop = truncate_at_stop(text, params.stop)
                     if hit_stop:
                         text = cut
                         cancel.set()
@@ -278,9 +270,8 @@ class LocalProvider(Provider):
         stages: queue.Queue = queue.Queue()
         box: dict = {}
         cached = self.manager.is_cached(self.spec)
-        first = (
-            f"Loading {self.spec.name} for the first time in this process"
-            + (" (converting the GGUF weights once; this takes up to a minute)" if cached is False else "")
+        first = f"Loading {self.spec.name} for the first time in this process" + (
+            " (converting the GGUF weights once; this takes up to a minute)" if cached is False else ""
         )
         yield StreamEvent(status=first)
 

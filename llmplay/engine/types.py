@@ -46,9 +46,7 @@ class GenerationParams:
         if self.top_k < 0:
             raise InvalidRequestError(f"top_k must be 0 (off) or positive; got {self.top_k}.")
         if not 0.5 <= self.repetition_penalty <= 3:
-            raise InvalidRequestError(
-                f"repetition_penalty must be between 0.5 and 3; got {self.repetition_penalty}."
-            )
+            raise InvalidRequestError(f"repetition_penalty must be between 0.5 and 3; got {self.repetition_penalty}.")
         if len(self.stop) > 8:
             raise InvalidRequestError("At most 8 stop strings are supported.")
 

@@ -49,9 +49,7 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name or ""):
-            raise LlmplayError(
-                f"Model name {self.name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-'."
-            )
+            raise LlmplayError(f"Model name {self.name!r} is not valid: use 1-64 letters, digits, '.', '_' or '-'.")
         if self.kind not in KINDS:
             raise LlmplayError(f"Model kind must be one of {', '.join(KINDS)}; got {self.kind!r}.")
         if self.source not in SOURCES:

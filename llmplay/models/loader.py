@@ -131,6 +131,9 @@ class ModelManager:
     def _load(self, spec: ModelSpec, dtype_name: str, adapter: str | None, progress: Progress) -> LoadedModel:
         if spec.kind == "encoder":
             raise ModelLoadError(f"{spec.name!r} is an encoder (embeddings) model; it cannot generate text.")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # stages are reported through `progress` instead
         started = time.perf_counter()
         weights = self.weights(spec)
         from_cache = False

