@@ -50,6 +50,13 @@ def cmd_models(args, settings: Settings) -> int:
         catalog.remove(args.name)
         print(f"Removed {args.name}")
         return 0
+    if args.action == "prepare":
+        # Convert/cache ahead of time (e.g. at Docker build) so the first request does not wait.
+        from llmplay.models.loader import ModelManager
+
+        loaded = ModelManager(settings).get(catalog.get(args.name or settings.default_model), progress=print)
+        print(f"{loaded.spec.name} ready in {loaded.load_s:.1f} s ({loaded.folder})")
+        return 0
 
     from llmplay.models.loader import ModelManager
 
@@ -125,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     m = sub.add_parser("models", help="list or add models")
-    m.add_argument("action", nargs="?", choices=["list", "add", "remove"], default="list")
-    m.add_argument("name", nargs="?", help="model name (add/remove)")
+    m.add_argument("action", nargs="?", choices=["list", "add", "remove", "prepare"], default="list")
+    m.add_argument("name", nargs="?", help="model name (add/remove/prepare)")
     m.add_argument("--hub", help="Hugging Face Hub id, e.g. HuggingFaceTB/SmolLM2-360M-Instruct")
     m.add_argument("--path", help="local model folder or .gguf file")
     m.add_argument("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
