@@ -107,9 +107,10 @@ def ensure_converted(
     cache_root: Path,
     key: str,
     progress: Progress = _noop,
-    convert: Callable[[Weights, Path, Progress], None] = convert_gguf,
+    convert: Callable[[Weights, Path, Progress], None] | None = None,
 ) -> tuple[Path, bool]:
     """Return (folder, was_cached). Builds the entry on a miss or when the entry is damaged."""
+    convert = convert or convert_gguf
     entry = cache_root / key
     if is_valid(entry):
         return entry, True

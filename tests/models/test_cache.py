@@ -24,12 +24,17 @@ def smol_entry(engine):
     return entry
 
 
-def test_second_load_reads_the_cache_and_is_fast(engine, smol_entry, tmp_path):
+def test_second_load_reads_the_cache_and_is_fast(engine, smol_entry, tmp_path, monkeypatch):
+    def no_conversion(*args):
+        raise AssertionError("a warm load must not convert the GGUF again")
+
+    monkeypatch.setattr(cache, "convert_gguf", no_conversion)
     manager = ModelManager(Settings(data_dir=tmp_path, cache_dir=smol_entry.parent))
     loaded = manager.get(engine.catalog.get(CHAT_MODEL))
     assert loaded.from_cache is True
     assert loaded.folder == str(smol_entry)
-    assert loaded.load_s < 2.0, f"warm load took {loaded.load_s:.2f} s"
+    # Loose bound (a busy CI box); bench/generation.py measures the real figure (well under 2 s).
+    assert loaded.load_s < 10.0, f"warm load took {loaded.load_s:.2f} s"
     assert manager.get(engine.catalog.get(CHAT_MODEL)) is loaded  # once per process
 
 
@@ -76,8 +81,8 @@ def test_damaged_entry_is_rebuilt_on_load(engine, smol_entry, tmp_path):
     manifest = json.loads((entry / cache.MANIFEST).read_text())
     assert manifest["files"]["model.safetensors"] == (smol_entry / "model.safetensors").stat().st_size
     tok = loaded.tokenizer
-    ids = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True)
-    assert len(ids) > 3
+    text = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
+    assert text.startswith("<|im_start|>") and len(tok(text)["input_ids"]) > 3
 
 
 def test_failed_conversion_leaves_nothing_behind(tmp_path):
