@@ -50,10 +50,10 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise LlmplayError(f"Setting {name} must be positive; got {getattr(self, name)}.")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
-        if self.cache_dir is None:
-            object.__setattr__(self, "cache_dir", self.data_dir / "cache" / "models")
-        if self.models_file is None:
-            object.__setattr__(self, "models_file", self.data_dir / "models.yaml")
+        default_paths = {"cache_dir": self.data_dir / "cache" / "models", "models_file": self.data_dir / "models.yaml"}
+        for name, default in default_paths.items():
+            value = getattr(self, name)
+            object.__setattr__(self, name, default if value is None else Path(value))
 
     @property
     def db_path(self) -> Path:

@@ -43,3 +43,8 @@ def test_bad_environment_values_are_clear(monkeypatch, env, value, message):
 def test_unknown_override_is_rejected():
     with pytest.raises(LlmplayError, match="Unknown setting"):
         Settings.from_env(colour="red")
+
+
+def test_string_paths_become_paths():
+    s = Settings(data_dir="d", cache_dir="c", models_file="m.yaml")
+    assert (s.cache_dir, s.models_file) == (Path("c"), Path("m.yaml"))

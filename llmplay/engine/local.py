@@ -172,7 +172,6 @@ class LocalProvider(Provider):
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         from transformers import StoppingCriteriaList, TextIteratorStreamer
 
-        started = time.perf_counter()
         try:
             if not self.manager.is_loaded(self.spec, self.dtype, self.adapter):
                 yield from self._load_with_status()
@@ -181,6 +180,7 @@ class LocalProvider(Provider):
         except LlmplayError as exc:
             yield StreamEvent(done=True, result=GenerationResult.failure(str(exc), self.spec.name))
             return
+        started = time.perf_counter()  # after the load: latency and tokens/s are about generation
         import torch
 
         params = request.params

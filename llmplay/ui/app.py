@@ -1,0 +1,39 @@
+"""Assemble the web app from its tabs (one module per tab) and serve it.
+
+Each tab module exposes ``build_<tab>(engine, demo)``, which lays out the tab inside the current
+Blocks context and wires its events; the engine is passed in, so tabs share no module state.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from llmplay.engine import Engine
+from llmplay.ui.playground import build_playground
+
+TITLE = "llmplay"
+
+
+def build_app(engine: Engine) -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\nWrite prompts, try language models, and measure them.")
+        with gr.Tabs():  # noqa: SIM117 - more tabs will join this block
+            with gr.Tab("Playground", id="playground"):
+                build_playground(engine, demo)
+            # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order:
+            # Templates, Evaluate, Compare, Fine-tune, Feedback.
+    return demo
+
+
+def launch(engine: Engine, host: str | None = None, port: int | None = None, concurrency: int = 2, **kwargs):
+    """Build and serve the app on ``host:port`` (default: from settings); extra kwargs go to ``Blocks.launch``.
+
+    ``concurrency`` bounds how many runs of each event (e.g. chat replies) proceed at once; local models
+    serialise generation anyway, so more mostly helps endpoint models.
+    """
+    settings = engine.settings
+    demo = build_app(engine)
+    demo.queue(default_concurrency_limit=concurrency)
+    kwargs["share"] = False  # never open a public tunnel: the app may hold keys and private models
+    kwargs.setdefault("max_file_size", settings.upload_max_bytes)
+    return demo.launch(server_name=host or settings.host, server_port=port or settings.port, **kwargs)

@@ -1,0 +1,283 @@
+"""The Playground tab: chat with one model, tune decoding, and watch the reply stream in.
+
+API endpoints (gradio_client and scripts)
+-----------------------------------------
+``/chat`` streams updates ``(history, status)``. Inputs, in this order (or by these keyword names;
+any left out take the UI defaults):
+
+ 1. ``message`` (str): the new user message.
+ 2. ``history`` (list): the conversation so far, as returned by the previous call; ``[]`` to start.
+    Gradio's message format: ``{"role": "user" | "assistant", "content": [{"type": "text", "text": "..."}]}``.
+ 3. ``model`` (str): a catalog name, e.g. ``"smollm2-135m-instruct"``.
+ 4. ``system_message`` (str): ``""`` for none.
+ 5. ``max_new_tokens`` (int): 1 .. settings.max_new_tokens_limit.
+ 6. ``temperature`` (float): 0 = greedy.
+ 7. ``top_p`` (float), 8. ``top_k`` (int, 0 = off), 9. ``repetition_penalty`` (float).
+10. ``seed`` (str | int): ``""`` = random.
+11. ``stop`` (str): stop strings separated by commas or newlines (``\\n`` stands for a newline).
+12. ``dtype`` (str): ``"auto"``, ``"float32"`` or ``"bfloat16"`` (local models).
+
+``status`` is Markdown: the loading stages while a model loads for the first time, then the stats
+(tokens/s, latency, time to first token, token counts, finish reason), or ``"⚠️ Error: ..."``, in
+which case ``history`` comes back unchanged.
+
+``/add_model``: ``(name, source, location, kind, api_model, api_key_env) -> (model, message)``;
+see models_panel.py.
+
+Chat models get the whole conversation as messages. A base model gets the message as raw text to
+continue, unless there is history or a system message, which it then sees as a plain transcript.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from functools import partial
+
+import gradio as gr
+
+from llmplay.engine import Engine, GenerationParams, GenerationRequest, GenerationResult
+from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.ui.models_panel import build_add_model_panel, default_model, describe_model, generative_names
+from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
+
+log = logging.getLogger(__name__)
+
+ERROR = "⚠️ Error: "
+UI_DTYPES = ("auto", "float32", "bfloat16")
+
+
+# ---- plain helpers (no gradio state) --------------------------------------------------------------
+def content_text(content) -> str:
+    """The text of a chat message's content, in any of Gradio's shapes (str, part dict, list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return (content.get("text") or "") if content.get("type", "text") == "text" else ""
+    if isinstance(content, list | tuple):
+        return "".join(content_text(part) for part in content)
+    return ""  # files and components carry no text for the model
+
+
+def history_to_messages(history: list[dict] | None) -> list[dict]:
+    turns = []
+    for msg in history or []:
+        text = content_text(msg.get("content"))
+        if msg.get("role") in ("user", "assistant") and text:
+            turns.append({"role": msg["role"], "content": text})
+    return turns
+
+
+def build_prompt(kind: str, message: str, history: list[dict] | None, system_message: str = "") -> str | list[dict]:
+    turns = history_to_messages(history)
+    system = (system_message or "").strip()
+    if kind == "base" and not turns and not system:
+        return message  # plain completion: the base model continues the text as typed
+    head = [{"role": "system", "content": system}] if system else []
+    return head + turns + [{"role": "user", "content": message}]
+
+
+def parse_stop(text: str | None) -> tuple[str, ...]:
+    parts = (text or "").replace(",", "\n").split("\n")
+    # A literal "\n" or "\t" typed in the box stands for the character (a real newline separates entries).
+    return tuple(p.replace("\\n", "\n").replace("\\t", "\t") for p in parts if p.strip())
+
+
+def _number(name: str, value, integer: bool = False) -> int | float:
+    if value is None or value == "":
+        raise InvalidRequestError(f"{name} needs a value.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidRequestError(f"{name} must be a number; got {value!r}.") from None
+    if integer and not number.is_integer():
+        raise InvalidRequestError(f"{name} must be a whole number; got {value!r}.")
+    return int(number) if integer else number
+
+
+def parse_params(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop) -> GenerationParams:
+    return GenerationParams(
+        max_new_tokens=_number("max_new_tokens", max_new_tokens, integer=True),
+        temperature=_number("temperature", temperature),
+        top_p=_number("top_p", top_p),
+        top_k=_number("top_k", top_k, integer=True),
+        repetition_penalty=_number("repetition_penalty", repetition_penalty),
+        seed=None if seed is None or str(seed).strip() == "" else _number("seed", str(seed).strip(), integer=True),
+        stop=parse_stop(stop),
+    )
+
+
+def format_stats(result: GenerationResult, load_s: float | None = None) -> str:
+    parts = [f"**{result.tokens_per_s:.1f} tokens/s**", f"latency {result.latency_s:.2f} s"]
+    if result.time_to_first_token_s is not None:
+        parts.append(f"first token {result.time_to_first_token_s:.2f} s")
+    parts.append(f"{result.prompt_tokens} prompt + {result.completion_tokens} completion tokens")
+    finish = f"finish: {result.finish_reason}"
+    if result.finish_reason == "length":
+        finish += " (hit max new tokens)"
+    parts.append(finish)
+    if load_s:
+        parts.append(f"model load {load_s:.1f} s")
+    return "✅ " + " · ".join(parts)
+
+
+def format_error(message: str) -> str:
+    return f"{ERROR}{message}"
+
+
+# ---- handlers ---------------------------------------------------------------------------------------
+class Playground:
+    """The tab's handlers: plain values in, (history, status) updates out; exceptions never escape."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def chat(
+        self,
+        message: str,
+        history: list[dict] | None,
+        model: str,
+        system_message: str = "",
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        repetition_penalty: float = 1.0,
+        seed: int | str | None = None,
+        stop: str = "",
+        dtype: str = "auto",
+    ) -> Iterator[tuple[list[dict], str]]:
+        """Stream a reply to ``message``; see the module docstring for the inputs."""
+        history = list(history or [])
+        try:
+            params = parse_params(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop)
+            yield from self._stream_reply(message, history, model, system_message, params, dtype)
+        except LlmplayError as exc:
+            yield history, format_error(str(exc))
+        except Exception as exc:  # never let a handler fail: the app must keep serving
+            log.exception("Playground chat failed")
+            yield history, format_error(f"something unexpected went wrong ({type(exc).__name__}: {exc}).")
+
+    def _stream_reply(
+        self, message: str, history: list[dict], model: str, system_message: str, params: GenerationParams, dtype: str
+    ) -> Iterator[tuple[list[dict], str]]:
+        if not (message or "").strip():
+            raise InvalidRequestError("The message is empty: type a message first.")
+        spec = self.engine.catalog.get(model or "")  # UnknownModelError lists the known names
+        request = GenerationRequest.of(build_prompt(spec.kind, message, history, system_message), params)
+        dtype = None if dtype in (None, "", self.engine.settings.dtype) else dtype
+        # Validate (empty, too long, parameter ranges) before a possibly long first load.
+        self.engine.provider(model, dtype).check_request(request)
+
+        sent = history + [{"role": "user", "content": message}]
+        yield sent, f"✍️ Generating with **{model}**…"
+        reply, stages, load_started, load_s = "", [], None, None
+        result: GenerationResult | None = None
+        with closing(self.engine.stream(model, request, dtype=dtype)) as events:
+            for event in events:
+                if event.status:
+                    load_started = load_started or time.perf_counter()
+                    stages.append(event.status)
+                    yield sent, "⏳ " + "  \n".join(stages)
+                    continue
+                if load_started and load_s is None:
+                    load_s = time.perf_counter() - load_started
+                if event.done:
+                    result = event.result
+                elif event.delta:
+                    reply += event.delta
+                    yield sent + [{"role": "assistant", "content": reply}], f"✍️ Generating with **{model}**…"
+        if result is None:
+            raise LlmplayError(f"{model} ended the reply without a result; try again.")
+        if result.error:
+            raise LlmplayError(result.error)
+        yield sent + [{"role": "assistant", "content": result.text}], format_stats(result, load_s)
+
+
+def _clear_sent_message(status: str):
+    """Empty the message box after a reply, but keep it when the send failed so nothing is lost."""
+    return gr.skip() if (status or "").startswith(ERROR) else ""
+
+
+def _stopped() -> str:
+    return "⏹️ Stopped."
+
+
+def _reset() -> tuple[list, str, str]:
+    return [], "", ""
+
+
+# ---- layout -----------------------------------------------------------------------------------------
+def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
+    """Lay out the tab inside the current Blocks context and wire its events."""
+    pg = Playground(engine)
+    settings = engine.settings
+    limit = settings.max_new_tokens_limit
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(
+                label="Chat",
+                elem_id="playground-chat",
+                height=480,
+                feedback_options=None,
+                buttons=["copy", "copy_all"],  # no "share": it posts to the Hugging Face Hub
+                placeholder="Replies stream in here. The first message to a model loads it, which can take a while.",
+            )
+            message = gr.Textbox(
+                label="Message",
+                placeholder="Type a message and press Enter",
+                lines=1,  # one line: Enter sends (in a multi-line box Gradio sends on Shift+Enter)
+                max_lines=12,
+                autofocus=True,
+                elem_id="playground-message",
+            )
+            with gr.Row():
+                send = gr.Button("Send", variant="primary")
+                stop_button = gr.Button("Stop")
+                clear = gr.Button("Clear")
+            status = gr.Markdown(label="status", elem_id="playground-status")
+        with gr.Column(scale=2, min_width=320):
+            first = default_model(engine)
+            model = gr.Dropdown(
+                generative_names(engine),
+                value=first,
+                label="Model",
+                allow_custom_value=True,  # the engine reports unknown names clearly; Gradio's check would not
+            )
+            model_info = gr.Markdown(describe_model(engine, first))
+            system_message = gr.Textbox("", label="System message (optional)", lines=2, max_lines=8)
+            with gr.Accordion("Decoding", open=True):
+                max_new_tokens = gr.Number(value=min(256, limit), precision=0, label=f"Max new tokens (1–{limit})")
+                temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
+                top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p")
+                top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k (0 = off)")
+                repetition_penalty = gr.Slider(0.5, 2, value=1, step=0.05, label="Repetition penalty")
+                # A Textbox, not a Number: the browser shows an empty Number as 0, which would fix the seed.
+                seed = gr.Textbox("", label="Seed (blank = random)", placeholder="random")
+                stop = gr.Textbox("", label="Stop strings", placeholder="comma or newline separated; \\n = newline")
+                dtype = gr.Dropdown(
+                    list(UI_DTYPES),
+                    value=settings.dtype if settings.dtype in UI_DTYPES else "auto",
+                    label="Weights dtype (local models)",
+                )
+            build_add_model_panel(engine, model)
+
+    inputs = [message, chatbot, model, system_message, max_new_tokens, temperature, top_p, top_k]
+    inputs += [repetition_penalty, seed, stop, dtype]
+    reply = gr.on(
+        [send.click, message.submit],
+        pg.chat,
+        inputs,
+        [chatbot, status],
+        api_name="chat",
+        show_progress="minimal",  # the status line says what is happening
+    )
+    reply.then(_clear_sent_message, status, message, api_visibility="private")
+    stop_button.click(_stopped, None, status, cancels=[reply], api_visibility="private")
+    clear.click(_reset, None, [chatbot, status, message], cancels=[reply], api_visibility="private")
+    model.change(partial(describe_model, engine), model, model_info, api_visibility="private")
+    # Models added in another browser tab (or session) appear after a reload.
+    demo.load(partial(refreshed_model_dropdown, engine), None, model, api_visibility="private")
+    return pg

@@ -1,0 +1,37 @@
+"""A live Playground app for the whole session, served on a free loopback port, and a client for it."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ui_url(engine):
+    """URL of the app built on the session engine (so the bundled model loads once per session)."""
+    from llmplay.ui import build_app
+
+    before = set(engine.catalog.names())
+    demo = build_app(engine)
+    demo.queue().launch(prevent_thread_lock=True, server_port=free_port(), server_name="127.0.0.1", quiet=True)
+    yield demo.local_url
+    demo.close()
+    # Models the UI tests added must not leak into other tests that share the session engine.
+    for name in set(engine.catalog.names()) - before:
+        engine.catalog.remove(name)
+
+
+@pytest.fixture(scope="session")
+def client(ui_url):
+    from gradio_client import Client
+
+    c = Client(ui_url, verbose=False)
+    yield c
+    c.close()
