@@ -3,6 +3,7 @@
 llmplay models                      list the catalog
 llmplay models add NAME --hub ID    add a model (also --path, --endpoint)
 llmplay generate -m NAME "PROMPT"   print the reply (--json for text, tokens, latency)
+llmplay templates list|validate|render   prompt templates (see `llmplay templates -h`)
 llmplay serve                       start the web app
 """
 
@@ -15,6 +16,7 @@ import sys
 
 from llmplay.errors import LlmplayError
 from llmplay.settings import DTYPES, Settings
+from llmplay.templates.cli import add_template_commands, cmd_templates
 
 
 def _engine(settings: Settings):
@@ -158,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dtype", choices=DTYPES, help="weights dtype for local models")
     g.add_argument("--json", action="store_true", help="print text, tokens and latency as JSON")
 
+    add_template_commands(sub)
     sub.add_parser("serve", help="start the web app (host/port from GRADIO_SERVER_NAME/PORT)")
     return ap
 
@@ -169,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(data_dir=args.data_dir)
         if args.command == "models" and args.action in ("add", "remove") and not args.name:
             raise LlmplayError(f"`llmplay models {args.action}` needs a model name.")
-        handler = {"models": cmd_models, "generate": cmd_generate, "serve": cmd_serve}[args.command]
+        handlers = {"models": cmd_models, "generate": cmd_generate, "templates": cmd_templates, "serve": cmd_serve}
+        handler = handlers[args.command]
         return handler(args, settings)
     except LlmplayError as exc:
         print(f"error: {exc}", file=sys.stderr)

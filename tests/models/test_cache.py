@@ -110,3 +110,10 @@ def test_leftover_temp_folder_from_a_killed_process_is_ignored(tmp_path):
     assert not was_cached and cache.is_valid(entry)
     entry2, was_cached2 = cache.ensure_converted(Weights("x", gguf_file="x.gguf"), root, "m-1", convert=fake_convert)
     assert was_cached2 and entry2 == entry and len(calls) == 1
+
+
+def test_bundled_cache_key_does_not_depend_on_where_the_cache_lives(engine, tmp_path):
+    spec = engine.catalog.get("gemma-3-270m")
+    a = ModelManager(Settings(data_dir=tmp_path, cache_dir=tmp_path / "a")).cache_entry(spec)
+    b = ModelManager(Settings(data_dir=tmp_path, cache_dir=tmp_path / "b" / "c")).cache_entry(spec)
+    assert a.name == b.name

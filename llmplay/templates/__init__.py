@@ -1,0 +1,41 @@
+"""Prompt templates: YAML files in prompts/, sandboxed Jinja2, rendering for a model, versions in SQLite.
+
+The UI and the CLI use these plain functions and classes; nothing here imports gradio.
+"""
+
+from llmplay.templates.library import SaveResult, TemplateLibrary, TemplateSummary, validate_files
+from llmplay.templates.model import (
+    TASKS,
+    Example,
+    OutputSpec,
+    Template,
+    TemplateError,
+    Variable,
+    parse_template,
+    template_problems,
+)
+from llmplay.templates.render import RenderedPrompt, build_messages, build_request, fill_values, render_for_model
+from llmplay.templates.sandbox import TemplateRenderError
+from llmplay.templates.versions import Version
+
+__all__ = [
+    "TASKS",
+    "Example",
+    "OutputSpec",
+    "RenderedPrompt",
+    "SaveResult",
+    "Template",
+    "TemplateError",
+    "TemplateLibrary",
+    "TemplateRenderError",
+    "TemplateSummary",
+    "Variable",
+    "Version",
+    "build_messages",
+    "build_request",
+    "fill_values",
+    "parse_template",
+    "render_for_model",
+    "template_problems",
+    "validate_files",
+]

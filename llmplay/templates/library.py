@@ -1,0 +1,293 @@
+"""The template library: one YAML file per template in a folder, with its history in SQLite.
+
+The file holds the current version (so the folder can live in git and be edited by hand); the database
+holds every version. A save writes the new file to a temp file, records the version in an open
+transaction, renames the file into place and then commits. A crash before the rename leaves both as
+they were; a crash after it leaves a file newer than the database, and the next history operation
+records the file as a version (``_record_file``), so the file's content is always the latest version.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from llmplay.errors import LlmplayError
+from llmplay.store import connect
+from llmplay.templates import versions as v
+from llmplay.templates.model import NAME_RE, Template, TemplateError, parse_template, template_problems
+from llmplay.templates.versions import Version
+
+SUFFIX = ".yaml"
+MAX_FILE_BYTES = 1024 * 1024  # a template is a few KB; refuse imports of anything huge
+RECORDED_MESSAGE = "recorded from the file (first seen, edited outside llmplay, or an interrupted save)"
+
+
+@dataclass(frozen=True)
+class TemplateSummary:
+    name: str
+    path: Path
+    description: str = ""
+    task: str = ""
+    problems: list[str] = field(default_factory=list)  # empty = valid
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    version: Version
+    created: bool  # False when the content was unchanged (no new version)
+
+
+def default_author() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return "unknown"
+
+
+class TemplateLibrary:
+    def __init__(self, folder: Path | str, db_path: Path | str):
+        self.folder = Path(folder)
+        self.db_path = Path(db_path)
+
+    @classmethod
+    def from_settings(cls, settings, folder: Path | str | None = None) -> TemplateLibrary:
+        return cls(folder or settings.prompts_dir, settings.db_path)
+
+    # ---- reading ------------------------------------------------------------------------------------
+    def path(self, name: str) -> Path:
+        if not NAME_RE.match(name or ""):
+            raise LlmplayError(f"{name!r} is not a template name (lowercase letters, digits, '-' and '_').")
+        return self.folder / f"{name}{SUFFIX}"
+
+    def names(self) -> list[str]:
+        if not self.folder.is_dir():
+            return []
+        return sorted(p.stem for p in self.folder.glob(f"*{SUFFIX}") if not p.name.startswith("."))
+
+    def list(self, query: str = "") -> list[TemplateSummary]:
+        """Every template file (invalid ones too, with their problems), filtered by a search text."""
+        checked = validate_files(self.folder / f"{n}{SUFFIX}" for n in self.names())
+        out = []
+        for path, (template, problems) in checked.items():
+            summary = TemplateSummary(
+                name=path.stem,
+                path=path,
+                description=template.description if template else "",
+                task=template.task if template else "",
+                problems=problems,
+            )
+            haystack = f"{summary.name} {summary.description} {summary.task}".lower()
+            if all(word in haystack for word in query.lower().split()):
+                out.append(summary)
+        return out
+
+    def read_text(self, name: str) -> str:
+        path = self.path(name)
+        if not path.is_file():
+            raise LlmplayError(f"No template named {name!r} in {self.folder}/ (known: {', '.join(self.names())}).")
+        return path.read_text(encoding="utf-8")
+
+    def load(self, name: str) -> Template:
+        """The current template; TemplateError if its file is invalid."""
+        return parse_template(self.read_text(name), source=str(self.path(name)))
+
+    def problems(self, template: Template | str, *, new: bool = False) -> list[str]:
+        """Every problem with a template or template text, including clashes with the library."""
+        if isinstance(template, str):
+            try:
+                template = parse_template(template)
+            except TemplateError as exc:
+                return exc.problems
+        problems = template_problems(template)
+        if template.name and NAME_RE.match(template.name):
+            if new and self.path(template.name).exists():
+                problems.append(f"a template named {template.name!r} already exists")
+            checked = validate_files(self.folder / f"{n}{SUFFIX}" for n in self.names())
+            clashes = [p.name for p, (t, _) in checked.items() if t and t.name == template.name and p.stem != t.name]
+            if clashes:
+                problems.append(f"the name {template.name!r} is already declared in {', '.join(clashes)}")
+        return problems
+
+    # ---- history ------------------------------------------------------------------------------------
+    def versions(self, name: str) -> list[Version]:
+        """Oldest first; the last one is the file's content."""
+        with connect(self.db_path) as db, db.atomic():
+            self._record_file(db, name)
+            return v.list_versions(db, name)
+
+    def current_version(self, name: str) -> Version:
+        """The version the file holds now: what an eval run or a feedback row should refer to."""
+        with connect(self.db_path) as db, db.atomic():
+            self._record_file(db, name)
+            latest = v.latest_version(db, name)
+        if latest is None or not self.path(name).is_file():
+            raise LlmplayError(f"No template named {name!r}.")
+        return latest
+
+    def version(self, name: str, number: int) -> Version:
+        with connect(self.db_path) as db, db.atomic():
+            self._record_file(db, name)
+            return v.get_version(db, name, number)
+
+    def version_by_id(self, version_id: int) -> Version:
+        with connect(self.db_path) as db:
+            return v.version_by_id(db, version_id)
+
+    def diff(self, name: str, old: int, new: int | None = None) -> str:
+        """Unified diff from version ``old`` to version ``new`` (default: the current one)."""
+        with connect(self.db_path) as db, db.atomic():
+            self._record_file(db, name)
+            newest = v.latest_version(db, name)
+            a = v.get_version(db, name, old)
+            b = v.get_version(db, name, new) if new is not None else newest
+        return v.unified_diff(a, b)
+
+    def deleted(self) -> list[str]:
+        """Templates whose file is gone but whose history remains (restore brings one back)."""
+        with connect(self.db_path) as db:
+            names = v.template_names(db)
+        return [n for n in names if not self.path(n).exists()]
+
+    # ---- writing ------------------------------------------------------------------------------------
+    def save(self, template: Template | str, message: str = "", author: str = "", *, new: bool = False) -> SaveResult:
+        """Validate and save; a new version only when the content changed. ``new``: refuse an existing name.
+
+        ``template`` is a Template (written as canonical YAML) or a file's text (kept as written, comments too).
+        Raises TemplateError with every problem; nothing is written then.
+        """
+        if isinstance(template, str):
+            text = template if template.endswith("\n") else template + "\n"
+            try:
+                parsed = parse_template(text)
+            except TemplateError as exc:
+                raise TemplateError(exc.problems, "template") from None
+        else:
+            parsed, text = template, template.to_yaml()
+        problems = self.problems(parsed, new=new)
+        if problems:
+            raise TemplateError(problems, parsed.name or "template")
+        return self._write(parsed.name, text, author, message)
+
+    def restore(self, name: str, number: int, author: str = "", message: str = "") -> SaveResult:
+        """Make version ``number`` the current one again (as a new version, so history only grows)."""
+        old = self.version(name, number)
+        problems = self.problems(old.content)
+        if problems:
+            raise TemplateError(problems, f"{name} v{number}")
+        return self._write(name, old.content, author, message or f"restored v{number}")
+
+    def delete(self, name: str) -> None:
+        """Remove the file; the history stays (``deleted()`` lists it, ``restore`` brings it back)."""
+        path = self.path(name)
+        if not path.exists():
+            raise LlmplayError(f"No template named {name!r}.")
+        with connect(self.db_path) as db, db.atomic():
+            self._record_file(db, name)  # so the deleted content is in the history
+        path.unlink()
+
+    def duplicate(self, name: str, new_name: str, author: str = "") -> SaveResult:
+        text = self.read_text(name)
+        renamed = re.sub(r"^name:.*$", f"name: {new_name}", text, count=1, flags=re.MULTILINE)
+        try:
+            ok = parse_template(renamed).name == new_name
+        except TemplateError:
+            ok = False
+        if not ok:  # an unusual layout: fall back to the canonical form
+            renamed = replace(self.load(name), name=new_name).to_yaml()
+        return self.save(renamed, message=f"duplicated from {name}", author=author, new=True)
+
+    def import_file(self, path: Path | str, *, overwrite: bool = False, author: str = "") -> SaveResult:
+        path = Path(path)
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise LlmplayError(f"{path.name} is larger than {MAX_FILE_BYTES // 1024} KB; not a template file.")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise LlmplayError(f"{path.name} is not UTF-8 text.") from None
+        try:
+            parse_template(text)
+        except TemplateError as exc:
+            raise TemplateError(exc.problems, path.name) from None
+        return self.save(text, message=f"imported from {path.name}", author=author, new=not overwrite)
+
+    def export(self, name: str, dest: Path | str) -> Path:
+        """Copy the template file to ``dest`` (a folder or a file path); return the written path."""
+        dest = Path(dest)
+        target = dest / f"{name}{SUFFIX}" if dest.is_dir() else dest
+        target.write_text(self.read_text(name), encoding="utf-8")
+        return target
+
+    # ---- internals ----------------------------------------------------------------------------------
+    def _write(self, name: str, text: str, author: str, message: str) -> SaveResult:
+        path = self.path(name)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with connect(self.db_path) as db:
+            with db.atomic():
+                self._record_file(db, name)
+                latest = v.latest_version(db, name)
+                on_disk = path.read_text(encoding="utf-8") if path.is_file() else None
+                if latest is not None and latest.content == text and on_disk == text:
+                    return SaveResult(latest, created=False)
+                version = v.add_version(db, name, text, author or default_author(), message)
+                _atomic_write(path, text)  # inside the transaction: it commits only once the file is in place
+            return SaveResult(version, created=True)
+
+    def _record_file(self, db, name: str) -> None:
+        """If the file's content is not the latest version (hand edit, interrupted save), record it."""
+        path = self.path(name)
+        if not path.is_file():
+            return
+        text = path.read_text(encoding="utf-8")
+        latest = v.latest_version(db, name)
+        if latest is None or latest.content_hash != v.content_hash(text):
+            v.add_version(db, name, text, "llmplay", RECORDED_MESSAGE)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    """Write to a temp file in the same folder and rename it over ``path``: readers see old or new, never half."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def validate_files(paths: Iterable[Path | str]) -> dict[Path, tuple[Template | None, list[str]]]:
+    """Parse and check each file; also flag file names that differ from the declared name, and duplicates."""
+    results: dict[Path, tuple[Template | None, list[str]]] = {}
+    for path in map(Path, paths):
+        try:
+            text = path.read_text(encoding="utf-8")
+            template, problems = parse_template(text, str(path)), []
+        except TemplateError as exc:
+            template, problems = None, list(exc.problems)
+        except (OSError, UnicodeDecodeError) as exc:
+            template, problems = None, [f"cannot read the file: {exc}"]
+        if template is not None and path.stem != template.name:
+            problems.append(f"the file name {path.name} does not match the template name {template.name!r}")
+        results[path] = (template, problems)
+    by_name: dict[str, list[Path]] = {}
+    for path, (template, _) in results.items():
+        if template is not None:
+            by_name.setdefault(template.name, []).append(path)
+    for name, paths_with_name in by_name.items():
+        if len(paths_with_name) > 1:
+            for path in paths_with_name:
+                others = ", ".join(str(p) for p in paths_with_name if p != path)
+                results[path][1].append(f"duplicate template name {name!r} (also in {others})")
+    return results

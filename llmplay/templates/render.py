@@ -1,0 +1,151 @@
+"""Rendering a template for one model: variables -> messages -> the engine's own request and prompt text.
+
+The text shown to the user comes from ``llmplay.engine.local.render_prompt``, the function the local
+provider itself uses, on the very request returned here; so a preview is exactly what ``Engine.stream``
+or ``Engine.generate`` will send for that request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmplay.engine.text import base_model_text
+from llmplay.engine.types import GenerationParams, GenerationRequest
+from llmplay.errors import LlmplayError
+from llmplay.templates.model import Template, TemplateError, validate_template
+from llmplay.templates.sandbox import BoundedSandbox, TemplateRenderError
+
+
+@dataclass
+class RenderedPrompt:
+    model: str
+    # Exactly what the model receives (its chat template applied for chat models). For an endpoint
+    # this is a readable transcript: the server applies its own chat template.
+    text: str
+    messages: list[dict]
+    # What to pass to Engine.stream / Engine.generate (messages for chat models, a prompt for base models).
+    request: GenerationRequest
+    token_count: int | None = None  # None for endpoints: their tokenizer is not available here
+    context_length: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def fill_values(template: Template, values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults plus the given values; None counts as not given. Raises TemplateError on unknown or missing ones.
+
+    A text value for a variable whose default is a list or mapping is read as JSON (forms and the CLI give text).
+    """
+    given = {k: v for k, v in (values or {}).items() if v is not None}
+    declared = {v.name: v for v in template.variables}
+    known = ", ".join(declared) or "none"
+    problems = [f"unknown variable {k!r} (declared: {known})" for k in given if k not in declared]
+    filled = template.defaults()
+    for name, value in given.items():
+        var = declared.get(name)
+        if var is not None and isinstance(var.default, list | dict) and isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                problems.append(f"variable {name!r} expects a JSON {type(var.default).__name__}; got {value!r}")
+                continue
+        filled[name] = value
+    missing = [v.name for v in template.variables if v.required and v.name not in filled]
+    if missing:
+        problems.append(f"missing value for required variable(s): {', '.join(missing)}")
+    if problems:
+        raise TemplateError(problems, template.name)
+    return filled
+
+
+def build_messages(template: Template, values: Mapping[str, Any] | None = None) -> list[dict]:
+    """System message, then each few-shot example as a user/assistant pair, then the user turn."""
+    validate_template(template)
+    filled = fill_values(template, values)
+    sandbox = BoundedSandbox()
+    messages = []
+    if template.system:
+        messages.append({"role": "system", "content": _render(sandbox, template.system, filled, "system")})
+    for i, example in enumerate(template.examples, 1):
+        shot = fill_values(template, example.values)
+        messages.append({"role": "user", "content": _render(sandbox, template.body, shot, f"example #{i}")})
+        messages.append({"role": "assistant", "content": example.output})
+    messages.append({"role": "user", "content": _render(sandbox, template.body, filled, "body")})
+    return messages
+
+
+def base_model_prompt(messages: list[dict]) -> str:
+    """One plain text for a base model: blocks separated by a blank line, each example's answer on the
+    line after its rendered body, ending where the model should write the answer."""
+    blocks, pending = [], None
+    for m in messages:
+        if m["role"] == "system":
+            blocks.append(m["content"])
+        elif m["role"] == "user":
+            pending = m["content"]
+        else:
+            blocks.append(f"{pending}\n{m['content']}")
+            pending = None
+    blocks.append(f"{pending}\n")
+    return "\n\n".join(blocks)
+
+
+def build_request(
+    template: Template, kind: str, values: Mapping[str, Any] | None = None, params: GenerationParams | None = None
+) -> tuple[GenerationRequest, list[dict]]:
+    """The request the engine generates from: chat messages for chat models, one prompt for base models."""
+    messages = build_messages(template, values)
+    if kind == "chat":
+        return GenerationRequest.of(messages, params), messages
+    if kind == "base":
+        return GenerationRequest.of(base_model_prompt(messages), params), messages
+    raise LlmplayError(f"Templates render for chat and base models; this model's kind is {kind!r}.")
+
+
+def render_for_model(
+    engine,
+    template: Template,
+    model: str,
+    values: Mapping[str, Any] | None = None,
+    params: GenerationParams | None = None,
+) -> RenderedPrompt:
+    """Render ``template`` for ``model`` (a catalog name): exact text, token count and warnings.
+
+    Raises TemplateError (invalid template, bad values), TemplateRenderError (sandbox) or LlmplayError
+    (unknown model, model fails to load).
+    """
+    spec = engine.catalog.get(model)
+    params = params or GenerationParams()
+    request, messages = build_request(template, spec.kind, values, params)
+    warnings = []
+    if spec.source == "endpoint":
+        warnings.append("Endpoint models apply their own chat template on the server; shown as a transcript.")
+        return RenderedPrompt(spec.name, base_model_text(request), messages, request, warnings=warnings)
+
+    from llmplay.engine.local import encode_prompt, render_prompt
+
+    loaded = engine.models.get(spec)
+    text = render_prompt(loaded, request)
+    tokens = len(encode_prompt(loaded, text))
+    context = loaded.context_length
+    if tokens > context:
+        warnings.append(f"The prompt is {tokens:,} tokens, more than {spec.name}'s context of {context:,} tokens.")
+    elif tokens + params.max_new_tokens > context:
+        warnings.append(
+            f"The prompt is {tokens:,} tokens; with max_new_tokens={params.max_new_tokens} it exceeds "
+            f"{spec.name}'s context of {context:,} tokens, so generation will be refused. "
+            "Shorten the prompt or lower max_new_tokens."
+        )
+    limit = engine.settings.max_input_chars
+    if request.text_length() > limit:
+        warnings.append(f"The prompt has {request.text_length():,} characters; the engine accepts at most {limit:,}.")
+    return RenderedPrompt(spec.name, text, messages, request, tokens, context, warnings)
+
+
+def _render(sandbox: BoundedSandbox, source: str, values: dict[str, Any], where: str) -> str:
+    try:
+        return sandbox.render(source, values)
+    except TemplateRenderError as exc:
+        raise TemplateRenderError(f"{where}: {exc}") from None
