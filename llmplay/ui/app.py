@@ -6,22 +6,29 @@ Blocks context and wires its events; the engine is passed in, so tabs share no m
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 
 from llmplay.engine import Engine
 from llmplay.ui.playground import build_playground
+from llmplay.ui.templates_tab import build_templates_tab
 
 TITLE = "llmplay"
 
 
-def build_app(engine: Engine) -> gr.Blocks:
+def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Blocks:
+    """``prompts_dir``: the template library's folder (default: the library's own, ``$LLMPLAY_PROMPTS_DIR`` or
+    ``prompts/``); tests point it at a temp copy."""
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nWrite prompts, try language models, and measure them.")
         with gr.Tabs():  # noqa: SIM117 - more tabs will join this block
             with gr.Tab("Playground", id="playground"):
                 build_playground(engine, demo)
+            with gr.Tab("Templates", id="templates"):
+                build_templates_tab(engine, demo, prompts_dir)
             # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order:
-            # Templates, Evaluate, Compare, Fine-tune, Feedback.
+            # Evaluate, Compare, Fine-tune, Feedback.
     return demo
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 
 import pytest
+
+from tests.conftest import ROOT
 
 
 def free_port() -> int:
@@ -14,12 +17,22 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def ui_url(engine):
-    """URL of the app built on the session engine (so the bundled model loads once per session)."""
+def ui_prompts_dir(tmp_path_factory):
+    """A temp copy of prompts/ for the app's Templates tab, so UI tests never change the repo's library."""
+    folder = tmp_path_factory.mktemp("ui") / "prompts"
+    shutil.copytree(ROOT / "prompts", folder, ignore=shutil.ignore_patterns("README.md"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def ui_url(engine, ui_prompts_dir):
+    """URL of the app built on the session engine (so the bundled model loads once per session).
+
+    Template versions go to the session engine's temp database."""
     from llmplay.ui import build_app
 
     before = set(engine.catalog.names())
-    demo = build_app(engine)
+    demo = build_app(engine, prompts_dir=ui_prompts_dir)
     demo.queue().launch(prevent_thread_lock=True, server_port=free_port(), server_name="127.0.0.1", quiet=True)
     yield demo.local_url
     demo.close()
