@@ -6,8 +6,9 @@ Phases run in separate processes so each one's peak memory (max RSS) and load ti
   cold   - convert the bundled GGUF into an empty cache (first-ever load)
   warm   - load the same model again from that cache (fresh process)
   naive  - fp32 model, `model.generate` one prompt at a time (what a first script would do)
-  engine - llmplay's engine: bf16 where the CPU has it, length-grouped left-padded batches
-  single - the engine's dtype, one prompt at a time: the reference for "same text"
+  engine - llmplay's engine: length-grouped, left-padded batches, per dtype (float32, the default
+           setting, then bfloat16)
+  single - the engine in the same dtype, one prompt at a time: the reference for "same text"
 Prompts: the first N instructions of AlpacaEval (../shared/datasets) when present, else a shipped list.
 The last line printed is one JSON object with the headline figures.
 """
@@ -92,19 +93,19 @@ def phase_naive(cache_dir: str, prompts: list[str], max_new: int) -> dict:
     return {"tokens": tokens, "seconds": elapsed, "texts": texts}
 
 
-def phase_engine(cache_dir: str, prompts: list[str], max_new: int, one_at_a_time: bool) -> dict:
+def phase_engine(cache_dir: str, prompts: list[str], max_new: int, one_at_a_time: bool, dtype: str) -> dict:
     from llmplay.engine import Engine, GenerationParams
     from llmplay.settings import Settings
 
     engine = Engine(Settings(data_dir=Path(cache_dir) / "data", cache_dir=Path(cache_dir)))
-    loaded = engine.models.get(engine.catalog.get(MODEL))
+    loaded = engine.models.get(engine.catalog.get(MODEL), dtype=dtype)
     params = GenerationParams(max_new_tokens=max_new)
-    engine.generate(MODEL, ["Hello"], GenerationParams(max_new_tokens=2))  # warm-up, not timed
+    engine.generate(MODEL, ["Hello"], GenerationParams(max_new_tokens=2), dtype=dtype)  # warm-up, not timed
     t0 = time.perf_counter()
     if one_at_a_time:
-        results = [engine.generate(MODEL, [p], params)[0] for p in prompts]
+        results = [engine.generate(MODEL, [p], params, dtype=dtype)[0] for p in prompts]
     else:
-        results = engine.generate(MODEL, prompts, params)
+        results = engine.generate(MODEL, prompts, params, dtype=dtype)
     elapsed = time.perf_counter() - t0
     errors = [r.error for r in results if r.error]
     if errors:
@@ -117,8 +118,8 @@ def phase_engine(cache_dir: str, prompts: list[str], max_new: int, one_at_a_time
     }
 
 
-def run_phase(name: str, cache_dir: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--phase", name, "--cache-dir", cache_dir]
+def run_phase(name: str, cache_dir: str, args, dtype: str = "float32") -> dict:
+    cmd = [sys.executable, __file__, "--phase", name, "--cache-dir", cache_dir, "--dtypes", dtype]
     cmd += ["--prompts", str(args.prompts), "--max-new-tokens", str(args.max_new_tokens)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -130,6 +131,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--prompts", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument(
+        "--dtypes",
+        default="auto,float32",
+        help="engine dtypes to run; the first is the headline (auto = bf16 if the CPU has it)",
+    )
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--cache-dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -141,57 +147,69 @@ def main() -> None:
         elif args.phase == "naive":
             out = phase_naive(args.cache_dir, prompts, args.max_new_tokens)
         else:
-            out = phase_engine(args.cache_dir, prompts, args.max_new_tokens, one_at_a_time=args.phase == "single")
+            out = phase_engine(args.cache_dir, prompts, args.max_new_tokens, args.phase == "single", args.dtypes)
         out["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(out))
         return
 
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     with tempfile.TemporaryDirectory(prefix="llmplay-bench-") as cache_dir:
         cold = run_phase("cold", cache_dir, args)
         warm = run_phase("warm", cache_dir, args)
         naive = run_phase("naive", cache_dir, args)
-        engine = run_phase("engine", cache_dir, args)
-        single = run_phase("single", cache_dir, args)
+        runs = {d: (run_phase("engine", cache_dir, args, d), run_phase("single", cache_dir, args, d)) for d in dtypes}
 
     naive_tok_s = naive["tokens"] / naive["seconds"]
-    engine_tok_s = engine["tokens"] / engine["seconds"]
-    single_tok_s = single["tokens"] / single["seconds"]
-    same = sum(a == b for a, b in zip(engine["texts"], single["texts"])) / len(single["texts"])
-    same_fp32_naive = sum(a == b for a, b in zip(engine["texts"], naive["texts"])) / len(naive["texts"])
-    rows = [
-        ("naive loop, fp32, 1 at a time", naive["tokens"], naive["seconds"], naive_tok_s, naive["peak_rss_mb"]),
-        (f"engine, {single['dtype']}, 1 at a time", single["tokens"], single["seconds"], single_tok_s,
-         single["peak_rss_mb"]),
-        (f"engine, {engine['dtype']}, batched", engine["tokens"], engine["seconds"], engine_tok_s,
-         engine["peak_rss_mb"]),
-    ]  # fmt: skip
+    rows = [("naive loop, float32, 1 at a time", naive)]
+    by_dtype = {}
+    for engine, single in runs.values():
+        rows += [(f"engine, {single['dtype']}, 1 at a time", single), (f"engine, {engine['dtype']}, batched", engine)]
+        engine_tok_s = engine["tokens"] / engine["seconds"]
+        by_dtype[engine["dtype"]] = {
+            "engine_tok_s": round(engine_tok_s, 1),
+            "engine_single_tok_s": round(single["tokens"] / single["seconds"], 1),
+            "speedup_vs_naive": round(engine_tok_s / naive_tok_s, 2),
+            "same_text_fraction": round(same_fraction(engine["texts"], single["texts"]), 3),
+            "same_as_naive_fp32_fraction": round(same_fraction(engine["texts"], naive["texts"]), 3),
+            "peak_rss_mb": round(engine["peak_rss_mb"]),
+        }
     print(f"\nSmolLM2-135M-Instruct, {args.prompts} prompts, greedy, <= {args.max_new_tokens} new tokens\n")
     print(f"{'run':34} {'tokens':>7} {'seconds':>8} {'tok/s':>8} {'peak MB':>8}")
-    for name, tokens, secs, rate, mem in rows:
-        print(f"{name:34} {tokens:7d} {secs:8.1f} {rate:8.1f} {mem:8.0f}")
-    print(f"\nspeedup (engine batched vs naive fp32 loop): {engine_tok_s / naive_tok_s:.1f}x")
-    print(f"same text as one-at-a-time in {engine['dtype']}: {same:.0%} (vs naive fp32 text: {same_fp32_naive:.0%})")
-    print(f"cold load (GGUF conversion): {cold['load_s']:.1f} s; warm load from cache: {warm['load_s']:.2f} s "
-          f"(+ {warm['imports_s']:.1f} s one-time library import per process)")  # fmt: skip
+    for name, r in rows:
+        print(
+            f"{name:34} {r['tokens']:7d} {r['seconds']:8.1f} {r['tokens'] / r['seconds']:8.1f} {r['peak_rss_mb']:8.0f}"
+        )
+    print()
+    for dtype, fig in by_dtype.items():
+        print(
+            f"{dtype}: batched engine {fig['speedup_vs_naive']:.1f}x the naive fp32 loop; same text as one-at-a-time "
+            f"{dtype}: {fig['same_text_fraction']:.0%} (as naive fp32: {fig['same_as_naive_fp32_fraction']:.0%})"
+        )
+    print(
+        f"cold load (GGUF conversion): {cold['load_s']:.1f} s; warm load from cache: {warm['load_s']:.2f} s "
+        f"(+ {warm['imports_s']:.1f} s one-time library import per process)"
+    )
+    headline = by_dtype[runs[dtypes[0]][0]["dtype"]]  # the first dtype asked for: the engine's default
     print(
         json.dumps(
             {
                 "prompts": args.prompts,
                 "max_new_tokens": args.max_new_tokens,
+                "engine_dtype": runs[dtypes[0]][0]["dtype"],
                 "naive_tok_s": round(naive_tok_s, 1),
-                "engine_tok_s": round(engine_tok_s, 1),
-                "engine_single_tok_s": round(single_tok_s, 1),
-                "speedup_vs_naive": round(engine_tok_s / naive_tok_s, 2),
-                "same_text_fraction": round(same, 3),
+                **{k: headline[k] for k in ("engine_tok_s", "speedup_vs_naive", "same_text_fraction")},
                 "cold_load_s": round(cold["load_s"], 2),
                 "warm_load_s": round(warm["load_s"], 2),
                 "warm_import_s": round(warm["imports_s"], 2),
                 "naive_peak_rss_mb": round(naive["peak_rss_mb"]),
-                "engine_peak_rss_mb": round(engine["peak_rss_mb"]),
-                "engine_dtype": engine["dtype"],
+                "by_dtype": by_dtype,
             }
         )
     )
+
+
+def same_fraction(a: list[str], b: list[str]) -> float:
+    return sum(x == y for x, y in zip(a, b)) / len(b)
 
 
 if __name__ == "__main__":

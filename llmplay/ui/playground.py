@@ -15,7 +15,8 @@ any left out take the UI defaults):
  7. ``top_p`` (float), 8. ``top_k`` (int, 0 = off), 9. ``repetition_penalty`` (float).
 10. ``seed`` (str | int): ``""`` = random.
 11. ``stop`` (str): stop strings separated by commas or newlines (``\\n`` stands for a newline).
-12. ``dtype`` (str): ``"auto"``, ``"float32"`` or ``"bfloat16"`` (local models).
+12. ``dtype`` (str): ``""`` (the settings' default), ``"auto"`` (bf16 where the CPU has it), ``"float32"``
+    or ``"bfloat16"`` (local models).
 
 ``status`` is Markdown: the loading stages while a model loads for the first time, then the stats
 (tokens/s, latency, time to first token, token counts, finish reason), or ``"⚠️ Error: ..."``, in
@@ -147,7 +148,7 @@ class Playground:
         repetition_penalty: float = 1.0,
         seed: int | str | None = None,
         stop: str = "",
-        dtype: str = "auto",
+        dtype: str = "",
     ) -> Iterator[tuple[list[dict], str]]:
         """Stream a reply to ``message``; see the module docstring for the inputs."""
         history = list(history or [])
