@@ -36,6 +36,11 @@ def encode_prompt(loaded: LoadedModel, text: str) -> list[int]:
     return loaded.tokenizer(text, add_special_tokens=add_special)["input_ids"]
 
 
+def _completion_length(tokens: list[int], stop_ids: set[int]) -> int:
+    """Generated tokens before the first end-of-sequence or padding token."""
+    return next((k for k, t in enumerate(tokens) if t in stop_ids), len(tokens))
+
+
 class _StopOnEvent:
     """StoppingCriteria that ends generation when the consumer goes away (stream closed)."""
 
@@ -152,21 +157,20 @@ class LocalProvider(Provider):
         stop_ids = loaded.eos_ids | {pad}
         results = []
         for row, ids in zip(out[:, width:].tolist(), batch):
-            n = next((k for k, t in enumerate(row) if t in stop_ids), len(row))
-            text = tok.decode(row[:n], skip_special_tokens=True)
-            text, hit_stop = truncate_at_stop(text, params.stop)
-            finish = "length" if n >= params.max_new_tokens and not hit_stop else "stop"
-            results.append(
-                GenerationResult(
-                    text=text,
-                    prompt_tokens=len(ids),
-                    completion_tokens=n,
-                    latency_s=elapsed,
-                    finish_reason=finish,
-                    model=self.spec.name,
-                )
-            )
+            n = _completion_length(row, stop_ids)
+            text, hit_stop = truncate_at_stop(tok.decode(row[:n], skip_special_tokens=True), params.stop)
+            results.append(self._result(text, len(ids), n, elapsed, params, hit_stop))
         return results
+
+    def _result(self, text: str, prompt_tokens: int, n: int, elapsed: float, params: GenerationParams, hit_stop: bool):
+        return GenerationResult(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=n,
+            latency_s=elapsed,
+            finish_reason="length" if n >= params.max_new_tokens and not hit_stop else "stop",
+            model=self.spec.name,
+        )
 
     # ---- streaming ----------------------------------------------------------------------------------
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
@@ -247,21 +251,10 @@ class LocalProvider(Provider):
             yield StreamEvent(done=True, result=GenerationResult.failure(outcome["error"], self.spec.name, elapsed))
             return
         tokens = outcome.get("tokens", [])
-        stop_ids = loaded.eos_ids | {tok.pad_token_id}
-        n = next((k for k, t in enumerate(tokens) if t in stop_ids), len(tokens))
-        finish = "length" if n >= params.max_new_tokens and not hit_stop else "stop"
-        yield StreamEvent(
-            done=True,
-            result=GenerationResult(
-                text=text,
-                prompt_tokens=len(ids),
-                completion_tokens=n,
-                latency_s=elapsed,
-                finish_reason=finish,
-                model=self.spec.name,
-                time_to_first_token_s=first_token_s,
-            ),
-        )
+        n = _completion_length(tokens, loaded.eos_ids | {tok.pad_token_id})
+        result = self._result(text, len(ids), n, elapsed, params, hit_stop)
+        result.time_to_first_token_s = first_token_s
+        yield StreamEvent(done=True, result=result)
 
     def _load_with_status(self) -> Iterator[StreamEvent]:
         """Load in a thread and report each stage, so the UI can show what the first load is doing."""
