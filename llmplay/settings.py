@@ -41,7 +41,8 @@ class Settings:
     # Limits that protect a shared instance from one huge request.
     max_input_chars: int = 32_000
     max_new_tokens_limit: int = 2048
-    max_batch_size: int = 16
+    # Prompts decoded together. On 2 CPU cores, SmolLM2 fp32: 89 tok/s at 8, 141 at 16, 165 at 32.
+    max_batch_size: int = 32
     upload_max_bytes: int = 50 * 1024 * 1024
     # The prompt-template library (YAML files). LLMPLAY_PROMPTS_DIR overrides it.
     prompts_dir: Path = Path("prompts")
