@@ -34,9 +34,9 @@ class Settings:
     # Model picked when none is named.
     default_model: str = "smollm2-135m-instruct"
     # Weights dtype for local models. float32 by default: measured on SmolLM2 (bench/generation.py), a
-    # bf16 prompt's greedy reply changes with the other prompts in its batch (38% of replies matched
-    # one-at-a-time bf16), so evaluations would not be reproducible. bf16 is ~1.7x faster in batches:
-    # "auto" picks it where the CPU supports it (or on a GPU), "bfloat16" forces it.
+    # bf16 prompt's greedy reply changes with the other prompts in its batch (28-38% of batched replies
+    # matched one-at-a-time bf16; float32: 100%), so evaluations would not be reproducible. bf16 batches
+    # run ~1.9x faster: "auto" picks bf16 where the CPU supports it (or on a GPU), "bfloat16" forces it.
     dtype: str = "float32"
     # Limits that protect a shared instance from one huge request.
     max_input_chars: int = 32_000
