@@ -6,6 +6,8 @@ Blocks context and wires its events; the engine is passed in, so tabs share no m
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 
 import gradio as gr
@@ -15,6 +17,24 @@ from llmplay.ui.playground import build_playground
 from llmplay.ui.templates_tab import build_templates_tab
 
 TITLE = "llmplay"
+log = logging.getLogger(__name__)
+
+
+def warm_default_model(engine: Engine) -> threading.Thread:
+    """Load (and on a first run convert) the default model in the background while the server starts,
+    so the first visitor does not wait for it. A request that arrives meanwhile waits on the same load."""
+
+    def load() -> None:
+        try:
+            spec = engine.catalog.get(engine.settings.default_model)
+            if spec.provider == "local":
+                engine.models.get(spec)
+        except Exception as exc:  # the Playground reports load errors to the user when they pick the model
+            log.warning("Could not preload %s: %s", engine.settings.default_model, exc)
+
+    thread = threading.Thread(target=load, name="preload-default-model", daemon=True)
+    thread.start()
+    return thread
 
 
 def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Blocks:
@@ -39,6 +59,7 @@ def launch(engine: Engine, host: str | None = None, port: int | None = None, con
     serialise generation anyway, so more mostly helps endpoint models.
     """
     settings = engine.settings
+    warm_default_model(engine)
     demo = build_app(engine)
     demo.queue(default_concurrency_limit=concurrency)
     kwargs["share"] = False  # never open a public tunnel: the app may hold keys and private models

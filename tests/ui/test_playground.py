@@ -170,3 +170,14 @@ def test_bad_local_path_gives_clear_error(client, tmp_path):
     shutil.rmtree(gone)
     assert_error(ask(client, PARIS_QUESTION, model="ui-test-gone"), "does not exist")
     assert_still_serving(client)
+
+
+def test_default_model_is_preloaded_in_the_background(session_settings, engine):
+    from llmplay.engine import Engine
+    from llmplay.ui.app import warm_default_model
+
+    fresh = Engine(session_settings, engine.catalog)
+    spec = fresh.catalog.get(session_settings.default_model)
+    assert not fresh.models.is_loaded(spec)
+    warm_default_model(fresh).join(timeout=120)
+    assert fresh.models.is_loaded(spec)
