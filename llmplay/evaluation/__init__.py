@@ -1,0 +1,1 @@
+"""Evaluation: datasets, runs, metrics (local Hugging Face ``evaluate`` modules) and bootstrap statistics."""

@@ -1,0 +1,545 @@
+"""Evaluation datasets: reading uploads, previewing, column mapping, and named datasets on disk + in SQLite.
+
+Every table becomes a DataFrame of strings (empty cells are "", never NaN), whatever the upload's format.
+CSV/TSV/JSON/JSONL are parsed with the standard library rather than ``pd.read_csv``/``pd.read_json``:
+pandas silently pads short CSV rows, renames duplicate headers ("a" -> "a.1") and reports no line for
+most problems, and a user fixing a file needs the line. Parquet goes through pandas/pyarrow.
+
+A saved dataset is a normalised JSONL file ``<data_dir>/datasets/<name>-<hash8>.jsonl`` plus a row in the
+``datasets`` table. The file is written first (temp file + rename), then the row is inserted; if the insert
+fails the file is removed. A process killed in between leaves only an unreferenced file, which
+``remove_orphans`` (run on every save) deletes once it is old enough not to be another save in progress.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from llmplay.errors import LlmplayError
+from llmplay.settings import Settings
+from llmplay.store import connect
+from llmplay.templates.library import _atomic_write
+
+MAX_ROWS = 100_000  # an evaluation over more rows than this is a batch job, not an upload
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+ORPHAN_MIN_AGE_S = 3600  # younger unreferenced files may belong to a save still in progress
+_BINARY_MAGIC = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a ZIP archive (or an Excel .xlsx file)",
+    b"\x1f\x8b": "a gzip archive",
+    b"PAR1": "a Parquet file",
+    b"\xd0\xcf\x11\xe0": "an old Office document (e.g. .xls)",
+}
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+class DatasetError(LlmplayError):
+    """An upload or dataset operation failed; the message says what to fix."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A parsed upload: every cell a string."""
+
+    df: pd.DataFrame
+    format: str  # csv, tsv, json, jsonl, parquet
+    encoding: str | None  # utf-8, utf-8-sig (UTF-8 with BOM), latin-1; None for Parquet
+    filename: str
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.df.columns)
+
+
+@dataclass(frozen=True)
+class Preview:
+    columns: list[str]
+    rows: list[dict[str, str]]  # the first rows
+    total_rows: int
+    format: str
+    encoding: str | None
+    filename: str
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    variables: dict[str, str] = field(default_factory=dict)  # template variable -> column
+    reference: str | None = None  # the expected-answer column, if any
+
+    def to_json(self) -> str:
+        return json.dumps({"variables": self.variables, "reference": self.reference}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> ColumnMapping:
+        data = json.loads(text or "{}")
+        return cls(dict(data.get("variables") or {}), data.get("reference"))
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    id: int
+    name: str
+    content_hash: str
+    rows: int
+    columns: list[str]
+    mapping: ColumnMapping
+    source: str
+    path: Path
+    created_at: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    info: DatasetInfo
+    df: pd.DataFrame
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def mapping(self) -> ColumnMapping:
+        return self.info.mapping
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    info: DatasetInfo
+    created: bool  # False when the same name already held the same content
+
+
+# ---- reading uploads ------------------------------------------------------------------------------------
+
+
+def read_table(path: Path | str, settings: Settings, *, max_rows: int = MAX_ROWS, filename: str = "") -> Table:
+    """Read an uploaded file into a Table; DatasetError with a clear message for anything unusable.
+
+    ``filename``: the name the user uploaded (Gradio stores uploads under temp names); defaults to the path's.
+    """
+    path = Path(path)
+    filename = filename or path.name
+    fmt = FORMATS.get(Path(filename).suffix.lower())
+    if fmt is None:
+        known = ", ".join(sorted(FORMATS))
+        raise DatasetError(f"{filename}: unknown file type {Path(filename).suffix or '(none)'!r}; use one of {known}.")
+    size = path.stat().st_size
+    if size == 0:
+        raise DatasetError(f"{filename} is empty.")
+    if size > settings.upload_max_bytes:
+        raise DatasetError(
+            f"{filename} is {_human(size)}; the upload limit is {_human(settings.upload_max_bytes)} "
+            "(setting upload_max_bytes, env LLMPLAY_UPLOAD_MAX_BYTES)."
+        )
+    if fmt == "parquet":
+        df = _read_parquet(path, filename, max_rows)
+        encoding = None
+    else:
+        text, encoding = _decode(path.read_bytes(), filename)
+        columns, rows = _PARSERS[fmt](text, filename, max_rows)
+        df = _frame(columns, rows, filename)
+    return Table(df=df, format=fmt, encoding=encoding, filename=filename)
+
+
+def preview(table: Table, n: int = 5) -> Preview:
+    head = table.df.head(n)
+    return Preview(
+        columns=table.columns,
+        rows=head.to_dict(orient="records"),
+        total_rows=len(table.df),
+        format=table.format,
+        encoding=table.encoding,
+        filename=table.filename,
+    )
+
+
+def _decode(data: bytes, filename: str) -> tuple[str, str]:
+    """UTF-8 with BOM, then UTF-8, then latin-1 (which decodes any byte, so binary is refused first)."""
+    if data.startswith(_UTF16_BOMS):
+        raise DatasetError(f"{filename} is UTF-16 text; save it as UTF-8 (e.g. 'CSV UTF-8' in Excel) and upload again.")
+    for magic, what in _BINARY_MAGIC.items():
+        if data.startswith(magic):
+            raise DatasetError(f"{filename} is {what}, not a text table.")
+    head = data[:65536]
+    controls = sum(1 for b in head if b < 32 and b not in b"\t\n\r\f\v")
+    if b"\x00" in head or controls > len(head) * 0.01:
+        raise DatasetError(f"{filename} looks like a binary file (or UTF-16/32 text), not UTF-8 or latin-1 text.")
+    if data.startswith(b"\xef\xbb\xbf"):
+        encoding = "utf-8-sig"
+    else:
+        try:
+            return data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            encoding = "latin-1"
+    return data.decode(encoding), encoding
+
+
+def _read_csv(text: str, filename: str, max_rows: int, delimiter: str = ",") -> tuple[list[str], list[list[str]]]:
+    # newline="" semantics: StringIO keeps "\r\n" so quoted newlines come back exactly as written.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    start = 1
+    try:
+        for record in reader:
+            line, start = start, reader.line_num + 1  # a quoted newline makes one record span several lines
+            if not record or record == [""]:
+                continue  # blank line
+            if header is None:
+                header = record
+                continue
+            if len(record) != len(header):
+                raise DatasetError(
+                    f"{filename}, line {line}: {len(record)} fields, but the header has {len(header)}. "
+                    "Check for an unquoted separator or a missing value."
+                )
+            if len(rows) >= max_rows:
+                raise _too_many_rows(filename, max_rows)
+            rows.append(record)
+    except csv.Error as exc:
+        raise DatasetError(f"{filename}, line {reader.line_num}: not valid CSV ({exc}).") from None
+    if header is None:
+        raise DatasetError(f"{filename} has no header row.")
+    return header, rows
+
+
+def _read_tsv(text: str, filename: str, max_rows: int) -> tuple[list[str], list[list[str]]]:
+    return _read_csv(text, filename, max_rows, delimiter="\t")
+
+
+def _read_json(text: str, filename: str, max_rows: int) -> tuple[list[str], list[list[str]]]:
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{filename}, line {exc.lineno}: not valid JSON ({exc.msg}).") from None
+    if not isinstance(data, list):
+        raise DatasetError(f'{filename}: expected a JSON list of objects, e.g. [{{"text": ...}}, ...].')
+    if len(data) > max_rows:
+        raise _too_many_rows(filename, max_rows)
+    for i, item in enumerate(data, 1):
+        if not isinstance(item, dict):
+            raise DatasetError(f"{filename}: item {i} is {type(item).__name__}, not an object.")
+    return _records_to_rows(data)
+
+
+def _read_jsonl(text: str, filename: str, max_rows: int) -> tuple[list[str], list[list[str]]]:
+    records = []
+    for line_no, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{filename}, line {line_no}: not valid JSON ({exc.msg}).") from None
+        if not isinstance(item, dict):
+            raise DatasetError(f"{filename}, line {line_no}: expected a JSON object, got {type(item).__name__}.")
+        if len(records) >= max_rows:
+            raise _too_many_rows(filename, max_rows)
+        records.append(item)
+    return _records_to_rows(records)
+
+
+_PARSERS = {"csv": _read_csv, "tsv": _read_tsv, "json": _read_json, "jsonl": _read_jsonl}
+
+
+def _read_parquet(path: Path, filename: str, max_rows: int) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(path).metadata  # the row count, without reading the data
+    except Exception as exc:
+        raise DatasetError(f"{filename} is not a readable Parquet file ({exc}).") from None
+    if meta.num_rows > max_rows:
+        raise _too_many_rows(filename, max_rows, found=meta.num_rows)
+    names = list(pq.read_schema(path).names)
+    _check_columns(names, filename)
+    df = pd.read_parquet(path)
+    rows = [[_cell(v) for v in row] for row in df.itertuples(index=False, name=None)]
+    return _frame(names, rows, filename)
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [k for k, _ in pairs]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise DatasetError(f"duplicate key(s) in one object: {', '.join(dupes)}.")
+    return dict(pairs)
+
+
+def _records_to_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
+    columns: dict[str, None] = {}  # union of keys, in order of first appearance
+    for record in records:
+        columns.update(dict.fromkeys(record))
+    return list(columns), [[_cell(r.get(c)) for c in columns] for r in records]
+
+
+def _cell(value: object) -> str:
+    """One cell as text: missing -> "", numbers as written, nested values as JSON."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "tolist"):  # numpy scalars and arrays (Parquet list columns)
+        return _cell(value.tolist())
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    if value is pd.NaT or value is pd.NA:
+        return ""
+    return str(value)
+
+
+def _frame(columns: list[str], rows: list[list[str]], filename: str) -> pd.DataFrame:
+    if not rows:
+        raise DatasetError(f"{filename} has no rows (only a header, or nothing but blank lines).")
+    _check_columns(columns, filename)
+    return pd.DataFrame(rows, columns=columns, dtype=object)
+
+
+def _check_columns(columns: list[str], filename: str) -> None:
+    if not columns:
+        raise DatasetError(f"{filename} has no columns.")
+    for i, name in enumerate(columns, 1):
+        if not str(name).strip():
+            raise DatasetError(f"{filename}: column {i} has no name; give every column a header.")
+    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    if dupes:
+        raise DatasetError(f"{filename}: duplicate column name(s) {', '.join(map(repr, dupes))}; rename them.")
+
+
+def _too_many_rows(filename: str, max_rows: int, found: int | None = None) -> DatasetError:
+    has = f"{found:,} rows" if found is not None else f"more than {max_rows:,} rows"
+    return DatasetError(f"{filename} has {has}; the limit is {max_rows:,}. Upload a sample of the rows.")
+
+
+def _human(size: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} bytes"  # unreachable
+
+
+# ---- column mapping -------------------------------------------------------------------------------------
+
+
+def validate_mapping(mapping: ColumnMapping, columns: list[str]) -> None:
+    """Every mapped column must exist; one message lists all missing ones and the columns there are."""
+    wanted = [(f"variable {var!r}", col) for var, col in mapping.variables.items()]
+    if mapping.reference is not None:
+        wanted.append(("the reference", mapping.reference))
+    missing = [f"{what} -> {col!r}" for what, col in wanted if col not in columns]
+    if missing:
+        raise DatasetError(
+            f"Mapped column(s) not in the data: {'; '.join(missing)}. Available columns: {', '.join(columns)}."
+        )
+
+
+def suggest_mapping(variables: list[str], columns: list[str], reference: str | None = None) -> ColumnMapping:
+    """Map each template variable to the column of the same name (ignoring case), where there is one."""
+    by_lower = {c.lower(): c for c in columns}
+    mapped = {v: by_lower[v.lower()] for v in variables if v.lower() in by_lower}
+    if reference is None:
+        reference = next((by_lower[c] for c in ("reference", "label", "answer", "expected") if c in by_lower), None)
+    return ColumnMapping(mapped, reference)
+
+
+# ---- named datasets -------------------------------------------------------------------------------------
+
+
+def datasets_dir(settings: Settings) -> Path:
+    return settings.data_dir / "datasets"
+
+
+def normalise(df: pd.DataFrame) -> str:
+    """The canonical JSONL text of a table: its hash is the dataset's identity."""
+    columns = list(df.columns)
+    lines = [
+        json.dumps(dict(zip(columns, row)), ensure_ascii=False, separators=(",", ":"))
+        for row in df.itertuples(index=False, name=None)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def save_dataset(
+    settings: Settings, name: str, df: pd.DataFrame, mapping: ColumnMapping | None = None, source: str = ""
+) -> SaveResult:
+    """Store ``df`` as dataset ``name``. Same name and content again: the existing one (mapping updated)."""
+    if not NAME_RE.match(name or ""):
+        raise DatasetError(f"{name!r} is not a dataset name (letters, digits, '-' and '_', up to 64 characters).")
+    mapping = mapping or ColumnMapping()
+    columns = [str(c) for c in df.columns]
+    _check_columns(columns, name)
+    if df.empty:
+        raise DatasetError(f"Dataset {name!r} has no rows.")
+    validate_mapping(mapping, columns)
+    text = normalise(df.astype(object).map(_cell))
+    digest = content_hash(text)
+    folder = datasets_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    remove_orphans(settings)
+    with connect(settings.db_path) as db:
+        existing = _row(db, name)
+        if existing is not None:
+            if existing["content_hash"] != digest:
+                raise DatasetError(f"A dataset named {name!r} already exists with other content; pick another name.")
+            with db.atomic():
+                db["datasets"].update(existing["id"], {"mapping": mapping.to_json()})
+            return SaveResult(_info(_row(db, name), folder), created=False)
+        path = folder / f"{name}-{digest[:8]}.jsonl"
+        _atomic_write(path, text)
+        try:
+            with db.atomic():
+                _insert(db, name, digest, len(df), columns, mapping, source, path.name)
+        except BaseException:
+            path.unlink(missing_ok=True)  # no row refers to it: same name + same hash returned above
+            raise
+        return SaveResult(_info(_row(db, name), folder), created=True)
+
+
+def _insert(db, name, digest, rows, columns, mapping, source, file_name) -> None:
+    record = {
+        "name": name,
+        "content_hash": digest,
+        "rows": rows,
+        "columns": json.dumps(columns, ensure_ascii=False),
+        "mapping": mapping.to_json(),
+        "source": source,
+        "file": file_name,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    db["datasets"].insert(record)
+
+
+def list_datasets(settings: Settings) -> list[DatasetInfo]:
+    with connect(settings.db_path) as db:
+        rows = list(db["datasets"].rows_where(order_by="name"))
+    return [_info(r, datasets_dir(settings)) for r in rows]
+
+
+def dataset_info(settings: Settings, name: str) -> DatasetInfo:
+    with connect(settings.db_path) as db:
+        row = _row(db, name)
+        if row is None:
+            known = ", ".join(r["name"] for r in db["datasets"].rows_where(order_by="name")) or "none yet"
+            raise DatasetError(f"No dataset named {name!r} (saved datasets: {known}).")
+    return _info(row, datasets_dir(settings))
+
+
+def load_dataset(settings: Settings, name: str) -> Dataset:
+    """The saved table and its mapping; refuses a file that is missing or no longer matches its hash."""
+    info = dataset_info(settings, name)
+    try:
+        text = info.path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DatasetError(f"The file of dataset {name!r} ({info.path}) is missing; delete and re-upload it.") from None
+    if content_hash(text) != info.content_hash:
+        raise DatasetError(f"The file of dataset {name!r} ({info.path}) was changed outside llmplay.")
+    rows = [json.loads(line) for line in text.splitlines() if line]
+    df = pd.DataFrame([[r.get(c, "") for c in info.columns] for r in rows], columns=info.columns, dtype=object)
+    return Dataset(info=info, df=df)
+
+
+def delete_dataset(settings: Settings, name: str) -> None:
+    info = dataset_info(settings, name)
+    with connect(settings.db_path) as db, db.atomic():
+        db["datasets"].delete(info.id)
+    # After the commit: a crash here leaves an orphan file, which remove_orphans deletes later.
+    info.path.unlink(missing_ok=True)
+
+
+def remove_orphans(settings: Settings, min_age_s: float = ORPHAN_MIN_AGE_S) -> list[Path]:
+    """Delete dataset files (and temp files) no row refers to, left by a crash between write and insert."""
+    folder = datasets_dir(settings)
+    if not folder.is_dir():
+        return []
+    with connect(settings.db_path) as db:
+        referenced = {r["file"] for r in db["datasets"].rows_where(select="file")}
+    now, removed = time.time(), []
+    for path in folder.iterdir():
+        if path.is_file() and path.name not in referenced and now - path.stat().st_mtime >= min_age_s:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _row(db, name: str) -> dict | None:
+    return next(db["datasets"].rows_where("name = ?", [name]), None)
+
+
+def _info(row: dict, folder: Path) -> DatasetInfo:
+    return DatasetInfo(
+        id=row["id"],
+        name=row["name"],
+        content_hash=row["content_hash"],
+        rows=row["rows"],
+        columns=json.loads(row["columns"]),
+        mapping=ColumnMapping.from_json(row["mapping"]),
+        source=row["source"] or "",
+        path=folder / row["file"],
+        created_at=row["created_at"],
+    )
+
+
+# ---- sampling and built-in datasets ---------------------------------------------------------------------
+
+
+def sample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """``n`` rows chosen with ``seed`` (all rows if ``n`` >= the table), in the table's order, original index kept."""
+    if n <= 0:
+        raise DatasetError(f"The sample size must be positive; got {n}.")
+    if n >= len(df):
+        return df.copy()
+    return df.sample(n=n, random_state=seed).sort_index()
+
+
+def builtin_datasets() -> list[str]:
+    from llmplay.evaluation.samples import BUILTINS
+
+    return list(BUILTINS)
+
+
+def load_builtin(name: str) -> tuple[pd.DataFrame, ColumnMapping, str]:
+    """A built-in sample: its table, its suggested mapping, and a one-line description."""
+    from llmplay.evaluation.samples import BUILTINS
+
+    if name not in BUILTINS:
+        raise DatasetError(f"No built-in dataset {name!r} (built-in: {', '.join(BUILTINS)}).")
+    spec = BUILTINS[name]
+    df = pd.DataFrame(spec.rows, columns=spec.columns, dtype=object)
+    return df, ColumnMapping(dict(spec.variables), spec.reference), spec.description
+
+
+def install_builtins(settings: Settings) -> list[SaveResult]:
+    """Save every built-in sample as a named dataset (idempotent), so a new user can pick one at once."""
+    taken = {info.name for info in list_datasets(settings)}
+    results = []
+    for name in builtin_datasets():
+        if name in taken:
+            continue  # installed already, or the user's own dataset under this name: keep it as it is
+        df, mapping, _ = load_builtin(name)
+        results.append(save_dataset(settings, name, df, mapping, source=f"builtin:{name}"))
+    return results
