@@ -1,0 +1,24 @@
+"""llmplay accuracy: share of rows whose parsed label equals the reference; unparseable (None) is wrong."""
+
+import datasets
+import evaluate
+
+from llmplay.evaluation.metrics import scoring
+
+
+class Accuracy(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=__doc__,
+            citation="",
+            inputs_description="predictions: parsed labels, None where the reply had none; references: labels",
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
+        )
+
+    def _compute(self, predictions, references):
+        predictions = scoring.decode(predictions)
+        rows = scoring.classification_rows(predictions, references)
+        unparseable = sum(p is None for p in predictions)
+        return {"score": sum(rows) / len(rows), "per_row": rows, "row_mean": True, "unparseable": unparseable}

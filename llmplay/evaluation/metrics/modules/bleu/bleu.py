@@ -1,0 +1,25 @@
+"""llmplay BLEU (sacrebleu, 0-100): corpus-level score; per-row sentence scores are for display only."""
+
+import datasets
+import evaluate
+import sacrebleu
+
+from llmplay.evaluation.metrics import scoring
+
+
+class Bleu(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=__doc__,
+            citation="Post, 2018: A Call for Clarity in Reporting BLEU Scores",
+            inputs_description="predictions: system outputs; references: one reference per row",
+            features=datasets.Features(
+                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
+            ),
+        )
+
+    def _compute(self, predictions, references):
+        predictions = scoring.decode(predictions)
+        outputs = [p or "" for p in predictions]  # no answer scores like an empty answer
+        rows = [sacrebleu.sentence_bleu(p, [r]).score for p, r in zip(outputs, references)]
+        return {"score": sacrebleu.corpus_bleu(outputs, [list(references)]).score, "per_row": rows, "row_mean": False}
