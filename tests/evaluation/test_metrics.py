@@ -200,3 +200,24 @@ def test_unknown_metric_lists_the_known_ones():
         get_metric("blue")
     assert {"accuracy", "macro_f1", "seqeval", "bleu", "chrf", "rouge", "numeric_match"} <= set(list_metrics())
     assert MetricRegistry().names() == []
+
+
+def test_semantic_similarity_with_the_bundled_encoder():
+    # Real all-MiniLM-L6-v2 from its package: identical text ~1, a paraphrase beats an unrelated answer,
+    # an unparseable answer scores 0 (counted, not dropped).
+    predictions = ["The cat sat on the mat.", "A cat was sitting on the rug.", "Stock prices fell sharply.", None]
+    references = ["The cat sat on the mat."] * 4
+    result = get_metric("semantic_similarity").compute(predictions, references)
+    same, paraphrase, unrelated, missing = result.per_row
+    assert same == pytest.approx(1.0, abs=1e-4)
+    assert paraphrase > 0.5 > unrelated >= 0.0
+    assert missing == 0.0
+    assert result.row_mean and result.score == pytest.approx(sum(result.per_row) / 4)
+
+
+def test_embedder_refuses_a_generative_model():
+    from llmplay.errors import ModelLoadError
+    from llmplay.models.embeddings import get_embedder
+
+    with pytest.raises(ModelLoadError, match="needs an encoder"):
+        get_embedder("smollm2-135m-instruct")

@@ -190,6 +190,7 @@ def builtin_registry() -> MetricRegistry:
         "rouge": "rouge",
         "numeric_match": "numeric_match",
         "assertions": "assertions",
+        "semantic_similarity": "semantic_similarity",
     }
     for name, module in modules.items():
         registry.register(name, MODULES_DIR / module, builtin=True)

@@ -1,0 +1,1 @@
+"""Semantic similarity metric module."""
