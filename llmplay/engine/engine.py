@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator, Sequence
 
 from llmplay.engine.base import Provider, provider_class
-from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult, StreamEvent
+from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult, OptionScore, StreamEvent
 from llmplay.errors import LlmplayError
 from llmplay.models.catalog import Catalog
 from llmplay.models.loader import ModelManager
@@ -61,6 +61,27 @@ class Engine:
     ) -> Iterator[StreamEvent]:
         request = prompt if isinstance(prompt, GenerationRequest) else GenerationRequest.of(prompt, params)
         return self.provider(model, dtype, adapter).stream(request)
+
+    def choose(
+        self,
+        model: str,
+        prompt: str | list | GenerationRequest,
+        options: Sequence[str],
+        dtype: str | None = None,
+        adapter: str | None = None,
+        per_token: bool = False,
+    ) -> tuple[str, list[OptionScore]]:
+        """The most likely of ``options`` as the reply (local models), with every option's score.
+
+        ``per_token`` ranks by mean log-probability per token instead of the sum (favours no length).
+        """
+        provider = self.provider(model, dtype, adapter)
+        if not hasattr(provider, "score_options"):
+            raise LlmplayError(f"{model!r} is an endpoint: choosing by likelihood needs a local model.")
+        request = prompt if isinstance(prompt, GenerationRequest) else GenerationRequest.of(prompt)
+        scores = provider.score_options(request, list(options))
+        best = max(scores, key=lambda s: s.logprob_per_token if per_token else s.logprob)
+        return best.option, scores
 
     def close(self) -> None:
         for provider in self._providers.values():

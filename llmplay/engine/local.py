@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 from llmplay.engine.base import Provider
 from llmplay.engine.text import base_model_text, stop_holdback, truncate_at_stop
-from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult, StreamEvent
+from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult, OptionScore, StreamEvent
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.models.catalog import ModelSpec
 from llmplay.models.loader import LoadedModel, ModelManager
@@ -171,6 +171,38 @@ class LocalProvider(Provider):
             finish_reason="length" if n >= params.max_new_tokens and not hit_stop else "stop",
             model=self.spec.name,
         )
+
+    # ---- likelihood of given answers -----------------------------------------------------------------
+    def score_options(self, request: GenerationRequest, options: list[str]) -> list[OptionScore]:
+        """Log-likelihood of each option as the model's reply to ``request`` (one forward pass for all).
+
+        Lets classification pick the most likely label instead of parsing free text, so no answer is
+        unparseable. Raises LlmplayError for a bad request or an empty option list.
+        """
+        import torch
+
+        if not options or any(not o for o in options):
+            raise InvalidRequestError("Give at least one non-empty option to score.")
+        loaded = self.load()
+        prompt_ids = self._prepare(loaded, request)
+        tok = loaded.tokenizer
+        option_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
+        rows = [prompt_ids + ids for ids in option_ids]
+        width = max(len(r) for r in rows)
+        # Right padding: every row's prompt sits at the same positions, and the pads come after the option.
+        input_ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
+        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        dev = loaded.model.device
+        with loaded.lock, torch.inference_mode():
+            logits = loaded.model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits.float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        scores = []
+        for row, (option, ids) in enumerate(zip(options, option_ids)):
+            # the token at position p is predicted by the logits at p - 1
+            positions = range(len(prompt_ids), len(prompt_ids) + len(ids))
+            total = sum(logprobs[row, p - 1, t].item() for p, t in zip(positions, ids))
+            scores.append(OptionScore(option, total, len(ids)))
+        return scores
 
     # ---- streaming ----------------------------------------------------------------------------------
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:

@@ -126,6 +126,19 @@ class GenerationResult:
         return d
 
 
+@dataclass(frozen=True)
+class OptionScore:
+    """How likely a model finds one candidate answer (e.g. a class label) as its reply."""
+
+    option: str
+    logprob: float  # sum of the option's token log-probabilities
+    tokens: int
+
+    @property
+    def logprob_per_token(self) -> float:
+        return self.logprob / self.tokens
+
+
 @dataclass
 class StreamEvent:
     """A piece of a streamed reply. The last event has ``done=True`` and carries the full result."""

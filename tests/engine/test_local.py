@@ -196,3 +196,41 @@ def test_lora_adapter_changes_the_output(engine, tmp_path):
     assert engine.generate(CHAT_MODEL, [PARIS_QUESTION], GREEDY)[0].text == plain.text
     [bad] = engine.generate(CHAT_MODEL, ["hi"], adapter=str(tmp_path))
     assert "adapter_config.json" in bad.error
+
+
+def test_choose_by_likelihood_picks_the_right_label(engine):
+    label, scores = engine.choose(CHAT_MODEL, PARIS_QUESTION, ["London", "Paris", "Berlin"])
+    assert label == "Paris"
+    assert [s.option for s in scores] == ["London", "Paris", "Berlin"]
+    assert all(s.logprob < 0 and s.tokens >= 1 for s in scores)
+
+
+def test_option_scores_match_a_manual_forward_pass(engine):
+    import torch
+
+    from llmplay.engine.local import encode_prompt
+
+    request = GenerationRequest.of("Is this positive or negative? 'I love it.'")
+    options = ["positive", "negative", "it is neutral"]  # different token lengths share one padded batch
+    _, scores = engine.choose(CHAT_MODEL, request, options)
+    loaded = engine.models.get(engine.catalog.get(CHAT_MODEL))
+    prompt_ids = encode_prompt(loaded, render_prompt(loaded, request))
+    for score in scores:
+        ids = loaded.tokenizer(score.option, add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():
+            logits = loaded.model(input_ids=torch.tensor([prompt_ids + ids])).logits.float()
+        logprobs = torch.log_softmax(logits[0], -1)
+        expected = sum(logprobs[len(prompt_ids) + i - 1, t].item() for i, t in enumerate(ids))
+        assert score.logprob == pytest.approx(expected, abs=1e-3)
+        assert score.tokens == len(ids)
+
+
+def test_choose_rejects_empty_options_and_endpoints(engine):
+    from llmplay.errors import InvalidRequestError, LlmplayError
+
+    with pytest.raises(InvalidRequestError, match="non-empty option"):
+        engine.choose(CHAT_MODEL, "hi", [])
+    catalog = Catalog()
+    catalog.add(ModelSpec("ep", "chat", "endpoint", "http://127.0.0.1:9/v1"), persist=False)
+    with pytest.raises(LlmplayError, match="needs a local model"):
+        Engine(engine.settings, catalog).choose("ep", "hi", ["a"])
