@@ -154,3 +154,16 @@ def encode(values: list) -> list:
 
 def decode(values: Sequence) -> list:
     return [None if v == NO_ANSWER else v for v in values]
+
+
+def text_pair_info(description: str, inputs_description: str, citation: str = ""):
+    """The ``evaluate.MetricInfo`` of a metric over (prediction, reference) string pairs: most of ours."""
+    import datasets
+    import evaluate
+
+    return evaluate.MetricInfo(
+        description=description,
+        citation=citation,
+        inputs_description=inputs_description,
+        features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+    )

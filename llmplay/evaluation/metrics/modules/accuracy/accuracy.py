@@ -1,6 +1,5 @@
 """llmplay accuracy: share of rows whose parsed label equals the reference; unparseable (None) is wrong."""
 
-import datasets
 import evaluate
 
 from llmplay.evaluation.metrics import scoring
@@ -8,13 +7,8 @@ from llmplay.evaluation.metrics import scoring
 
 class Accuracy(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="",
-            inputs_description="predictions: parsed labels, None where the reply had none; references: labels",
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
+        return scoring.text_pair_info(
+            __doc__, "predictions: parsed labels, None where the reply had none; references: labels"
         )
 
     def _compute(self, predictions, references):

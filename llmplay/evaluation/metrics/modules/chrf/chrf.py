@@ -1,6 +1,5 @@
 """llmplay chrF (sacrebleu, 0-100): corpus-level score; per-row sentence scores are for display only."""
 
-import datasets
 import evaluate
 import sacrebleu
 
@@ -9,13 +8,10 @@ from llmplay.evaluation.metrics import scoring
 
 class Chrf(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=__doc__,
+        return scoring.text_pair_info(
+            __doc__,
+            "predictions: system outputs; references: one reference per row",
             citation="Post, 2018: A Call for Clarity in Reporting BLEU Scores",
-            inputs_description="predictions: system outputs; references: one reference per row",
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
         )
 
     def _compute(self, predictions, references):

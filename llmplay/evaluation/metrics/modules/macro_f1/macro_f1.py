@@ -1,6 +1,5 @@
 """llmplay macro-F1: unweighted mean of per-label F1; unparseable answers (None) miss their true label."""
 
-import datasets
 import evaluate
 
 from llmplay.evaluation.metrics import scoring
@@ -8,13 +7,8 @@ from llmplay.evaluation.metrics import scoring
 
 class MacroF1(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="",
-            inputs_description="predictions: parsed labels or None; references: labels; labels: the label set",
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
+        return scoring.text_pair_info(
+            __doc__, "predictions: parsed labels or None; references: labels; labels: the label set"
         )
 
     def _compute(self, predictions, references, labels=None):

@@ -1,6 +1,5 @@
 """llmplay numeric accuracy: the last number in the reply equals the reference number within a tolerance."""
 
-import datasets
 import evaluate
 
 from llmplay.evaluation.metrics import scoring
@@ -8,13 +7,8 @@ from llmplay.evaluation.metrics import scoring
 
 class NumericMatch(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="",
-            inputs_description="predictions: replies; references: numbers or texts ending in one; rel_tol, abs_tol",
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
+        return scoring.text_pair_info(
+            __doc__, "predictions: replies; references: numbers or texts ending in one; rel_tol, abs_tol"
         )
 
     def _compute(self, predictions, references, rel_tol=1e-6, abs_tol=1e-6):

@@ -1,6 +1,5 @@
 """llmplay ROUGE: mean per-row F-measure of ROUGE-1, ROUGE-2 and ROUGE-L; the score is ROUGE-L."""
 
-import datasets
 import evaluate
 from rouge_score import rouge_scorer
 
@@ -11,13 +10,10 @@ KINDS = ("rouge1", "rouge2", "rougeL")
 
 class Rouge(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=__doc__,
+        return scoring.text_pair_info(
+            __doc__,
+            "predictions: summaries; references: one reference per row; use_stemmer: bool",
             citation="Lin, 2004: ROUGE: A Package for Automatic Evaluation of Summaries",
-            inputs_description="predictions: summaries; references: one reference per row; use_stemmer: bool",
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
         )
 
     def _compute(self, predictions, references, use_stemmer=False):

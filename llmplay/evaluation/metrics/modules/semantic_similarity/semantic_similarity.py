@@ -1,6 +1,5 @@
 """llmplay semantic similarity: cosine similarity of sentence embeddings of answer and reference (bundled MiniLM)."""
 
-import datasets
 import evaluate
 
 from llmplay.evaluation.metrics import scoring
@@ -9,13 +8,8 @@ from llmplay.models.embeddings import DEFAULT_ENCODER, get_embedder
 
 class SemanticSimilarity(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=__doc__,
-            citation="",
-            inputs_description="predictions, references: strings; model: encoder name or folder (default MiniLM)",
-            features=datasets.Features(
-                {"predictions": datasets.Value("string"), "references": datasets.Value("string")}
-            ),
+        return scoring.text_pair_info(
+            __doc__, "predictions, references: strings; model: encoder name or folder (default MiniLM)"
         )
 
     def _compute(self, predictions, references, model=DEFAULT_ENCODER):
