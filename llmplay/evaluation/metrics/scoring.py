@@ -167,3 +167,10 @@ def text_pair_info(description: str, inputs_description: str, citation: str = ""
         inputs_description=inputs_description,
         features=datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
     )
+
+
+def sacrebleu_scores(sentence_fn, corpus_fn, predictions: Sequence, references: Sequence[str]) -> dict:
+    """A sacrebleu metric (BLEU, chrF): the corpus score, with per-row sentence scores for display only."""
+    outputs = [p or "" for p in decode(predictions)]  # no answer scores like an empty answer
+    rows = [sentence_fn(p, [r]).score for p, r in zip(outputs, references)]
+    return {"score": corpus_fn(outputs, [list(references)]).score, "per_row": rows, "row_mean": False}

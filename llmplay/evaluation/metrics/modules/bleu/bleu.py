@@ -15,7 +15,4 @@ class Bleu(evaluate.Metric):
         )
 
     def _compute(self, predictions, references):
-        predictions = scoring.decode(predictions)
-        outputs = [p or "" for p in predictions]  # no answer scores like an empty answer
-        rows = [sacrebleu.sentence_bleu(p, [r]).score for p, r in zip(outputs, references)]
-        return {"score": sacrebleu.corpus_bleu(outputs, [list(references)]).score, "per_row": rows, "row_mean": False}
+        return scoring.sacrebleu_scores(sacrebleu.sentence_bleu, sacrebleu.corpus_bleu, predictions, references)

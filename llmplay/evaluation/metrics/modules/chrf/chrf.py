@@ -11,11 +11,8 @@ class Chrf(evaluate.Metric):
         return scoring.text_pair_info(
             __doc__,
             "predictions: system outputs; references: one reference per row",
-            citation="Post, 2018: A Call for Clarity in Reporting BLEU Scores",
+            citation="Popović, 2015: chrF: character n-gram F-score for automatic MT evaluation",
         )
 
     def _compute(self, predictions, references):
-        predictions = scoring.decode(predictions)
-        outputs = [p or "" for p in predictions]  # no answer scores like an empty answer
-        rows = [sacrebleu.sentence_chrf(p, [r]).score for p, r in zip(outputs, references)]
-        return {"score": sacrebleu.corpus_chrf(outputs, [list(references)]).score, "per_row": rows, "row_mean": False}
+        return scoring.sacrebleu_scores(sacrebleu.sentence_chrf, sacrebleu.corpus_chrf, predictions, references)
