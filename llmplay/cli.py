@@ -4,6 +4,7 @@ llmplay models                      list the catalog
 llmplay models add NAME --hub ID    add a model (also --path, --endpoint)
 llmplay generate -m NAME "PROMPT"   print the reply (--json for text, tokens, latency)
 llmplay templates list|validate|render   prompt templates (see `llmplay templates -h`)
+llmplay eval CONFIG.yaml            run an evaluation; exit 1 when a threshold fails (for CI)
 llmplay serve                       start the web app
 """
 
@@ -15,6 +16,7 @@ import os
 import sys
 
 from llmplay.errors import LlmplayError
+from llmplay.evaluation.cli import add_eval_commands, cmd_eval
 from llmplay.settings import DTYPES, Settings
 from llmplay.templates.cli import add_template_commands, cmd_templates
 
@@ -161,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--json", action="store_true", help="print text, tokens and latency as JSON")
 
     add_template_commands(sub)
+    add_eval_commands(sub)
     sub.add_parser("serve", help="start the web app (host/port from GRADIO_SERVER_NAME/PORT)")
     return ap
 
@@ -173,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models" and args.action in ("add", "remove") and not args.name:
             raise LlmplayError(f"`llmplay models {args.action}` needs a model name.")
         handlers = {"models": cmd_models, "generate": cmd_generate, "templates": cmd_templates, "serve": cmd_serve}
+        handlers["eval"] = cmd_eval
         handler = handlers[args.command]
         return handler(args, settings)
     except LlmplayError as exc:

@@ -56,6 +56,166 @@ def m002_datasets(db: Database) -> None:
     db["datasets"].create_index(["name"], unique=True)
 
 
+@MIGRATIONS()
+def m003_eval_runs(db: Database) -> None:
+    db["eval_runs"].create(
+        {
+            "id": int,
+            "name": str,
+            "status": str,  # queued | running | done | cancelled | failed | interrupted
+            "config": str,  # JSON of RunConfig, with each column's resolved template version id
+            "dataset": str,
+            "dataset_hash": str,
+            "rows": int,  # rows evaluated (after sampling)
+            "total_cells": int,  # rows x columns
+            "done_cells": int,
+            "generated_cells": int,  # cells the models had to generate in this run
+            "cached_cells": int,  # cells reused from earlier runs
+            "failed_cells": int,
+            "error": str,
+            "summary": str,  # JSON scoreboard, written when the run ends
+            "created_at": str,
+            "started_at": str,
+            "finished_at": str,
+            "elapsed_s": float,
+            "pid": int,  # the process running it: a run left "running" by a dead process is marked interrupted
+        },
+        pk="id",
+        not_null={"name", "status", "config", "created_at"},
+    )
+    # The rows a run evaluated (after sampling), kept with the run so it can be reopened after the dataset changes.
+    db["eval_rows"].create(
+        {"run_id": int, "row_index": int, "source_index": int, "data": str},
+        pk=("run_id", "row_index"),
+        foreign_keys=[("run_id", "eval_runs", "id")],
+    )
+    # One stored model output, found again by its cache key (rendered prompt, model, adapter, params, mode).
+    db["eval_outputs"].create(
+        {
+            "id": int,
+            "cache_key": str,
+            "mode": str,  # generate | likelihood | judge
+            "model": str,
+            "adapter": str,
+            "template_version_id": int,
+            "prompt": str,  # exactly what the model saw
+            "params": str,  # JSON
+            "text": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "latency_s": float,
+            "finish_reason": str,
+            "details": str,  # JSON, e.g. each option's log-probability in likelihood mode
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"cache_key", "mode", "model", "prompt", "params", "created_at"},
+    )
+    db["eval_outputs"].create_index(["cache_key"], unique=True)
+    # One (row, column) of a run: which output it used, the parsed answer and its per-row scores.
+    db["eval_cells"].create(
+        {
+            "run_id": int,
+            "row_index": int,
+            "column_index": int,
+            "output_id": int,
+            "answer": str,  # the answer parsed from the reply; NULL when unparseable
+            "scores": str,  # JSON {metric: per-row score}
+            "judge_output_id": int,
+            "judge_score": float,
+            "cached": int,  # 1 when the output came from an earlier run
+            "error": str,
+        },
+        pk=("run_id", "row_index", "column_index"),
+        foreign_keys=[("run_id", "eval_runs", "id")],
+    )
+
+
+def _arena_sides() -> dict[str, type]:
+    """The columns that say who sat in position a and b of a blind battle, and what each wrote.
+
+    Part of m004: changing it would change an applied migration; add columns in a new migration instead.
+    """
+    columns: dict[str, type] = {}
+    for side in ("a", "b"):
+        columns |= {
+            f"model_{side}": str,
+            f"adapter_{side}": str,  # NULL: the base model
+            f"template_version_{side}": int,  # the contestant's own template version (template-vs-template battles)
+            f"model_version_{side}": str,  # weights fingerprint, when the caller knows it
+            f"output_{side}": str,
+        }
+    return columns
+
+
+@MIGRATIONS()
+def m004_arena_votes(db: Database) -> None:
+    # A blind battle, kept so that a vote can be matched to its hidden identities even after a restart.
+    db["arena_battles"].create(
+        {
+            "id": str,  # random hex: the only handle the browser gets
+            "created_at": str,
+            "user": str,
+            "template": str,  # template name the input was rendered from (NULL: free prompt)
+            "template_version_id": int,  # the version shared by both sides
+            "input": str,  # JSON: the prompt string or the chat messages
+            "params": str,  # JSON decoding parameters
+            **_arena_sides(),
+            "revealed_at": str,  # set by the first vote or reveal; votes after it are not counted
+        },
+        pk="id",
+        not_null={"created_at", "input", "model_a", "model_b"},
+    )
+    # One vote. It repeats the battle's content so the leaderboard and exports need this table only.
+    db["arena_votes"].create(
+        {
+            "id": int,
+            "battle_id": str,
+            "created_at": str,
+            "user": str,
+            "template": str,
+            "template_version_id": int,
+            "input": str,
+            "params": str,
+            **_arena_sides(),
+            "winner": str,  # a | b | tie | both_bad
+            "counted": int,  # 1: cast blind; 0: cast after the identities were shown (kept, not rated)
+        },
+        pk="id",
+        not_null={"battle_id", "created_at", "input", "model_a", "model_b", "winner", "counted"},
+        foreign_keys=[("battle_id", "arena_battles", "id")],
+    )
+    db["arena_votes"].create_index(["created_at"])
+    db["arena_votes"].create_index(["template"])
+
+
+@MIGRATIONS()
+def m005_feedback_inbox(db: Database) -> None:
+    # Training signal waiting for the feedback store / continual-learning loop to pick it up.
+    db["feedback_inbox"].create(
+        {
+            "id": int,
+            "kind": str,  # preference | correction
+            "prompt": str,  # JSON: the prompt string or the chat messages
+            "chosen": str,  # preference: the better reply
+            "rejected": str,  # preference: the worse reply; correction: the reply being corrected
+            "correction": str,  # correction: the answer the user wrote
+            "model": str,  # who wrote chosen (preference) or the corrected reply
+            "adapter": str,
+            "rejected_model": str,  # preference: who wrote rejected
+            "rejected_adapter": str,
+            "template_version_id": int,
+            "source": str,  # arena-vote:<id> | compare | playground ...
+            "user": str,
+            "created_at": str,
+            "consumed_at": str,  # set by whatever turns the item into training data
+        },
+        pk="id",
+        not_null={"kind", "prompt", "source", "created_at"},
+    )
+    db["feedback_inbox"].create_index(["source"])
+
+
 def open_db(path: Path | str) -> Database:
     """Open (creating if needed) the database at ``path`` and apply pending migrations."""
     path = Path(path)

@@ -7,6 +7,7 @@ OpenAI-compatible HTTP, ...) register themselves by name; the catalog names the 
 from __future__ import annotations
 
 import importlib
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -27,8 +28,11 @@ class Provider(ABC):
         self.settings = settings
 
     @abstractmethod
-    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        """One result per request, in order."""
+    def generate(
+        self, requests: list[GenerationRequest], cancel: threading.Event | None = None
+    ) -> list[GenerationResult]:
+        """One result per request, in order. Once ``cancel`` is set, rows not finished come back with
+        ``finish_reason="cancelled"`` (and an error), so a long evaluation stops within a few seconds."""
 
     @abstractmethod
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
@@ -44,6 +48,12 @@ class Provider(ABC):
                 f"{self.settings.max_input_chars:,}. Shorten it or raise LLMPLAY_MAX_INPUT_CHARS."
             )
         request.params.validate(self.settings.max_new_tokens_limit)
+
+    @staticmethod
+    def cancelled_result(model: str) -> GenerationResult:
+        result = GenerationResult.failure("Cancelled before this row finished.", model)
+        result.finish_reason = "cancelled"
+        return result
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (HTTP clients, ...)."""

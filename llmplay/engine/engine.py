@@ -46,10 +46,11 @@ class Engine:
         params: GenerationParams | None = None,
         dtype: str | None = None,
         adapter: str | None = None,
+        cancel: threading.Event | None = None,
     ) -> list[GenerationResult]:
         """Generate for many prompts at once; per-row problems come back as error results."""
         requests = [p if isinstance(p, GenerationRequest) else GenerationRequest.of(p, params) for p in prompts]
-        return self.provider(model, dtype, adapter).generate(requests)
+        return self.provider(model, dtype, adapter).generate(requests, cancel=cancel)
 
     def stream(
         self,

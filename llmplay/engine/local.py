@@ -42,7 +42,7 @@ def _completion_length(tokens: list[int], stop_ids: set[int]) -> int:
 
 
 class _StopOnEvent:
-    """StoppingCriteria that ends generation when the consumer goes away (stream closed)."""
+    """StoppingCriteria that ends generation when an event is set (stream closed, run cancelled)."""
 
     def __init__(self, event: threading.Event):
         self.event = event
@@ -101,7 +101,9 @@ class LocalProvider(Provider):
         return kw
 
     # ---- batched ----------------------------------------------------------------------------------
-    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    def generate(
+        self, requests: list[GenerationRequest], cancel: threading.Event | None = None
+    ) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(requests)
         try:
             loaded = self.load()
@@ -116,7 +118,11 @@ class LocalProvider(Provider):
         for params, rows in groups.items():
             rows.sort(key=lambda r: len(r[1]))
             for batch in self._batches(rows):
-                for i, res in zip([i for i, _ in batch], self._run_batch(loaded, params, [ids for _, ids in batch])):
+                if cancel is not None and cancel.is_set():
+                    batch_results = [self.cancelled_result(self.spec.name) for _ in batch]
+                else:
+                    batch_results = self._run_batch(loaded, params, [ids for _, ids in batch], cancel)
+                for i, res in zip([i for i, _ in batch], batch_results):
                     results[i] = res
         return [r for r in results if r is not None]
 
@@ -132,9 +138,14 @@ class LocalProvider(Provider):
             yield batch
 
     def _run_batch(
-        self, loaded: LoadedModel, params: GenerationParams, batch: list[list[int]]
+        self,
+        loaded: LoadedModel,
+        params: GenerationParams,
+        batch: list[list[int]],
+        cancel: threading.Event | None = None,
     ) -> list[GenerationResult]:
         import torch
+        from transformers import StoppingCriteriaList
 
         tok = loaded.tokenizer
         width = max(len(ids) for ids in batch)
@@ -142,18 +153,21 @@ class LocalProvider(Provider):
         input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch])
         mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch])
         dev = loaded.model.device
+        kwargs = self._gen_kwargs(loaded, params)
+        if cancel is not None:  # checked after every decoding step
+            kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnEvent(cancel)])
         started = time.perf_counter()
         try:
             with loaded.lock, torch.inference_mode():
                 if params.seed is not None:
                     torch.manual_seed(params.seed)
-                out = loaded.model.generate(
-                    input_ids=input_ids.to(dev), attention_mask=mask.to(dev), **self._gen_kwargs(loaded, params)
-                )
+                out = loaded.model.generate(input_ids=input_ids.to(dev), attention_mask=mask.to(dev), **kwargs)
         except Exception as exc:  # a crash in one batch must not take the others down
             elapsed = time.perf_counter() - started
             return [GenerationResult.failure(f"Generation failed: {exc}", self.spec.name, elapsed) for _ in batch]
         elapsed = time.perf_counter() - started
+        if cancel is not None and cancel.is_set():  # the batch was cut short: its texts are incomplete
+            return [self.cancelled_result(self.spec.name) for _ in batch]
         stop_ids = loaded.eos_ids | {pad}
         results = []
         for row, ids in zip(out[:, width:].tolist(), batch):

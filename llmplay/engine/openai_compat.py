@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -83,11 +84,19 @@ class OpenAICompatProvider(Provider):
         )
 
     # ---- public API ---------------------------------------------------------------------------------
-    def generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    def generate(
+        self, requests: list[GenerationRequest], cancel: threading.Event | None = None
+    ) -> list[GenerationResult]:
         if not requests:
             return []
+
+        def one(request: GenerationRequest) -> GenerationResult:
+            if cancel is not None and cancel.is_set():  # requests not yet sent are skipped
+                return self.cancelled_result(self.spec.name)
+            return self._generate_one(request)
+
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
-            return list(pool.map(self._generate_one, requests))
+            return list(pool.map(one, requests))
 
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
         started = time.perf_counter()

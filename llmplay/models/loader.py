@@ -47,6 +47,9 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+_LOADING = threading.Lock()
+
+
 @dataclass
 class LoadedModel:
     spec: ModelSpec
@@ -120,7 +123,11 @@ class ModelManager:
         with lock:  # one load per key even when many requests arrive at once
             if key in self._loaded:
                 return self._loaded[key]
-            loaded = self._load(spec, dtype or self.settings.dtype, adapter, progress or (lambda _: None))
+            # transformers' from_pretrained builds models under process-global state (meta-device init): two
+            # loads at once in one process corrupt each other ("Cannot copy out of meta tensor"), so loads of
+            # different models take turns; generation on loaded models still runs in parallel.
+            with _LOADING:
+                loaded = self._load(spec, dtype or self.settings.dtype, adapter, progress or (lambda _: None))
             self._loaded[key] = loaded
             return loaded
 

@@ -16,11 +16,12 @@ import yaml
 from llmplay.errors import LlmplayError
 from llmplay.templates.sandbox import BoundedSandbox, undeclared_names
 
-TASKS = ("classification", "extraction", "generation", "summarisation", "translation", "qa", "chat")
+TASKS = ("classification", "extraction", "generation", "summarisation", "translation", "qa", "chat", "judge")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FIELDS = ("name", "description", "task", "variables", "system", "body", "examples", "output", "metrics")
-OUTPUT_FIELDS = ("format", "labels", "regex", "json")
+OUTPUT_FIELDS = ("format", "labels", "regex", "json", "mode")
+OUTPUT_MODES = ("generate", "likelihood")
 VALUE_TYPES = (str, int, float, bool, list, dict)
 
 
@@ -64,6 +65,9 @@ class OutputSpec:
     regex: str | None = None
     # The answer is a JSON value.
     json: bool = False
+    # How evaluation runs get the answer: "generate" (free text, parsed) or "likelihood" (the label the model
+    # finds most likely: never unparseable; needs labels and a local model).
+    mode: str = "generate"
 
     def extract(self, reply: str) -> str | None:
         """The answer inside a model reply, or None if it has none (for scoring and display)."""
@@ -114,6 +118,7 @@ class Template:
         if not self.output.is_empty():
             out = {"format": self.output.format, "labels": list(self.output.labels), "regex": self.output.regex}
             out["json"] = self.output.json
+            out["mode"] = self.output.mode if self.output.mode != "generate" else None
             data["output"] = {k: v for k, v in out.items() if v not in ("", [], None, False)}
         if self.metrics:
             data["metrics"] = list(self.metrics)
@@ -190,7 +195,7 @@ def template_from_dict(data: dict) -> tuple[Template, list[str]]:
     raw_out = data.get("output")
     if raw_out is not None:
         if not isinstance(raw_out, dict):
-            problems.append("'output' must be a mapping with format, labels, regex or json")
+            problems.append("'output' must be a mapping with format, labels, regex, json or mode")
         else:
             extra = set(raw_out) - set(OUTPUT_FIELDS)
             if extra:
@@ -204,6 +209,7 @@ def template_from_dict(data: dict) -> tuple[Template, list[str]]:
                 labels=tuple(str(x) for x in labels),
                 regex=str(raw_out["regex"]) if raw_out.get("regex") else None,
                 json=bool(raw_out.get("json", False)),
+                mode=str(raw_out.get("mode") or "generate"),
             )
 
     metrics = data.get("metrics") or []
@@ -277,6 +283,10 @@ def template_problems(template: Template, body_lines: dict[str, int] | None = No
         if missing:
             problems.append(f"example #{i} is missing required variable(s): {', '.join(missing)}")
 
+    if t.output.mode not in OUTPUT_MODES:
+        problems.append(f"output.mode must be one of {', '.join(OUTPUT_MODES)}; got {t.output.mode!r}")
+    elif t.output.mode == "likelihood" and not t.output.labels:
+        problems.append("output.mode 'likelihood' chooses among output.labels: list the labels")
     if t.output.regex:
         try:
             re.compile(t.output.regex)

@@ -70,7 +70,10 @@ def test_seqeval_entity_f1_on_a_known_example():
     assert result.details["precision"] == pytest.approx(1.0)  # 2 of 2 predicted entities right
     assert result.details["recall"] == pytest.approx(2 / 3)  # 2 of 3 true entities found
     assert result.score == pytest.approx(0.8)  # 2PR/(P+R) = (4/3)/(5/3)
-    assert result.per_row is None
+    # Per-sentence F1 (row 1: P=1, R=1/2 -> 2/3; row 2: perfect), kept for the grid; not averaged into the score.
+    assert result.per_row == pytest.approx([2 / 3, 1.0]) and result.row_mean is False
+    assert get_metric("entity_recall").compute(preds, refs).score == pytest.approx(2 / 3)
+    assert get_metric("entity_precision").compute(preds, refs).score == pytest.approx(1.0)
 
 
 def test_bleu_of_known_pairs():
@@ -221,3 +224,14 @@ def test_embedder_refuses_a_generative_model():
 
     with pytest.raises(ModelLoadError, match="needs an encoder"):
         get_embedder("smollm2-135m-instruct")
+
+
+def test_entity_lines_become_bio_tags_over_the_sentence_tokens():
+    from llmplay.evaluation.scorer import entity_lines_to_bio
+
+    tokens = ["Angela", "Merkel", "visited", "Berlin", "and", "met", "Angela", "in", "Berlin", "."]
+    reply = "PER: Angela Merkel\nLOC: Berlin\nLOC: Berlin\nORG: Nowhere Inc\nnot an entity line"
+    assert entity_lines_to_bio(reply, tokens) == [
+        "B-PER", "I-PER", "O", "B-LOC", "O", "O", "O", "O", "B-LOC", "O",
+    ]  # fmt: skip
+    assert entity_lines_to_bio(None, tokens) == ["O"] * len(tokens)  # no answer tags nothing

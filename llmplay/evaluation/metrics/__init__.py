@@ -1,6 +1,6 @@
 """Metrics as local Hugging Face ``evaluate`` modules (``modules/<name>/<name>.py``) behind a registry.
 
-Semantic similarity and LLM-as-judge are not here yet.
+LLM-as-judge is not a metric module: the run scores it with a judge model (see evaluation/judge.py).
 """
 
 from llmplay.evaluation.metrics.registry import (
@@ -10,6 +10,7 @@ from llmplay.evaluation.metrics.registry import (
     MetricResult,
     UnknownMetricError,
     builtin_registry,
+    default_registry,
     get_metric,
     list_metrics,
     load_user_metrics,
@@ -23,6 +24,7 @@ __all__ = [
     "MetricResult",
     "UnknownMetricError",
     "builtin_registry",
+    "default_registry",
     "get_metric",
     "list_metrics",
     "load_user_metrics",

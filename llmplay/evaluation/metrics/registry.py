@@ -194,6 +194,8 @@ def builtin_registry() -> MetricRegistry:
     }
     for name, module in modules.items():
         registry.register(name, MODULES_DIR / module, builtin=True)
+    for name, report in {"entity_f1": "f1", "entity_precision": "precision", "entity_recall": "recall"}.items():
+        registry.register(name, MODULES_DIR / "entity_f1", builtin=True, report=report)
     # Assertion shortcuts, so a template can list e.g. metrics: [valid_json].
     for name, check in {
         "contains": "contains",
@@ -225,3 +227,8 @@ def list_metrics() -> list[str]:
 def load_user_metrics(folder: str | Path) -> list[str]:
     """Register the metrics in ``folder`` (e.g. ``<data_dir>/metrics``) with the default registry."""
     return _default.load_folder(folder)
+
+
+def default_registry() -> MetricRegistry:
+    """The process-wide registry (built-ins plus user metrics loaded into it)."""
+    return _default

@@ -1,0 +1,168 @@
+"""`llmplay eval CONFIG.yaml`: an evaluation run from a terminal or CI, with thresholds and exit codes.
+
+Exit codes: 0 every threshold passed; 1 a threshold failed; 2 the config or data is invalid; 3 the run
+itself failed or was interrupted. The config (YAML) looks like::
+
+    name: sentiment-regression
+    dataset:                      # a saved dataset's name, a built-in sample's name, or a file:
+      file: data/sentiment.csv    #   relative to this config file; saved under `name` (same content: reused)
+      name: sentiment-ci
+      variables: {text: sentence} #   template variable -> column (default: columns of the same name)
+      reference: label
+    sample: 50                    # optional: a seeded sample of rows
+    templates: [financial-sentiment]
+    models: [smollm2-135m-instruct]
+    params: {max_new_tokens: 8}   # decoding, for every column
+    metrics:
+      - name: accuracy
+        threshold: 0.6            # every column must reach it
+    judge: {model: smollm2-135m-instruct}   # optional LLM-as-judge
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.settings import Settings
+
+
+def add_eval_commands(subparsers) -> None:
+    e = subparsers.add_parser("eval", help="run an evaluation from a YAML config (exit 1 if a threshold fails)")
+    e.add_argument("config", help="the run's YAML file")
+    e.add_argument("--prompts-dir", help="template folder (default ./prompts or $LLMPLAY_PROMPTS_DIR)")
+    e.add_argument("--out", help="folder for results CSV/JSON (default <data dir>/exports/run-<id>)")
+    e.add_argument("--json", action="store_true", help="print the summary and threshold checks as JSON")
+    e.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def cmd_eval(args, settings: Settings) -> int:
+    from llmplay.engine import Engine
+    from llmplay.evaluation.config import RunConfig
+    from llmplay.evaluation.results import get_run, load_results
+    from llmplay.evaluation.runner import EvalRunner
+    from llmplay.templates.library import TemplateLibrary
+
+    path = Path(args.config)
+    data = _read_config(path)
+    data["dataset"] = prepare_dataset(settings, data.get("dataset"), path.parent)
+    config = RunConfig.from_dict(data)
+    engine = Engine(settings)
+    library = TemplateLibrary.from_settings(settings, args.prompts_dir)
+    runner = EvalRunner(engine, library)
+
+    def show(progress) -> None:
+        if not args.quiet:
+            print(progress.describe(), file=sys.stderr, flush=True)
+
+    run_id = runner.run(config, on_progress=show)
+    info = get_run(settings, run_id)
+    results = load_results(settings, run_id)
+    out = Path(args.out) if args.out else settings.data_dir / "exports" / f"run-{run_id}"
+    csv_path, json_path = results.export(out)
+    checks = threshold_checks(config, info.summary or {})
+    failed = [c for c in checks if not c["passed"]]
+    if args.json:
+        print(json.dumps({"run_id": run_id, "status": info.status, "summary": info.summary, "checks": checks}))
+    else:
+        print(format_summary(info))
+        for check in checks:
+            print(("PASS " if check["passed"] else "FAIL ") + check["message"])
+        print(f"Run #{run_id} {info.status} in {info.elapsed_s or 0:.1f} s; results: {csv_path} and {json_path}")
+    if info.status != "done":
+        print(f"error: run #{run_id} {info.status}: {info.error or ''}", file=sys.stderr)
+        return 3
+    return 1 if failed else 0
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidRequestError(f"No config file at {path}.") from None
+    except yaml.YAMLError as exc:
+        raise InvalidRequestError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError(f"{path} must be a YAML mapping (dataset, templates, models, metrics, ...).")
+    return data
+
+
+def prepare_dataset(settings: Settings, spec, base: Path) -> str:
+    """The saved dataset's name for the config's ``dataset``: a name (a built-in sample is installed on first
+    use) or {file, name, variables, reference} (read, checked and saved; same content is reused)."""
+    from llmplay.evaluation import datasets as ds
+
+    if isinstance(spec, str):
+        if spec in ds.builtin_datasets() and spec not in {d.name for d in ds.list_datasets(settings)}:
+            ds.install_builtins(settings)
+        return spec
+    if not isinstance(spec, dict) or "file" not in spec:
+        raise InvalidRequestError("'dataset' must be a dataset name or a mapping with 'file' (and 'name').")
+    file = Path(spec["file"])
+    file = file if file.is_absolute() else base / file
+    if not file.is_file():
+        raise InvalidRequestError(f"The dataset file {file} does not exist (paths are relative to the config file).")
+    name = spec.get("name") or file.stem.lower().replace(" ", "-")
+    table = ds.read_table(file, settings, filename=file.name)
+    variables = dict(spec.get("variables") or {})
+    mapping = ds.ColumnMapping(variables, spec.get("reference"))
+    try:
+        ds.save_dataset(settings, name, table.df, mapping, source=file.name)
+    except LlmplayError as exc:
+        raise InvalidRequestError(str(exc)) from None
+    return name
+
+
+def threshold_checks(config, summary: dict) -> list[dict]:
+    """One check per (thresholded metric, column): passed, score, bound and a one-line message."""
+    bounds = [(m.name, m.threshold, m.max_threshold) for m in config.metrics if m.threshold or m.max_threshold]
+    if config.judge and config.judge.threshold is not None:
+        bounds.append(("judge", config.judge.threshold, None))
+    checks = []
+    for name, low, high in bounds:
+        for col in summary.get("columns", []):
+            metric = col.get("metrics", {}).get(name)
+            score = metric["score"] if metric else None
+            passed = score is not None and (low is None or score >= low) and (high is None or score <= high)
+            bound = " and ".join(x for x in (low is not None and f">= {low}", high is not None and f"<= {high}") if x)
+            shown = "no score" if score is None else f"{score:.4f} [{metric['low']:.4f}, {metric['high']:.4f}]"
+            checks.append(
+                {
+                    "column": col["title"],
+                    "metric": name,
+                    "score": score,
+                    "min": low,
+                    "max": high,
+                    "passed": passed,
+                    "message": f"{col['title']}: {name} = {shown}, required {bound}",
+                }
+            )
+    return checks
+
+
+def format_summary(info) -> str:
+    """A plain-text scoreboard: one line per column, one cell per metric (score [95% CI])."""
+    summary = info.summary or {}
+    names = summary.get("metrics", [])
+    header = ["column", *names, "latency_s", "n"]
+    lines = []
+    for col in summary.get("columns", []):
+        cells = [col["title"]]
+        for name in names:
+            m = col.get("metrics", {}).get(name)
+            cells.append(f"{m['score']:.3f} [{m['low']:.3f}, {m['high']:.3f}]" if m else "—")
+        lat = col.get("latency_s")
+        cells += [f"{lat['score']:.2f}" if lat else "—", str(col.get("n", 0))]
+        lines.append(cells)
+    widths = [max(len(str(r[i])) for r in [header, *lines]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*r) for r in lines]
+    for col in summary.get("columns", []):
+        for name, problem in col.get("metric_errors", {}).items():
+            out.append(f"note: {col['title']}: {name}: {problem}")
+    return "\n".join(out)

@@ -1,0 +1,630 @@
+"""Evaluation runs as background jobs: dataset rows x columns through the engine, outputs cached in SQLite.
+
+``EvalRunner.submit`` checks the whole config at once (dataset, templates, models, metrics, mapping), so
+mistakes are reported before anything runs, then executes the run on a worker thread in this process: local
+models are loaded once per process and shared with the rest of the app, and runs execute one at a time
+(local generation is serialised per model anyway). Progress lives in the ``eval_runs`` row, so the UI (or
+another process) polls it; ``cancel`` stops generation mid-batch within a few seconds and keeps every
+finished row. ``run`` does the same synchronously (the CLI).
+
+Caching: each cell's output is stored under a key of everything that decides it (see outputs.py). Re-running
+an unchanged cell reuses the stored output; only changed cells are generated.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from llmplay.engine.engine import Engine
+from llmplay.engine.types import GenerationRequest, GenerationResult
+from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.evaluation import judge as judging
+from llmplay.evaluation import outputs
+from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
+from llmplay.evaluation.datasets import DatasetError, load_dataset, sample
+from llmplay.evaluation.metrics.registry import MetricRegistry, default_registry
+from llmplay.evaluation.scorer import ScoringError, needs_reference
+from llmplay.evaluation.summary import score_run
+from llmplay.models.catalog import ModelSpec
+from llmplay.store import connect
+from llmplay.templates.library import TemplateLibrary
+from llmplay.templates.model import Template, parse_template
+from llmplay.templates.render import base_model_prompt, build_request
+from llmplay.templates.versions import Version
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("queued", "running")
+TERMINAL = ("done", "cancelled", "failed", "interrupted")
+
+
+@dataclass
+class RunProgress:
+    run_id: int
+    status: str
+    done: int
+    total: int
+    generated: int
+    cached: int
+    failed: int
+    elapsed_s: float
+    eta_s: float | None
+    error: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+    def describe(self) -> str:
+        text = f"Run #{self.run_id} {self.status}: {self.done}/{self.total} cells"
+        text += f" · {self.generated} generated · {self.cached} from cache"
+        if self.failed:
+            text += f" · {self.failed} failed"
+        text += f" · {self.elapsed_s:.1f} s"
+        if self.eta_s is not None and not self.finished:
+            text += f" · about {self.eta_s:.0f} s left"
+        if self.error:
+            text += f" · {self.error}"
+        return text
+
+
+@dataclass
+class _Column:
+    index: int
+    config: ColumnConfig
+    template: Template
+    version: Version
+    spec: ModelSpec
+    mode: str  # generate | likelihood
+    variables: dict[str, str]  # template variable -> dataset column
+    dtype: str
+
+
+@dataclass
+class _Plan:
+    config: RunConfig
+    rows: list[dict[str, Any]]
+    source_index: list[int]
+    references: list[Any] | None
+    columns: list[_Column]
+    metrics: list[MetricConfig]
+    dataset_hash: str
+    reference_column: str | None = None
+    judge_template: Template | None = None
+    judge_version: Version | None = None
+    judge_spec: ModelSpec | None = None
+
+
+@dataclass
+class _Cell:
+    row: int
+    key: str = ""
+    prompt: str = ""
+    messages: list[dict] = field(default_factory=list)
+    request: GenerationRequest | None = None
+    error: str | None = None
+
+
+@dataclass
+class _Job:
+    cancel: threading.Event
+    thread: threading.Thread | None = None
+    started: float = 0.0
+    generating_s: float = 0.0  # time spent generating, for the ETA
+    generated: int = 0
+    to_generate: int = 0
+
+
+class EvalRunner:
+    def __init__(
+        self,
+        engine: Engine,
+        library: TemplateLibrary | None = None,
+        registry: MetricRegistry | None = None,
+        chunk_size: int | None = None,
+    ):
+        """``chunk_size``: cells generated between progress updates and cancel checks (default: the batch size)."""
+        self.engine = engine
+        self.chunk_size = chunk_size or engine.settings.max_batch_size
+        self.settings = engine.settings
+        self.library = library or TemplateLibrary.from_settings(self.settings)
+        self.registry = registry or default_registry()
+        self._jobs: dict[int, _Job] = {}
+        self._serial = threading.Lock()  # one run generates at a time
+        mark_interrupted(self.settings.db_path)
+
+    # ---- public ------------------------------------------------------------------------------------------
+    def submit(self, config: RunConfig) -> int:
+        """Check ``config`` (raising with every problem) and start it in the background; returns the run id."""
+        plan = self.plan(config)
+        run_id = self._create(plan)
+        job = self._jobs[run_id]
+        job.thread = threading.Thread(target=self._execute, args=(plan, run_id, job), name=f"eval-run-{run_id}")
+        job.thread.daemon = True
+        job.thread.start()
+        return run_id
+
+    def run(self, config: RunConfig, on_progress: Callable[[RunProgress], None] | None = None) -> int:
+        """Run synchronously in this thread (the CLI); returns the run id."""
+        plan = self.plan(config)
+        run_id = self._create(plan)
+        self._execute(plan, run_id, self._jobs[run_id], on_progress)
+        return run_id
+
+    def cancel(self, run_id: int) -> bool:
+        """Ask a run of this process to stop; True if it was still active."""
+        job = self._jobs.get(run_id)
+        if job is None or self.progress(run_id).finished:
+            return False
+        job.cancel.set()
+        return True
+
+    def wait(self, run_id: int, timeout: float | None = None) -> RunProgress:
+        job = self._jobs.get(run_id)
+        if job is not None and job.thread is not None:
+            job.thread.join(timeout)
+        return self.progress(run_id)
+
+    def progress(self, run_id: int) -> RunProgress:
+        with connect(self.settings.db_path) as db:
+            row = next(db.query("select * from eval_runs where id = ?", [run_id]), None)
+        if row is None:
+            raise InvalidRequestError(f"No evaluation run #{run_id}.")
+        job = self._jobs.get(run_id)
+        elapsed = row["elapsed_s"] or 0.0
+        eta = None
+        if job is not None and row["status"] == "running":
+            elapsed = time.perf_counter() - job.started
+            if job.generated:
+                eta = (job.to_generate - job.generated) * job.generating_s / job.generated
+        return RunProgress(
+            run_id=run_id,
+            status=row["status"],
+            done=row["done_cells"] or 0,
+            total=row["total_cells"] or 0,
+            generated=row["generated_cells"] or 0,
+            cached=row["cached_cells"] or 0,
+            failed=row["failed_cells"] or 0,
+            elapsed_s=elapsed,
+            eta_s=eta,
+            error=row["error"] or "",
+        )
+
+    # ---- planning: every check before anything runs --------------------------------------------------------
+    def plan(self, config: RunConfig) -> _Plan:
+        try:
+            dataset = load_dataset(self.settings, config.dataset)
+        except DatasetError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        df = sample(dataset.df, config.sample, config.seed) if config.sample else dataset.df
+        rows = [dict(zip(df.columns, r)) for r in df.itertuples(index=False, name=None)]
+        mapping = dataset.mapping
+        references = [r[mapping.reference] for r in rows] if mapping.reference else None
+        problems: list[str] = []
+        columns = []
+        for i, col in enumerate(config.columns):
+            try:
+                columns.append(self._resolve_column(i, col, list(df.columns), mapping.variables))
+            except LlmplayError as exc:
+                problems.append(f"column {i + 1} ({col.title}): {exc}")
+        metrics = list(config.metrics)
+        if not metrics:  # every metric the templates suggest, in order
+            names = dict.fromkeys(m for c in columns for m in c.template.metrics)
+            metrics = [MetricConfig(n) for n in names]
+        for metric in metrics:
+            if metric.name not in self.registry.names():
+                problems.append(f"unknown metric {metric.name!r} (known: {', '.join(self.registry.names())})")
+            elif references is None and needs_reference(metric):
+                problems.append(
+                    f"metric {metric.name!r} needs a reference column; dataset {config.dataset!r} has none mapped"
+                )
+        plan = _Plan(config, rows, [int(i) for i in df.index], references, columns, metrics, dataset.info.content_hash)
+        plan.reference_column = mapping.reference
+        if config.judge:
+            try:
+                plan.judge_version = self.library.current_version(config.judge.template)
+                plan.judge_template = parse_template(plan.judge_version.content, config.judge.template)
+                judging.check_template(plan.judge_template)
+                plan.judge_spec = self.engine.catalog.get(config.judge.model)
+                if plan.judge_spec.kind not in ("chat", "base"):
+                    raise LlmplayError(f"{config.judge.model!r} is an encoder; a judge must generate text.")
+            except LlmplayError as exc:
+                problems.append(f"judge: {exc}")
+        if problems:
+            raise InvalidRequestError("Cannot start the evaluation: " + "; ".join(problems) + ".")
+        return plan
+
+    def _resolve_column(self, index: int, col: ColumnConfig, columns: list[str], dataset_vars: dict) -> _Column:
+        if col.template_version:
+            version = self.library.version(col.template, col.template_version)
+        else:
+            version = self.library.current_version(col.template)
+        template = parse_template(version.content, col.template)
+        spec = self.engine.catalog.get(col.model)
+        if spec.kind not in ("chat", "base"):
+            raise LlmplayError(f"{col.model!r} is an encoder model; evaluation columns need a generative model.")
+        if col.adapter and spec.provider != "local":
+            raise LlmplayError(f"{col.model!r} is an endpoint; LoRA adapters apply to local models only.")
+        mode = (
+            col.mode if col.mode != "auto" else ("likelihood" if template.output.mode == "likelihood" else "generate")
+        )
+        if mode == "likelihood":
+            if not template.output.labels:
+                raise LlmplayError("likelihood mode chooses among the template's output labels; it declares none")
+            if spec.provider != "local":
+                raise LlmplayError("likelihood mode needs a local model (endpoints do not return log-probabilities)")
+        # Column mapping: the column's own, else the dataset's, else a dataset column of the same name.
+        variables = dict(col.variables or {})
+        for var in template.variables:
+            if var.name in variables:
+                continue
+            if var.name in dataset_vars:
+                variables[var.name] = dataset_vars[var.name]
+            elif var.name in columns:
+                variables[var.name] = var.name
+        missing = [v.name for v in template.variables if v.required and v.name not in variables]
+        if missing:
+            raise LlmplayError(
+                f"template variable(s) {', '.join(missing)} have no dataset column; map them (dataset columns: "
+                f"{', '.join(columns)})"
+            )
+        absent = sorted({c for c in variables.values() if c not in columns})
+        if absent:
+            raise LlmplayError(f"mapped column(s) {', '.join(absent)} are not in the dataset")
+        return _Column(index, col, template, version, spec, mode, variables, col.dtype or self.settings.dtype)
+
+    # ---- execution -----------------------------------------------------------------------------------------
+    def _create(self, plan: _Plan) -> int:
+        config = plan.config.to_dict()
+        config["resolved"] = {
+            "columns": [
+                {
+                    "title": title,
+                    "template_version_id": c.version.id,
+                    "template_version": c.version.number,
+                    "mode": c.mode,
+                    "variables": c.variables,
+                    "dtype": c.dtype,
+                }
+                for c, title in zip(plan.columns, plan.config.titles())
+            ],
+            "metrics": [m.to_dict() for m in plan.metrics],
+            "reference": plan.reference_column,
+            "judge_template_version_id": plan.judge_version.id if plan.judge_version else None,
+        }
+        name = plan.config.name or f"{plan.config.dataset} × {len(plan.columns)} column(s)"
+        with connect(self.settings.db_path) as db, db.atomic():
+            run_id = (
+                db["eval_runs"]
+                .insert(
+                    {
+                        "name": name,
+                        "status": "queued",
+                        "config": json.dumps(config, ensure_ascii=False),
+                        "dataset": plan.config.dataset,
+                        "dataset_hash": plan.dataset_hash,
+                        "rows": len(plan.rows),
+                        "total_cells": len(plan.rows) * len(plan.columns),
+                        "done_cells": 0,
+                        "generated_cells": 0,
+                        "cached_cells": 0,
+                        "failed_cells": 0,
+                        "created_at": _now(),
+                        "pid": os.getpid(),
+                    }
+                )
+                .last_pk
+            )
+            db["eval_rows"].insert_all(
+                {"run_id": run_id, "row_index": i, "source_index": src, "data": json.dumps(row, ensure_ascii=False)}
+                for i, (row, src) in enumerate(zip(plan.rows, plan.source_index))
+            )
+        self._jobs[run_id] = _Job(cancel=threading.Event())
+        return run_id
+
+    def _execute(self, plan: _Plan, run_id: int, job: _Job, on_progress=None) -> None:
+        with self._serial:
+            job.started = time.perf_counter()
+            self._update(run_id, status="running", started_at=_now())
+            status, error = "done", None
+            try:
+                for column in plan.columns:
+                    if job.cancel.is_set():
+                        break
+                    self._run_column(plan, column, run_id, job, on_progress)
+                if plan.config.judge and not job.cancel.is_set():
+                    self._run_judge(plan, run_id, job)
+                if job.cancel.is_set():
+                    status = "cancelled"
+            except Exception as exc:  # a bug or a broken model must end the run visibly, not hang it
+                log.exception("evaluation run %s failed", run_id)
+                status, error = "failed", f"{type(exc).__name__}: {exc}"
+            try:
+                score_run(self.settings, run_id, self.registry)
+            except (LlmplayError, ScoringError) as exc:
+                error = error or f"Scoring failed: {exc}"
+                status = "failed" if status == "done" else status
+            except Exception as exc:
+                log.exception("scoring run %s failed", run_id)
+                error = error or f"Scoring failed: {type(exc).__name__}: {exc}"
+                status = "failed" if status == "done" else status
+            self._update(
+                run_id,
+                status=status,
+                error=error,
+                finished_at=_now(),
+                elapsed_s=round(time.perf_counter() - job.started, 3),
+            )
+            if on_progress:
+                on_progress(self.progress(run_id))
+
+    def _run_column(self, plan: _Plan, column: _Column, run_id: int, job: _Job, on_progress) -> None:
+        cells = self._prepare_cells(plan, column)
+        ready = [c for c in cells if c.error is None]
+        with connect(self.settings.db_path) as db:
+            stored = outputs.find(db, [c.key for c in ready])
+            with db.atomic():
+                for cell in cells:
+                    if cell.error is not None:
+                        self._insert_cell(db, run_id, column, cell, None, error=cell.error)
+                    elif cell.key in stored:
+                        self._insert_cell(db, run_id, column, cell, stored[cell.key], cached=True)
+                self._count(db, run_id)
+        missing = [c for c in ready if c.key not in stored]
+        job.to_generate += len(missing)
+        if on_progress:
+            on_progress(self.progress(run_id))
+        chunk = max(1, self.chunk_size)
+        for start in range(0, len(missing), chunk):
+            if job.cancel.is_set():
+                return
+            batch = missing[start : start + chunk]
+            began = time.perf_counter()
+            results = self._generate(column, batch, job.cancel)
+            job.generating_s += time.perf_counter() - began
+            with connect(self.settings.db_path) as db, db.atomic():
+                for cell, (result, details) in zip(batch, results):
+                    if result.finish_reason == "cancelled":
+                        continue  # not finished: neither stored nor counted
+                    job.generated += 1
+                    if not result.ok:
+                        self._insert_cell(db, run_id, column, cell, None, error=result.error)
+                        continue
+                    output_id = outputs.insert(
+                        db,
+                        key=cell.key,
+                        mode=column.mode,
+                        model=column.spec.name,
+                        adapter=column.config.adapter,
+                        template_version_id=column.version.id,
+                        prompt=cell.prompt,
+                        params=column.config.params,
+                        result=result,
+                        details=details,
+                    )
+                    self._insert_cell(db, run_id, column, cell, outputs.get(db, output_id))
+                self._count(db, run_id)
+            if on_progress:
+                on_progress(self.progress(run_id))
+
+    def _prepare_cells(self, plan: _Plan, column: _Column) -> list[_Cell]:
+        """Render every row for this column and compute its cache key; a row that fails to render is an
+        error cell (with the template's message), not a failed run."""
+        params = column.config.params
+        loaded = None
+        if column.spec.provider == "local":
+            try:
+                loaded = self.engine.models.get(column.spec, dtype=column.config.dtype, adapter=column.config.adapter)
+            except LlmplayError as exc:
+                return [_Cell(i, error=f"Model failed to load: {exc}") for i in range(len(plan.rows))]
+        labels = column.template.output.labels if column.mode == "likelihood" else ()
+        cells = []
+        for i, row in enumerate(plan.rows):
+            cell = _Cell(i)
+            try:
+                values = {var: row[col] for var, col in column.variables.items()}
+                cell.request, cell.messages = build_request(column.template, column.spec.kind, values, params)
+                cell.prompt = _prompt_text(loaded, cell.request)
+                cell.key = outputs.cache_key(
+                    prompt=cell.prompt,
+                    spec=column.spec,
+                    dtype=column.dtype,
+                    adapter=column.config.adapter,
+                    params=params,
+                    mode=column.mode,
+                    options=tuple(labels),
+                )
+            except LlmplayError as exc:
+                cell.error = str(exc)
+            cells.append(cell)
+        return cells
+
+    def _generate(
+        self, column: _Column, cells: list[_Cell], cancel: threading.Event
+    ) -> list[tuple[GenerationResult, dict | None]]:
+        """One (result, details) per cell; details hold each label's log-probability in likelihood mode."""
+        cfg = column.config
+        if column.mode == "generate":
+            results = self.engine.generate(
+                cfg.model, [c.request for c in cells], dtype=cfg.dtype, adapter=cfg.adapter, cancel=cancel
+            )
+            return [(r, None) for r in results]
+        results: list[tuple[GenerationResult, dict | None]] = []
+        for cell in cells:  # likelihood: one forward pass per row over all labels
+            if cancel.is_set():
+                results.append((_cancelled(cfg.model), None))
+                continue
+            began = time.perf_counter()
+            try:
+                best, scores = self.engine.choose(
+                    cfg.model, cell.request, column.template.output.labels, dtype=cfg.dtype, adapter=cfg.adapter
+                )
+            except LlmplayError as exc:
+                results.append((GenerationResult.failure(str(exc), cfg.model, time.perf_counter() - began), None))
+                continue
+            result = GenerationResult(text=best, latency_s=time.perf_counter() - began, model=cfg.model)
+            results.append((result, {"options": {s.option: round(s.logprob, 4) for s in scores}}))
+        return results
+
+    def _run_judge(self, plan: _Plan, run_id: int, job: _Job) -> None:
+        """Grade every successful cell with the judge model; verdicts are cached outputs too."""
+        judge, template, spec = plan.config.judge, plan.judge_template, plan.judge_spec
+        assert judge is not None and template is not None and spec is not None
+        loaded = self.engine.models.get(spec) if spec.provider == "local" else None
+        with connect(self.settings.db_path) as db:
+            cells = list(db.query("select * from eval_cells where run_id = ? and output_id is not null", [run_id]))
+            texts = {c["output_id"]: outputs.get(db, c["output_id"]).text for c in cells}
+        work = []
+        for c in cells:
+            column = plan.columns[c["column_index"]]
+            messages = _request_messages(column, plan.rows[c["row_index"]])
+            reference = plan.references[c["row_index"]] if plan.references else None
+            values = judging.judge_values(template, messages, texts[c["output_id"]], reference)
+            request, _ = build_request(template, spec.kind, values, judge.params)
+            prompt = _prompt_text(loaded, request)
+            key = outputs.cache_key(
+                prompt=prompt, spec=spec, dtype=self.settings.dtype, adapter=None, params=judge.params, mode="judge"
+            )
+            work.append((c, request, prompt, key))
+        with connect(self.settings.db_path) as db:
+            stored = outputs.find(db, [w[3] for w in work])
+        missing = [w for w in work if w[3] not in stored]
+        chunk = max(1, self.chunk_size)
+        for start in range(0, len(missing), chunk):
+            if job.cancel.is_set():
+                return
+            batch = missing[start : start + chunk]
+            results = self.engine.generate(judge.model, [w[1] for w in batch], cancel=job.cancel)
+            with connect(self.settings.db_path) as db, db.atomic():
+                for (_, _, prompt, key), result in zip(batch, results):
+                    if result.ok:
+                        outputs.insert(
+                            db,
+                            key=key,
+                            mode="judge",
+                            model=spec.name,
+                            adapter=None,
+                            template_version_id=plan.judge_version.id if plan.judge_version else None,
+                            prompt=prompt,
+                            params=judge.params,
+                            result=result,
+                        )
+        with connect(self.settings.db_path) as db, db.atomic():
+            stored = outputs.find(db, [w[3] for w in work])
+            for c, _, _, key in work:
+                verdict = stored.get(key)
+                if verdict is None:
+                    continue
+                db["eval_cells"].update(
+                    (run_id, c["row_index"], c["column_index"]),
+                    {"judge_output_id": verdict.id, "judge_score": judging.grade(template, verdict.text)},
+                )
+
+    # ---- bookkeeping ---------------------------------------------------------------------------------------
+    def _insert_cell(self, db, run_id: int, column: _Column, cell: _Cell, output, cached=False, error=None) -> None:
+        answer = column.template.output.extract(output.text) if output is not None else None
+        db["eval_cells"].insert(
+            {
+                "run_id": run_id,
+                "row_index": cell.row,
+                "column_index": column.index,
+                "output_id": output.id if output is not None else None,
+                "answer": answer,
+                "scores": "{}",
+                "cached": int(cached),
+                "error": error,
+            },
+            replace=True,
+        )
+
+    def _count(self, db, run_id: int) -> None:
+        row = next(
+            db.query(
+                "select count(*) as done, coalesce(sum(cached), 0) as cached, "
+                "coalesce(sum(error is not null), 0) as failed from eval_cells where run_id = ?",
+                [run_id],
+            )
+        )
+        db["eval_runs"].update(
+            run_id,
+            {
+                "done_cells": row["done"],
+                "cached_cells": row["cached"],
+                "failed_cells": row["failed"],
+                "generated_cells": row["done"] - row["cached"] - row["failed"],
+            },
+        )
+
+    def _update(self, run_id: int, **values) -> None:
+        with connect(self.settings.db_path) as db, db.atomic():
+            db["eval_runs"].update(run_id, values)
+
+
+def mark_interrupted(db_path) -> int:
+    """Runs left queued/running by a process that no longer exists are marked interrupted (rerun to resume:
+    every finished cell is in the cache)."""
+    with connect(db_path) as db:
+        if "eval_runs" not in db.table_names():
+            return 0
+        stale = [
+            r["id"]
+            for r in db.query("select id, pid from eval_runs where status in ('queued', 'running')")
+            if not _alive(r["pid"]) or r["pid"] == os.getpid()
+        ]
+        with db.atomic():
+            for run_id in stale:
+                db["eval_runs"].update(
+                    run_id, {"status": "interrupted", "error": "The app stopped during this run; rerun it to resume."}
+                )
+    return len(stale)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _request_messages(column: _Column, row: dict) -> list[dict]:
+    values = {var: row[col] for var, col in column.variables.items()}
+    _, messages = build_request(column.template, column.spec.kind, values, column.config.params)
+    return messages
+
+
+def _prompt_text(loaded, request: GenerationRequest) -> str:
+    """The exact text a local model sees; for an endpoint, its messages (the server applies its template)."""
+    if loaded is not None:
+        from llmplay.engine.local import render_prompt
+
+        return render_prompt(loaded, request)
+    if request.messages is not None:
+        return json.dumps(request.as_messages(), ensure_ascii=False)
+    return request.prompt or base_model_prompt(request.as_messages())
+
+
+def _cancelled(model: str) -> GenerationResult:
+    result = GenerationResult.failure("Cancelled before this row finished.", model)
+    result.finish_reason = "cancelled"
+    return result
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,169 @@
+"""From a column's replies to metric inputs: which text each metric scores and how references are read.
+
+Metrics themselves live in ``metrics/`` (evaluate modules); this module knows what a metric expects:
+classification metrics get the parsed label (None when unparseable, counted as wrong), entity metrics get
+BIO tags rebuilt from "TYPE: entity" lines over the row's tokens, assertions check the whole reply, and
+text metrics compare the parsed answer with the reference.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llmplay.errors import LlmplayError
+from llmplay.evaluation.config import MetricConfig
+from llmplay.evaluation.metrics.registry import Metric, MetricRegistry, MetricResult
+from llmplay.evaluation.stats import Interval
+from llmplay.templates.model import Template
+
+LABEL_METRICS = {"accuracy", "macro_f1"}
+ENTITY_METRICS = {"seqeval", "entity_f1", "entity_precision", "entity_recall"}
+ASSERTIONS = {"assertions", "contains", "regex", "valid_json", "json_schema", "length"}
+# Metrics that need no reference column (they check the reply itself).
+REFERENCE_FREE = {"valid_json", "length"}
+
+
+class ScoringError(LlmplayError):
+    pass
+
+
+@dataclass(frozen=True)
+class ColumnReplies:
+    """What a column produced for the rows being scored (same order as ``rows``)."""
+
+    template: Template
+    texts: list[str | None]  # the full replies (None where the row failed)
+    answers: list[str | None]  # parsed answers (None = unparseable or failed)
+    rows: list[dict[str, Any]]  # the dataset rows (all columns as text)
+    references: list[Any] | None  # the reference column's values, or None when the dataset has none
+    text_variable: str | None = None  # the dataset column holding the input text (entity metrics' tokens)
+
+
+def needs_reference(metric: MetricConfig) -> bool:
+    if metric.name in REFERENCE_FREE:
+        return False
+    return not (metric.name in ASSERTIONS and "value" in metric.args)
+
+
+def metric_inputs(metric: MetricConfig, replies: ColumnReplies) -> tuple[list, list | None, dict]:
+    """(predictions, references, extra keyword arguments) for ``metric`` on these replies."""
+    refs = replies.references
+    if refs is None and needs_reference(metric):
+        raise ScoringError(
+            f"Metric '{metric.name}' compares answers with a reference, but the dataset has no reference column: "
+            "map one when saving the dataset, or choose a reference-free metric (valid_json, length, contains with "
+            "a value)."
+        )
+    kwargs = dict(metric.args)
+    if metric.name in LABEL_METRICS:
+        labels = replies.template.output.labels
+        preds = [_label(a) for a in replies.answers]
+        if metric.name == "macro_f1" and labels:
+            kwargs.setdefault("labels", [_label(x) for x in labels])
+        return preds, [_label(r) for r in refs], kwargs
+    if metric.name in ENTITY_METRICS:
+        preds, gold = [], []
+        for answer, reference, row in zip(replies.answers, refs, replies.rows):
+            tags = reference_tags(reference)
+            tokens = row_tokens(row, replies.text_variable, len(tags))
+            preds.append(entity_lines_to_bio(answer, tokens))
+            gold.append(tags)
+        return preds, gold, kwargs
+    if metric.name in ASSERTIONS:
+        # JSON checks look at the answer the template's parser found (models wrap JSON in prose and fences);
+        # the other checks look at the whole reply, as a user reads it.
+        json_check = metric.name in {"valid_json", "json_schema"} or kwargs.get("check") in {"json", "json_schema"}
+        outputs = replies.answers if json_check and replies.template.output.json else replies.texts
+        return list(outputs), None if refs is None else [_text(r) for r in refs], kwargs
+    return list(replies.answers), [_text(r) for r in refs], kwargs
+
+
+def score(
+    metric: Metric, config: MetricConfig, replies: ColumnReplies, resamples: int = 1000
+) -> tuple[MetricResult, Interval]:
+    """The metric's result and its 95% bootstrap interval on these replies."""
+    preds, refs, kwargs = metric_inputs(config, replies)
+    return metric.interval(preds, refs, resamples=resamples, **kwargs)
+
+
+def get(registry: MetricRegistry, name: str) -> Metric:
+    return registry.get(name)
+
+
+# ---- labels and text ---------------------------------------------------------------------------------------
+
+
+def _label(value: Any) -> str | None:
+    if value is None:
+        return None
+    return " ".join(str(value).split()).casefold()
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+# ---- entities ------------------------------------------------------------------------------------------------
+
+_ENTITY_LINE = re.compile(r"^\s*[-*]?\s*([A-Za-z]+)\s*:\s*(.+?)\s*$")
+
+
+def reference_tags(value: Any) -> list[str]:
+    """A row's gold BIO tags: a JSON list, a Python list, or tags separated by spaces."""
+    if isinstance(value, list):
+        return [str(t) for t in value]
+    text = str(value or "").strip()
+    if text.startswith("["):
+        try:
+            return [str(t) for t in json.loads(text)]
+        except json.JSONDecodeError:
+            pass
+    return text.split()
+
+
+def row_tokens(row: dict[str, Any], text_variable: str | None, n: int) -> list[str]:
+    """The row's tokens: a ``tokens`` column (JSON list) if there is one, else the input text split on spaces."""
+    raw = row.get("tokens")
+    if raw:
+        tokens = raw if isinstance(raw, list) else reference_tags(raw)
+        if len(tokens) == n or not n:
+            return [str(t) for t in tokens]
+    text = str(row.get(text_variable or "text") or "")
+    tokens = text.split()
+    if n and len(tokens) != n:
+        raise ScoringError(
+            f"A row has {n} reference tags but {len(tokens)} tokens in its text; give a 'tokens' column "
+            "(JSON list) that lines up with the tags."
+        )
+    return tokens
+
+
+def entity_lines_to_bio(answer: str | None, tokens: Sequence[str]) -> list[str]:
+    """BIO tags for ``tokens`` from a reply listing entities as "TYPE: entity" lines.
+
+    Each entity is matched to the first run of tokens equal to its words that is not tagged yet (so an
+    entity named twice in the reply tags two occurrences); entities not found in the sentence are ignored,
+    which costs recall on the gold side and never invents a span. No answer tags nothing.
+    """
+    tags = ["O"] * len(tokens)
+    if not answer:
+        return tags
+    for line in answer.splitlines():
+        match = _ENTITY_LINE.match(line)
+        if not match:
+            continue
+        kind, entity = match.group(1).upper(), match.group(2)
+        words = entity.split()
+        if not words:
+            continue
+        for start in range(len(tokens) - len(words) + 1):
+            if tokens[start : start + len(words)] == words and all(t == "O" for t in tags[start : start + len(words)]):
+                tags[start] = f"B-{kind}"
+                for k in range(start + 1, start + len(words)):
+                    tags[k] = f"I-{kind}"
+                break
+    return tags

@@ -1,0 +1,191 @@
+"""Scoring a finished (or cancelled) run: per-row scores into its cells, and a scoreboard with 95% bootstrap
+intervals into ``eval_runs.summary``. Recomputable at any time from what the run stored."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from llmplay.evaluation import judge as judging
+from llmplay.evaluation import outputs
+from llmplay.evaluation.config import MetricConfig
+from llmplay.evaluation.metrics.registry import MetricRegistry
+from llmplay.evaluation.scorer import ColumnReplies, metric_inputs
+from llmplay.evaluation.stats import Interval, bootstrap_mean
+from llmplay.settings import Settings
+from llmplay.store import connect
+from llmplay.templates.model import Template, parse_template
+from llmplay.templates.versions import version_by_id
+
+RESAMPLES = 1000  # corpus metrics are recomputed per resample: enough for a stable 95% interval
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    row: int
+    column: int
+    output_id: int | None
+    text: str | None
+    answer: str | None
+    latency_s: float
+    completion_tokens: int
+    cached: bool
+    error: str | None
+    judge_score: float | None
+    judge_output_id: int | None
+
+
+def interval_dict(interval: Interval) -> dict[str, float]:
+    return {"score": interval.estimate, "low": interval.low, "high": interval.high, "n": interval.n}
+
+
+def load_cells(db, run_id: int) -> list[CellRecord]:
+    rows = db.query(
+        "select c.*, o.text, o.latency_s, o.completion_tokens from eval_cells c "
+        "left join eval_outputs o on o.id = c.output_id where c.run_id = ? order by c.column_index, c.row_index",
+        [run_id],
+    )
+    return [
+        CellRecord(
+            row=r["row_index"],
+            column=r["column_index"],
+            output_id=r["output_id"],
+            text=r["text"],
+            answer=r["answer"],
+            latency_s=r["latency_s"] or 0.0,
+            completion_tokens=r["completion_tokens"] or 0,
+            cached=bool(r["cached"]),
+            error=r["error"],
+            judge_score=r["judge_score"],
+            judge_output_id=r["judge_output_id"],
+        )
+        for r in rows
+    ]
+
+
+def run_templates(db, config: dict) -> list[Template]:
+    resolved = config["resolved"]["columns"]
+    return [
+        parse_template(version_by_id(db, c["template_version_id"]).content, col["template"])
+        for c, col in zip(resolved, config["columns"])
+    ]
+
+
+def score_run(settings: Settings, run_id: int, registry: MetricRegistry) -> dict[str, Any]:
+    """Score every column on the rows it finished; store per-row scores and the summary; return the summary."""
+    with connect(settings.db_path) as db:
+        run = db["eval_runs"].get(run_id)
+        config = json.loads(run["config"])
+        templates = run_templates(db, config)
+        rows = [
+            json.loads(r["data"])
+            for r in db.query("select data from eval_rows where run_id = ? order by row_index", [run_id])
+        ]
+        cells = load_cells(db, run_id)
+    ref_column = _reference_column(settings, config)
+    references = [r.get(ref_column) for r in rows] if ref_column else None
+    metrics = [MetricConfig(**m) for m in config["resolved"]["metrics"]]
+    by_column: dict[int, list[CellRecord]] = {}
+    for cell in cells:
+        by_column.setdefault(cell.column, []).append(cell)
+
+    summary_columns, row_scores = [], {}
+    for index, col in enumerate(config["columns"]):
+        resolved = config["resolved"]["columns"][index]
+        col_cells = by_column.get(index, [])
+        entry: dict[str, Any] = {
+            "index": index,
+            "title": resolved["title"],
+            "template": col["template"],
+            "template_version": resolved["template_version"],
+            "model": col["model"],
+            "adapter": col.get("adapter"),
+            "mode": resolved["mode"],
+            "n": len(col_cells),
+            "failed": sum(c.error is not None for c in col_cells),
+            "unparseable": sum(c.error is None and c.answer is None for c in col_cells),
+            "cached": sum(c.cached for c in col_cells),
+            "metrics": {},
+            "metric_errors": {},
+        }
+        if col_cells:
+            _score_column(entry, col_cells, templates[index], rows, references, resolved, metrics, registry, row_scores)
+            _usage(entry, col_cells)
+            if config.get("judge"):
+                judged = [judging.score(_grade(c)) for c in col_cells if c.error is None]
+                if judged:
+                    entry["metrics"]["judge"] = interval_dict(bootstrap_mean(judged, resamples=RESAMPLES))
+                    entry["metrics"]["judge"]["ungraded"] = sum(
+                        c.judge_score is None for c in col_cells if c.error is None
+                    )
+        summary_columns.append(entry)
+
+    names = [m.name for m in metrics] + (["judge"] if config.get("judge") else [])
+    summary = {"metrics": names, "columns": summary_columns, "rows": len(rows)}
+    with connect(settings.db_path) as db, db.atomic():
+        for (row, column), scores in row_scores.items():
+            db["eval_cells"].update((run_id, row, column), {"scores": json.dumps(scores)})
+        db["eval_runs"].update(run_id, {"summary": json.dumps(summary, ensure_ascii=False, default=str)})
+    return summary
+
+
+def _grade(cell: CellRecord) -> int | None:
+    return int(cell.judge_score) if cell.judge_score is not None else None
+
+
+def _reference_column(settings: Settings, config: dict) -> str | None:
+    """The reference column the run used: stored in its rows' dataset mapping at the time of the run."""
+    return config.get("resolved", {}).get("reference")
+
+
+def _score_column(entry, cells, template, rows, references, resolved, metrics, registry, row_scores) -> None:
+    texts = [c.text if c.error is None else None for c in cells]
+    answers = [c.answer if c.error is None else None for c in cells]
+    col_rows = [rows[c.row] for c in cells]
+    refs = [references[c.row] for c in cells] if references is not None else None
+    variables = resolved.get("variables") or {}
+    text_var = variables.get("text") or next(iter(variables.values()), None)
+    replies = ColumnReplies(template, texts, answers, col_rows, refs, text_var)
+    for metric in metrics:
+        try:
+            preds, metric_refs, kwargs = metric_inputs(metric, replies)
+            result, interval = registry.get(metric.name).interval(preds, metric_refs, resamples=RESAMPLES, **kwargs)
+        except Exception as exc:  # one metric failing (bad args, odd data) must not hide the others
+            entry["metric_errors"][metric.name] = str(exc)
+            continue
+        entry["metrics"][metric.name] = {**interval_dict(interval), "details": _small(result.details)}
+        if result.per_row is not None:
+            for cell, value in zip(cells, result.per_row):
+                row_scores.setdefault((cell.row, cell.column), {})[metric.name] = value
+    if entry["unparseable"] and template.output.labels:
+        entry["metric_errors"].setdefault(
+            "note", f"{entry['unparseable']} replies had no recognisable label and count as wrong"
+        )
+
+
+def _usage(entry: dict, cells: list[CellRecord]) -> None:
+    ok = [c for c in cells if c.error is None and c.text is not None]
+    if not ok:
+        return
+    entry["latency_s"] = interval_dict(bootstrap_mean([c.latency_s for c in ok], resamples=RESAMPLES))
+    rates = [c.completion_tokens / c.latency_s if c.latency_s > 0 else 0.0 for c in ok]
+    entry["tokens_per_s"] = interval_dict(bootstrap_mean(rates, resamples=RESAMPLES))
+    entry["output_chars"] = interval_dict(bootstrap_mean([len(c.text or "") for c in ok], resamples=RESAMPLES))
+    entry["output_tokens"] = interval_dict(bootstrap_mean([c.completion_tokens for c in ok], resamples=RESAMPLES))
+
+
+def _small(details: dict) -> dict:
+    """Details worth keeping in the summary (drop per-row lists; keep counts and per-class tables)."""
+    out = {}
+    for key, value in details.items():
+        if isinstance(value, list) and len(value) > 20:
+            continue
+        if isinstance(value, dict) and len(value) > 50:
+            continue
+        out[key] = value
+    return out
+
+
+def stored_output_text(db, output_id: int | None) -> str | None:
+    return outputs.get(db, output_id).text if output_id else None
