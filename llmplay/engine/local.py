@@ -6,9 +6,10 @@ batch wastes little on padding, left-padded, and decoded together; bf16 where th
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 
 from llmplay.engine.base import Provider
@@ -21,6 +22,11 @@ from llmplay.settings import Settings
 
 # Padded tokens per batch (rows x longest prompt): bounds memory when prompts are long.
 TOKEN_BUDGET = 16 * 1024
+# Rows of a batch that start with the same tokens (a template's system message and few-shot examples) share
+# one forward pass over that prefix; its keys/values are copied to every row. Shorter shared prefixes are not
+# worth the copy. Kept per provider for the next batches of the same run (a few entries, least recent dropped).
+MIN_SHARED_PREFIX = 64
+PREFIX_ENTRIES = 4
 
 
 def render_prompt(loaded: LoadedModel, request: GenerationRequest) -> str:
@@ -39,6 +45,16 @@ def encode_prompt(loaded: LoadedModel, text: str) -> list[int]:
 def _completion_length(tokens: list[int], stop_ids: set[int]) -> int:
     """Generated tokens before the first end-of-sequence or padding token."""
     return next((k for k, t in enumerate(tokens) if t in stop_ids), len(tokens))
+
+
+def _shared_prefix_length(batch: list[list[int]]) -> int:
+    """Tokens every row starts with, leaving each row at least one token of its own."""
+    limit = min(len(ids) for ids in batch) - 1
+    first = batch[0]
+    n = 0
+    while n < limit and all(ids[n] == first[n] for ids in batch):
+        n += 1
+    return n
 
 
 class _StopOnEvent:
@@ -66,6 +82,7 @@ class LocalProvider(Provider):
         self.manager = manager or ModelManager(settings)
         self.dtype = dtype
         self.adapter = adapter
+        self._prefixes: OrderedDict[tuple[int, ...], object] = OrderedDict()
 
     def load(self, progress: Callable[[str], None] | None = None) -> LoadedModel:
         return self.manager.get(self.spec, dtype=self.dtype, adapter=self.adapter, progress=progress)
@@ -150,8 +167,16 @@ class LocalProvider(Provider):
         tok = loaded.tokenizer
         width = max(len(ids) for ids in batch)
         pad = tok.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch])
-        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch])
+        shared = _shared_prefix_length(batch) if len(batch) > 1 else 0
+        if shared >= MIN_SHARED_PREFIX:
+            # prefix, then padding, then each row's own tokens: positions come from the mask, so every row's
+            # tokens sit at the same positions as when it runs alone.
+            rows = [(ids[:shared], [pad] * (width - len(ids)), ids[shared:]) for ids in batch]
+            input_ids = torch.tensor([a + b + c for a, b, c in rows])
+            mask = torch.tensor([[1] * len(a) + [0] * len(b) + [1] * len(c) for a, b, c in rows])
+        else:
+            input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch])
+            mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch])
         dev = loaded.model.device
         kwargs = self._gen_kwargs(loaded, params)
         if cancel is not None:  # checked after every decoding step
@@ -159,6 +184,8 @@ class LocalProvider(Provider):
         started = time.perf_counter()
         try:
             with loaded.lock, torch.inference_mode():
+                if shared >= MIN_SHARED_PREFIX:
+                    kwargs["cache"] = self._prefix_cache(loaded, tuple(batch[0][:shared]), len(batch))
                 if params.seed is not None:
                     torch.manual_seed(params.seed)
                 out = loaded.model.generate(input_ids=input_ids.to(dev), attention_mask=mask.to(dev), **kwargs)
@@ -175,6 +202,23 @@ class LocalProvider(Provider):
             text, hit_stop = truncate_at_stop(tok.decode(row[:n], skip_special_tokens=True), params.stop)
             results.append(self._result(text, len(ids), n, elapsed, params, hit_stop))
         return results
+
+    def _prefix_cache(self, loaded: LoadedModel, prefix: tuple[int, ...], rows: int):
+        """A fresh cache holding ``prefix``'s keys/values once per row (computed once, then copied)."""
+        import torch
+        from transformers import DynamicCache
+
+        computed = self._prefixes.get(prefix)
+        if computed is None:
+            computed = DynamicCache(config=loaded.model.config)
+            loaded.model(input_ids=torch.tensor([prefix], device=loaded.model.device), cache=computed, use_cache=True)
+            self._prefixes[prefix] = computed
+            while len(self._prefixes) > PREFIX_ENTRIES:
+                self._prefixes.popitem(last=False)
+        self._prefixes.move_to_end(prefix)
+        cache = copy.deepcopy(computed)  # generation appends to it
+        cache.batch_repeat_interleave(rows)
+        return cache
 
     def _result(self, text: str, prompt_tokens: int, n: int, elapsed: float, params: GenerationParams, hit_stop: bool):
         return GenerationResult(

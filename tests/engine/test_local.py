@@ -39,6 +39,28 @@ def test_batched_equals_one_at_a_time(engine):
     assert [r.completion_tokens for r in batched] == [r.completion_tokens for r in single]
 
 
+def test_rows_sharing_a_long_prefix_reuse_it_and_say_the_same_as_alone(engine):
+    from llmplay.engine.local import MIN_SHARED_PREFIX, _shared_prefix_length
+
+    # Few-shot style: a long shared instruction, then each row's own question.
+    shared = "Answer each question in a few words. " * 12
+    prompts = [f"{shared}\nQuestion: {q}" for q in QUESTIONS[:4]]
+    provider = engine.provider(CHAT_MODEL, "float32")
+    loaded = provider.load()
+    from llmplay.engine.local import encode_prompt, render_prompt
+    from llmplay.engine.types import GenerationRequest
+
+    ids = [encode_prompt(loaded, render_prompt(loaded, GenerationRequest.of(p, GREEDY))) for p in prompts]
+    assert _shared_prefix_length(ids) >= MIN_SHARED_PREFIX  # the batch takes the shared-prefix path
+    before = len(provider._prefixes)
+    batched = engine.generate(CHAT_MODEL, prompts, GREEDY, dtype="float32")
+    assert len(provider._prefixes) == before + 1  # the prefix was computed once and kept for later batches
+    single = [engine.generate(CHAT_MODEL, [p], GREEDY, dtype="float32")[0] for p in prompts]
+    assert [r.text for r in batched] == [r.text for r in single]
+    assert [r.completion_tokens for r in batched] == [r.completion_tokens for r in single]
+    assert [r.prompt_tokens for r in batched] == [len(i) for i in ids]
+
+
 def test_batch_keeps_order_and_isolates_bad_rows(engine):
     prompts = [QUESTIONS[0], "", PARIS_QUESTION, "   "]
     results = engine.generate(CHAT_MODEL, prompts, GREEDY)
