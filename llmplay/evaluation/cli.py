@@ -165,4 +165,6 @@ def format_summary(info) -> str:
     for col in summary.get("columns", []):
         for name, problem in col.get("metric_errors", {}).items():
             out.append(f"note: {col['title']}: {name}: {problem}")
+    for name, why in summary.get("skipped_metrics", {}).items():
+        out.append(f"note: suggested metric {name} skipped: {why}")
     return "\n".join(out)

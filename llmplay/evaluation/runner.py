@@ -102,6 +102,7 @@ class _Plan:
     metrics: list[MetricConfig]
     dataset_hash: str
     reference_column: str | None = None
+    skipped_metrics: dict[str, str] = field(default_factory=dict)  # suggested by a template but not applicable
     judge_template: Template | None = None
     judge_version: Version | None = None
     judge_spec: ModelSpec | None = None
@@ -187,8 +188,8 @@ class EvalRunner:
         eta = None
         if job is not None and row["status"] == "running":
             elapsed = time.perf_counter() - job.started
-            if job.generated:
-                eta = (job.to_generate - job.generated) * job.generating_s / job.generated
+            if job.generated:  # cells still to do at the pace of generation so far (cached ones go faster)
+                eta = ((row["total_cells"] or 0) - (row["done_cells"] or 0)) * job.generating_s / job.generated
         return RunProgress(
             run_id=run_id,
             status=row["status"],
@@ -219,10 +220,15 @@ class EvalRunner:
                 columns.append(self._resolve_column(i, col, list(df.columns), mapping.variables))
             except LlmplayError as exc:
                 problems.append(f"column {i + 1} ({col.title}): {exc}")
-        metrics = list(config.metrics)
-        if not metrics:  # every metric the templates suggest, in order
-            names = dict.fromkeys(m for c in columns for m in c.template.metrics)
-            metrics = [MetricConfig(n) for n in names]
+        metrics, skipped = list(config.metrics), {}
+        if not metrics:  # every metric the templates suggest that applies here, in order
+            for name in dict.fromkeys(m for c in columns for m in c.template.metrics):
+                if name not in self.registry.names():
+                    skipped[name] = "not a registered metric"
+                elif references is None and needs_reference(MetricConfig(name)):
+                    skipped[name] = "needs a reference column, and the dataset has none mapped"
+                else:
+                    metrics.append(MetricConfig(name))
         for metric in metrics:
             if metric.name not in self.registry.names():
                 problems.append(f"unknown metric {metric.name!r} (known: {', '.join(self.registry.names())})")
@@ -243,7 +249,10 @@ class EvalRunner:
             except LlmplayError as exc:
                 problems.append(f"judge: {exc}")
         if problems:
-            raise InvalidRequestError("Cannot start the evaluation: " + "; ".join(problems) + ".")
+            raise InvalidRequestError(
+                "Cannot start the evaluation: " + "; ".join(p.rstrip(".") for p in problems) + "."
+            )
+        plan.skipped_metrics = skipped
         return plan
 
     def _resolve_column(self, index: int, col: ColumnConfig, columns: list[str], dataset_vars: dict) -> _Column:
@@ -302,6 +311,7 @@ class EvalRunner:
             ],
             "metrics": [m.to_dict() for m in plan.metrics],
             "reference": plan.reference_column,
+            "skipped_metrics": plan.skipped_metrics,
             "judge_template_version_id": plan.judge_version.id if plan.judge_version else None,
         }
         name = plan.config.name or f"{plan.config.dataset} × {len(plan.columns)} column(s)"
@@ -581,7 +591,7 @@ def mark_interrupted(db_path) -> int:
         stale = [
             r["id"]
             for r in db.query("select id, pid from eval_runs where status in ('queued', 'running')")
-            if not _alive(r["pid"]) or r["pid"] == os.getpid()
+            if not _alive(r["pid"])
         ]
         with db.atomic():
             for run_id in stale:

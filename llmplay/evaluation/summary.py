@@ -123,6 +123,7 @@ def score_run(settings: Settings, run_id: int, registry: MetricRegistry) -> dict
 
     names = [m.name for m in metrics] + (["judge"] if config.get("judge") else [])
     summary = {"metrics": names, "columns": summary_columns, "rows": len(rows)}
+    summary["skipped_metrics"] = config["resolved"].get("skipped_metrics", {})
     with connect(settings.db_path) as db, db.atomic():
         for (row, column), scores in row_scores.items():
             db["eval_cells"].update((run_id, row, column), {"scores": json.dumps(scores)})

@@ -235,3 +235,21 @@ def test_entity_lines_become_bio_tags_over_the_sentence_tokens():
         "B-PER", "I-PER", "O", "B-LOC", "O", "O", "O", "O", "B-LOC", "O",
     ]  # fmt: skip
     assert entity_lines_to_bio(None, tokens) == ["O"] * len(tokens)  # no answer tags nothing
+
+
+def test_corpus_metric_interval_equals_the_slow_recomputation():
+    """The bootstrap's fast path (the module's own _compute per resample) gives compute()'s numbers."""
+    from llmplay.evaluation.stats import bootstrap_metric
+
+    metric = get_metric("macro_f1")
+    preds = ["a", "b", None, "a", "c", "b", "a", "c"]
+    refs = ["a", "b", "b", "c", "c", "b", "a", "a"]
+    result, fast = metric.interval(preds, refs, resamples=100, seed=1)
+
+    def slow_score(idx):
+        return metric.compute([preds[i] for i in idx], [refs[i] for i in idx]).score
+
+    slow = bootstrap_metric(slow_score, len(preds), resamples=100, seed=1)
+    assert fast.estimate == pytest.approx(result.score)
+    assert (fast.low, fast.high) == pytest.approx((slow.low, slow.high))
+    assert fast.low < fast.high

@@ -177,6 +177,14 @@ def test_the_library_covers_the_tasks_and_every_template_validates(library):
         assert t.description and has_metrics and t.output.format, f"{name} must state its output format and metrics"
 
 
+def test_shipped_templates_suggest_only_registered_metrics(library):
+    from llmplay.evaluation.metrics import list_metrics
+
+    known = set(list_metrics())
+    unknown = {name: [m for m in library.load(name).metrics if m not in known] for name in SHIPPED}
+    assert {k: v for k, v in unknown.items() if v} == {}
+
+
 def sample_values(template) -> dict:
     return {v.name: f"sample {v.name}" for v in template.variables if v.required}
 
