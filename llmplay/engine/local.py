@@ -82,7 +82,7 @@ class LocalProvider(Provider):
         self.manager = manager or ModelManager(settings)
         self.dtype = dtype
         self.adapter = adapter
-        self._prefixes: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        self._prefixes: OrderedDict[tuple, object] = OrderedDict()
 
     def load(self, progress: Callable[[str], None] | None = None) -> LoadedModel:
         return self.manager.get(self.spec, dtype=self.dtype, adapter=self.adapter, progress=progress)
@@ -208,14 +208,15 @@ class LocalProvider(Provider):
         import torch
         from transformers import DynamicCache
 
-        computed = self._prefixes.get(prefix)
+        key = (id(loaded.model), prefix)  # a reloaded model (e.g. new adapter weights) computes its own
+        computed = self._prefixes.get(key)
         if computed is None:
             computed = DynamicCache(config=loaded.model.config)
             loaded.model(input_ids=torch.tensor([prefix], device=loaded.model.device), cache=computed, use_cache=True)
-            self._prefixes[prefix] = computed
+            self._prefixes[key] = computed
             while len(self._prefixes) > PREFIX_ENTRIES:
                 self._prefixes.popitem(last=False)
-        self._prefixes.move_to_end(prefix)
+        self._prefixes.move_to_end(key)
         cache = copy.deepcopy(computed)  # generation appends to it
         cache.batch_repeat_interleave(rows)
         return cache

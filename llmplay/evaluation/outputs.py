@@ -12,15 +12,13 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
 from llmplay.engine.types import GenerationParams, GenerationResult
+from llmplay.models.adapters import adapter_identity
 from llmplay.models.catalog import ModelSpec
-
-_adapter_hashes: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass(frozen=True)
@@ -36,24 +34,6 @@ class StoredOutput:
     @property
     def tokens_per_s(self) -> float:
         return self.completion_tokens / self.latency_s if self.latency_s > 0 else 0.0
-
-
-def adapter_identity(adapter: str | None) -> str:
-    """A content hash of a LoRA adapter folder's config and weights ("" for none), cached by size and mtime."""
-    if not adapter:
-        return ""
-    folder = Path(adapter)
-    files = sorted(p for p in folder.glob("adapter_*") if p.is_file())
-    if not files:
-        return f"missing:{adapter}"  # the engine reports the missing adapter when it tries to load it
-    digest = hashlib.sha256()
-    for path in files:
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        if key not in _adapter_hashes:
-            _adapter_hashes[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-        digest.update(f"{path.name}:{_adapter_hashes[key]}".encode())
-    return digest.hexdigest()
 
 
 def cache_key(

@@ -16,6 +16,7 @@ from typing import Any
 
 from llmplay.errors import ModelLoadError
 from llmplay.models import cache, sources
+from llmplay.models.adapters import adapter_identity
 from llmplay.models.catalog import ModelSpec
 from llmplay.settings import Settings
 
@@ -85,7 +86,8 @@ class ModelManager:
         self._guard = threading.Lock()
 
     def _key(self, spec: ModelSpec, dtype: str | None, adapter: str | None) -> tuple:
-        return (spec.name, spec.location, dtype or self.settings.dtype, adapter)
+        # The adapter by content: new weights in the same folder load (and merge) afresh.
+        return (spec.name, spec.location, dtype or self.settings.dtype, adapter, adapter_identity(adapter))
 
     def is_loaded(self, spec: ModelSpec, dtype: str | None = None, adapter: str | None = None) -> bool:
         return self._key(spec, dtype, adapter) in self._loaded

@@ -236,3 +236,42 @@ def test_runs_left_running_by_a_dead_process_are_marked_interrupted(settings):
     with connect(settings.db_path) as db:
         row = next(db.query("select status, error from eval_runs"))
     assert row["status"] == "interrupted" and "rerun" in row["error"]
+
+
+@pytest.fixture(scope="module")
+def lora_adapter(engine, tmp_path_factory):
+    """A real (untrained, randomly initialised) LoRA adapter for SmolLM2, saved with peft."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    loaded = engine.models.get(engine.catalog.get(CHAT_MODEL))
+    base = AutoModelForCausalLM.from_pretrained(loaded.folder)  # a private copy: the shared model stays as it is
+    config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    folder = tmp_path_factory.mktemp("adapter") / "smol-lora"
+    get_peft_model(base, config).save_pretrained(folder)
+    return folder
+
+
+def test_a_column_can_carry_a_lora_adapter_and_its_outputs_are_its_own(runner, engine, fpb30, lora_adapter):
+    params = GenerationParams(max_new_tokens=6)
+    base = ColumnConfig("financial-sentiment", CHAT_MODEL, params=params)
+    adapted = ColumnConfig("financial-sentiment", CHAT_MODEL, adapter=str(lora_adapter), params=params)
+    config = RunConfig(dataset=fpb30, sample=4, columns=(base, adapted), metrics=(MetricConfig("accuracy"),))
+    run_id = runner.run(config)
+    info = get_run(engine.settings, run_id)
+    assert info.status == "done", info.error
+    assert info.summary["columns"][1]["adapter"] == str(lora_adapter) and "+smol-lora" in info.titles[1]
+    results = load_results(engine.settings, run_id)
+    assert not any(results.cells[(r, 1)].cached for r in range(4))  # never served from the base model's outputs
+    with connect(engine.settings.db_path) as db:
+        adapters = {r["adapter"] for r in db.query("select adapter from eval_outputs where adapter != ''")}
+    assert str(lora_adapter) in adapters
+
+    # New adapter weights in the same folder are a new adapter: its cells are generated again.
+    weights = lora_adapter / "adapter_model.safetensors"
+    from safetensors.torch import load_file, save_file
+
+    tensors = {k: v * 0.5 for k, v in load_file(weights).items()}
+    save_file(tensors, weights)
+    again = get_run(engine.settings, runner.run(config))
+    assert again.cached_cells == 4 and again.generated_cells == 4  # base column cached, adapter column regenerated
