@@ -95,3 +95,12 @@ def test_an_invalid_config_exits_2_with_a_clear_message(project):
     assert "no-such-model" in result.stderr
     missing = _eval(root, env, {**_config(root), "dataset": {"file": "missing.csv"}}, "missing")
     assert missing.returncode == 2 and "missing.csv" in missing.stderr
+
+
+def test_the_shipped_example_configs_are_valid():
+    from llmplay.evaluation.config import RunConfig
+    from tests.conftest import ROOT
+
+    for path in sorted((ROOT / "evals").glob("*.yaml")):
+        config = RunConfig.from_dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+        assert config.columns and any(m.threshold is not None for m in config.metrics), path
