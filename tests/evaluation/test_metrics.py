@@ -155,14 +155,11 @@ def test_assertion_metrics_report_failures():
     assert lengths.per_row == [1.0, 0.0] and "more than the maximum 4" in lengths.details["failures"][1]
 
 
-def test_json_schema_needs_jsonschema_or_says_so():
-    result = get_metric("json_schema").compute(['{"a": 1}'], value='{"type": "object", "required": ["a"]}')
-    try:
-        import jsonschema  # noqa: F401
-    except ImportError:
-        assert "jsonschema" in result.details["failures"][0]
-    else:
-        assert result.score == 1.0
+def test_json_schema_checks_each_output_against_the_schema():
+    schema = '{"type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}}'
+    result = get_metric("json_schema").compute(['{"a": 1}', '{"a": "x"}', '{"b": 2}', "nope"], value=schema)
+    assert result.per_row == [1.0, 0.0, 0.0, 0.0]
+    assert "schema" in result.details["failures"][1] and "not valid JSON" in result.details["failures"][3]
 
 
 USER_METRIC = '''

@@ -129,7 +129,7 @@ def _check(
 
 def _schema_check(parsed: Any, schema: Any) -> tuple[bool, str]:
     try:
-        import jsonschema  # optional: only JSON-schema assertions need it
+        import jsonschema  # a dependency; imported here so other metrics never load it
     except ImportError:
         return False, "JSON schema checks need the 'jsonschema' package (pip install jsonschema)"
     if isinstance(schema, str):
