@@ -11,6 +11,7 @@ import threading
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 
 from llmplay.engine.base import Provider
 from llmplay.engine.text import base_model_text, stop_holdback, truncate_at_stop
@@ -45,6 +46,26 @@ def encode_prompt(loaded: LoadedModel, text: str) -> list[int]:
 def _completion_length(tokens: list[int], stop_ids: set[int]) -> int:
     """Generated tokens before the first end-of-sequence or padding token."""
     return next((k for k, t in enumerate(tokens) if t in stop_ids), len(tokens))
+
+
+_HF_LOCK = threading.Lock()
+_HF_NAMES: dict[str, object] = {}
+
+
+def _hf() -> SimpleNamespace:
+    """transformers' generation classes, imported once under a lock: its lazy module resolves names in a way
+    that is not thread-safe, and two first requests at once (e.g. Compare columns) could fail with
+    "cannot import name 'StoppingCriteriaList'"."""
+    with _HF_LOCK:
+        if not _HF_NAMES:
+            from transformers import DynamicCache, StoppingCriteriaList, TextIteratorStreamer
+
+            _HF_NAMES.update(
+                DynamicCache=DynamicCache,
+                StoppingCriteriaList=StoppingCriteriaList,
+                TextIteratorStreamer=TextIteratorStreamer,
+            )
+    return SimpleNamespace(**_HF_NAMES)
 
 
 def _shared_prefix_length(batch: list[list[int]]) -> int:
@@ -162,7 +183,8 @@ class LocalProvider(Provider):
         cancel: threading.Event | None = None,
     ) -> list[GenerationResult]:
         import torch
-        from transformers import StoppingCriteriaList
+
+        StoppingCriteriaList = _hf().StoppingCriteriaList
 
         tok = loaded.tokenizer
         width = max(len(ids) for ids in batch)
@@ -206,7 +228,8 @@ class LocalProvider(Provider):
     def _prefix_cache(self, loaded: LoadedModel, prefix: tuple[int, ...], rows: int):
         """A fresh cache holding ``prefix``'s keys/values once per row (computed once, then copied)."""
         import torch
-        from transformers import DynamicCache
+
+        DynamicCache = _hf().DynamicCache
 
         key = (id(loaded.model), prefix)  # a reloaded model (e.g. new adapter weights) computes its own
         computed = self._prefixes.get(key)
@@ -265,7 +288,8 @@ class LocalProvider(Provider):
 
     # ---- streaming ----------------------------------------------------------------------------------
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:
-        from transformers import StoppingCriteriaList, TextIteratorStreamer
+        hf = _hf()
+        StoppingCriteriaList, TextIteratorStreamer = hf.StoppingCriteriaList, hf.TextIteratorStreamer
 
         try:
             if not self.manager.is_loaded(self.spec, self.dtype, self.adapter):
