@@ -269,20 +269,23 @@ class LocalProvider(Provider):
         prompt_ids = self._prepare(loaded, request)
         tok = loaded.tokenizer
         option_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
-        rows = [prompt_ids + ids for ids in option_ids]
-        width = max(len(r) for r in rows)
-        # Right padding: every row's prompt sits at the same positions, and the pads come after the option.
-        input_ids = torch.tensor([r + [tok.pad_token_id] * (width - len(r)) for r in rows])
-        mask = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+        width = max(len(ids) for ids in option_ids)
+        # The prompt runs once; its keys/values are copied to one row per option, and only the options'
+        # tokens run after it (right-padded, so the pads come after each option).
+        opt = torch.tensor([ids + [tok.pad_token_id] * (width - len(ids)) for ids in option_ids])
+        mask = torch.tensor([[1] * len(prompt_ids) + [1] * len(ids) + [0] * (width - len(ids)) for ids in option_ids])
         dev = loaded.model.device
         with loaded.lock, torch.inference_mode():
-            logits = loaded.model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits.float()
+            cache = _hf().DynamicCache(config=loaded.model.config)
+            head = loaded.model(input_ids=torch.tensor([prompt_ids], device=dev), cache=cache, use_cache=True)
+            first = torch.log_softmax(head.logits[0, -1].float(), dim=-1)  # predicts each option's first token
+            cache.batch_repeat_interleave(len(options))
+            logits = loaded.model(input_ids=opt.to(dev), attention_mask=mask.to(dev), cache=cache).logits.float()
         logprobs = torch.log_softmax(logits, dim=-1)
         scores = []
         for row, (option, ids) in enumerate(zip(options, option_ids)):
-            # the token at position p is predicted by the logits at p - 1
-            positions = range(len(prompt_ids), len(prompt_ids) + len(ids))
-            total = sum(logprobs[row, p - 1, t].item() for p, t in zip(positions, ids))
+            # option token j is predicted by the logits at j - 1 (the first one by the prompt's last position)
+            total = first[ids[0]].item() + sum(logprobs[row, j - 1, ids[j]].item() for j in range(1, len(ids)))
             scores.append(OptionScore(option, total, len(ids)))
         return scores
 
