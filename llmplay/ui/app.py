@@ -1,7 +1,8 @@
 """Assemble the web app from its tabs (one module per tab) and serve it.
 
 Each tab module exposes ``build_<tab>(engine, demo)``, which lays out the tab inside the current
-Blocks context and wires its events; the engine is passed in, so tabs share no module state.
+Blocks context and wires its events; the engine is passed in, so tabs share no module state. Events that
+cross tabs are wired here, the one place that knows both: the Evaluate tab's "Open row in Compare".
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from pathlib import Path
 import gradio as gr
 
 from llmplay.engine import Engine
+from llmplay.ui.arena_tab import build_arena_tab, build_leaderboard_tab
+from llmplay.ui.compare_tab import CompareHandle, build_compare_tab
+from llmplay.ui.evaluate_tab import EvaluateHandle, build_evaluate_tab
 from llmplay.ui.playground import build_playground
 from llmplay.ui.templates_tab import build_templates_tab
 
@@ -42,14 +46,38 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
     ``prompts/``); tests point it at a temp copy."""
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nWrite prompts, try language models, and measure them.")
-        with gr.Tabs():  # noqa: SIM117 - more tabs will join this block
+        with gr.Tabs(elem_id="main-tabs") as tabs:
             with gr.Tab("Playground", id="playground"):
                 build_playground(engine, demo)
             with gr.Tab("Templates", id="templates"):
                 build_templates_tab(engine, demo, prompts_dir)
+            with gr.Tab("Evaluate", id="evaluate"):
+                evaluate = build_evaluate_tab(engine, demo, prompts_dir)
+            with gr.Tab("Compare", id="compare"):
+                compare = build_compare_tab(engine, demo, prompts_dir)
+            with gr.Tab("Arena", id="arena"):
+                build_arena_tab(engine, demo, prompts_dir)
+            with gr.Tab("Leaderboard", id="leaderboard"):
+                build_leaderboard_tab(engine, demo, prompts_dir)
             # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order:
-            # Evaluate, Compare, Fine-tune, Feedback.
+            # Fine-tune, Feedback.
+        _wire_open_in_compare(evaluate, compare, tabs)
     return demo
+
+
+def _wire_open_in_compare(evaluate: EvaluateHandle, compare: CompareHandle, tabs: gr.Tabs) -> None:
+    """The Evaluate tab's "Open row in Compare": fill the Compare form with the row and switch to it; the user
+    presses Compare (a rerun costs model time, and they may change a column first). Problems stay in Evaluate."""
+
+    def open_row(run_id, row) -> dict:
+        handoff = compare.tab.open_eval_row(run_id, row)
+        if handoff["error"]:
+            return {evaluate.status: handoff["error"]}
+        opened = f"Opened row {handoff['row']} of run #{handoff['run_id']} in the Compare tab."
+        return compare.fill(handoff) | {evaluate.status: opened, tabs: gr.Tabs(selected="compare")}
+
+    outputs = [*compare.outputs, evaluate.status, tabs]
+    evaluate.open_in_compare.click(open_row, [evaluate.run, evaluate.row], outputs, api_visibility="private")
 
 
 def launch(engine: Engine, host: str | None = None, port: int | None = None, concurrency: int = 2, **kwargs):

@@ -1,0 +1,678 @@
+"""The Compare tab: one input to 2-4 columns (model + optional adapter, template and decoding each), replies
+streamed side by side with their speed, a word-level diff between any two, re-roll one column, export; send
+replies to the feedback inbox, and open a row of an evaluation run here to rerun it live.
+
+API endpoints (gradio_client and scripts)
+-----------------------------------------
+``/compare`` streams one dict, the comparison so far (the last one is complete). Inputs, in this order
+(or by these keyword names):
+
+ 1. ``message`` (str): sent to every column without a template; with history, the follow-up turn of every column.
+ 2. ``columns`` (list of 2-4 dicts), each with any of these keys (left out: the default shown):
+    ``model`` (catalog name; required), ``template`` (a template's name, ``name@v3`` for a saved version;
+    ``None``/``""`` = the free message),
+    ``adapter`` (LoRA adapter folder, local models; ``""``), ``dtype`` (``""`` = settings default),
+    ``same_as_first`` (``False``: True takes column 1's decoding), ``max_new_tokens`` (128),
+    ``temperature`` (0 = greedy), ``top_p`` (1), ``top_k`` (0 = off), ``repetition_penalty`` (1),
+    ``seed`` (``""`` = random), ``stop`` (stop strings separated by commas or newlines).
+ 3. ``values`` (dict or its JSON text): template variables, for columns with a template (first turn).
+ 4. ``system_message`` (str): for columns without a template, on the first turn.
+ 5. ``histories`` (list of lists): each column's ``history`` from the previous result; ``[]`` starts afresh.
+
+Output: ``{"input", "columns", "done", "wall_s", "error"}``; ``error`` is ``"⚠️ Error: ..."`` when the whole
+request is unusable (e.g. 1 or 5 columns), else ``None``. Each column: ``column`` (1-based), ``model``,
+``config`` (model, template, ``template_version_id`` (the template version the first turn rendered, else
+``None``), adapter, dtype, params incl. the seed used when sampling), ``state`` (waiting,
+loading, generating, done, error), ``text``, ``error`` (that column's failure; the others still run),
+``stats`` (Markdown: tokens/s, latency, time to first token, token counts, finish reason, or
+``"⚠️ Error: ..."``), ``ttft_s``, ``tok_s``, ``tokens``, ``finish_reason``, ``result`` (the engine's result
+as a dict), ``first_text_s`` / ``finished_s`` (seconds from the start: how the columns overlapped),
+``waits_for`` (columns on the same local model take turns in column order: the column this one follows),
+``request`` (exactly what was sent: ``{"prompt"}`` or ``{"messages"}``) and ``history`` (the conversation
+including this reply; a failed turn leaves it unchanged).
+
+- ``/reroll``: ``(column, columns, comparison) -> comparison``, streamed: column ``column`` (1-based) of a
+  previous ``/compare`` result generated again from the same context with that column's config in ``columns``
+  (a fresh seed when sampling); the other columns are kept.
+- ``/diff_columns``: ``(comparison, a, b) -> HTML``: word-level diff from column ``a``'s reply to column ``b``'s.
+- ``/export_comparison``: ``(comparison) -> dict``: the export record (format, input, per-column config, reply,
+  error, ttft_s, tok_s, tokens, finish reason, request and history) that the tab's "Export JSON" file holds.
+- ``/compare_preference``: ``(comparison, preferred, rejected, user) -> str``: send column ``preferred``'s reply
+  (chosen) and column ``rejected``'s (rejected) of a finished ``/compare`` result to the feedback inbox as a
+  preference pair (source ``compare``, with both models and adapters and the preferred column's template
+  version). Both columns must have answered the same prompt. ``user`` (``""`` = anonymous) is recorded.
+- ``/compare_correction``: ``(comparison, column, correction, user) -> str``: send "column ``column`` should have
+  answered ``correction``" to the feedback inbox. Both return ``"✅ Sent ..."`` or ``"⚠️ Error: ..."`` (no
+  comparison, same column twice, a failed or unfinished column, an empty reply or correction); the prompt kept
+  is the column's ``request``: the chat messages, or the raw text a base model continued.
+- ``/open_in_compare``: ``(run_id, row) -> dict``: row ``row`` (0-based, as in the Evaluate tab's grid) of
+  evaluation run ``run_id`` as Compare inputs: ``{"run_id", "row", "count", "columns", "values", "titles",
+  "outputs", "notes", "error"}``. ``columns`` are ``/compare`` column dicts (the run's first 4 columns: model,
+  template (``name@vN`` when the run used an older version), adapter, dtype, decoding), ``values`` the row's
+  template variables, ``outputs`` what the run stored per column, ``notes`` what Compare cannot repeat exactly.
+  Pass ``columns`` and ``values`` to ``/compare`` to rerun the row; with greedy decoding the replies repeat the
+  run's. A run with one column gets it twice (Compare needs two). The Evaluate tab's "Open row in Compare" button
+  fills the form with it and switches to this tab; press Compare to run it.
+
+Every handler returns errors as data; none raises, so the app keeps serving.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+
+import gradio as gr
+
+from llmplay.compare import (
+    MAX_COLUMNS,
+    Column,
+    ColumnConfig,
+    Comparison,
+    correction_from_comparison,
+    export_markdown,
+    export_payload,
+    load_template,
+    preference_from_comparison,
+    prepare_column,
+    prepare_reroll,
+)
+from llmplay.engine import Engine, GenerationParams, GenerationResult
+from llmplay.errors import LlmplayError
+from llmplay.evaluation.handoff import RowHandoff, row_for_compare
+from llmplay.store import connect
+from llmplay.templates import TemplateLibrary
+from llmplay.textdiff import diff_html, similarity
+from llmplay.ui.models_panel import generative_names
+from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
+from llmplay.ui.playground import UI_DTYPES, format_error, format_stats, parse_params
+from llmplay.ui.templates_tab import parse_values
+
+log = logging.getLogger(__name__)
+
+MIN_COLUMNS = 2
+NO_TEMPLATE = "(none — free message)"
+PARAM_DEFAULTS = {
+    "max_new_tokens": 128,
+    "temperature": 0.0,
+    "top_p": 1.0,
+    "top_k": 0,
+    "repetition_penalty": 1.0,
+    "seed": "",
+    "stop": "",
+}
+SLIDERS = {"temperature": (0, 2), "top_p": (0.05, 1), "top_k": (0, 200), "repetition_penalty": (0.5, 2)}
+
+
+# ---- plain helpers (no gradio state) --------------------------------------------------------------
+def column_params(column: dict) -> GenerationParams:
+    """Decoding parameters from an API column dict; missing keys take the defaults."""
+    merged = {k: column.get(k, default) for k, default in PARAM_DEFAULTS.items()}
+    if merged["seed"] is None:
+        merged["seed"] = ""
+    return parse_params(*merged.values())
+
+
+def column_stats(col: dict) -> str:
+    """One column's status line, as the tab shows it."""
+    if col.get("error"):
+        return format_error(col["error"])
+    state = col.get("state")
+    if state == "done" and col.get("result"):
+        result = GenerationResult(**{k: v for k, v in col["result"].items() if k != "tokens_per_s"})
+        seed = (col.get("config") or {}).get("params", {}).get("seed")
+        sampled = (col.get("config") or {}).get("params", {}).get("temperature", 0) > 0
+        return format_stats(result) + (f" · seed {seed}" if sampled and seed is not None else "")
+    if state == "loading":
+        return f"⏳ {col.get('loading')}"
+    if state == "generating":
+        return f"✍️ Generating with **{col.get('model')}**…"
+    if col.get("waits_for"):
+        return f"⏳ Waiting for column {col['waits_for']}: it uses the same model, which generates one reply at a time."
+    return "⏳ Waiting…"
+
+
+def chat_view(history: list[dict] | None) -> list[dict]:
+    """A conversation as the Chatbot shows it: system messages are settings, not turns."""
+    return [{"role": m["role"], "content": m["content"]} for m in history or [] if m.get("role") != "system"]
+
+
+def api_column(config: ColumnConfig) -> dict:
+    """A column config as an API column dict (the inverse of ``CompareTab.column_config``)."""
+    params = config.params
+    return {
+        "model": config.model,
+        "template": config.template or "",
+        "adapter": config.adapter or "",
+        "dtype": config.dtype or "",
+        "same_as_first": False,
+        "max_new_tokens": params.max_new_tokens,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "top_k": params.top_k,
+        "repetition_penalty": params.repetition_penalty,
+        "seed": "" if params.seed is None else str(params.seed),
+        # The stop box separates entries with newlines and reads a typed "\n" as a newline.
+        "stop": "\n".join(s.replace("\n", "\\n").replace("\t", "\\t") for s in params.stop),
+    }
+
+
+def handoff_dict(handoff: RowHandoff, default_dtype: str) -> dict:
+    """``/open_in_compare``'s result: the row as ``/compare`` inputs (see the module docstring)."""
+    columns = [api_column(c) | ({"dtype": ""} if c.dtype == default_dtype else {}) for c in handoff.columns]
+    notes = list(handoff.notes)
+    if any("," in stop for c in handoff.columns for stop in c.params.stop):
+        notes.append("A stop string holds a comma, which the stop box reads as a separator: check the stop strings.")
+    if len(columns) < MIN_COLUMNS:
+        columns.append(dict(columns[0]))
+        notes.append("The run has one column; column 2 repeats it: change its model or template to compare.")
+    return {
+        "run_id": handoff.run_id,
+        "row": handoff.row,
+        "count": len(columns),
+        "columns": columns,
+        "values": handoff.values,
+        "titles": list(handoff.titles),
+        "outputs": list(handoff.outputs),
+        "notes": notes,
+        "error": None,
+    }
+
+
+def handoff_status(handoff: dict) -> str:
+    """What the Compare tab says after opening a row: where it comes from, the run's replies, the notes."""
+    lines = [f"📥 Opened row {handoff['row']} of run #{handoff['run_id']}: press **Compare** to rerun it live."]
+    for number, (title, output) in enumerate(zip(handoff["titles"], handoff["outputs"]), 1):
+        shown = "(failed in the run)" if output is None else f"“{_clip(output, 160)}”"
+        lines.append(f"- Column {number} ({title}) replied in the run: {shown}")
+    lines += [f"- ℹ️ {note}" for note in handoff["notes"]]
+    return "\n".join(lines)
+
+
+def _clip(text: str, chars: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def failure(message: str) -> dict:
+    return {"input": {}, "columns": [], "done": True, "wall_s": None, "error": format_error(message)}
+
+
+def with_stats(snapshot: dict) -> dict:
+    for col in snapshot.get("columns", []):
+        col["stats"] = column_stats(col)
+    snapshot.setdefault("error", None)
+    return snapshot
+
+
+# ---- handlers ---------------------------------------------------------------------------------------
+class CompareTab:
+    """The tab's handlers: plain values in, comparison dicts out; exceptions never escape."""
+
+    def __init__(self, engine: Engine, library: TemplateLibrary):
+        self.engine = engine
+        self.library = library
+
+    # ---- building columns -------------------------------------------------------------------------------
+    def column_config(self, column: dict, first: GenerationParams | None) -> ColumnConfig:
+        if not isinstance(column, dict):
+            raise LlmplayError(f"Each column must be a dict with at least a 'model'; got {type(column).__name__}.")
+        params = first if column.get("same_as_first") and first is not None else column_params(column)
+        dtype = column.get("dtype") or None
+        return ColumnConfig(
+            model=(column.get("model") or "").strip(),
+            params=params,
+            template=(column.get("template") or "").strip() or None,
+            adapter=(column.get("adapter") or "").strip() or None,  # blank = the base model
+            dtype=None if dtype == self.engine.settings.dtype else dtype,
+        )
+
+    def configs(self, columns: list[dict]) -> list[ColumnConfig | str]:
+        """Each column's config, or its error message (one bad column must not stop the others)."""
+        out: list[ColumnConfig | str] = []
+        first: GenerationParams | None = None
+        for i, column in enumerate(columns):
+            try:
+                config = self.column_config(column, first)
+            except LlmplayError as exc:
+                out.append(str(exc))
+                continue
+            first = config.params if i == 0 else first
+            out.append(config)
+        return out
+
+    def _column(self, config: ColumnConfig | str, history, message: str, system_message: str, values) -> Column:
+        if isinstance(config, str):
+            return Column(ColumnConfig(model=""), error=config)
+        template = None
+        if config.template and not history:
+            try:
+                template, version = load_template(self.library, config.template)
+                values = parse_values(values)
+            except LlmplayError as exc:
+                return Column(config, error=str(exc))
+            config = replace(config, template_version_id=version.id)
+        return prepare_column(self.engine, config, history, message, system_message, template, values)
+
+    # ---- endpoints --------------------------------------------------------------------------------------
+    def compare(
+        self,
+        message: str = "",
+        columns: list[dict] | None = None,
+        values: dict | str | None = None,
+        system_message: str = "",
+        histories: list[list[dict]] | None = None,
+    ) -> Iterator[dict]:
+        """Stream the comparison; see the module docstring for the inputs and the output."""
+        try:
+            columns = list(columns or [])
+            if not MIN_COLUMNS <= len(columns) <= MAX_COLUMNS:
+                raise LlmplayError(f"Choose {MIN_COLUMNS} to {MAX_COLUMNS} columns; got {len(columns)}.")
+            histories = list(histories or [])
+            histories += [[]] * (len(columns) - len(histories))
+            prepared = [
+                self._column(config, histories[i], message or "", system_message or "", values)
+                for i, config in enumerate(self.configs(columns))
+            ]
+            inputs = {"message": message or "", "values": values or {}, "system_message": system_message or ""}
+            comparison = Comparison(prepared, histories, inputs)
+            with closing(comparison.stream(self.engine)) as states:
+                for state in states:
+                    yield with_stats(state.snapshot())
+        except LlmplayError as exc:
+            yield failure(str(exc))
+        except Exception as exc:  # never let a handler fail: the app must keep serving
+            log.exception("Compare failed")
+            yield failure(f"something unexpected went wrong ({type(exc).__name__}: {exc}).")
+
+    def reroll(
+        self, column: int = 1, columns: list[dict] | None = None, comparison: dict | None = None
+    ) -> Iterator[dict]:
+        """Stream ``comparison`` with column ``column`` (1-based) generated again; see the module docstring."""
+        try:
+            previous = dict(comparison or {})
+            done_columns = list(previous.get("columns") or [])
+            index = int(column) - 1
+            if not 0 <= index < len(done_columns):
+                raise LlmplayError(f"There is no column {column} to re-roll: run a comparison first.")
+            config = self.configs(list(columns or []))[index] if index < len(columns or []) else None
+            if config is None:
+                raise LlmplayError(f"Give column {column}'s settings to re-roll it.")
+            if isinstance(config, str):
+                prepared = Column(ColumnConfig(model=""), error=config)
+            else:
+                before = done_columns[index].get("config") or {}
+                if config.template == before.get("template"):  # the same first turn: the same template version
+                    config = replace(config, template_version_id=before.get("template_version_id"))
+                prepared = prepare_reroll(self.engine, config, done_columns[index].get("history") or [])
+            run = Comparison([prepared], [done_columns[index].get("history") or []])
+            with closing(run.stream(self.engine)) as states:
+                for state in states:
+                    fresh = state.snapshot()["columns"][0] | {"column": index + 1}
+                    merged = done_columns[:index] + [fresh] + done_columns[index + 1 :]
+                    yield with_stats(previous | {"columns": merged, "done": state.done})
+        except LlmplayError as exc:
+            yield failure(str(exc))
+        except Exception as exc:
+            log.exception("Re-roll failed")
+            yield failure(f"something unexpected went wrong ({type(exc).__name__}: {exc}).")
+
+    def diff_columns(self, comparison: dict | None = None, a: int = 1, b: int = 2) -> str:
+        """HTML word diff from column ``a``'s reply to column ``b``'s (1-based), with their similarity."""
+        columns = (comparison or {}).get("columns") or []
+        try:
+            left, right = columns[int(a) - 1], columns[int(b) - 1]
+        except (IndexError, TypeError, ValueError):
+            return "<p>Run a comparison, then pick two of its columns.</p>"
+        head = (
+            f"<p><b>Column {a}</b> ({left.get('model')}) → <b>Column {b}</b> ({right.get('model')}): "
+            f"{similarity(left.get('text') or '', right.get('text') or ''):.0%} of words in common</p>"
+        )
+        return head + diff_html(left.get("text") or "", right.get("text") or "")
+
+    def export_comparison(self, comparison: dict | None = None) -> dict:
+        """The export record of a comparison (input, configs, replies, stats): what the JSON file holds."""
+        return export_payload(comparison or {})
+
+    def export_file(self, comparison: dict | None = None) -> str | None:
+        """The export record as a JSON file in a fresh temp folder (for download); None before any comparison."""
+        if not (comparison or {}).get("columns"):
+            return None
+        path = Path(tempfile.mkdtemp(prefix="llmplay-compare-")) / "comparison.json"
+        path.write_text(json.dumps(self.export_comparison(comparison), indent=2, ensure_ascii=False), encoding="utf-8")
+        return str(path)
+
+    def markdown(self, comparison: dict | None = None) -> str:
+        return export_markdown(comparison) if (comparison or {}).get("columns") else ""
+
+    # ---- feedback and evaluation rows ------------------------------------------------------------------
+    def send_preference(
+        self, comparison: dict | None = None, preferred: int = 1, rejected: int = 2, user: str = ""
+    ) -> str:
+        """Send two columns' replies to the feedback inbox as a preferred/rejected pair."""
+        return self._to_inbox(lambda db: preference_from_comparison(db, comparison, preferred, rejected, user))
+
+    def send_correction(
+        self, comparison: dict | None = None, column: int = 1, correction: str = "", user: str = ""
+    ) -> str:
+        """Send the answer column ``column`` should have given to the feedback inbox."""
+        return self._to_inbox(lambda db: correction_from_comparison(db, comparison, column, correction, user))
+
+    def _to_inbox(self, send) -> str:
+        try:
+            with connect(self.engine.settings.db_path) as db:
+                item = send(db)
+        except LlmplayError as exc:
+            return format_error(str(exc))
+        except Exception as exc:
+            log.exception("Sending compare feedback failed")
+            return format_error(f"could not send it ({type(exc).__name__}: {exc}).")
+        if item.kind == "preference":
+            return f"✅ Sent to the feedback inbox as a preference pair (item {item.id}): {item.model} preferred."
+        return f"✅ Sent to the feedback inbox as a corrected answer for {item.model} (item {item.id})."
+
+    def open_eval_row(self, run_id: int | None = None, row: int | None = 0) -> dict:
+        """Row ``row`` of evaluation run ``run_id`` as Compare inputs; see the module docstring."""
+        try:
+            if run_id in (None, "") or row in (None, ""):
+                raise LlmplayError("Choose a run and a row (the grid's row column) first.")
+            handoff = row_for_compare(self.engine.settings, self.library, int(run_id), int(row))
+            return handoff_dict(handoff, self.engine.settings.dtype)
+        except (LlmplayError, ValueError, TypeError) as exc:
+            message = str(exc) if isinstance(exc, LlmplayError) else f"run and row must be whole numbers ({exc})."
+        except Exception as exc:
+            log.exception("Opening an evaluation row failed")
+            message = f"something unexpected went wrong ({type(exc).__name__}: {exc})."
+        empty = {"count": 0, "columns": [], "values": {}, "titles": [], "outputs": [], "notes": []}
+        return {"run_id": run_id, "row": row, **empty, "error": format_error(message)}
+
+    def template_choices(self) -> list[tuple[str, str]]:
+        try:
+            names = [s.name for s in self.library.list() if s.valid]
+        except Exception:  # an unreadable folder must not break the page
+            log.exception("Listing templates failed")
+            names = []
+        return [(NO_TEMPLATE, "")] + [(n, n) for n in names]
+
+    def variables_hint(self, values: str, *templates: str) -> tuple[str, str]:
+        """(values box, hint): the chosen templates' variables; an empty box gets a JSON skeleton to fill in."""
+        variables: dict[str, object] = {}
+        for name in dict.fromkeys(t for t in templates if t):
+            try:
+                for v in load_template(self.library, name)[0].variables:
+                    variables.setdefault(v.name, "" if v.default is None else v.default)
+            except LlmplayError:
+                continue
+        if not variables:
+            return gr.skip(), "Columns without a template send the message."
+        hint = "Template variables: " + ", ".join(f"`{n}`" for n in variables)
+        if (values or "").strip() in ("", "{}"):
+            return json.dumps(variables, ensure_ascii=False, indent=1), hint
+        return gr.skip(), hint
+
+
+def _clear_sent_message(snapshot: dict):
+    """Empty the message box once any column answered; keep it when all failed, so nothing is lost."""
+    answered = any(not col.get("error") for col in (snapshot or {}).get("columns") or [])
+    return "" if answered else gr.skip()
+
+
+# ---- layout -----------------------------------------------------------------------------------------
+@dataclass
+class ColumnWidgets:
+    """One column's components; ``read`` turns their values into the API's column dict."""
+
+    box: gr.Column
+    model: gr.Dropdown
+    template: gr.Dropdown
+    same: gr.Checkbox | None
+    params: gr.Group
+    max_new_tokens: gr.Number
+    temperature: gr.Slider
+    top_p: gr.Slider
+    top_k: gr.Slider
+    repetition_penalty: gr.Slider
+    seed: gr.Textbox
+    stop: gr.Textbox
+    dtype: gr.Dropdown
+    adapter: gr.Textbox
+    chatbot: gr.Chatbot
+    stats: gr.Markdown
+    reroll: gr.Button
+
+    def fields(self) -> dict[str, gr.components.Component]:
+        names = ["model", "template", "adapter", "dtype", "same", *PARAM_DEFAULTS]
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}  # column 1 has no "same"
+
+    def inputs(self) -> set:
+        return set(self.fields().values())
+
+    def read(self, data: dict) -> dict:
+        values = {name: data[comp] for name, comp in self.fields().items()}
+        values["same_as_first"] = bool(values.pop("same", False))
+        return values
+
+    def fill(self, column: dict, number: int, notes: list[str]) -> dict:
+        """Updates that put an API column dict into the widgets (``read`` in reverse); values the widgets
+        cannot hold are brought into range, and ``notes`` says so."""
+        out = {self.model: column["model"], self.template: column["template"], self.adapter: column["adapter"]}
+        out[self.dtype] = column["dtype"] if column["dtype"] in ("", *UI_DTYPES) else ""
+        if out[self.dtype] != column["dtype"]:
+            notes.append(f"Column {number}: dtype {column['dtype']} is not offered here; it gets the default.")
+        if self.same is not None:
+            out[self.same] = False  # each column shows its own decoding
+        for name in PARAM_DEFAULTS:
+            value = column[name]
+            low, high = SLIDERS.get(name, (value, value))
+            if not low <= value <= high:
+                notes.append(f"Column {number}: {name} {value} is outside this tab's range; set to the nearest end.")
+                value = min(max(value, low), high)
+            out[getattr(self, name)] = value
+        return out
+
+
+@dataclass
+class CompareHandle:
+    """What the app needs to open an evaluation row here: ``tab.open_eval_row(run_id, row)`` gives the row as
+    data (a handoff), ``fill(handoff)`` the updates of ``outputs``: the form, a cleared comparison, the status."""
+
+    tab: CompareTab
+    outputs: list[gr.components.Component]
+    fill: Callable[[dict], dict]
+
+
+def _column_widgets(number: int, model: str | None, names: list[str], choices, settings) -> ColumnWidgets:
+    limit = settings.max_new_tokens_limit
+    with gr.Column(visible=number <= MIN_COLUMNS, min_width=260) as box:
+        gr.Markdown(f"### Column {number}")
+        model_dd = gr.Dropdown(names, value=model, label="Model", allow_custom_value=True)
+        template = gr.Dropdown(choices, value="", label="Template", allow_custom_value=True)
+        same = gr.Checkbox(True, label="Same decoding as column 1") if number > 1 else None
+        with gr.Accordion("Decoding and weights", open=False, elem_id=f"compare-decoding-{number}"):
+            with gr.Group(visible=number == 1) as params:
+                max_new_tokens = gr.Number(
+                    value=min(128, limit),
+                    precision=0,
+                    label=f"Max new tokens (1–{limit})",
+                    elem_id=f"compare-max-new-tokens-{number}",
+                )
+                temperature = gr.Slider(*SLIDERS["temperature"], value=0, step=0.05, label="Temperature (0 = greedy)")
+                top_p = gr.Slider(*SLIDERS["top_p"], value=1, step=0.05, label="Top-p")
+                top_k = gr.Slider(*SLIDERS["top_k"], value=0, step=1, label="Top-k (0 = off)")
+                repetition_penalty = gr.Slider(
+                    *SLIDERS["repetition_penalty"], value=1, step=0.05, label="Repetition penalty"
+                )
+                seed = gr.Textbox("", label="Seed (blank = random)", placeholder="random")
+                stop = gr.Textbox("", label="Stop strings", placeholder="comma or newline separated; \\n = newline")
+            dtype = gr.Dropdown([("settings default", ""), *UI_DTYPES], value="", label="Weights dtype (local models)")
+            adapter = gr.Textbox("", label="LoRA adapter folder (local models, optional)", placeholder="none")
+        chatbot = gr.Chatbot(
+            label=f"Column {number}",
+            elem_id=f"compare-chat-{number}",
+            height=380,
+            feedback_options=None,
+            buttons=["copy", "copy_all"],
+        )
+        stats = gr.Markdown(elem_id=f"compare-stats-{number}")
+        reroll = gr.Button("Re-roll", size="sm", elem_id=f"compare-reroll-{number}")
+    return ColumnWidgets(
+        box, model_dd, template, same, params, max_new_tokens, temperature, top_p, top_k,
+        repetition_penalty, seed, stop, dtype, adapter, chatbot, stats, reroll,
+    )  # fmt: skip
+
+
+def build_compare_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | None = None) -> CompareHandle:
+    """Lay out the tab inside the current Blocks context and wire its events; the handle lets another tab
+    fill the form (see ``CompareHandle``)."""
+    tab = CompareTab(engine, TemplateLibrary.from_settings(engine.settings, folder=prompts_dir))
+    names = generative_names(engine)
+    choices = tab.template_choices()
+    with gr.Row():
+        count = gr.Radio([2, 3, 4], value=MIN_COLUMNS, label="Columns", scale=1)
+        system_message = gr.Textbox("", label="System message (columns without a template)", scale=3)
+    with gr.Row(equal_height=False):
+        cols = [
+            _column_widgets(i + 1, names[i % len(names)] if names else None, names, choices, engine.settings)
+            for i in range(MAX_COLUMNS)
+        ]
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            message = gr.Textbox(
+                label="Message (to every column without a template; a follow-up continues each conversation)",
+                placeholder="Type a message and press Enter",
+                lines=1,
+                max_lines=12,
+                elem_id="compare-message",
+            )
+        with gr.Column(scale=2):
+            values = gr.Code("", language="json", label="Template variables (JSON)", lines=3, interactive=True)
+            values_hint = gr.Markdown("Columns without a template send the message.")
+    with gr.Row():
+        run_btn = gr.Button("Compare", variant="primary", elem_id="compare-run")
+        stop_btn = gr.Button("Stop")
+        clear_btn = gr.Button("New comparison")
+    status = gr.Markdown(elem_id="compare-status")
+    state = gr.State({})
+    with gr.Accordion("Word diff between two replies", open=True):
+        with gr.Row():
+            column_choices = [(f"Column {i}", i) for i in range(1, MAX_COLUMNS + 1)]
+            diff_a = gr.Dropdown(column_choices, value=1, label="From", scale=1)
+            diff_b = gr.Dropdown(column_choices, value=2, label="To", scale=1)
+        diff = gr.HTML(elem_id="compare-diff")
+    with gr.Accordion("Copy / export", open=False):
+        export_btn = gr.Button("Export JSON", size="sm")
+        exported = gr.File(label="Comparison file", interactive=False, height=80)
+        markdown = gr.Textbox(
+            label="As Markdown", lines=6, max_lines=20, interactive=False, buttons=["copy"], elem_id="compare-markdown"
+        )
+    with gr.Accordion("Send to feedback (a preferred/rejected pair, or the correct answer)", open=False):
+        with gr.Row():
+            preferred = gr.Dropdown(column_choices, value=1, label="Preferred column", scale=1)
+            rejected = gr.Dropdown(column_choices, value=2, label="Rejected column", scale=1)
+            prefer_btn = gr.Button("Send as preference pair", size="sm", scale=1, elem_id="compare-prefer")
+        with gr.Row():
+            fix_column = gr.Dropdown(column_choices, value=1, label="Column to correct", scale=1)
+            correction = gr.Textbox(label="The correct answer", lines=2, scale=2, elem_id="compare-correction")
+            fix_btn = gr.Button("Send correction", size="sm", scale=1, elem_id="compare-correct")
+        feedback_user = gr.Textbox("", label="Your name (recorded with the feedback)", placeholder="anonymous")
+        feedback_status = gr.Markdown(elem_id="compare-feedback-status")
+
+    # Plain-value endpoints for scripts and tests (the form is a UI detail); registered
+    # before the form's events, which reuse these handlers and would otherwise take their names.
+    gr.api(tab.compare, api_name="compare")
+    gr.api(tab.reroll, api_name="reroll")
+    gr.api(tab.diff_columns, api_name="diff_columns")
+    gr.api(tab.export_comparison, api_name="export_comparison")
+    gr.api(tab.send_preference, api_name="compare_preference")
+    gr.api(tab.send_correction, api_name="compare_correction")
+    gr.api(tab.open_eval_row, api_name="open_in_compare")
+    private = {"api_visibility": "private"}
+    shown = [c.chatbot for c in cols] + [c.stats for c in cols]
+
+    def form_columns(data: dict) -> list[dict]:
+        return [c.read(data) for c in cols[: int(data[count])]]
+
+    def to_outputs(snapshot: dict, only: int | None = None) -> dict:
+        """Component updates from a comparison dict (``only``: update that column alone)."""
+        out: dict = {state: snapshot, status: snapshot.get("error") or ""}
+        for i, col in enumerate(snapshot.get("columns") or []):
+            if only is None or i == only:
+                out[cols[i].chatbot] = chat_view(col.get("history"))
+                out[cols[i].stats] = col.get("stats", "")
+        return out
+
+    def histories(snapshot: dict) -> list[list[dict]]:
+        return [col.get("history") or [] for col in (snapshot or {}).get("columns") or []]
+
+    def on_compare(data: dict) -> Iterator[dict]:
+        started = tab.compare(
+            data[message], form_columns(data), data[values], data[system_message], histories(data[state])
+        )
+        with closing(started):  # on Stop, closing reaches the column threads at once
+            for snapshot in started:
+                yield to_outputs(snapshot)
+
+    def on_reroll(index: int, data: dict) -> Iterator[dict]:
+        if index >= len((data[state] or {}).get("columns") or []):
+            yield {status: format_error(f"Run a comparison with column {index + 1} first, then re-roll it.")}
+            return
+        with closing(tab.reroll(index + 1, form_columns(data), data[state])) as snapshots:
+            for snapshot in snapshots:
+                if snapshot.get("error"):
+                    yield {status: snapshot["error"]}
+                    return
+                yield to_outputs(snapshot, only=index)
+
+    form = {count, message, values, system_message, state}.union(*(c.inputs() for c in cols))
+    outputs = [state, status, *shown]
+    running = gr.on([run_btn.click, message.submit], on_compare, form, outputs, show_progress="minimal", **private)
+    running.then(_clear_sent_message, state, message, **private)
+    rerolls = [  # outputs: that column alone, so the others show no progress
+        col.reroll.click(
+            partial(on_reroll, i), form, [state, status, col.chatbot, col.stats], show_progress="minimal", **private
+        )
+        for i, col in enumerate(cols)
+    ]
+    for event in [running, *rerolls]:  # the diff and the Markdown copy follow every finished run
+        event.then(tab.diff_columns, [state, diff_a, diff_b], diff, **private)
+        event.then(tab.markdown, state, markdown, **private)
+    for col in cols:
+        if col.same is not None:
+            col.same.change(lambda same: gr.Group(visible=not same), col.same, col.params, **private)
+    stop_btn.click(lambda: "⏹️ Stopped.", None, status, cancels=[running, *rerolls], **private)
+    cleared = [{}, "", *([[]] * MAX_COLUMNS), *([""] * MAX_COLUMNS), "", ""]
+    clear_btn.click(lambda: cleared, None, [*outputs, diff, markdown], cancels=[running, *rerolls], **private)
+    count.change(
+        lambda n: [gr.Column(visible=i < int(n)) for i in range(MAX_COLUMNS)], count, [c.box for c in cols], **private
+    )
+    templates = [c.template for c in cols]
+    gr.on([t.change for t in templates], tab.variables_hint, [values, *templates], [values, values_hint], **private)
+    gr.on([diff_a.change, diff_b.change], tab.diff_columns, [state, diff_a, diff_b], diff, **private)
+    export_btn.click(tab.export_file, state, exported, **private)
+    prefer_btn.click(tab.send_preference, [state, preferred, rejected, feedback_user], feedback_status, **private)
+    fix_btn.click(tab.send_correction, [state, fix_column, correction, feedback_user], feedback_status, **private)
+
+    # Models added in another tab (or session) appear after a reload.
+    for col in cols:
+        demo.load(partial(refreshed_model_dropdown, engine), col.model, col.model, **private)
+
+    def fill(handoff: dict) -> dict:
+        """The form set to rerun an evaluation row as a new comparison (a first turn, not a follow-up)."""
+        notes: list[str] = []
+        out = {count: handoff["count"], values: json.dumps(handoff["values"], ensure_ascii=False, indent=1)}
+        for i, column in enumerate(handoff["columns"]):
+            out |= cols[i].fill(column, i + 1, notes)
+        out |= {state: {}, diff: "", markdown: "", feedback_status: ""}
+        out |= {c.chatbot: [] for c in cols} | {c.stats: "" for c in cols}
+        out[status] = handoff_status(handoff | {"notes": handoff["notes"] + notes})
+        return out
+
+    filled = [count, values, state, status, diff, markdown, feedback_status]
+    filled += [w for c in cols for w in [*c.fields().values(), c.chatbot, c.stats]]
+    return CompareHandle(tab, filled, fill)
