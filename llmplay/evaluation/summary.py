@@ -170,9 +170,11 @@ def _usage(entry: dict, cells: list[CellRecord]) -> None:
     if not ok:
         return
     entry["latency_s"] = interval_dict(bootstrap_mean([c.latency_s for c in ok], resamples=RESAMPLES))
+    entry["output_chars"] = interval_dict(bootstrap_mean([len(c.text or "") for c in ok], resamples=RESAMPLES))
+    if not any(c.completion_tokens for c in ok):
+        return  # likelihood mode scores labels without generating: no tokens to count
     rates = [c.completion_tokens / c.latency_s if c.latency_s > 0 else 0.0 for c in ok]
     entry["tokens_per_s"] = interval_dict(bootstrap_mean(rates, resamples=RESAMPLES))
-    entry["output_chars"] = interval_dict(bootstrap_mean([len(c.text or "") for c in ok], resamples=RESAMPLES))
     entry["output_tokens"] = interval_dict(bootstrap_mean([c.completion_tokens for c in ok], resamples=RESAMPLES))
 
 

@@ -121,6 +121,7 @@ def test_likelihood_mode_never_leaves_an_answer_unparseable(runner, engine, fpb3
     info = get_run(engine.settings, run_id)
     column = info.summary["columns"][0]
     assert info.rows == 8 and column["mode"] == "likelihood" and column["unparseable"] == 0
+    assert "tokens_per_s" not in column and column["latency_s"]["score"] > 0  # nothing generated, only scored
     results = load_results(engine.settings, run_id)
     assert all(results.cells[(r, 0)].answer in LABELS for r in range(8))
     with connect(engine.settings.db_path) as db:
