@@ -23,12 +23,17 @@ Datasets
 
 Runs
 - ``/eval_start``: ``(dataset, sample, sample_seed, templates, models, adapters, max_new_tokens, temperature,
-  seed, mode, metrics, judge, name) -> (message, run_id)``. ``sample``: rows to draw with ``sample_seed``
+  seed, mode, metrics, judge, name, top_p, top_k, repetition_penalty, stop, variables) -> (message, run_id)``.
+  ``sample``: rows to draw with ``sample_seed``
   (0 = all); ``templates``: names, ``"name@v2"`` for a saved version; ``models``: catalog names (every template
   x model is a column); ``adapters``: lines ``model = /path/to/lora-adapter``, each another column per
   template; ``seed``: decoding seed (``""`` = none); ``mode``: auto | generate | likelihood; ``metrics``: names
-  (``[]`` = the templates' suggestions); ``judge``: a model name for LLM-as-judge (``""`` = none). The run goes
-  on in the background; ``run_id`` is ``None`` when it could not start.
+  (``[]`` = the templates' suggestions); ``judge``: a model name for LLM-as-judge (``""`` = none); ``top_p``
+  (default 1), ``top_k`` (0 = off), ``repetition_penalty`` (default 1) and ``stop`` (stop strings separated by
+  commas or newlines, ``\\n`` = newline) apply to every column, as in the Playground; ``variables``: JSON
+  ``{"template variable": "dataset column"}`` used for this run instead of the dataset's saved mapping (``""`` =
+  the saved one). The last five are optional (callers that stop at ``name`` still work). The run goes on in the
+  background; ``run_id`` is ``None`` when it could not start.
 - ``/eval_progress``: ``(run_id) -> dict``: status, done, total, percent, elapsed_s, eta_s, generated, cached,
   failed, finished, error and ``text`` (one line).
 - ``/eval_cancel``: ``(run_id) -> message``: stops the run within seconds; finished rows are kept.
@@ -46,6 +51,9 @@ Results
 - ``/eval_export``: ``(run_id) -> (csv file, json file)``: one record per cell.
 - ``/eval_compare_runs``: ``(old, new) -> (message, scores, regressions)``: shared columns' scores old vs new,
   and the dataset rows whose score went down.
+- ``/eval_delete_run``: ``(run_id, confirm) -> (message, history, run, old run, new run)``: forget a finished
+  run (refused unless ``confirm``, and while it is queued or running); its cached outputs stay for later runs.
+  The rest is ``/eval_runs`` afterwards.
 
 "Open row in Compare" (click a grid row to pick it) fills the Compare tab with that row's columns and values and
 switches to it; ``/open_in_compare`` in the Compare tab's docstring gives the same as data.
@@ -86,6 +94,7 @@ from llmplay.evaluation.results import (
     RunResults,
     compare_columns,
     compare_runs,
+    delete_run,
     get_run,
     list_runs,
     load_results,
@@ -95,7 +104,7 @@ from llmplay.evaluation.runner import ACTIVE, EvalRunner, RunProgress
 from llmplay.templates import TemplateLibrary
 from llmplay.textdiff import diff_html
 from llmplay.ui.models_panel import default_model, generative_names
-from llmplay.ui.playground import ERROR
+from llmplay.ui.playground import ERROR, parse_stop
 
 log = logging.getLogger(__name__)
 
@@ -197,13 +206,24 @@ def build_config(
     metrics: list[str] | None = None,
     judge: str = "",
     name: str = "",
+    top_p=1.0,
+    top_k=0,
+    repetition_penalty=1.0,
+    stop: str = "",
+    variables: str | dict | None = "",
 ) -> RunConfig:
-    """The run the form describes: every template x (model, and model + adapter) is a column."""
+    """The run the form describes: every template x (model, and model + adapter) is a column. ``variables``
+    (template variable -> dataset column) replaces the dataset's saved mapping in every column."""
     params = GenerationParams(
         max_new_tokens=_whole("max_new_tokens", max_new_tokens, 1),
         temperature=_real("temperature", temperature),
+        top_p=1.0 if _blank(top_p) else _real("top_p", top_p),
+        top_k=0 if _blank(top_k) else _whole("top_k", top_k, 0),
+        repetition_penalty=1.0 if _blank(repetition_penalty) else _real("repetition_penalty", repetition_penalty),
+        stop=parse_stop(stop),
         seed=None if _blank(seed) else _whole("seed", seed),
     )
+    mapping = parse_variables(variables) or None
     targets = [(m, None) for m in models or [] if m] + list(parse_adapters(adapters))
     if not templates:
         raise InvalidRequestError("Choose at least one template.")
@@ -213,7 +233,11 @@ def build_config(
     for ref in templates:
         template, version = parse_template_ref(ref)
         for model, adapter in targets:
-            columns.append(ColumnConfig(template, model, adapter, params, mode or "auto", template_version=version))
+            columns.append(
+                ColumnConfig(
+                    template, model, adapter, params, mode or "auto", template_version=version, variables=mapping
+                )
+            )
     size = None if _blank(sample) else _whole("sample size", sample, 0)
     return RunConfig(
         dataset=dataset or "",
@@ -619,9 +643,15 @@ class EvaluateTab:
         metrics: list[str] | None = None,
         judge: str = "",
         name: str = "",
+        top_p=1.0,
+        top_k=0,
+        repetition_penalty=1.0,
+        stop: str = "",
+        variables: str = "",
     ) -> tuple[str, int | None]:
         form = (sample, sample_seed, templates, models, adapters, max_new_tokens, temperature, seed, mode, metrics)
-        config = build_config(dataset, *form, judge, name)
+        more = {"top_p": top_p, "top_k": top_k, "repetition_penalty": repetition_penalty, "stop": stop}
+        config = build_config(dataset, *form, judge, name, **more, variables=variables)
         run_id = self.runner.submit(config)
         message = f"▶️ Started run **#{run_id}**: {len(config.columns)} column(s) on **{config.dataset}**."
         return message, run_id
@@ -687,6 +717,16 @@ class EvaluateTab:
             gr.Dropdown(choices=choices, value=old),
             gr.Dropdown(choices=choices, value=value),
         )
+
+    @_safe(gr.skip(), gr.skip(), gr.skip(), gr.skip())
+    def delete_run(self, run_id, confirm: bool = False) -> tuple:
+        if _blank(run_id):
+            raise InvalidRequestError("Choose a run to delete.")
+        number = _whole("run_id", run_id, 1)
+        if not confirm:
+            raise InvalidRequestError(f"Tick “Yes, delete” to confirm deleting run **#{number}**.")
+        delete_run(self.settings, number)
+        return (f"🗑️ Deleted run **#{number}** (its cached outputs stay for later runs).", *self.runs_view())
 
     def _results(self, run_id) -> RunResults:
         if _blank(run_id):
@@ -856,6 +896,12 @@ def _run_layout(tab: EvaluateTab) -> SimpleNamespace:
                 tab.template_names(), value=[], multiselect=True, label="Templates (name, or name@v2)", **PICK
             )
             ui.template_info = gr.Markdown()
+            ui.variables = gr.Textbox(
+                "",  # a default, so API callers may leave it out
+                label="Variables mapping for this run (JSON: template variable → dataset column; blank = the "
+                "dataset's saved mapping)",
+                placeholder='{"text": "sentence"}',
+            )
             first = [default_model(engine)] if models else []
             ui.models = gr.Dropdown(models, value=first, multiselect=True, label="Models", **PICK)
             ui.adapters = gr.Textbox(
@@ -869,6 +915,11 @@ def _run_layout(tab: EvaluateTab) -> SimpleNamespace:
             ui.max_new_tokens = gr.Number(64, precision=0, label=f"Max new tokens (1–{limit})")
             ui.temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
             ui.seed = gr.Textbox("", label="Decoding seed (blank = none)")
+            with gr.Accordion("More decoding options", open=False):
+                ui.top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p")
+                ui.top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k (0 = off)")
+                ui.repetition_penalty = gr.Slider(0.5, 2, value=1, step=0.05, label="Repetition penalty")
+                ui.stop = gr.Textbox("", label="Stop strings", placeholder="comma or newline separated; \\n = newline")
             ui.judge = gr.Dropdown([("(no judge)", ""), *models], value="", label="LLM judge model (optional)", **PICK)
             ui.name = gr.Textbox(label="Run name (optional)")
             with gr.Row():
@@ -890,6 +941,10 @@ def _results_layout() -> SimpleNamespace:
         ui.refresh = gr.Button("Refresh history", size="sm", scale=1)
     with gr.Accordion("Run history", open=False):
         ui.history = gr.Dataframe(headers=RUN_HEADERS, interactive=False, max_height=260)
+        with gr.Row():
+            ui.delete_confirm = gr.Checkbox(False, label="Yes, delete the run chosen above")
+            ui.delete = gr.Button("Delete run", variant="stop", size="sm")
+        ui.delete_status = gr.Markdown(elem_id="eval-delete-run-status")
     ui.summary = gr.Markdown(elem_id="eval-summary")
     ui.board = gr.Dataframe(label="Scoreboard (95% bootstrap intervals)", interactive=False, max_height=320)
     ui.chart = gr.HTML(elem_id="eval-chart")
@@ -959,6 +1014,7 @@ def _wire_run(tab: EvaluateTab, run: SimpleNamespace, res: SimpleNamespace) -> N
     run.templates.change(tab.describe_templates, run.templates, run.template_info, **PRIVATE)
     form = [run.dataset, run.sample, run.sample_seed, run.templates, run.models, run.adapters, run.max_new_tokens]
     form += [run.temperature, run.seed, run.mode, run.metrics, run.judge, run.name]
+    form += [run.top_p, run.top_k, run.repetition_penalty, run.stop, run.variables]  # last: older callers omit them
     started = run.start.click(tab.start, form, [run.status, run.run_id], api_name="eval_start")
     started.then(tab.watch, run.run_id, run.timer, **PRIVATE)
     ticked = [run.progress, run.bar, run.timer, run.finished, res.history, res.run, res.old, res.new]
@@ -983,7 +1039,12 @@ def _wire_results(tab: EvaluateTab, run: SimpleNamespace, res: SimpleNamespace) 
         event.then(tab.result_pickers, res.run, pickers, **PRIVATE).then(
             tab.grid_view, [res.run, res.show, res.grid_metric], res.grid, **PRIVATE
         )
-    res.refresh.click(tab.runs_view, res.run, [res.history, res.run, res.old, res.new], api_name="eval_runs")
+    listed = [res.history, res.run, res.old, res.new]
+    res.refresh.click(tab.runs_view, res.run, listed, api_name="eval_runs")
+    deleted = res.delete.click(
+        tab.delete_run, [res.run, res.delete_confirm], [res.delete_status, *listed], api_name="eval_delete_run"
+    )
+    deleted.then(lambda: False, None, res.delete_confirm, **PRIVATE)
     grid_inputs = [res.run, res.show, res.grid_metric]
     gr.on([res.show.change, res.grid_metric.change], tab.grid_view, grid_inputs, res.grid, **PRIVATE)
     gr.api(tab.grid_table, api_name="eval_grid")

@@ -349,8 +349,14 @@ def test_compare_in_the_browser(ui_url):
             page.get_by_role("tab", name="Compare").click()
             page.locator("#compare-decoding-1").get_by_text("Decoding and weights").click()
             tokens = page.locator("#compare-max-new-tokens-1 input")
-            tokens.fill("16")  # column 2 follows: "Same decoding as column 1" is ticked by default
-            tokens.press("Tab")
+            # column 2 follows: "Same decoding as column 1" is ticked by default. A value typed while the page
+            # is still settling can be reset by it, so type again until it holds.
+            for _attempt in range(5):
+                tokens.fill("16")
+                tokens.press("Tab")
+                page.wait_for_timeout(300)
+                if tokens.input_value() == "16":
+                    break
             expect(tokens).to_have_value("16")
             page.wait_for_timeout(500)  # let the app take the new value before the run reads the form
             box = page.locator("#compare-message textarea")

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from gradio_client import handle_file
 
+from llmplay.errors import InvalidRequestError
 from llmplay.evaluation.datasets import list_datasets
+from llmplay.evaluation.results import get_run
 from llmplay.ui.evaluate_tab import ERROR, bar_chart_svg, build_config, row_from_grid
 from tests.conftest import CHAT_MODEL
 
@@ -291,6 +293,8 @@ def test_cancel_stops_a_running_run_and_keeps_it_in_the_history(client):
     _, run_id = start(client, "customer-intents", ["assistant"], [CHAT_MODEL], max_new_tokens=400, metrics=["length"])
     running, _ = wait_for(client, run_id, timeout=180, until=lambda p: p["status"] == "running" or p["finished"])
     assert running["status"] == "running", running
+    message, *_ = client.predict(run_id=run_id, confirm=True, api_name="/eval_delete_run")
+    assert message.startswith(ERROR) and "still running" in message and "cancel it first" in message, message
     time.sleep(0.5)
     assert "Cancelling" in client.predict(run_id=run_id, api_name="/eval_cancel")
     final, _ = wait_for(client, run_id, timeout=90)
@@ -298,6 +302,85 @@ def test_cancel_stops_a_running_run_and_keeps_it_in_the_history(client):
     assert "not running (cancelled)" in client.predict(run_id=run_id, api_name="/eval_cancel")
     summary, _, _ = client.predict(run_id=run_id, api_name="/eval_results")
     assert f"Run #{run_id}" in summary and "cancelled" in summary
+
+
+def test_more_decoding_options_reach_every_column(client, engine, dataset):
+    _, run_id = start(
+        client,
+        dataset,
+        [TEMPLATE, OTHER],
+        [CHAT_MODEL],
+        sample=2,
+        max_new_tokens=3,
+        top_p=0.9,
+        top_k=5,
+        repetition_penalty=1.1,
+        stop="END,\\n\\n",  # typed as in the box: a comma separates, a literal \n is a newline (spaces kept)
+    )
+    assert isinstance(run_id, int)
+    final, _ = wait_for(client, run_id, timeout=120)
+    assert final["status"] == "done" and final["total"] == 4, final
+    columns = get_run(engine.settings, run_id).config["columns"]
+    assert len(columns) == 2
+    for column in columns:
+        params = column["params"]
+        assert (params["top_p"], params["top_k"], params["repetition_penalty"]) == (0.9, 5, 1.1), params
+        assert params["stop"] == ["END", "\n\n"] and params["max_new_tokens"] == 3
+        assert "variables" not in column  # no override: the dataset's saved mapping
+    message, _ = start(client, dataset, [TEMPLATE], [CHAT_MODEL], top_k=2.5)
+    assert message.startswith(ERROR) and "top_k must be a whole number" in message, message
+
+
+def test_a_run_can_override_the_datasets_variable_mapping(client, engine, template, tmp_path):
+    path = tmp_path / "headlines.csv"
+    path.write_text("headline,label\n" + "".join(f'"{t}",{label}\n' for t, label in ROWS[:2]), encoding="utf-8")
+    message, _, _ = client.predict(
+        file=handle_file(str(path)), name="headlines", variables="", reference="label", api_name="/eval_save_dataset"
+    )
+    assert message.startswith("✅"), message
+    # Positional, stopping at ``name`` as callers did before the later inputs existed: no override, so the
+    # template's ``text`` has no column.
+    args = ("headlines", 0, 0, [template], [CHAT_MODEL], "", 3, 0, "", "auto", [], "", "")
+    message, run_id = client.predict(*args, api_name="/eval_start")
+    assert run_id is None and message.startswith(ERROR) and "text" in message and "headline" in message, message
+    for bad, problem in (
+        ("{text: headline}", "must be JSON"),
+        ('["headline"]', "must map"),
+        ('{"text": 1}', "must map"),
+    ):
+        message, run_id = start(client, "headlines", [template], [CHAT_MODEL], variables=bad)
+        assert run_id is None and message.startswith(ERROR) and problem in message, message
+
+    message, run_id = start(
+        client, "headlines", [template], [CHAT_MODEL], max_new_tokens=3, variables='{"text": "headline"}'
+    )
+    assert isinstance(run_id, int), message
+    final, _ = wait_for(client, run_id, timeout=120)
+    assert final["status"] == "done" and final["total"] == 2 and final["failed"] == 0, final
+    assert get_run(engine.settings, run_id).config["columns"][0]["variables"] == {"text": "headline"}
+    grid = table(client.predict(run_id=run_id, show="all", metric="", api_name="/eval_grid"))
+    assert [r["headline"] for r in grid] == [t for t, _ in ROWS[:2]]
+
+
+def test_delete_a_run_needs_confirming_and_forgets_it(client, engine, dataset):
+    _, run_id = start(client, dataset, [TEMPLATE], [CHAT_MODEL], sample=2, max_new_tokens=2, name="to-delete")
+    final, _ = wait_for(client, run_id, timeout=120)
+    assert final["status"] == "done", final
+
+    message, *_ = client.predict(run_id=run_id, confirm=False, api_name="/eval_delete_run")
+    assert message.startswith(ERROR) and "Yes, delete" in message and f"#{run_id}" in message, message
+    assert get_run(engine.settings, run_id).id == run_id
+    message, *_ = client.predict(run_id=None, confirm=True, api_name="/eval_delete_run")
+    assert message.startswith(ERROR) and "Choose a run" in message, message
+
+    message, history, picker, old, new = client.predict(run_id=run_id, confirm=True, api_name="/eval_delete_run")
+    assert message.startswith("🗑️") and f"#{run_id}" in message, message
+    assert run_id not in [r["id"] for r in table(history)]
+    assert run_id not in [c[1] for c in picker["choices"]] and value(picker) != run_id
+    with pytest.raises(InvalidRequestError, match="No evaluation run"):
+        get_run(engine.settings, run_id)
+    message, *_ = client.predict(run_id=run_id, confirm=True, api_name="/eval_delete_run")
+    assert message.startswith(ERROR) and "No evaluation run" in message, message
 
 
 # ---- plain helpers --------------------------------------------------------------------------------------
