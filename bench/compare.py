@@ -26,22 +26,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ALPACA = ROOT.parent / "shared" / "datasets" / "alpaca_eval" / "alpaca_eval_instructions.jsonl"
+from generation import load_prompts  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 MODELS = ("smollm2-135m-instruct", "gemma-3-270m")
-FALLBACK_PROMPTS = [
-    "What is the capital of France?",
-    "Give three tips for staying healthy.",
-    "Explain what a neural network is in two sentences.",
-    "Why is the sky blue?",
-]
-
-
-def load_prompts(n: int) -> list[str]:
-    if ALPACA.exists():
-        rows = [json.loads(line)["instruction"] for line in ALPACA.read_text().splitlines() if line.strip()]
-    else:
-        rows = FALLBACK_PROMPTS
-    return [rows[i % len(rows)] for i in range(n)]
 
 
 def column_setups(count: int, max_new: int) -> list[tuple[str, object]]:

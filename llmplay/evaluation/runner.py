@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from llmplay.engine.base import Provider
 from llmplay.engine.engine import Engine
 from llmplay.engine.types import GenerationRequest, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError
@@ -125,7 +126,6 @@ class _Job:
     started: float = 0.0
     generating_s: float = 0.0  # time spent generating, for the ETA
     generated: int = 0
-    to_generate: int = 0
 
 
 class EvalRunner:
@@ -393,7 +393,6 @@ class EvalRunner:
                         self._insert_cell(db, run_id, column, cell, stored[cell.key], cached=True)
                 self._count(db, run_id)
         missing = [c for c in ready if c.key not in stored]
-        job.to_generate += len(missing)
         if on_progress:
             on_progress(self.progress(run_id))
         chunk = max(1, self.chunk_size)
@@ -474,7 +473,7 @@ class EvalRunner:
         results: list[tuple[GenerationResult, dict | None]] = []
         for cell in cells:  # likelihood: one forward pass per row over all labels
             if cancel.is_set():
-                results.append((_cancelled(cfg.model), None))
+                results.append((Provider.cancelled_result(cfg.model), None))
                 continue
             began = time.perf_counter()
             try:
@@ -628,12 +627,6 @@ def _prompt_text(loaded, request: GenerationRequest) -> str:
     if request.messages is not None:
         return json.dumps(request.as_messages(), ensure_ascii=False)
     return request.prompt or base_model_prompt(request.as_messages())
-
-
-def _cancelled(model: str) -> GenerationResult:
-    result = GenerationResult.failure("Cancelled before this row finished.", model)
-    result.finish_reason = "cancelled"
-    return result
 
 
 def _now() -> str:

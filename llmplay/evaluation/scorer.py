@@ -16,8 +16,6 @@ from typing import Any
 
 from llmplay.errors import LlmplayError
 from llmplay.evaluation.config import MetricConfig
-from llmplay.evaluation.metrics.registry import Metric, MetricRegistry, MetricResult
-from llmplay.evaluation.stats import Interval
 from llmplay.templates.model import Template
 
 LABEL_METRICS = {"accuracy", "macro_f1"}
@@ -80,18 +78,6 @@ def metric_inputs(metric: MetricConfig, replies: ColumnReplies) -> tuple[list, l
         outputs = replies.answers if json_check and replies.template.output.json else replies.texts
         return list(outputs), None if refs is None else [_text(r) for r in refs], kwargs
     return list(replies.answers), [_text(r) for r in refs], kwargs
-
-
-def score(
-    metric: Metric, config: MetricConfig, replies: ColumnReplies, resamples: int = 1000
-) -> tuple[MetricResult, Interval]:
-    """The metric's result and its 95% bootstrap interval on these replies."""
-    preds, refs, kwargs = metric_inputs(config, replies)
-    return metric.interval(preds, refs, resamples=resamples, **kwargs)
-
-
-def get(registry: MetricRegistry, name: str) -> Metric:
-    return registry.get(name)
 
 
 # ---- labels and text ---------------------------------------------------------------------------------------

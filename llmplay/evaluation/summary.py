@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from llmplay.evaluation import judge as judging
-from llmplay.evaluation import outputs
 from llmplay.evaluation.config import MetricConfig
 from llmplay.evaluation.metrics.registry import MetricRegistry
 from llmplay.evaluation.scorer import ColumnReplies, metric_inputs
@@ -83,7 +82,7 @@ def score_run(settings: Settings, run_id: int, registry: MetricRegistry) -> dict
             for r in db.query("select data from eval_rows where run_id = ? order by row_index", [run_id])
         ]
         cells = load_cells(db, run_id)
-    ref_column = _reference_column(settings, config)
+    ref_column = config["resolved"].get("reference")  # the mapping's reference column at the time of the run
     references = [r.get(ref_column) for r in rows] if ref_column else None
     metrics = [MetricConfig(**m) for m in config["resolved"]["metrics"]]
     by_column: dict[int, list[CellRecord]] = {}
@@ -135,11 +134,6 @@ def _grade(cell: CellRecord) -> int | None:
     return int(cell.judge_score) if cell.judge_score is not None else None
 
 
-def _reference_column(settings: Settings, config: dict) -> str | None:
-    """The reference column the run used: stored in its rows' dataset mapping at the time of the run."""
-    return config.get("resolved", {}).get("reference")
-
-
 def _score_column(entry, cells, template, rows, references, resolved, metrics, registry, row_scores) -> None:
     texts = [c.text if c.error is None else None for c in cells]
     answers = [c.answer if c.error is None else None for c in cells]
@@ -188,7 +182,3 @@ def _small(details: dict) -> dict:
             continue
         out[key] = value
     return out
-
-
-def stored_output_text(db, output_id: int | None) -> str | None:
-    return outputs.get(db, output_id).text if output_id else None

@@ -82,7 +82,7 @@ from llmplay.store import connect
 from llmplay.templates import Template, TemplateLibrary, build_messages, build_request
 from llmplay.ui.models_panel import generative_names
 from llmplay.ui.playground import format_error, parse_params
-from llmplay.ui.templates_tab import parse_values
+from llmplay.ui.templates_tab import parse_values, template_choices
 
 log = logging.getLogger(__name__)
 
@@ -402,12 +402,7 @@ class ArenaTab:
             return leaderboard_failure(f"could not rate the votes ({type(exc).__name__}: {exc}).")
 
     def template_choices(self) -> list[tuple[str, str]]:
-        try:
-            names = [s.name for s in self.library.list() if s.valid]
-        except Exception:  # an unreadable folder must not break the page
-            log.exception("Listing templates failed")
-            names = []
-        return [(NO_TEMPLATE, "")] + [(n, n) for n in names]
+        return template_choices(self.library, NO_TEMPLATE)
 
     def input_hint(self, template: str) -> str:
         if not template:

@@ -92,7 +92,7 @@ from llmplay.textdiff import diff_html, similarity
 from llmplay.ui.models_panel import generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
 from llmplay.ui.playground import UI_DTYPES, format_error, format_stats, parse_params
-from llmplay.ui.templates_tab import parse_values
+from llmplay.ui.templates_tab import parse_values, template_choices
 
 log = logging.getLogger(__name__)
 
@@ -393,12 +393,7 @@ class CompareTab:
         return {"run_id": run_id, "row": row, **empty, "error": format_error(message)}
 
     def template_choices(self) -> list[tuple[str, str]]:
-        try:
-            names = [s.name for s in self.library.list() if s.valid]
-        except Exception:  # an unreadable folder must not break the page
-            log.exception("Listing templates failed")
-            names = []
-        return [(NO_TEMPLATE, "")] + [(n, n) for n in names]
+        return template_choices(self.library, NO_TEMPLATE)
 
     def variables_hint(self, values: str, *templates: str) -> tuple[str, str]:
         """(values box, hint): the chosen templates' variables; an empty box gets a JSON skeleton to fill in."""

@@ -628,7 +628,7 @@ class EvaluateTab:
 
     # ---- runs ---------------------------------------------------------------------------------------------
     @_safe(None)
-    def start(
+    def start(  # named like build_config's parameters: gradio makes these the /eval_start keyword names
         self,
         dataset: str,
         sample=0,

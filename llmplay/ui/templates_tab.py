@@ -101,6 +101,16 @@ def _safe(*fallback):
     return decorate
 
 
+def template_choices(library, none_label: str) -> list[tuple[str, str]]:
+    """Dropdown choices of the valid templates, after a "no template" choice whose value is ``""``."""
+    try:
+        names = [s.name for s in library.list() if s.valid]
+    except Exception:  # an unreadable folder must not break the page
+        log.exception("Listing templates failed")
+        names = []
+    return [(none_label, "")] + [(n, n) for n in names]
+
+
 def parse_values(values) -> dict:
     """Variable values from the API (a dict or its JSON text); empty means all defaults."""
     if values in (None, ""):
