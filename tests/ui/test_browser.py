@@ -39,4 +39,6 @@ def test_paris_question_in_the_browser(page, ui_url):
     box.press("Enter")
     page.locator("#playground-chat").get_by_text("Paris").wait_for(timeout=120_000)
     page.locator("#playground-status").get_by_text("tokens/s").wait_for(timeout=30_000)
-    assert box.input_value() == "", "the message box empties once the reply is in"
+    from playwright.sync_api import expect
+
+    expect(box).to_have_value("", timeout=10_000)  # the message box empties once the reply is in
