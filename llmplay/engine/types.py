@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from llmplay.errors import InvalidRequestError
+from llmplay.limits import REQUIRED, check_number, check_stop
 
 FinishReason = Literal["stop", "length", "error", "cancelled"]
 
@@ -27,28 +27,23 @@ class GenerationParams:
     seed: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "stop", tuple(s for s in (self.stop or ()) if s))
+        # One text is one stop string, not its characters; anything else validate() refuses.
+        stop = (self.stop,) if isinstance(self.stop, str) else self.stop
+        if isinstance(stop, list | tuple):
+            stop = tuple(s for s in stop if s != "")
+        object.__setattr__(self, "stop", stop or ())
 
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0
 
     def validate(self, max_new_tokens_limit: int = 2048) -> None:
-        """Raise InvalidRequestError with a message a user can act on."""
-        if not isinstance(self.max_new_tokens, int) or not 1 <= self.max_new_tokens <= max_new_tokens_limit:
-            raise InvalidRequestError(
-                f"max_new_tokens must be between 1 and {max_new_tokens_limit}; got {self.max_new_tokens}."
-            )
-        if not 0 <= self.temperature <= 5:
-            raise InvalidRequestError(f"temperature must be between 0 and 5; got {self.temperature}.")
-        if not 0 < self.top_p <= 1:
-            raise InvalidRequestError(f"top_p must be in (0, 1]; got {self.top_p}.")
-        if self.top_k < 0:
-            raise InvalidRequestError(f"top_k must be 0 (off) or positive; got {self.top_k}.")
-        if not 0.5 <= self.repetition_penalty <= 3:
-            raise InvalidRequestError(f"repetition_penalty must be between 0.5 and 3; got {self.repetition_penalty}.")
-        if len(self.stop) > 8:
-            raise InvalidRequestError("At most 8 stop strings are supported.")
+        """Raise InvalidRequestError with a message a user can act on (ranges: llmplay.limits)."""
+        for name in ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed"):
+            blank = None if name == "seed" else REQUIRED  # no seed: a fresh one
+            high = max_new_tokens_limit if name == "max_new_tokens" else None
+            check_number(name, getattr(self, name), high=high, blank=blank, exact=True)
+        check_stop(self.stop)
 
     def to_dict(self) -> dict:
         d = asdict(self)

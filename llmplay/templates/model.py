@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from llmplay.errors import LlmplayError
+from llmplay import yamlsafe
+from llmplay.errors import LlmplayError, short, short_list
 from llmplay.templates.sandbox import BoundedSandbox, undeclared_names
 
 TASKS = ("classification", "extraction", "generation", "summarisation", "translation", "qa", "chat", "judge")
@@ -132,7 +133,7 @@ class Template:
 def parse_template(text: str, source: str = "") -> Template:
     """Parse a template file's text; raise TemplateError listing every problem (YAML, fields, Jinja)."""
     try:
-        data = yaml.safe_load(text)
+        data = yamlsafe.load(text)
     except yaml.YAMLError as exc:
         raise TemplateError([_yaml_error(exc)], source) from None
     if not isinstance(data, dict):
@@ -149,7 +150,7 @@ def template_from_dict(data: dict) -> tuple[Template, list[str]]:
     problems: list[str] = []
     unknown = [k for k in data if k not in FIELDS]
     if unknown:
-        problems.append(f"unknown field(s) {', '.join(map(str, unknown))}; known fields: {', '.join(FIELDS)}")
+        problems.append(f"unknown field(s) {short_list(unknown)}; known fields: {', '.join(FIELDS)}")
     for key in ("name", "task", "body"):
         if data.get(key) in (None, ""):
             problems.append(f"'{key}' is required")
@@ -176,7 +177,7 @@ def template_from_dict(data: dict) -> tuple[Template, list[str]]:
             continue
         extra = set(raw) - {"name", "description", "default"}
         if extra:
-            problems.append(f"variable {raw['name']!r}: unknown field(s) {', '.join(sorted(map(str, extra)))}")
+            problems.append(f"variable {short(raw['name'])}: unknown field(s) {short_list(sorted(map(str, extra)))}")
         variables.append(Variable(str(raw["name"]), str(raw.get("description") or ""), raw.get("default")))
 
     examples = []
@@ -199,7 +200,7 @@ def template_from_dict(data: dict) -> tuple[Template, list[str]]:
         else:
             extra = set(raw_out) - set(OUTPUT_FIELDS)
             if extra:
-                problems.append(f"output: unknown field(s) {', '.join(sorted(map(str, extra)))}")
+                problems.append(f"output: unknown field(s) {short_list(sorted(map(str, extra)))}")
             labels = raw_out.get("labels") or []
             if not isinstance(labels, list):
                 problems.append("output.labels must be a list")
@@ -240,23 +241,24 @@ def template_problems(template: Template, body_lines: dict[str, int] | None = No
     t = template
     if t.name and not NAME_RE.match(t.name):
         problems.append(
-            f"name {t.name!r} is not valid: use 1-64 lowercase letters, digits, '-' or '_' (it is also the file name)"
+            f"name {short(t.name)} is not valid: use 1-64 lowercase letters, digits, '-' or '_' "
+            "(it is also the file name)"
         )
     if t.task and t.task not in TASKS:
-        problems.append(f"unknown task {t.task!r}; use one of: {', '.join(TASKS)}")
+        problems.append(f"unknown task {short(t.task)}; use one of: {', '.join(TASKS)}")
 
     declared = t.variable_names()
     seen: set[str] = set()
     for v in t.variables:
         if not VARIABLE_RE.match(v.name):
-            problems.append(f"variable name {v.name!r} is not valid: use letters, digits and '_'")
+            problems.append(f"variable name {short(v.name)} is not valid: use letters, digits and '_'")
         if v.name == "output":
             problems.append("'output' cannot be a variable name: examples use it for the expected answer")
         if v.name in seen:
-            problems.append(f"variable {v.name!r} is declared twice")
+            problems.append(f"variable {short(v.name)} is declared twice")
         seen.add(v.name)
         if v.default is not None and not isinstance(v.default, VALUE_TYPES):
-            problems.append(f"variable {v.name!r}: default must be text, a number, a list or a mapping")
+            problems.append(f"variable {short(v.name)}: default must be text, a number, a list or a mapping")
 
     sandbox = BoundedSandbox()
     used: set[str] = set()
@@ -272,19 +274,19 @@ def template_problems(template: Template, body_lines: dict[str, int] | None = No
         if ast is not None:
             used |= undeclared_names(ast)
     for name in sorted(used - set(declared)):
-        problems.append(f"variable {name!r} is used in the template but not declared under 'variables'")
+        problems.append(f"variable {short(name)} is used in the template but not declared under 'variables'")
 
     required = {v.name for v in t.variables if v.required}
     for i, example in enumerate(t.examples, 1):
         unknown = sorted(set(example.values) - set(declared))
         if unknown:
-            problems.append(f"example #{i} sets undeclared variable(s): {', '.join(unknown)}")
+            problems.append(f"example #{i} sets undeclared variable(s): {short_list(unknown)}")
         missing = sorted(required - set(example.values))
         if missing:
-            problems.append(f"example #{i} is missing required variable(s): {', '.join(missing)}")
+            problems.append(f"example #{i} is missing required variable(s): {short_list(missing)}")
 
     if t.output.mode not in OUTPUT_MODES:
-        problems.append(f"output.mode must be one of {', '.join(OUTPUT_MODES)}; got {t.output.mode!r}")
+        problems.append(f"output.mode must be one of {', '.join(OUTPUT_MODES)}; got {short(t.output.mode)}")
     elif t.output.mode == "likelihood" and not t.output.labels:
         problems.append("output.mode 'likelihood' chooses among output.labels: list the labels")
     if t.output.regex:
