@@ -27,6 +27,7 @@ from pathlib import Path
 
 import yaml
 
+from llmplay import yamlsafe
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.settings import Settings
 
@@ -81,7 +82,7 @@ def cmd_eval(args, settings: Settings) -> int:
 
 def _read_config(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yamlsafe.load_file(path)
     except FileNotFoundError:
         raise InvalidRequestError(f"No config file at {path}.") from None
     except yaml.YAMLError as exc:

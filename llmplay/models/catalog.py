@@ -16,6 +16,7 @@ from typing import Literal
 
 import yaml
 
+from llmplay import yamlsafe
 from llmplay.errors import LlmplayError, UnknownModelError
 
 Kind = Literal["chat", "base", "encoder"]
@@ -130,7 +131,7 @@ class Catalog:
     @staticmethod
     def _read_file(path: Path) -> list[ModelSpec]:
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            data = yamlsafe.load_file(path) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise LlmplayError(f"Cannot read models file {path}: {exc}") from None
         entries = data.get("models", []) if isinstance(data, dict) else data
