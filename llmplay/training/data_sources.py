@@ -157,8 +157,11 @@ def feedback_records(settings: Settings) -> list[dict[str, Any]]:
     records = []
     for item in items:
         prompt = _json_cell(item["prompt"], item["id"], "prompt")
-        key = "messages" if isinstance(prompt, list) else "prompt"
-        records.append({"id": item["id"], key: prompt, "completion": item["correction"] or ""})
+        # One shape for both kinds of prompt: the chat turns, then the corrected answer as the assistant's
+        # (a base model gets a lone user turn as raw text, as Compare sends it).
+        turns = prompt if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
+        answer = {"role": "assistant", "content": item["correction"] or ""}
+        records.append({"id": item["id"], "messages": [*turns, answer]})
     return records
 
 
@@ -192,22 +195,22 @@ def detect_format(columns: list[str], data, task: str) -> str:
         raise TrainDataError(f"data.format {fmt!r} is for encoder tasks (classification, ner); this task is {task!r}.")
     if fmt == "auto":
         if task == "cpt":
-            return "text"
-        if data.text_column and data.label_column:
-            return "prompt_completion"
-        fmt = next((f for f, need in FORMAT_COLUMNS.items() if f != "text" and set(need) <= set(columns)), None)
+            fmt = "text"
+        elif data.text_column or data.label_column:
+            fmt = "prompt_completion"  # named prompt / target columns
+        else:
+            fmt = next((f for f, need in FORMAT_COLUMNS.items() if f != "text" and set(need) <= set(columns)), None)
         if fmt is None:
             raise TrainDataError(
                 f"Cannot tell the data's format from its columns ({', '.join(columns)}). Use prompt + completion "
                 "columns, a messages column of chat turns, Alpaca instruction/input/output, or text (for continued "
                 "pre-training); or name the columns with data.text_column / data.label_column, or set data.format."
             )
-        return fmt
     need = list(FORMAT_COLUMNS[fmt])
     if fmt == "prompt_completion":
         need = [data.text_column or "prompt", data.label_column or "completion"]
     elif fmt == "text":
-        need = [data.text_column or "text"]
+        return fmt  # the text column is chosen (or asked for) by _text_column
     missing = [c for c in need if c not in columns]
     if missing:
         raise TrainDataError(
