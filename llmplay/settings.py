@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -19,6 +20,13 @@ def _env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise LlmplayError(f"Environment variable {name}={raw!r} must be an integer.") from None
+
+
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _env_list(name: str, sep: str = ",") -> tuple[str, ...]:
+    return tuple(part.strip() for part in os.environ.get(name, "").split(sep) if part.strip())
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,14 @@ class Settings:
     prompts_dir: Path = Path("prompts")
     # Extra models (Hub ids, local folders, endpoints) a user added; YAML list. Defaults to <data_dir>/models.yaml.
     models_file: Path | None = None
+    # What models added through the web UI may use (entries the operator wrote in the models file, or added
+    # with `llmplay models add`, are trusted as they are). Local folders: <data_dir>/models plus these
+    # (LLMPLAY_ALLOWED_MODEL_DIRS, os.pathsep-separated). API keys: only these environment variables
+    # (LLMPLAY_ALLOWED_KEY_ENVS, comma-separated), and only to URLs under these prefixes
+    # (LLMPLAY_ALLOWED_ENDPOINTS, comma-separated). Empty by default: user models send no server secret.
+    allowed_model_dirs: tuple[Path, ...] = ()
+    allowed_key_envs: tuple[str, ...] = ()
+    allowed_endpoints: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -57,6 +73,15 @@ class Settings:
                 raise LlmplayError(f"Setting {name} must be positive; got {getattr(self, name)}.")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "prompts_dir", Path(self.prompts_dir))
+        object.__setattr__(self, "allowed_model_dirs", tuple(Path(d) for d in self.allowed_model_dirs))
+        object.__setattr__(self, "allowed_key_envs", tuple(self.allowed_key_envs))
+        object.__setattr__(self, "allowed_endpoints", tuple(self.allowed_endpoints))
+        for name in self.allowed_key_envs:
+            if not _ENV_NAME_RE.match(name):
+                raise LlmplayError(f"allowed_key_envs: {name!r} is not an environment variable name.")
+        for url in self.allowed_endpoints:
+            if not re.match(r"^https?://[^/?#]+", url):
+                raise LlmplayError(f"allowed_endpoints: {url!r} must be a URL starting with http:// or https://.")
         default_paths = {"cache_dir": self.data_dir / "cache" / "models", "models_file": self.data_dir / "models.yaml"}
         for name, default in default_paths.items():
             value = getattr(self, name)
@@ -69,6 +94,11 @@ class Settings:
     @property
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where users put local models; always allowed (see allowed_model_dirs)."""
+        return self.data_dir / "models"
 
     @classmethod
     def from_env(cls, **overrides) -> Settings:
@@ -90,6 +120,9 @@ class Settings:
             values["prompts_dir"] = Path(env["LLMPLAY_PROMPTS_DIR"])
         if env.get("LLMPLAY_MODELS_FILE"):
             values["models_file"] = Path(env["LLMPLAY_MODELS_FILE"])
+        values["allowed_model_dirs"] = tuple(Path(d) for d in _env_list("LLMPLAY_ALLOWED_MODEL_DIRS", os.pathsep))
+        values["allowed_key_envs"] = _env_list("LLMPLAY_ALLOWED_KEY_ENVS")
+        values["allowed_endpoints"] = _env_list("LLMPLAY_ALLOWED_ENDPOINTS")
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
         if unknown:

@@ -2,6 +2,8 @@
 
 Chat models go to ``/chat/completions``, base models to ``/completions``. Every failure (unreachable
 server, HTTP error, odd reply) becomes an error result whose message names the URL and what to check.
+Every request goes through ``_send``, which refuses before any network call when the model's API key
+variable is not one the operator allows for its URL (models/access.py), so no handler can leak a secret.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from llmplay.engine.base import Provider
 from llmplay.engine.text import base_model_text, stop_holdback, truncate_at_stop
 from llmplay.engine.types import FinishReason, GenerationRequest, GenerationResult, StreamEvent
 from llmplay.errors import LlmplayError, ProviderError
+from llmplay.models.access import Access
 from llmplay.models.catalog import ModelSpec
 from llmplay.settings import Settings
 
-DEFAULT_API_KEY_ENV = "OPENAI_API_KEY"
 # vLLM's documented placeholder. Some servers (llm-katan, proxies) reject a request without any
 # Authorization header, while servers that need no key ignore it.
 PLACEHOLDER_KEY = "EMPTY"
@@ -72,7 +74,9 @@ class OpenAICompatProvider(Provider):
             raise LlmplayError("concurrency and max_attempts must be at least 1.")
         self.base_url = normalize_base_url(spec.location)
         self.model_name = spec.api_model or spec.name
-        self.api_key_env = spec.api_key_env or DEFAULT_API_KEY_ENV
+        access = Access.from_settings(settings)
+        self.api_key_env = access.key_env(spec)  # None: no key is sent
+        self._key_refusal = access.key_refusal(spec)
         self.concurrency = concurrency
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
@@ -265,11 +269,13 @@ class OpenAICompatProvider(Provider):
 
     # ---- HTTP with retries ----------------------------------------------------------------------------
     def _headers(self) -> dict[str, str]:
-        key = os.environ.get(self.api_key_env) or PLACEHOLDER_KEY
-        return {"Authorization": f"Bearer {key}"}
+        key = os.environ.get(self.api_key_env) if self.api_key_env else None
+        return {"Authorization": f"Bearer {key or PLACEHOLDER_KEY}"}
 
     def _send(self, path: str, body: dict | None, stream: bool = False, attempts: int | None = None) -> httpx.Response:
         """A successful response (for ``stream``, still open: the caller closes it); raises ProviderError."""
+        if self._key_refusal:
+            raise ProviderError(self._key_refusal)
         url = self.base_url + path
         attempts = attempts or self.max_attempts
         for attempt in range(1, attempts + 1):
@@ -341,7 +347,9 @@ class OpenAICompatProvider(Provider):
         code = response.status_code
         message = f"Endpoint {url} returned HTTP {code}: {_server_message(response)}."
         if code in (401, 403):
-            if os.environ.get(self.api_key_env):
+            if self.api_key_env is None:
+                message += " This model sends no API key (no key variable was given for it)."
+            elif os.environ.get(self.api_key_env):
                 message += f" Check the API key in ${self.api_key_env}."
             else:
                 message += f" Set the API key in ${self.api_key_env} (it is not set)."

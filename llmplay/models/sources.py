@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmplay.errors import ModelLoadError
-from llmplay.models.catalog import ModelSpec
+from llmplay.models.catalog import ModelSpec, is_hub_id
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def resolve(spec: ModelSpec, scratch: Path) -> Weights:
                 raise ModelLoadError(f"No loader is registered for bundled package {spec.location!r}.")
             return _BUNDLES[spec.location](spec, scratch)
         if spec.hub_fallback:
-            return Weights(spec.hub_fallback, from_hub=True)
+            return _hub(spec.hub_fallback)
         raise ModelLoadError(f"The bundled model {spec.name!r} needs the Python package {spec.location!r}; install it.")
     if spec.source == "local":
         path = Path(spec.location).expanduser()
@@ -139,10 +139,21 @@ def resolve(spec: ModelSpec, scratch: Path) -> Weights:
             )
         return Weights(str(path))
     if spec.source == "hub":
-        return Weights(spec.location, gguf_file=spec.gguf_file, from_hub=True)
+        return _hub(spec.location, spec.gguf_file)
     raise ModelLoadError(f"Model {spec.name!r} is served by an endpoint; it has no local weights.")
 
 
+def _hub(repo_id: str, gguf_file: str | None = None) -> Weights:
+    # transformers' from_pretrained loads a local folder when the id names one (relative to the working
+    # directory), so a Hub id could reach a server folder; such an id is refused instead.
+    if not is_hub_id(repo_id) or Path(repo_id).exists():
+        raise ModelLoadError(
+            f"{repo_id!r} cannot be loaded from the Hub: it is not a valid Hub id, or it names a path on this server."
+        )
+    return Weights(repo_id, gguf_file=gguf_file, from_hub=True)
+
+
 def cache_key(spec: ModelSpec, weights: Weights) -> str:
-    raw = "|".join([spec.name, weights.identity or weights.path, weights.gguf_file or "", weights.fingerprint])
-    return f"{spec.name}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"
+    name = spec.base or spec.name  # a trained version shares its base model's converted weights
+    raw = "|".join([name, weights.identity or weights.path, weights.gguf_file or "", weights.fingerprint])
+    return f"{name}-{hashlib.sha256(raw.encode()).hexdigest()[:10]}"

@@ -1,10 +1,18 @@
 """The "Add a model" panel and the model picker it refreshes; reusable by any tab that picks a model.
 
-Adding a model only records it in the catalog (``models.yaml``); nothing is downloaded or loaded until
-the model is first used, so a bad Hub id or an offline machine shows up as an error on first use.
+Adding a model records it in the catalog (``models.yaml``) as added by a user, so the operator's limits
+apply (local folders, API key variables and URLs: see models/access.py) and are checked right away;
+nothing is downloaded or loaded until the model is first used, so a Hub id that does not exist or an
+offline machine shows up as an error on first use. Models added here can be removed here; built-in
+models and the operator's own cannot.
+
+API endpoints: ``/add_model``: ``(name, source, location, kind, api_model, api_key_env) -> (model,
+message)``; ``/remove_model``: ``(name) -> (model, removable, message)``.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import gradio as gr
 
@@ -59,6 +67,11 @@ class ModelsPanel:
     def __init__(self, engine: Engine):
         self.engine = engine
 
+    def removable(self) -> gr.Dropdown:
+        """An update for the "Remove" dropdown: the models added through the UI."""
+        names = [spec.name for spec in self.engine.catalog.user_added()]
+        return gr.Dropdown(choices=names, value=None)
+
     def add_model(
         self,
         name: str,
@@ -79,6 +92,24 @@ class ModelsPanel:
         note = "It loads on first use." if source != "endpoint" else "Requests go to the endpoint."
         return model_dropdown(self.engine, spec.name), f"✅ Added **{spec.name}**. {note}"
 
+    def remove_model(self, name: str | None) -> tuple[gr.Dropdown, gr.Dropdown, str]:
+        """Remove a model added through the UI; returns (model dropdown, removable dropdown, message)."""
+        try:
+            spec = self.engine.catalog.get(name or "")
+            if spec.builtin:
+                raise LlmplayError(f"{spec.name!r} is a built-in model and cannot be removed.")
+            if spec.added_by != "user":
+                raise LlmplayError(
+                    f"{spec.name!r} is set up by the operator; it can be removed only from the models file."
+                )
+            self.engine.catalog.remove(spec.name)
+            self.engine.models.unload(spec.name)  # free a loaded copy's memory
+        except LlmplayError as exc:
+            return gr.skip(), gr.skip(), f"⚠️ Error: {exc}"
+        except Exception as exc:  # a handler must never take the app down
+            return gr.skip(), gr.skip(), f"⚠️ Error: could not remove the model ({type(exc).__name__}: {exc})"
+        return model_dropdown(self.engine), self.removable(), f"✅ Removed **{spec.name}**."
+
     @staticmethod
     def _spec(name: str, source: str, location: str, kind: str, api_model: str, api_key_env: str) -> ModelSpec:
         endpoint = source == "endpoint"
@@ -95,31 +126,47 @@ class ModelsPanel:
             gguf_file=gguf_file,
             api_model=((api_model or "").strip() or None) if endpoint else None,
             api_key_env=((api_key_env or "").strip() or None) if endpoint else None,
+            added_by="user",
         )
 
 
-def _source_changed(source: str) -> tuple[gr.Textbox, gr.Row]:
-    return gr.Textbox(placeholder=LOCATION_HINTS.get(source, "")), gr.Row(visible=source == "endpoint")
+def _source_changed(hints: dict[str, str], source: str) -> tuple[gr.Textbox, gr.Row]:
+    return gr.Textbox(placeholder=hints.get(source, "")), gr.Row(visible=source == "endpoint")
 
 
 def build_add_model_panel(engine: Engine, model_picker: gr.Dropdown) -> ModelsPanel:
     """The "Add a model" accordion; a successful add refreshes and selects the model in ``model_picker``."""
     panel = ModelsPanel(engine)
-    with gr.Accordion("Add a model", open=False):
+    folders = ", ".join(str(d) for d in engine.catalog.access.model_dirs) or "no folder is allowed"
+    hints = {**LOCATION_HINTS, "local": f"a model folder or .gguf file inside {folders}"}
+    with gr.Accordion("Add a model", open=False) as accordion:
         name = gr.Textbox(label="Name", placeholder="my-model (letters, digits, . _ -)")
         source = gr.Radio(SOURCE_CHOICES, value="hub", label="Source")
         location = gr.Textbox(label="Location", placeholder=LOCATION_HINTS["hub"])
         kind = gr.Radio(["chat", "base"], value="chat", label="Kind", info="chat: has a chat template")
         with gr.Row(visible=False) as endpoint_row:
             api_model = gr.Textbox("", label="API model name", placeholder="name the server expects")
-            api_key_env = gr.Textbox("", label="API key env var", placeholder="e.g. OPENAI_API_KEY (optional)")
+            api_key_env = gr.Textbox(
+                "", label="API key env var", placeholder="optional; only variables the operator allows"
+            )
         add = gr.Button("Add model")
         message = gr.Markdown(label="message")
-    source.change(_source_changed, source, [location, endpoint_row], api_visibility="private")
+        with gr.Row():
+            removable = gr.Dropdown(
+                choices=[s.name for s in engine.catalog.user_added()],
+                value=None,
+                label="Models added here",
+                allow_custom_value=True,  # the handler checks the name (API callers may send any)
+            )
+            remove = gr.Button("Remove model")
+    source.change(partial(_source_changed, hints), source, [location, endpoint_row], api_visibility="private")
+    # Refreshed on opening: other visitors may have added or removed models since the page loaded.
+    accordion.expand(panel.removable, None, removable, api_visibility="private")
     add.click(
         panel.add_model,
         [name, source, location, kind, api_model, api_key_env],
         [model_picker, message],
         api_name="add_model",
-    )
+    ).then(panel.removable, None, removable, api_visibility="private")
+    remove.click(panel.remove_model, removable, [model_picker, removable, message], api_name="remove_model")
     return panel

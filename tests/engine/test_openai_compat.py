@@ -402,3 +402,12 @@ def test_base_url_normalisation():
     assert normalize_base_url("http://h:8000/") == "http://h:8000/v1"
     assert normalize_base_url("http://h:8000/v1/") == "http://h:8000/v1"
     assert normalize_base_url("https://x.example/v1beta/openai") == "https://x.example/v1beta/openai"
+
+
+def test_a_visitors_model_never_gets_the_default_key(katan, settings, monkeypatch):
+    # OPENAI_API_KEY holds the server's key: an operator's model without a key variable sends it (above),
+    # a model added in the UI does not, and the 401 says why.
+    monkeypatch.setenv("OPENAI_API_KEY", KATAN_KEY)
+    spec = ModelSpec("visitor", "chat", "endpoint", katan.url, api_model="smol", added_by="user")
+    with pytest.raises(ProviderError, match=r"HTTP 401.*sends no API key"):
+        OpenAICompatProvider(spec, settings).list_models()

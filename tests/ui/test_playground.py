@@ -136,10 +136,16 @@ def test_unreachable_endpoint_gives_clear_error(client):
     assert_still_serving(client)
 
 
-def test_add_model_rejects_invalid_name_and_missing_path(client, tmp_path):
+def test_add_model_rejects_invalid_name_and_missing_path(client, engine, tmp_path):
     _, message = add_model(client, "bad name!", "hub", "HuggingFaceTB/SmolLM2-360M-Instruct")
     assert message.startswith(ERROR) and "not valid" in message, message
-    _, message = add_model(client, "ui-test-missing", "local", str(tmp_path / "nope"))
+    # Visitors may not probe or load server paths (issue #9): the same refusal for a folder, a file, nothing.
+    for path in ("/etc", "/etc/passwd", "/no/such/path"):
+        _, message = add_model(client, "ui-test-outside", "local", path)
+        assert message.startswith(ERROR) and "inside an allowed folder" in message, message
+    _, message = add_model(client, "ui-test-dotdot", "hub", "../main")
+    assert message.startswith(ERROR) and "Hub id must look like" in message, message
+    _, message = add_model(client, "ui-test-missing", "local", str(engine.settings.models_dir / "nope"))
     assert message.startswith(ERROR) and "does not exist" in message, message
     _, message = add_model(client, "ui-test-bad-hub", "hub", "not a hub id")
     assert message.startswith(ERROR) and "org/model" in message, message
@@ -156,20 +162,40 @@ def test_added_hub_model_appears_and_fails_clearly_offline(client):
     assert_still_serving(client)
 
 
-def test_bad_local_path_gives_clear_error(client, tmp_path):
-    not_a_model = tmp_path / "empty-folder"
-    not_a_model.mkdir()
+def test_bad_local_path_gives_clear_error(client, engine):
+    not_a_model = engine.settings.models_dir / "empty-folder"  # visitors may add folders from here only
+    not_a_model.mkdir(parents=True)
     _, message = add_model(client, "ui-test-not-a-model", "local", str(not_a_model))
     assert message.startswith("✅"), message
     assert_error(ask(client, PARIS_QUESTION, model="ui-test-not-a-model"), "config.json")
 
-    gone = tmp_path / "moved-away"
+    gone = engine.settings.models_dir / "moved-away"
     gone.mkdir()
     _, message = add_model(client, "ui-test-gone", "local", str(gone))
     assert message.startswith("✅"), message
     shutil.rmtree(gone)
     assert_error(ask(client, PARIS_QUESTION, model="ui-test-gone"), "does not exist")
     assert_still_serving(client)
+
+
+def test_models_added_here_can_be_removed_here_and_no_others(client, engine):
+    from llmplay.models.catalog import ModelSpec
+
+    _, message = add_model(client, "ui-test-removable", "hub", "HuggingFaceTB/SmolLM2-360M-Instruct")
+    assert message.startswith("✅"), message
+    picked, removable, message = client.predict(name="ui-test-removable", api_name="/remove_model")
+    assert message.startswith("✅ Removed"), message
+    assert "ui-test-removable" not in [v for _, v in picked["choices"]] + [v for _, v in removable["choices"]]
+    assert "ui-test-removable" not in engine.catalog.names()
+
+    engine.catalog.add(ModelSpec("ui-test-operator", "chat", "hub", "org/model"), persist=False)
+    try:
+        for name, fragment in [("gemma-3-270m", "built-in"), ("ui-test-operator", "set up by the operator")]:
+            *_, message = client.predict(name=name, api_name="/remove_model")
+            assert message.startswith(ERROR) and fragment in message, message
+            assert name in engine.catalog.names()
+    finally:
+        engine.catalog.remove("ui-test-operator")
 
 
 def test_default_model_is_preloaded_in_the_background(session_settings, engine):
