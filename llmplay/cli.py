@@ -31,7 +31,9 @@ def cmd_models(args, settings: Settings) -> int:
     from llmplay.models import sources
     from llmplay.models.catalog import Catalog, ModelSpec
 
-    catalog = Catalog(settings.models_file)
+    # With the settings, so user-added entries are checked against the operator's LLMPLAY_ALLOWED_* limits;
+    # `models add` itself is the operator's, so what it adds is trusted (see models/access.py).
+    catalog = Catalog(settings.models_file, settings=settings)
     if args.action == "add":
         given = [(k, v) for k, v in (("hub", args.hub), ("local", args.path), ("endpoint", args.endpoint)) if v]
         if len(given) != 1:
