@@ -126,11 +126,14 @@ def load_rows(config: TrainConfig, settings: Settings) -> TrainData:
     template = template_ref = None
     if d.template and config.task == "sft" and d.source != "feedback":  # inbox prompts are rendered already
         library = TemplateLibrary.from_settings(settings)
-        template, version = load_template(library, d.template)
+        try:
+            template, version = load_template(library, d.template)
+        except LlmplayError as exc:
+            raise TrainDataError(f"data.template: {exc}") from None
         template_ref = f"{version.template}@v{version.number}"
     if d.source == "dataset":
         df, mapping = dataset_table(settings, d.dataset)
-        rows = rows_from_dataset(df, mapping, config.task, d, template, d.max_rows, config.seed)
+        rows, fmt = rows_from_dataset(df, mapping, config.task, d, template, d.max_rows, config.seed)
         source = f"dataset {d.dataset}"
     else:
         if d.source == "file":
@@ -147,18 +150,14 @@ def load_rows(config: TrainConfig, settings: Settings) -> TrainData:
         if template is not None:  # a table's columns fill the template's variables, as for a saved dataset
             columns = list(dict.fromkeys(k for r in records for k in r))
             mapping = suggest_mapping([v.name for v in template.variables], columns)
-            rows = rows_from_table(list(zip(ids, records)), columns, mapping, config.task, d, template)
+            rows, fmt = rows_from_table(list(zip(ids, records)), columns, mapping, config.task, d, template)
         else:
             rows, fmt = rows_from_records(records, ids, config.task, d)
-    if template is not None:
-        fmt = "template"
-    elif d.source == "dataset":
-        fmt = "text" if config.task == "cpt" else "records"
     check_rows(rows, config.task)
     validation = None
     if d.validation_dataset:
         vdf, vmapping = dataset_table(settings, d.validation_dataset)
-        validation = rows_from_dataset(vdf, vmapping, config.task, d, template, None, config.seed)
+        validation, _ = rows_from_dataset(vdf, vmapping, config.task, d, template, None, config.seed)
         check_rows(validation, config.task)
     return TrainData(rows, data_hash(rows, template_ref), source, fmt, template_ref, validation)
 

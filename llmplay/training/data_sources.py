@@ -74,7 +74,8 @@ def dataset_table(settings: Settings, name: str):
 
 
 def rows_from_dataset(df, mapping, task: str, data, template: Template | None, max_rows: int | None, seed: int):
-    """Rows of a dataset: template variables from its mapping (or same-named columns), target = reference."""
+    """Rows of a dataset and their format: a template's variables from its mapping (or same-named columns) and
+    the reference column as the target; without a template, the table read as a file would be."""
     if df.empty:
         raise TrainDataError("The dataset has no rows.")
     if max_rows:
@@ -84,14 +85,17 @@ def rows_from_dataset(df, mapping, task: str, data, template: Template | None, m
     return rows_from_table(records, columns, mapping, task, data, template)
 
 
-def rows_from_table(records: list[tuple], columns: list[str], mapping, task: str, data, template: Template | None):
+def rows_from_table(
+    records: list[tuple], columns: list[str], mapping, task: str, data, template: Template | None
+) -> tuple[list[TrainRow], str]:
     """(id, record) pairs of a table: text for cpt; a template's values and the target for sft."""
     if task == "cpt":
         column = _text_column(data.text_column, columns)
-        return [TrainRow(id=i, text=r[column], record=r) for i, r in records]
+        return [TrainRow(id=i, text=_str(r[column]), record=r) for i, r in records], "text"
     if task != "sft":
-        return [TrainRow(id=i, record=r) for i, r in records]
-    assert template is not None  # TrainConfig.validate requires one for sft on a dataset
+        return [TrainRow(id=i, record=r) for i, r in records], "records"
+    if template is None:  # a table already in a training format (e.g. a validation dataset of prompt/completion)
+        return rows_from_records([r for _, r in records], [i for i, _ in records], task, data)
     variables = {}
     for var in template.variables:
         if var.name in mapping.variables:
@@ -117,7 +121,7 @@ def rows_from_table(records: list[tuple], columns: list[str], mapping, task: str
         raise TrainDataError(
             f"Column(s) {', '.join(map(repr, absent))} are not in the dataset (columns: {', '.join(columns)})."
         )
-    return [
+    rows = [
         TrainRow(
             id=i,
             values={var: r[col] for var, col in variables.items()},
@@ -127,6 +131,7 @@ def rows_from_table(records: list[tuple], columns: list[str], mapping, task: str
         )
         for i, r in records
     ]
+    return rows, "template"
 
 
 def records_from_file(settings: Settings, path: str) -> list[dict[str, Any]]:

@@ -240,6 +240,21 @@ def test_saved_dataset_with_label_column_override_and_validation_dataset(setting
     assert len(train) == 3 and [r.values for r in validation] == [{"text": "Sales rose."}]
 
 
+def test_validation_dataset_in_a_file_format_and_cpt_from_a_dataset(tmp_path, settings, smol):
+    pairs = pd.DataFrame({"prompt": ["Q1?", "Q2?"], "completion": ["A1.", "A2."]})
+    save_dataset(settings, "pc-val", pairs)
+    path = tmp_path / "train.csv"
+    pairs.to_csv(path, index=False)
+    config = make_config({"source": "file", "file": str(path), "validation_dataset": "pc-val"})
+    train, validation = split_rows(config, load_rows(config, settings))
+    assert [r.target for r in train] == [r.target for r in validation] == ["A1.", "A2."]
+    cpt = make_config({"source": "dataset", "dataset": "builtin:financial-sentiment"}, task="cpt", max_length=64)
+    data = load_rows(cpt, settings)
+    assert data.format == "text" and data.rows[0].text.startswith("Northwind Foods")
+    examples = build_examples(cpt, smol, data.rows)
+    assert sum(len(e.input_ids) for e in examples) > 20 * 10 and all(len(e.input_ids) <= 64 for e in examples)
+
+
 def test_feedback_inbox_unused_corrections_only(settings, smol):
     messages = [{"role": "user", "content": "Capital of France?"}]
     with connect(settings.db_path) as db:
@@ -398,7 +413,7 @@ def test_empty_and_unmappable_data_name_the_columns(tmp_path, settings):
         )
     with pytest.raises(TrainDataError, match="No dataset named 'nope'"):
         load_rows(make_config({"source": "dataset", "dataset": "nope", "template": "financial-sentiment"}), settings)
-    with pytest.raises(Exception, match="No template named 'no-such-template'"):
+    with pytest.raises(TrainDataError, match="data.template: No template named 'no-such-template'"):
         load_rows(
             make_config({"source": "dataset", "dataset": "builtin:arithmetic", "template": "no-such-template"}),
             settings,
