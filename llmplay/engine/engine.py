@@ -20,7 +20,7 @@ from llmplay.settings import Settings
 class Engine:
     def __init__(self, settings: Settings | None = None, catalog: Catalog | None = None):
         self.settings = settings or Settings.from_env()
-        self.catalog = catalog or Catalog(self.settings.models_file)
+        self.catalog = catalog or Catalog(self.settings.models_file, settings=self.settings)
         self.models = ModelManager(self.settings)
         self._providers: dict[tuple, Provider] = {}
         self._lock = threading.Lock()
