@@ -3,8 +3,12 @@ renders them, tokenized with completion-only labels.
 
 Public functions (the trainer, the Train tab and the loop use these):
 
-- ``load_rows(config, settings) -> TrainData``: the rows (``TrainRow``) with stable ids, a sha256 data hash and
-  the resolved template; ``data.validation_dataset``'s rows in ``validation_rows``. Raises TrainDataError.
+- ``load_rows(config, settings) -> TrainData``: the rows (``TrainRow``) with stable ids (dataset row index, file
+  row number, feedback inbox id, or an inline row's own ``id``), a sha256 data hash, the format and the resolved
+  template (``name@vN``); ``data.validation_dataset``'s rows in ``validation_rows``. Raises TrainDataError.
+  Formats: a template over a table's columns (target = the reference or ``data.label_column``), prompt/completion
+  (optional ``system`` column), chat ``messages`` (the last assistant turn is the target), Alpaca
+  instruction/input/output, raw ``text`` (task cpt). Encoder tasks get the rows' ``record`` only.
 - ``split_rows(config, data) -> (train, validation)``: seeded, disjoint (or the validation dataset's rows).
 - ``build_examples(config, loaded, rows) -> list[Example]``: tokenized examples for a loaded causal model
   (``llmplay.models.loader.LoadedModel``). ``Example(input_ids, labels, row_id, truncated, prompt_tokens)``:

@@ -219,7 +219,7 @@ def detect_format(columns: list[str], data, task: str) -> str:
     missing = [c for c in need if c not in columns]
     if missing:
         raise TrainDataError(
-            f"data.format {fmt!r} needs column(s) {', '.join(missing)}; the data has {', '.join(columns)}."
+            f"The {fmt} format needs column(s) {', '.join(missing)}; the data has {', '.join(columns)}."
         )
     return fmt
 
