@@ -15,7 +15,7 @@ import yaml
 
 from llmplay import yamlsafe
 from llmplay.errors import LlmplayError, short, short_list
-from llmplay.templates.sandbox import BoundedSandbox, undeclared_names
+from llmplay.templates.sandbox import shared_sandbox, undeclared_names
 
 TASKS = ("classification", "extraction", "generation", "summarisation", "translation", "qa", "chat", "judge")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -260,7 +260,7 @@ def template_problems(template: Template, body_lines: dict[str, int] | None = No
         if v.default is not None and not isinstance(v.default, VALUE_TYPES):
             problems.append(f"variable {short(v.name)}: default must be text, a number, a list or a mapping")
 
-    sandbox = BoundedSandbox()
+    sandbox = shared_sandbox()
     used: set[str] = set()
     for key in ("system", "body"):
         source = getattr(t, key)
