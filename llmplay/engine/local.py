@@ -43,6 +43,13 @@ def encode_prompt(loaded: LoadedModel, text: str) -> list[int]:
     return loaded.tokenizer(text, add_special_tokens=add_special)["input_ids"]
 
 
+def soft_prompt(loaded: LoadedModel) -> bool:
+    """A prompt-tuning adapter: peft prepends its virtual tokens on every forward pass, so cached prefixes
+    computed without them (shared batch prefixes, likelihood scoring) do not apply."""
+    config = getattr(loaded.model, "active_peft_config", None)
+    return bool(config is not None and config.is_prompt_learning)
+
+
 def _completion_length(tokens: list[int], stop_ids: set[int]) -> int:
     """Generated tokens before the first end-of-sequence or padding token."""
     return next((k for k, t in enumerate(tokens) if t in stop_ids), len(tokens))
@@ -189,7 +196,7 @@ class LocalProvider(Provider):
         tok = loaded.tokenizer
         width = max(len(ids) for ids in batch)
         pad = tok.pad_token_id
-        shared = _shared_prefix_length(batch) if len(batch) > 1 else 0
+        shared = _shared_prefix_length(batch) if len(batch) > 1 and not soft_prompt(loaded) else 0
         if shared >= MIN_SHARED_PREFIX:
             # prefix, then padding, then each row's own tokens: positions come from the mask, so every row's
             # tokens sit at the same positions as when it runs alone.
@@ -266,6 +273,11 @@ class LocalProvider(Provider):
         if not options or any(not o for o in options):
             raise InvalidRequestError("Give at least one non-empty option to score.")
         loaded = self.load()
+        if soft_prompt(loaded):
+            raise InvalidRequestError(
+                f"{self.spec.name} uses a prompt-tuning adapter, which cannot score given answers by likelihood "
+                "(its soft prompt does not fit the cached prompt this needs); use generate mode."
+            )
         prompt_ids = self._prepare(loaded, request)
         tok = loaded.tokenizer
         option_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]

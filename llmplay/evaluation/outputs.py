@@ -51,7 +51,7 @@ def cache_key(
         "prompt": prompt,
         "model": model,
         "dtype": dtype if spec.provider == "local" else "",
-        "adapter": adapter_identity(adapter),
+        "adapter": adapter_identity(adapter or spec.adapter),  # a trained version's adapter, by content
         "params": params.to_dict(),
         "mode": mode,
         "options": list(options),

@@ -87,6 +87,7 @@ class ModelManager:
 
     def _key(self, spec: ModelSpec, dtype: str | None, adapter: str | None) -> tuple:
         # The adapter by content: new weights in the same folder load (and merge) afresh.
+        adapter = adapter or spec.adapter
         return (spec.name, spec.location, dtype or self.settings.dtype, adapter, adapter_identity(adapter))
 
     def is_loaded(self, spec: ModelSpec, dtype: str | None = None, adapter: str | None = None) -> bool:
@@ -117,6 +118,7 @@ class ModelManager:
         adapter: str | None = None,
         progress: Progress | None = None,
     ) -> LoadedModel:
+        adapter = adapter or spec.adapter  # a trained version's own adapter, unless the caller names one
         key = self._key(spec, dtype, adapter)
         if key in self._loaded:
             return self._loaded[key]
@@ -214,6 +216,10 @@ def _apply_adapter(model, adapter: str):
         peft_model = PeftModel.from_pretrained(model, str(path))
     except Exception as exc:
         raise ModelLoadError(f"Could not apply LoRA adapter {adapter!r}: {exc}") from exc
+    if peft_model.active_peft_config.is_prompt_learning:
+        # A soft prompt (prompt tuning) is extra input embeddings, not weights to merge: peft prepends it
+        # on every forward pass, so the model stays a PeftModel.
+        return peft_model
     # Merging removes the adapter's per-step overhead; the base copy is private to this key.
     return peft_model.merge_and_unload()
 
