@@ -63,6 +63,7 @@ class Provider(ABC):
 _PROVIDERS: dict[str, str] = {
     "local": "llmplay.engine.local:LocalProvider",
     "openai": "llmplay.engine.openai_compat:OpenAICompatProvider",
+    "encoder": "llmplay.engine.encoder:EncoderProvider",  # fine-tuned classifiers and taggers
 }
 
 

@@ -102,6 +102,8 @@ class GenerationResult:
     error: str | None = None
     model: str = ""
     time_to_first_token_s: float | None = None
+    # Extra answer data some providers return (a classifier's per-label probabilities, a tagger's entities).
+    details: dict | None = None
 
     @property
     def ok(self) -> bool:

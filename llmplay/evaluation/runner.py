@@ -262,13 +262,16 @@ class EvalRunner:
             version = self.library.current_version(col.template)
         template = parse_template(version.content, col.template)
         spec = self.engine.catalog.get(col.model)
-        if spec.kind not in ("chat", "base"):
+        predictor = spec.kind in ("classifier", "tagger")  # a fine-tuned encoder: reads the text variable
+        if spec.kind not in ("chat", "base") and not predictor:
             raise LlmplayError(f"{col.model!r} is an encoder model; evaluation columns need a generative model.")
         if col.adapter and spec.provider != "local":
             raise LlmplayError(f"{col.model!r} is an endpoint; LoRA adapters apply to local models only.")
         mode = (
             col.mode if col.mode != "auto" else ("likelihood" if template.output.mode == "likelihood" else "generate")
         )
+        if predictor:
+            mode = "generate"  # it predicts its own label; there is no text likelihood to rank labels by
         if mode == "likelihood":
             if not template.output.labels:
                 raise LlmplayError("likelihood mode chooses among the template's output labels; it declares none")
@@ -469,7 +472,7 @@ class EvalRunner:
             results = self.engine.generate(
                 cfg.model, [c.request for c in cells], dtype=cfg.dtype, adapter=cfg.adapter, cancel=cancel
             )
-            return [(r, None) for r in results]
+            return [(r, r.details) for r in results]
         results: list[tuple[GenerationResult, dict | None]] = []
         for cell in cells:  # likelihood: one forward pass per row over all labels
             if cancel.is_set():

@@ -26,9 +26,10 @@ from llmplay.models.access import Access
 if TYPE_CHECKING:
     from llmplay.settings import Settings
 
-Kind = Literal["chat", "base", "encoder"]
+# classifier / tagger: fine-tuned encoders that answer with a label or entities (llmplay.engine.encoder)
+Kind = Literal["chat", "base", "encoder", "classifier", "tagger"]
 Source = Literal["bundled", "local", "hub", "endpoint"]
-KINDS = ("chat", "base", "encoder")
+KINDS = ("chat", "base", "encoder", "classifier", "tagger")
 SOURCES = ("bundled", "local", "hub", "endpoint")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # The Hub's repo id syntax (huggingface_hub.validate_repo_id): org/name, each 1-96 of letters, digits,
@@ -104,6 +105,8 @@ class ModelSpec:
 
     @property
     def provider(self) -> str:
+        if self.kind in ("classifier", "tagger"):
+            return "encoder"
         return "openai" if self.source == "endpoint" else "local"
 
     def to_dict(self) -> dict:

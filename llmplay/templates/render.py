@@ -101,7 +101,19 @@ def build_request(
         return GenerationRequest.of(messages, params), messages
     if kind == "base":
         return GenerationRequest.of(base_model_prompt(messages), params), messages
+    if kind in ("classifier", "tagger"):  # fine-tuned encoders read the text itself, not the instruction
+        return GenerationRequest.of(encoder_text(template, values), params), messages
     raise LlmplayError(f"Templates render for chat and base models; this model's kind is {kind!r}.")
+
+
+def encoder_text(template: Template, values: Mapping[str, Any] | None = None) -> str:
+    """What a classifier / tagger reads for a row: the ``text`` variable, else the first required one."""
+    filled = fill_values(template, values)
+    names = [v.name for v in template.variables]
+    name = "text" if "text" in names else next((v.name for v in template.variables if v.required), None)
+    if name is None:
+        raise LlmplayError(f"Template {template.name!r} has no text variable for a classifier or tagger to read.")
+    return str(filled[name])
 
 
 def render_for_model(
@@ -120,6 +132,9 @@ def render_for_model(
     params = params or GenerationParams()
     request, messages = build_request(template, spec.kind, values, params)
     warnings = []
+    if spec.kind in ("classifier", "tagger"):
+        warnings.append(f"{spec.name} is a fine-tuned {spec.kind}: it reads only the text, not the instruction.")
+        return RenderedPrompt(spec.name, request.prompt or "", messages, request, warnings=warnings)
     if spec.source == "endpoint":
         warnings.append("Endpoint models apply their own chat template on the server; shown as a transcript.")
         return RenderedPrompt(spec.name, base_model_text(request), messages, request, warnings=warnings)
