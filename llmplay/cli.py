@@ -17,6 +17,7 @@ import sys
 
 from llmplay.errors import LlmplayError
 from llmplay.evaluation.cli import add_eval_commands, cmd_eval
+from llmplay.limits import MAX_STOP_STRINGS, check_number, check_stop, span
 from llmplay.settings import DTYPES, Settings
 from llmplay.templates.cli import add_template_commands, cmd_templates
 
@@ -93,14 +94,16 @@ def cmd_generate(args, settings: Settings) -> int:
     from llmplay.engine import GenerationParams, GenerationRequest
 
     prompt = args.prompt if args.prompt != "-" else sys.stdin.read()
+    # The flags arrive as text and are read by the same checks as the UI's (llmplay/limits.py).
+    default_tokens = min(128, settings.max_new_tokens_limit)
     params = GenerationParams(
-        max_new_tokens=args.max_new_tokens,
-        temperature=args.temperature,
-        top_p=args.top_p,
-        top_k=args.top_k,
-        repetition_penalty=args.repetition_penalty,
-        stop=tuple(args.stop or ()),
-        seed=args.seed,
+        max_new_tokens=check_number("max_new_tokens", args.max_new_tokens, settings=settings, blank=default_tokens),
+        temperature=check_number("temperature", args.temperature),
+        top_p=check_number("top_p", args.top_p),
+        top_k=check_number("top_k", args.top_k),
+        repetition_penalty=check_number("repetition_penalty", args.repetition_penalty),
+        stop=check_stop(args.stop or []),
+        seed=check_number("seed", args.seed, blank=None),
     )
     messages = ([{"role": "system", "content": args.system}] if args.system else []) + [
         {"role": "user", "content": prompt}
@@ -154,13 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("prompt", help="the prompt, or - to read stdin")
     g.add_argument("-m", "--model", help="model name (see `llmplay models`)")
     g.add_argument("--system", help="system message (chat models)")
-    g.add_argument("--max-new-tokens", type=int, default=128)
-    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    g.add_argument("--top-p", type=float, default=1.0)
-    g.add_argument("--top-k", type=int, default=0)
-    g.add_argument("--repetition-penalty", type=float, default=1.0)
-    g.add_argument("--stop", action="append", help="stop string (repeatable)")
-    g.add_argument("--seed", type=int)
+    g.add_argument("--max-new-tokens", help="1 to the max_new_tokens limit (default 128, or the limit if lower)")
+    g.add_argument("--temperature", default="0", help=f"{span('temperature')}; 0 = greedy (default)")
+    g.add_argument("--top-p", default="1", help=span("top_p"))
+    g.add_argument("--top-k", default="0", help=f"{span('top_k')}; 0 = off")
+    g.add_argument("--repetition-penalty", default="1", help=span("repetition_penalty"))
+    g.add_argument("--stop", action="append", help=f"stop string (repeatable, at most {MAX_STOP_STRINGS})")
+    g.add_argument("--seed", help=f"{span('seed')} (default: random)")
     g.add_argument("--dtype", choices=DTYPES, help="weights dtype for local models")
     g.add_argument("--json", action="store_true", help="print text, tokens and latency as JSON")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import queue
 import random
-import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -32,12 +31,12 @@ from llmplay.arena.votes import FeedbackItem, Prompt, add_correction, add_prefer
 from llmplay.engine import Engine, GenerationParams, GenerationRequest, GenerationResult, StreamEvent
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.templates import Template, TemplateLibrary, Version, build_request, parse_template
+from llmplay.templates.versions import parse_ref
 
 MAX_COLUMNS = 4
 ROLES = ("system", "user", "assistant")
 EXPORT_FORMAT = "llmplay-comparison"
 FEEDBACK_SOURCE = "compare"
-_TEMPLATE_REF = re.compile(r"^(?P<name>[^@\s]+)@v?(?P<number>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -80,12 +79,12 @@ def template_ref(name: str, number: int | None = None) -> str:
 
 def load_template(library: TemplateLibrary, ref: str) -> tuple[Template, Version]:
     """The template a column names (see ``template_ref``) and the version it is, for the feedback inbox."""
-    match = _TEMPLATE_REF.match(ref.strip())
-    if match:
-        version = library.version(match["name"], int(match["number"]))
+    name, number = parse_ref(ref)
+    if number is not None:
+        version = library.version(name, number)
     else:
-        library.read_text(ref)  # an unknown name fails here, with the known names in the message
-        version = library.current_version(ref)
+        library.read_text(name)  # an unknown name fails here, with the known names in the message
+        version = library.current_version(name)
     return parse_template(version.content, source=f"{version.template} v{version.number}"), version
 
 

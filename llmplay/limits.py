@@ -13,6 +13,7 @@ Nothing is clamped or rounded: a value out of range is refused, never moved into
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -53,6 +54,8 @@ LIMITS: dict[str, Limit] = {
     "sample_seed": Limit(int, 0, MAX_SEED, meaning="seed of the row sample"),
     "row": Limit(int, 0, MAX_ROWS - 1, meaning="a dataset row, 0-based"),
     "run_id": Limit(int, 1, MAX_ID, meaning="an evaluation run"),
+    # Evaluate and Compare: a column of a run or comparison, 1-based (callers pass the actual count as high).
+    "column": Limit(int, 1, 16, meaning="a column, 1-based"),
     # Templates.
     "template_version": Limit(int, 1, MAX_ID, meaning="a saved version of a template"),
 }
@@ -73,12 +76,16 @@ def bounds(name: str, settings=None, high: int | float | None = None) -> tuple[i
     return limit.low, high
 
 
+def span(name: str, settings=None, high=None) -> str:
+    """The range in words: "between 0 and 200", "greater than 0 and at most 1"."""
+    low, high = bounds(name, settings, high)
+    return f"greater than {low} and at most {high}" if LIMITS[name].low_open else f"between {low} and {high}"
+
+
 def describe(name: str, settings=None, high=None, label: str | None = None) -> str:
     """What the parameter must be, e.g. "seed must be a whole number between 0 and 4294967295"."""
-    limit, (low, high) = LIMITS[name], bounds(name, settings, high)
-    kind = "a whole number" if limit.kind is int else "a number"
-    span = f"greater than {low} and at most {high}" if limit.low_open else f"between {low} and {high}"
-    return f"{label or name} must be {kind} {span}"
+    kind = "a whole number" if LIMITS[name].kind is int else "a number"
+    return f"{label or name} must be {kind} {span(name, settings, high)}"
 
 
 def check_number(
@@ -105,10 +112,9 @@ def check_number(
     if number is None:
         raise InvalidRequestError(f"{describe(name, settings, high, label)}; got {_shown(value)}.")
     if number < low or number > top or (limit.low_open and number == low):  # before int(): 1e999 is cheap here
-        span = f"greater than {low} and at most {top}" if limit.low_open else f"between {low} and {top}"
-        raise InvalidRequestError(f"{label or name} must be {span}; got {_shown(value)}.")
+        raise InvalidRequestError(f"{label or name} must be {span(name, settings, high)}; got {_typed(value)}.")
     if limit.kind is int and number != int(number):
-        raise InvalidRequestError(f"{describe(name, settings, high, label)}; got {_shown(value)}.")
+        raise InvalidRequestError(f"{describe(name, settings, high, label)}; got {_typed(value)}.")
     return int(number) if limit.kind is int else float(number)
 
 
@@ -116,9 +122,10 @@ def _as_number(value, *, exact: bool, whole: bool) -> int | float | Decimal | No
     """The value as a finite number (Decimal for text, so big or precise text is read exactly), or None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
+    if isinstance(value, numbers.Integral):  # numpy's too (pandas hands those out)
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
         if not math.isfinite(value) or (exact and whole):
             return None
         return value
@@ -133,10 +140,19 @@ def _as_number(value, *, exact: bool, whole: bool) -> int | float | Decimal | No
     return None
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _typed(value) -> str:
+    """A value that is a number, shown as given (numeric text as typed, without quotes)."""
+    return _cut(value.strip(), 40) if isinstance(value, str) else _shown(value)
+
+
 def _shown(value) -> str:
     if isinstance(value, str):
         return f"the text {short(value, 40)}"
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
         return short(value, 40)
     return f"{short(value, 40)} ({type(value).__name__})"
 

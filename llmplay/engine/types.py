@@ -32,6 +32,10 @@ class GenerationParams:
         if isinstance(stop, list | tuple):
             stop = tuple(s for s in stop if s != "")
         object.__setattr__(self, "stop", stop or ())
+        for name in ("temperature", "top_p", "repetition_penalty"):  # 2 means 2.0 (transformers wants floats)
+            value = getattr(self, name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
 
     @property
     def greedy(self) -> bool:

@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from llmplay.engine.types import GenerationParams
-from llmplay.errors import InvalidRequestError
+from llmplay.errors import InvalidRequestError, short, short_list
+from llmplay.limits import check_number, check_stop
 
 MODES = ("auto", "generate", "likelihood")
 MAX_COLUMNS = 16
@@ -94,13 +95,16 @@ class RunConfig:
             if not col.template or not col.model:
                 problems.append(f"column {i}: needs both a template and a model")
             if col.mode not in MODES:
-                problems.append(f"column {i}: mode must be one of {', '.join(MODES)}; got {col.mode!r}")
+                problems.append(f"column {i}: mode must be one of {', '.join(MODES)}; got {short(col.mode)}")
             try:
                 col.params.validate()
             except InvalidRequestError as exc:
                 problems.append(f"column {i}: {exc}")
-        if self.sample is not None and self.sample <= 0:
-            problems.append(f"the sample size must be positive; got {self.sample}")
+            if col.template_version is not None:
+                problems += _number_problem("template_version", col.template_version, f"column {i}: ")
+        if self.sample is not None:
+            problems += _number_problem("sample", self.sample)
+        problems += _number_problem("sample_seed", self.seed, label="seed (of the sample)")
         configs = [json.dumps(c.to_dict(), sort_keys=True) for c in self.columns]
         dupes = sorted({self.titles()[i] for i, c in enumerate(configs) if configs.count(c) > 1})
         if dupes:
@@ -147,8 +151,8 @@ class RunConfig:
         known |= {"seed", "judge", "name", "thresholds"}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise InvalidRequestError(f"Unknown key(s) in the evaluation config: {', '.join(unknown)}.")
-        shared = data.get("params") or {}
+            raise InvalidRequestError(f"Unknown key(s) in the evaluation config: {short_list(unknown)}.")
+        shared = _params_mapping(data.get("params"))
         columns = [_column(c, shared, data.get("mode")) for c in data.get("columns") or []]
         templates, models = _names(data.get("templates")), _names(data.get("models"))
         if templates or models:
@@ -177,8 +181,8 @@ class RunConfig:
             dataset=str(data.get("dataset") or ""),
             columns=tuple(columns),
             metrics=tuple(metrics),
-            sample=data.get("sample"),
-            seed=int(data.get("seed") or 0),
+            sample=check_number("sample", data.get("sample"), blank=None),
+            seed=check_number("sample_seed", data.get("seed"), label="seed (of the sample)", blank=0),
             judge=judge,
             name=str(data.get("name") or ""),
         )
@@ -192,27 +196,38 @@ def _names(value) -> list[str]:
 
 def _params(data: dict, base: GenerationParams | None = None) -> GenerationParams:
     base = base or GenerationParams(max_new_tokens=64)
+    data = _params_mapping(data)
     fields = set(GenerationParams.__dataclass_fields__)
     unknown = sorted(set(data) - fields)
     if unknown:
-        raise InvalidRequestError(f"Unknown decoding parameter(s): {', '.join(unknown)} (known: {', '.join(fields)}).")
+        raise InvalidRequestError(f"Unknown decoding parameter(s): {short_list(unknown)} (known: {', '.join(fields)}).")
     merged = {**base.to_dict(), **data}
-    merged["stop"] = tuple(merged.get("stop") or ())
-    try:
-        return GenerationParams(**merged)
-    except TypeError as exc:
-        raise InvalidRequestError(f"Bad decoding parameters {data}: {exc}") from None
+    # Numbers written as text ("4") are read as numbers, as on the command line; null is the default.
+    for name in ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed"):
+        merged[name] = check_number(name, merged[name], blank=getattr(base, name))
+    merged["stop"] = check_stop(merged.get("stop"))
+    return GenerationParams(**merged)
+
+
+def _params_mapping(value) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequestError(f"'params' must be a mapping (max_new_tokens: 64, ...); got {short(value)}.")
+    return value
 
 
 def _column(data: dict, shared: dict, mode: str | None) -> ColumnConfig:
     if not isinstance(data, dict):
-        raise InvalidRequestError(f"A column must be a mapping with template and model; got {data!r}.")
+        raise InvalidRequestError(f"A column must be a mapping with template and model; got {short(data)}.")
     known = set(ColumnConfig.__dataclass_fields__)
     unknown = sorted(set(data) - known)
     if unknown:
-        raise InvalidRequestError(f"Unknown column key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))}).")
+        raise InvalidRequestError(f"Unknown column key(s): {short_list(unknown)} (known: {', '.join(sorted(known))}).")
     values = {k: v for k, v in data.items() if v is not None}
-    values["params"] = _params({**shared, **(data.get("params") or {})})
+    if "template_version" in values:
+        values["template_version"] = check_number("template_version", values["template_version"])
+    values["params"] = _params({**shared, **_params_mapping(data.get("params"))})
     values.setdefault("mode", mode or "auto")
     return ColumnConfig(**values)
 
@@ -221,7 +236,7 @@ def _metric(data) -> MetricConfig:
     if isinstance(data, str):
         return MetricConfig(data)
     if not isinstance(data, dict) or "name" not in data:
-        raise InvalidRequestError(f"A metric is a name or a mapping with 'name'; got {data!r}.")
+        raise InvalidRequestError(f"A metric is a name or a mapping with 'name'; got {short(data)}.")
     data = dict(data)
     name = data.pop("name")
     threshold, max_threshold = data.pop("threshold", None), data.pop("max_threshold", None)
@@ -238,3 +253,11 @@ def _with_threshold(metrics: list[MetricConfig], name: str, bound: float) -> lis
     if not found:
         out.append(MetricConfig(name, {}, float(bound)))
     return out
+
+
+def _number_problem(name: str, value, where: str = "", label: str | None = None) -> list[str]:
+    try:
+        check_number(name, value, label=label, exact=True)
+    except InvalidRequestError as exc:
+        return [where + str(exc).rstrip(".")]
+    return []

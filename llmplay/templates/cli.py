@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from llmplay.errors import LlmplayError
+from llmplay.limits import check_number
 from llmplay.settings import Settings
 
 
@@ -25,7 +26,7 @@ def add_template_commands(subparsers) -> None:
     r.add_argument("-m", "--model", help="model name (see `llmplay models`)")
     r.add_argument("--var", action="append", default=[], metavar="KEY=VALUE", help="variable value (repeatable)")
     r.add_argument("--var-file", action="append", default=[], metavar="KEY=PATH", help="variable value from a file")
-    r.add_argument("--max-new-tokens", type=int, default=128, help="for the context-length warning")
+    r.add_argument("--max-new-tokens", default="128", help="for the context-length warning")
     r.add_argument("--json", action="store_true", help="print text, messages, token count and warnings as JSON")
 
     h = actions.add_parser("history", help="list a template's versions")
@@ -33,12 +34,12 @@ def add_template_commands(subparsers) -> None:
 
     d = actions.add_parser("diff", help="unified diff between two versions")
     d.add_argument("name")
-    d.add_argument("old", type=int, help="version number")
-    d.add_argument("new", type=int, nargs="?", help="version number (default: current)")
+    d.add_argument("old", help="version number")
+    d.add_argument("new", nargs="?", help="version number (default: current)")
 
     s = actions.add_parser("restore", help="make an old version current again (recorded as a new version)")
     s.add_argument("name")
-    s.add_argument("number", type=int)
+    s.add_argument("number", help="version number")
     s.add_argument("--message", default="")
 
 
@@ -116,7 +117,7 @@ def _render(args, settings, library) -> int:
             template,
             args.model or settings.default_model,
             _parse_vars(args.var, args.var_file),
-            GenerationParams(max_new_tokens=args.max_new_tokens),
+            GenerationParams(max_new_tokens=check_number("max_new_tokens", args.max_new_tokens, settings=settings)),
         )
     finally:
         engine.close()
@@ -140,12 +141,15 @@ def _history(args, settings, library) -> int:
 
 
 def _diff(args, settings, library) -> int:
-    print(library.diff(args.name, args.old, args.new), end="")
+    old = check_number("template_version", args.old, label="old version")
+    new = check_number("template_version", args.new, label="new version", blank=None)
+    print(library.diff(args.name, old, new), end="")
     return 0
 
 
 def _restore(args, settings, library) -> int:
-    result = library.restore(args.name, args.number, message=args.message)
+    number = check_number("template_version", args.number, label="version")
+    result = library.restore(args.name, number, message=args.message)
     state = "restored as" if result.created else "already current:"
     print(f"{args.name}: {state} {result.version.label()}")
     return 0

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlite_utils import Database
 
 from llmplay.errors import LlmplayError
+from llmplay.limits import check_number
 
 TABLE = "template_versions"
+_REF = re.compile(r"^(?P<name>[^@\s]+)@v?(?P<number>\d+)$")
 
 
 def content_hash(text: str) -> str:
@@ -35,6 +38,16 @@ class Version:
 
     def label(self) -> str:
         return f"v{self.number} {self.short_hash} {self.created_at} {self.author}: {self.message}".rstrip(": ")
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """``name`` (the file as it is now) -> (name, None); ``name@v3`` or ``name@3`` (a saved version) -> (name, 3).
+    A version number out of range is refused by name (a huge one would overflow SQLite's integers)."""
+    ref = (ref or "").strip()
+    match = _REF.match(ref)
+    if not match:
+        return ref, None
+    return match["name"], check_number("template_version", match["number"], label="template version")
 
 
 def list_versions(db: Database, name: str) -> list[Version]:

@@ -80,6 +80,7 @@ from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.models import sources
 from llmplay.store import connect
 from llmplay.templates import Template, TemplateLibrary, build_messages, build_request
+from llmplay.ui import fields
 from llmplay.ui.models_panel import generative_names
 from llmplay.ui.playground import format_error, parse_params
 from llmplay.ui.templates_tab import parse_values, template_choices
@@ -221,7 +222,7 @@ class ArenaTab:
     ) -> Iterator[tuple[str, str, str, str]]:
         """Draw a pair from ``models``, generate both replies and stream ``(battle_id, a, b, status)``."""
         try:
-            params = parse_params(max_new_tokens, temperature, 1.0, 0, 1.0, None, "")
+            params = parse_params(max_new_tokens, temperature, 1.0, 0, 1.0, None, "", settings=self.engine.settings)
             battle, columns = self._prepare(list(models or []), prompt, (template or "").strip(), user, params)
             yield battle.id, "", "", "⏳ Two models were drawn; starting both…"
             yield from self._run(battle, columns)
@@ -454,10 +455,14 @@ def build_arena_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | N
             hint = gr.Markdown(tab.input_hint(""))
         with gr.Column(scale=1, min_width=240):
             user = gr.Textbox("", label="Your name (recorded with your votes)", placeholder="anonymous")
-            max_new_tokens = gr.Number(
-                value=min(256, limit), precision=0, label=f"Max new tokens (1–{limit})", elem_id="arena-max-new-tokens"
+            max_new_tokens = fields.number(
+                "max_new_tokens",
+                min(256, limit),
+                engine.settings,
+                label=f"Max new tokens (1–{limit})",
+                elem_id="arena-max-new-tokens",
             )
-            temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
+            temperature = fields.slider("temperature", 0, step=0.05, label="Temperature (0 = greedy)")
     with gr.Row():
         start = gr.Button("New battle", variant="primary", elem_id="arena-start")
         stop = gr.Button("Stop")

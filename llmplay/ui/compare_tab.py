@@ -84,11 +84,13 @@ from llmplay.compare import (
     prepare_reroll,
 )
 from llmplay.engine import Engine, GenerationParams, GenerationResult
-from llmplay.errors import LlmplayError
+from llmplay.errors import LlmplayError, short
 from llmplay.evaluation.handoff import RowHandoff, row_for_compare
+from llmplay.limits import check_number
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.textdiff import diff_html, similarity
+from llmplay.ui import fields
 from llmplay.ui.models_panel import generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
 from llmplay.ui.playground import UI_DTYPES, format_error, format_stats, parse_params
@@ -107,16 +109,15 @@ PARAM_DEFAULTS = {
     "seed": "",
     "stop": "",
 }
-SLIDERS = {"temperature": (0, 2), "top_p": (0.05, 1), "top_k": (0, 200), "repetition_penalty": (0.5, 2)}
+STEPS = {"temperature": 0.05, "top_p": 0.05, "top_k": 1, "repetition_penalty": 0.05}
+SLIDERS = {name: fields.slider_range(name, step) for name, step in STEPS.items()}  # ranges: llmplay.limits
 
 
 # ---- plain helpers (no gradio state) --------------------------------------------------------------
-def column_params(column: dict) -> GenerationParams:
-    """Decoding parameters from an API column dict; missing keys take the defaults."""
+def column_params(column: dict, settings=None) -> GenerationParams:
+    """Decoding parameters from an API column dict; missing keys take the defaults, bad ones are named."""
     merged = {k: column.get(k, default) for k, default in PARAM_DEFAULTS.items()}
-    if merged["seed"] is None:
-        merged["seed"] = ""
-    return parse_params(*merged.values())
+    return parse_params(*merged.values(), settings=settings)
 
 
 def column_stats(col: dict) -> str:
@@ -223,7 +224,8 @@ class CompareTab:
     def column_config(self, column: dict, first: GenerationParams | None) -> ColumnConfig:
         if not isinstance(column, dict):
             raise LlmplayError(f"Each column must be a dict with at least a 'model'; got {type(column).__name__}.")
-        params = first if column.get("same_as_first") and first is not None else column_params(column)
+        same = column.get("same_as_first") and first is not None
+        params = first if same else column_params(column, self.engine.settings)
         dtype = column.get("dtype") or None
         return ColumnConfig(
             model=(column.get("model") or "").strip(),
@@ -298,9 +300,9 @@ class CompareTab:
         try:
             previous = dict(comparison or {})
             done_columns = list(previous.get("columns") or [])
-            index = int(column) - 1
-            if not 0 <= index < len(done_columns):
-                raise LlmplayError(f"There is no column {column} to re-roll: run a comparison first.")
+            if not done_columns:
+                raise LlmplayError(f"There is no column {short(column)} to re-roll: run a comparison first.")
+            index = check_number("column", column, high=len(done_columns)) - 1
             config = self.configs(list(columns or []))[index] if index < len(columns or []) else None
             if config is None:
                 raise LlmplayError(f"Give column {column}'s settings to re-roll it.")
@@ -379,10 +381,12 @@ class CompareTab:
 
     def open_eval_row(self, run_id: int | None = None, row: int | None = 0) -> dict:
         """Row ``row`` of evaluation run ``run_id`` as Compare inputs; see the module docstring."""
+        given, run_id, row = (run_id, row), None, None  # echoed only once checked (10**30 cannot be encoded)
         try:
-            if run_id in (None, "") or row in (None, ""):
+            if given[0] in (None, "") or given[1] in (None, ""):
                 raise LlmplayError("Choose a run and a row (the grid's row column) first.")
-            handoff = row_for_compare(self.engine.settings, self.library, int(run_id), int(row))
+            run_id, row = check_number("run_id", given[0]), check_number("row", given[1])
+            handoff = row_for_compare(self.engine.settings, self.library, run_id, row)
             return handoff_dict(handoff, self.engine.settings.dtype)
         except (LlmplayError, ValueError, TypeError) as exc:
             message = str(exc) if isinstance(exc, LlmplayError) else f"run and row must be whole numbers ({exc})."
@@ -491,17 +495,20 @@ def _column_widgets(number: int, model: str | None, names: list[str], choices, s
         same = gr.Checkbox(True, label="Same decoding as column 1") if number > 1 else None
         with gr.Accordion("Decoding and weights", open=False, elem_id=f"compare-decoding-{number}"):
             with gr.Group(visible=number == 1) as params:
-                max_new_tokens = gr.Number(
-                    value=min(128, limit),
-                    precision=0,
+                max_new_tokens = fields.number(
+                    "max_new_tokens",
+                    min(128, limit),
+                    settings,
                     label=f"Max new tokens (1–{limit})",
                     elem_id=f"compare-max-new-tokens-{number}",
                 )
-                temperature = gr.Slider(*SLIDERS["temperature"], value=0, step=0.05, label="Temperature (0 = greedy)")
-                top_p = gr.Slider(*SLIDERS["top_p"], value=1, step=0.05, label="Top-p")
-                top_k = gr.Slider(*SLIDERS["top_k"], value=0, step=1, label="Top-k (0 = off)")
-                repetition_penalty = gr.Slider(
-                    *SLIDERS["repetition_penalty"], value=1, step=0.05, label="Repetition penalty"
+                temperature = fields.slider(
+                    "temperature", 0, step=STEPS["temperature"], label="Temperature (0 = greedy)"
+                )
+                top_p = fields.slider("top_p", 1, step=STEPS["top_p"], label="Top-p")
+                top_k = fields.slider("top_k", 0, step=STEPS["top_k"], label="Top-k (0 = off)")
+                repetition_penalty = fields.slider(
+                    "repetition_penalty", 1, step=STEPS["repetition_penalty"], label="Repetition penalty"
                 )
                 seed = gr.Textbox("", label="Seed (blank = random)", placeholder="random")
                 stop = gr.Textbox("", label="Stop strings", placeholder="comma or newline separated; \\n = newline")

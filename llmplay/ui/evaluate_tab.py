@@ -101,8 +101,11 @@ from llmplay.evaluation.results import (
     scoreboard,
 )
 from llmplay.evaluation.runner import ACTIVE, EvalRunner, RunProgress
+from llmplay.limits import bounds, check_number
 from llmplay.templates import TemplateLibrary
+from llmplay.templates.versions import parse_ref
 from llmplay.textdiff import diff_html
+from llmplay.ui import fields
 from llmplay.ui.models_panel import default_model, generative_names
 from llmplay.ui.playground import ERROR, parse_stop
 
@@ -114,33 +117,11 @@ USAGE = ("latency_s", "tokens_per_s", "output_tokens")  # scoreboard lines that 
 SHOW_CHOICES = [("All rows", "all"), ("Columns disagree", "disagree"), ("A metric failed", "failed")]
 DATASET_HEADERS = ["name", "rows", "columns", "variables", "reference", "source", "created"]
 RUN_HEADERS = ["id", "name", "status", "dataset", "rows", "columns", "cells", "created", "seconds"]
-_VERSION_RE = re.compile(r"^(?P<name>[^@\s]+)@v?(?P<number>\d+)$")
 
 
 # ---- plain helpers (no gradio) --------------------------------------------------------------------------
 def format_error(message: str) -> str:
     return f"{ERROR}{message}"
-
-
-def _whole(name: str, value, minimum: int | None = None) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidRequestError(f"{name} must be a whole number; got {value!r}.") from None
-    if not number.is_integer():
-        raise InvalidRequestError(f"{name} must be a whole number; got {value!r}.")
-    if minimum is not None and number < minimum:
-        raise InvalidRequestError(f"{name} must be at least {minimum}; got {value!r}.")
-    return int(number)
-
-
-def _real(name: str, value) -> float:
-    if _blank(value):
-        return 0.0
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise InvalidRequestError(f"{name} must be a number; got {value!r}.") from None
 
 
 def _blank(value) -> bool:
@@ -173,9 +154,7 @@ def parse_variables(text: str | dict | None) -> dict[str, str]:
 
 def parse_template_ref(value: str) -> tuple[str, int | None]:
     """``name`` (the current file) or ``name@v3`` / ``name@3`` (a saved version)."""
-    value = (value or "").strip()
-    match = _VERSION_RE.match(value)
-    return (match["name"], int(match["number"])) if match else (value, None)
+    return parse_ref(value)
 
 
 def parse_adapters(text: str | None) -> list[tuple[str, str]]:
@@ -211,18 +190,21 @@ def build_config(
     repetition_penalty=1.0,
     stop: str = "",
     variables: str | dict | None = "",
+    settings=None,
 ) -> RunConfig:
     """The run the form describes: every template x (model, and model + adapter) is a column. ``variables``
-    (template variable -> dataset column) replaces the dataset's saved mapping in every column."""
+    (template variable -> dataset column) replaces the dataset's saved mapping in every column. Blank optional
+    numbers take their defaults; every number is checked against llmplay.limits (``settings``: its limits)."""
     params = GenerationParams(
-        max_new_tokens=_whole("max_new_tokens", max_new_tokens, 1),
-        temperature=_real("temperature", temperature),
-        top_p=1.0 if _blank(top_p) else _real("top_p", top_p),
-        top_k=0 if _blank(top_k) else _whole("top_k", top_k, 0),
-        repetition_penalty=1.0 if _blank(repetition_penalty) else _real("repetition_penalty", repetition_penalty),
+        max_new_tokens=check_number("max_new_tokens", max_new_tokens, settings=settings),
+        temperature=check_number("temperature", temperature, blank=0.0),
+        top_p=check_number("top_p", top_p, blank=1.0),
+        top_k=check_number("top_k", top_k, blank=0),
+        repetition_penalty=check_number("repetition_penalty", repetition_penalty, blank=1.0),
         stop=parse_stop(stop),
-        seed=None if _blank(seed) else _whole("seed", seed),
+        seed=check_number("seed", seed, blank=None),
     )
+    params.validate(bounds("max_new_tokens", settings)[1])
     mapping = parse_variables(variables) or None
     targets = [(m, None) for m in models or [] if m] + list(parse_adapters(adapters))
     if not templates:
@@ -238,13 +220,14 @@ def build_config(
                     template, model, adapter, params, mode or "auto", template_version=version, variables=mapping
                 )
             )
-    size = None if _blank(sample) else _whole("sample size", sample, 0)
+    # 0 (or blank) = every row, as the form says.
+    size = None if _blank(sample) or sample in (0, "0") else check_number("sample", sample, label="sample size")
     return RunConfig(
         dataset=dataset or "",
         columns=tuple(columns),
         metrics=tuple(MetricConfig(m) for m in metrics or [] if m),
         sample=size or None,  # 0 = every row
-        seed=0 if _blank(sample_seed) else _whole("sample seed", sample_seed),
+        seed=check_number("sample_seed", sample_seed, label="sample seed", blank=0),
         judge=JudgeConfig(judge) if not _blank(judge) else None,
         name=(name or "").strip(),
     )
@@ -415,10 +398,7 @@ def _column_index(results: RunResults, number, what: str) -> int:
     """A 1-based column number (from the API or a picker) as a 0-based index."""
     if _blank(number):
         raise InvalidRequestError(f"Choose column {what}.")
-    index = _whole(f"column {what}", number, 1) - 1
-    if index >= len(results.titles):
-        raise InvalidRequestError(f"Column {what} must be 1 to {len(results.titles)}; got {number}.")
-    return index
+    return check_number("column", number, label=f"column {what}", high=len(results.titles)) - 1
 
 
 def _cell_text(results: RunResults, row: int, column: int) -> str:
@@ -651,18 +631,20 @@ class EvaluateTab:
     ) -> tuple[str, int | None]:
         form = (sample, sample_seed, templates, models, adapters, max_new_tokens, temperature, seed, mode, metrics)
         more = {"top_p": top_p, "top_k": top_k, "repetition_penalty": repetition_penalty, "stop": stop}
-        config = build_config(dataset, *form, judge, name, **more, variables=variables)
+        config = build_config(dataset, *form, judge, name, **more, variables=variables, settings=self.settings)
         run_id = self.runner.submit(config)
         message = f"▶️ Started run **#{run_id}**: {len(config.columns)} column(s) on **{config.dataset}**."
         return message, run_id
 
     def progress(self, run_id: int) -> dict:
         """The run's progress as plain data (``error`` holds any problem, e.g. an unknown run)."""
+        number = None  # echoed only once checked: 10**30 cannot even be encoded in the reply (64-bit JSON)
         try:
-            return progress_dict(self.runner.progress(_whole("run_id", run_id, 1)))
+            number = check_number("run_id", run_id)
+            return progress_dict(self.runner.progress(number))
         except Exception as exc:
             message = _message(exc)
-            return {"run_id": run_id, "status": "unknown", "finished": True, "error": message, "text": message}
+            return {"run_id": number, "status": "unknown", "finished": True, "error": message, "text": message}
 
     def poll(self, run_id) -> tuple:
         """Timer tick: progress text and bar; when the run ends, stop the timer, select the run in the results
@@ -670,7 +652,7 @@ class EvaluateTab:
         if _blank(run_id):
             return "", "", gr.Timer(active=False), *[gr.skip()] * 5
         try:
-            progress = self.runner.progress(int(run_id))
+            progress = self.runner.progress(check_number("run_id", run_id))
         except Exception as exc:
             return format_error(_message(exc)), "", gr.Timer(active=False), *[gr.skip()] * 5
         text, bar = progress.describe(), progress_bar_html(progress)
@@ -687,7 +669,7 @@ class EvaluateTab:
         try:
             if _blank(run_id):
                 raise InvalidRequestError("No run to cancel: start one first.")
-            number = _whole("run_id", run_id, 1)
+            number = check_number("run_id", run_id)
             if self.runner.cancel(number):
                 return f"⏹️ Cancelling run #{number}: it stops within seconds and keeps the rows it finished."
             return f"ℹ️ Run #{number} is not running ({self.runner.progress(number).status})."
@@ -722,7 +704,7 @@ class EvaluateTab:
     def delete_run(self, run_id, confirm: bool = False) -> tuple:
         if _blank(run_id):
             raise InvalidRequestError("Choose a run to delete.")
-        number = _whole("run_id", run_id, 1)
+        number = check_number("run_id", run_id)
         if not confirm:
             raise InvalidRequestError(f"Tick “Yes, delete” to confirm deleting run **#{number}**.")
         delete_run(self.settings, number)
@@ -731,11 +713,11 @@ class EvaluateTab:
     def _results(self, run_id) -> RunResults:
         if _blank(run_id):
             raise InvalidRequestError("Choose a run first.")
-        return load_results(self.settings, _whole("run_id", run_id, 1))
+        return load_results(self.settings, check_number("run_id", run_id))
 
     @_safe(_empty, "")
     def results(self, run_id) -> tuple[str, pd.DataFrame, str]:
-        info = get_run(self.settings, _whole("run_id", run_id, 1)) if not _blank(run_id) else None
+        info = get_run(self.settings, check_number("run_id", run_id)) if not _blank(run_id) else None
         if info is None:
             raise InvalidRequestError("Choose a run first.")
         board = scoreboard(info)
@@ -746,7 +728,7 @@ class EvaluateTab:
     def result_pickers(self, run_id) -> tuple:
         """Choices for the metric and column pickers of the run being shown."""
         try:
-            info = get_run(self.settings, int(run_id))
+            info = get_run(self.settings, check_number("run_id", run_id))
         except (LlmplayError, TypeError, ValueError):
             return (gr.skip(),) * 4
         metrics = list(dict.fromkeys(quality_lines(scoreboard(info, usage=False))["metric"])) or info.metrics
@@ -784,9 +766,7 @@ class EvaluateTab:
             i, j = _column_index(results, a, "A"), _column_index(results, b, "B")
             if _blank(row):
                 raise InvalidRequestError("Enter a row number (the grid's row column).")
-            r = _whole("row", row, 0)
-            if r >= len(results.rows):
-                raise InvalidRequestError(f"Row must be 0 to {len(results.rows) - 1}; got {row}.")
+            r = check_number("row", row, high=len(results.rows) - 1)
             head = (
                 f"<p><b>Row {r}</b>: <del>{html.escape(results.titles[i])}</del> → "
                 f"<ins>{html.escape(results.titles[j])}</ins></p>"
@@ -826,7 +806,7 @@ class EvaluateTab:
     def compare_runs(self, old, new) -> tuple[str, pd.DataFrame, pd.DataFrame]:
         if _blank(old) or _blank(new):
             raise InvalidRequestError("Choose the old and the new run.")
-        old_id, new_id = _whole("old run", old, 1), _whole("new run", new, 1)
+        old_id, new_id = check_number("run_id", old, label="old run"), check_number("run_id", new, label="new run")
         if old_id == new_id:
             raise InvalidRequestError("Choose two different runs.")
         comparison = compare_runs(self.settings, old_id, new_id)
@@ -890,8 +870,8 @@ def _run_layout(tab: EvaluateTab) -> SimpleNamespace:
             ui.dataset = gr.Dropdown(datasets, value=datasets[0] if datasets else None, label="Dataset", **PICK)
             ui.dataset_info = gr.Markdown()
             with gr.Row():
-                ui.sample = gr.Number(0, precision=0, label="Sample N rows (0 = all)", minimum=0)
-                ui.sample_seed = gr.Number(0, precision=0, label="Sample seed")
+                ui.sample = fields.number("sample", 0, label="Sample N rows (0 = all)", minimum=0)
+                ui.sample_seed = fields.number("sample_seed", 0, label="Sample seed")
             ui.templates = gr.Dropdown(
                 tab.template_names(), value=[], multiselect=True, label="Templates (name, or name@v2)", **PICK
             )
@@ -912,20 +892,20 @@ def _run_layout(tab: EvaluateTab) -> SimpleNamespace:
             )
         with gr.Column(scale=2, min_width=300):
             ui.mode = gr.Dropdown(list(MODES), value="auto", label="Answer mode")
-            ui.max_new_tokens = gr.Number(64, precision=0, label=f"Max new tokens (1–{limit})")
-            ui.temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
+            ui.max_new_tokens = fields.number("max_new_tokens", 64, tab.settings, label=f"Max new tokens (1–{limit})")
+            ui.temperature = fields.slider("temperature", 0, step=0.05, label="Temperature (0 = greedy)")
             ui.seed = gr.Textbox("", label="Decoding seed (blank = none)")
             with gr.Accordion("More decoding options", open=False):
-                ui.top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p")
-                ui.top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k (0 = off)")
-                ui.repetition_penalty = gr.Slider(0.5, 2, value=1, step=0.05, label="Repetition penalty")
+                ui.top_p = fields.slider("top_p", 1, step=0.05, label="Top-p")
+                ui.top_k = fields.slider("top_k", 0, step=1, label="Top-k (0 = off)")
+                ui.repetition_penalty = fields.slider("repetition_penalty", 1, step=0.05, label="Repetition penalty")
                 ui.stop = gr.Textbox("", label="Stop strings", placeholder="comma or newline separated; \\n = newline")
             ui.judge = gr.Dropdown([("(no judge)", ""), *models], value="", label="LLM judge model (optional)", **PICK)
             ui.name = gr.Textbox(label="Run name (optional)")
             with gr.Row():
                 ui.start = gr.Button("Start run", variant="primary")
                 ui.cancel = gr.Button("Cancel run", variant="stop")
-            ui.run_id = gr.Number(None, precision=0, label="Run id", interactive=False)
+            ui.run_id = fields.number("run_id", None, label="Run id", interactive=False)
             ui.status = gr.Markdown(elem_id="eval-run-status")
             ui.progress = gr.Markdown(elem_id="eval-progress")
             ui.bar = gr.HTML()
@@ -953,7 +933,7 @@ def _results_layout() -> SimpleNamespace:
         ui.grid_metric = gr.Dropdown([], label="Metric in the grid", **PICK)
     ui.grid = gr.Dataframe(label="Outputs side by side", interactive=False, wrap=True, max_height=520)
     with gr.Row():
-        ui.diff_row = gr.Number(0, precision=0, label="Row (click one in the grid)", minimum=0, scale=1)
+        ui.diff_row = fields.number("row", 0, label="Row (click one in the grid)", scale=1)
         ui.open_compare = gr.Button("Open row in Compare", size="sm", scale=1, elem_id="eval-open-compare")
     ui.open_status = gr.Markdown(elem_id="eval-open-status")
     with gr.Row():

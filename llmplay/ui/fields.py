@@ -13,31 +13,29 @@ import gradio as gr
 from llmplay.limits import LIMITS, bounds
 
 
-class CheckedNumber(gr.Number):
-    is_template = True  # the browser renders it as a plain Number
-
-    def preprocess(self, payload):
-        return payload
-
-
-class CheckedSlider(gr.Slider):
-    is_template = True
-
-    def preprocess(self, payload):
-        return payload
+def _unchecked(component):
+    """The component, passing its payload to the handler as sent (set on the instance: a subclass would make
+    Gradio write a .pyi stub next to this file)."""
+    component.preprocess = lambda payload: payload
+    return component
 
 
-def number(name: str, value=None, settings=None, **kwargs) -> CheckedNumber:
-    """A number box for parameter ``name`` (its table range; whole numbers for integer parameters)."""
+def number(name: str, value=None, settings=None, **kwargs) -> gr.Number:
+    """A number box for parameter ``name`` (its table range unless ``minimum`` says what the box also takes,
+    e.g. 0 = all rows; whole numbers for integer parameters)."""
     low, high = bounds(name, settings)
+    kwargs = {"minimum": low, "maximum": high, **kwargs}
     if LIMITS[name].kind is int:
         kwargs.setdefault("precision", 0)
-    return CheckedNumber(value, minimum=low, maximum=high, **kwargs)
+    return _unchecked(gr.Number(value, **kwargs))
 
 
-def slider(name: str, value=None, settings=None, step: float = 1, **kwargs) -> CheckedSlider:
-    """A slider over parameter ``name``'s range (an open low end starts one step above it)."""
+def slider_range(name: str, step: float, settings=None) -> tuple[float, float]:
+    """The ends a slider over parameter ``name`` shows: its range, an open low end one step above it."""
     low, high = bounds(name, settings)
-    if LIMITS[name].low_open:
-        low += step
-    return CheckedSlider(low, high, value=value, step=step, **kwargs)
+    return (low + step if LIMITS[name].low_open else low), high
+
+
+def slider(name: str, value=None, settings=None, step: float = 1, **kwargs) -> gr.Slider:
+    """A slider over parameter ``name``'s range (``slider_range``)."""
+    return _unchecked(gr.Slider(*slider_range(name, step, settings), value=value, step=step, **kwargs))

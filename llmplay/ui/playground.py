@@ -14,6 +14,7 @@ any left out take the UI defaults):
  6. ``temperature`` (float): 0 = greedy.
  7. ``top_p`` (float), 8. ``top_k`` (int, 0 = off), 9. ``repetition_penalty`` (float).
 10. ``seed`` (str | int): ``""`` = random.
+    Ranges: llmplay/limits.py; a value outside its range is refused with an error naming it.
 11. ``stop`` (str): stop strings separated by commas or newlines (``\\n`` stands for a newline).
 12. ``dtype`` (str): ``""`` (the settings' default), ``"auto"`` (bf16 where the CPU has it), ``"float32"``
     or ``"bfloat16"`` (local models).
@@ -41,6 +42,8 @@ import gradio as gr
 
 from llmplay.engine import Engine, GenerationParams, GenerationRequest, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.limits import bounds, check_number, check_stop
+from llmplay.ui import fields
 from llmplay.ui.models_panel import build_add_model_panel, default_model, describe_model, generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
 
@@ -81,33 +84,31 @@ def build_prompt(kind: str, message: str, history: list[dict] | None, system_mes
 
 
 def parse_stop(text: str | None) -> tuple[str, ...]:
+    if isinstance(text, list | tuple):  # the API may send the strings themselves
+        return check_stop(list(text))
+    if text is not None and not isinstance(text, str):
+        return check_stop(text)  # refused, naming stop
     parts = (text or "").replace(",", "\n").split("\n")
     # A literal "\n" or "\t" typed in the box stands for the character (a real newline separates entries).
     return tuple(p.replace("\\n", "\n").replace("\\t", "\t") for p in parts if p.strip())
 
 
-def _number(name: str, value, integer: bool = False) -> int | float:
-    if value is None or value == "":
-        raise InvalidRequestError(f"{name} needs a value.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidRequestError(f"{name} must be a number; got {value!r}.") from None
-    if integer and not number.is_integer():
-        raise InvalidRequestError(f"{name} must be a whole number; got {value!r}.")
-    return int(number) if integer else number
-
-
-def parse_params(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop) -> GenerationParams:
-    return GenerationParams(
-        max_new_tokens=_number("max_new_tokens", max_new_tokens, integer=True),
-        temperature=_number("temperature", temperature),
-        top_p=_number("top_p", top_p),
-        top_k=_number("top_k", top_k, integer=True),
-        repetition_penalty=_number("repetition_penalty", repetition_penalty),
-        seed=None if seed is None or str(seed).strip() == "" else _number("seed", str(seed).strip(), integer=True),
+def parse_params(
+    max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop, settings=None
+) -> GenerationParams:
+    """Decoding parameters from the form (numbers or numeric text; a blank seed = random), checked against
+    llmplay.limits (``settings``: its max_new_tokens limit): InvalidRequestError names a bad one."""
+    params = GenerationParams(
+        max_new_tokens=check_number("max_new_tokens", max_new_tokens, settings=settings),
+        temperature=check_number("temperature", temperature),
+        top_p=check_number("top_p", top_p),
+        top_k=check_number("top_k", top_k),
+        repetition_penalty=check_number("repetition_penalty", repetition_penalty),
+        seed=check_number("seed", seed, blank=None),
         stop=parse_stop(stop),
     )
+    params.validate(bounds("max_new_tokens", settings)[1])
+    return params
 
 
 def format_stats(result: GenerationResult, load_s: float | None = None) -> str:
@@ -153,7 +154,8 @@ class Playground:
         """Stream a reply to ``message``; see the module docstring for the inputs."""
         history = list(history or [])
         try:
-            params = parse_params(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop)
+            limits = (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop)
+            params = parse_params(*limits, settings=self.engine.settings)
             yield from self._stream_reply(message, history, model, system_message, params, dtype)
         except LlmplayError as exc:
             yield history, format_error(str(exc))
@@ -250,11 +252,13 @@ def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
             model_info = gr.Markdown(describe_model(engine, first))
             system_message = gr.Textbox("", label="System message (optional)", lines=2, max_lines=8)
             with gr.Accordion("Decoding", open=True):
-                max_new_tokens = gr.Number(value=min(256, limit), precision=0, label=f"Max new tokens (1–{limit})")
-                temperature = gr.Slider(0, 2, value=0, step=0.05, label="Temperature (0 = greedy)")
-                top_p = gr.Slider(0.05, 1, value=1, step=0.05, label="Top-p")
-                top_k = gr.Slider(0, 200, value=0, step=1, label="Top-k (0 = off)")
-                repetition_penalty = gr.Slider(0.5, 2, value=1, step=0.05, label="Repetition penalty")
+                max_new_tokens = fields.number(
+                    "max_new_tokens", min(256, limit), settings, label=f"Max new tokens (1–{limit})"
+                )
+                temperature = fields.slider("temperature", 0, step=0.05, label="Temperature (0 = greedy)")
+                top_p = fields.slider("top_p", 1, step=0.05, label="Top-p")
+                top_k = fields.slider("top_k", 0, step=1, label="Top-k (0 = off)")
+                repetition_penalty = fields.slider("repetition_penalty", 1, step=0.05, label="Repetition penalty")
                 # A Textbox, not a Number: the browser shows an empty Number as 0, which would fix the seed.
                 seed = gr.Textbox("", label="Seed (blank = random)", placeholder="random")
                 stop = gr.Textbox("", label="Stop strings", placeholder="comma or newline separated; \\n = newline")

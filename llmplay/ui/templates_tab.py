@@ -40,8 +40,10 @@ import gradio as gr
 
 from llmplay.engine import Engine, GenerationParams, GenerationResult
 from llmplay.errors import LlmplayError
+from llmplay.limits import check_number
 from llmplay.templates import Template, TemplateError, TemplateLibrary, parse_template, render_for_model
 from llmplay.templates.model import NAME_RE
+from llmplay.ui import fields
 from llmplay.ui.models_panel import default_model, generative_names
 from llmplay.ui.playground import ERROR, format_stats
 
@@ -152,10 +154,10 @@ class TemplatesTab:
         return parse_template(template, source="editor")
 
     def _params(self, max_new_tokens) -> GenerationParams:
-        try:
-            return GenerationParams(max_new_tokens=int(max_new_tokens or 128))
-        except (TypeError, ValueError):
-            raise LlmplayError(f"max_new_tokens must be a whole number; got {max_new_tokens!r}.") from None
+        # Checked, not coerced: 0 or 1.5 is refused by name (it used to become 128 or 1).
+        return GenerationParams(
+            max_new_tokens=check_number("max_new_tokens", max_new_tokens, settings=self.engine.settings)
+        )
 
     # ---- library ---------------------------------------------------------------------------------------
     def choices(self, query: str = "", selected: str | None = None) -> tuple[list[tuple[str, str]], str | None]:
@@ -270,7 +272,10 @@ class TemplatesTab:
         try:
             if not name or old in (None, "") or new in (None, ""):
                 raise LlmplayError("Pick a template and two versions to compare.")
-            diff = self.library.diff(name, int(old), int(new))
+            old, new = (
+                check_number("template_version", v, label=f"{end} version") for end, v in (("from", old), ("to", new))
+            )
+            diff = self.library.diff(name, old, new)
             return diff or f"(v{old} and v{new} have the same content)"
         except LlmplayError as exc:
             return describe_error(exc)
@@ -282,7 +287,8 @@ class TemplatesTab:
     def restore_version(self, name: str, number: int | None) -> tuple[str, str]:
         if not name or number in (None, ""):
             raise LlmplayError("Pick a template and the version to restore.")
-        result = self.library.restore(name, int(number))
+        number = check_number("template_version", number, label="the version to restore")
+        result = self.library.restore(name, number)
         status = f"✅ Restored v{number} of **{name}** as v{result.version.number}."
         if not result.created:
             status = f"ℹ️ v{number} of **{name}** is already the current content."
@@ -441,7 +447,9 @@ def build_templates_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str
                     gr.Textbox(label=f"variable {i + 1}", visible=False, lines=2, max_lines=8)
                     for i in range(VARIABLE_SLOTS)
                 ]
-            max_new_tokens = gr.Number(value=min(128, limit), precision=0, label=f"Max new tokens (1–{limit})")
+            max_new_tokens = fields.number(
+                "max_new_tokens", min(128, limit), engine.settings, label=f"Max new tokens (1–{limit})"
+            )
             preview = gr.Textbox(
                 label="Exactly what the model receives",
                 lines=12,
