@@ -21,7 +21,7 @@ from llmplay.evaluation.cli import _read_config
 from llmplay.evaluation.config import RunConfig
 from llmplay.limits import LIMITS, MAX_STOP_CHARS, bounds, check_number, check_stop
 from llmplay.models.catalog import Catalog
-from llmplay.templates import TemplateError, parse_template
+from llmplay.templates import TemplateError, TemplateLibrary, fill_values, parse_template
 from llmplay.templates.versions import parse_ref
 from llmplay.yamlsafe import YamlLimitError, load
 from tests.conftest import CHAT_MODEL
@@ -95,6 +95,19 @@ def test_messages_cut_long_user_values():
         RunConfig.from_dict({"dataset": "d", "columns": ["c" * 100_000]})
     assert "A column must be a mapping" in str(info.value) and len(str(info.value)) < 300
     assert short(10**5000) == "a number of about 5001 digits"  # str() of it would raise, past 4300 digits
+
+
+def test_template_names_and_values_are_cut_in_messages(tmp_path):
+    library = TemplateLibrary(tmp_path / "prompts", tmp_path / "db.sqlite")
+    with pytest.raises(LlmplayError) as info:
+        library.read_text("N" * 100_000)
+    assert "is not a template name" in str(info.value) and len(str(info.value)) < 200
+    template = parse_template("name: t\ntask: generation\nvariables: [{name: xs, default: []}]\nbody: '{{ xs }}'\n")
+    values = {"k" * 100_000: 1, **{f"v{i}": 1 for i in range(1000)}, "xs": "[" * 100_000}
+    with pytest.raises(TemplateError) as info:
+        fill_values(template, values)
+    assert "unknown variable" in str(info.value) and "expects a JSON list" in str(info.value)
+    assert len(str(info.value)) < 1500, f"a {len(str(info.value)):,}-character message"
 
 
 # ---- defect 3: stop strings without a length limit ---------------------------------------------------------

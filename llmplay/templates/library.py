@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from llmplay.errors import LlmplayError
+from llmplay.errors import LlmplayError, short
 from llmplay.store import connect
 from llmplay.templates import versions as v
 from llmplay.templates.model import NAME_RE, Template, TemplateError, parse_template, template_problems
@@ -66,7 +66,7 @@ class TemplateLibrary:
     # ---- reading ------------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
         if not NAME_RE.match(name or ""):
-            raise LlmplayError(f"{name!r} is not a template name (lowercase letters, digits, '-' and '_').")
+            raise LlmplayError(f"{short(name)} is not a template name (lowercase letters, digits, '-' and '_').")
         return self.folder / f"{name}{SUFFIX}"
 
     def names(self) -> list[str]:
@@ -131,7 +131,7 @@ class TemplateLibrary:
             self._record_file(db, name)
             latest = v.latest_version(db, name)
         if latest is None or not self.path(name).is_file():
-            raise LlmplayError(f"No template named {name!r}.")
+            raise LlmplayError(f"No template named {short(name)}.")
         return latest
 
     def version(self, name: str, number: int) -> Version:

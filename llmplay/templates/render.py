@@ -14,7 +14,7 @@ from typing import Any
 
 from llmplay.engine.text import base_model_text
 from llmplay.engine.types import GenerationParams, GenerationRequest
-from llmplay.errors import LlmplayError
+from llmplay.errors import LlmplayError, short
 from llmplay.templates.model import Template, TemplateError, validate_template
 from llmplay.templates.sandbox import BoundedSandbox, TemplateRenderError
 
@@ -41,15 +41,20 @@ def fill_values(template: Template, values: Mapping[str, Any] | None = None) -> 
     given = {k: v for k, v in (values or {}).items() if v is not None}
     declared = {v.name: v for v in template.variables}
     known = ", ".join(declared) or "none"
-    problems = [f"unknown variable {k!r} (declared: {known})" for k in given if k not in declared]
+    unknown = [k for k in given if k not in declared]
+    problems = [f"unknown variable {short(k)} (declared: {known})" for k in unknown[:5]]
+    if len(unknown) > 5:
+        problems.append(f"and {len(unknown) - 5} more unknown variables")
     filled = template.defaults()
     for name, value in given.items():
         var = declared.get(name)
         if var is not None and isinstance(var.default, list | dict) and isinstance(value, str):
             try:
                 value = json.loads(value)
-            except json.JSONDecodeError:
-                problems.append(f"variable {name!r} expects a JSON {type(var.default).__name__}; got {value!r}")
+            except (json.JSONDecodeError, RecursionError):  # "[[[[..." nests past Python's stack
+                problems.append(
+                    f"variable {short(name)} expects a JSON {type(var.default).__name__}; got {short(value)}"
+                )
                 continue
         filled[name] = value
     missing = [v.name for v in template.variables if v.required and v.name not in filled]
