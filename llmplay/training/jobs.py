@@ -281,10 +281,13 @@ class JobRunner:
 
     def resume(self, job_id: int) -> Job:
         """Queue a cancelled or failed job again; it continues from its last checkpoint (``--resume``)."""
+        self._wait_exit(job_id)
         with self._lock:
             job = self.get(job_id)
             if job.status not in ("cancelled", "failed"):
                 raise JobError(f"Job #{job_id} is {job.status}; only a cancelled or failed job can be resumed.")
+            if job_id in self._watched:
+                raise JobError(f"Job #{job_id}'s process is still stopping; resume it in a few seconds.")
             config = TrainConfig.from_dict(job.config)  # the same checks as a new job: the parent may be gone
             self.check(config)
             records.update_job(
@@ -292,6 +295,16 @@ class JobRunner:
             )
         self.poll()
         return self.get(job_id)
+
+    def _wait_exit(self, job_id: int, timeout: float = 10.0) -> None:
+        """A job that just wrote its final status may still be closing: give its process time to exit."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll()
+            with self._lock:
+                if job_id not in self._watched:
+                    return
+            time.sleep(0.1)
 
     def get(self, job_id: int) -> Job:
         try:
@@ -353,7 +366,7 @@ class JobRunner:
     def _finish(self, job_id: int, pid: int, code: int | None) -> None:
         """The process is gone: keep the status it wrote, or say why it stopped when it could not."""
         job = self.get(job_id)
-        if job.status in records.FINAL:
+        if job.status != "running":  # it wrote its own final status (or was requeued since)
             return
         if job.cancel_requested:
             records.update_job(self.db_path, job_id, status="cancelled", finished_at=records.now())
