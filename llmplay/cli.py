@@ -5,6 +5,8 @@ llmplay models add NAME --hub ID    add a model (also --path, --endpoint)
 llmplay generate -m NAME "PROMPT"   print the reply (--json for text, tokens, latency)
 llmplay templates list|validate|render   prompt templates (see `llmplay templates -h`)
 llmplay eval CONFIG.yaml            run an evaluation; exit 1 when a threshold fails (for CI)
+llmplay train CONFIG.yaml           run a fine-tuning job in the foreground (--resume JOB; `train list`)
+llmplay versions                    list trained versions
 llmplay serve                       start the web app
 """
 
@@ -20,6 +22,7 @@ from llmplay.evaluation.cli import add_eval_commands, cmd_eval
 from llmplay.limits import MAX_STOP_STRINGS, check_number, check_stop, span
 from llmplay.settings import DTYPES, Settings
 from llmplay.templates.cli import add_template_commands, cmd_templates
+from llmplay.training.cli import add_train_commands, cmd_train, cmd_versions
 
 
 def _engine(settings: Settings):
@@ -169,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_template_commands(sub)
     add_eval_commands(sub)
+    add_train_commands(sub)
     sub.add_parser("serve", help="start the web app (host/port from GRADIO_SERVER_NAME/PORT)")
     return ap
 
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models" and args.action in ("add", "remove") and not args.name:
             raise LlmplayError(f"`llmplay models {args.action}` needs a model name.")
         handlers = {"models": cmd_models, "generate": cmd_generate, "templates": cmd_templates, "serve": cmd_serve}
-        handlers["eval"] = cmd_eval
+        handlers.update(eval=cmd_eval, train=cmd_train, versions=cmd_versions)
         handler = handlers[args.command]
         return handler(args, settings)
     except LlmplayError as exc:
