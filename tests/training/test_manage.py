@@ -42,7 +42,7 @@ def test_delete_is_refused_while_a_job_or_a_run_uses_the_version(settings):
         db["eval_runs"].insert(
             {"name": "vs base", "status": "running", "config": json.dumps(config), "created_at": records.now()}
         )
-        run_id = db["eval_runs"].last_pk
+        run_id = db.execute("select max(id) from eval_runs").fetchone()[0]
     with pytest.raises(VersionError, match=f"evaluation run #{run_id} \\(running\\) has it as a column"):
         manage.delete_version(settings, version.label)
     with connect(settings.db_path) as db:
