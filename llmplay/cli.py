@@ -8,6 +8,8 @@ llmplay eval CONFIG.yaml            run an evaluation; exit 1 when a threshold f
 llmplay train CONFIG.yaml           run a fine-tuning job in the foreground (--resume JOB; `train list`)
 llmplay versions                    list trained versions
 llmplay serve                       start the web app
+
+Every command exits with a code from llmplay/exitcodes.py: 0 ok, 1 a check failed, 2 bad input, 3 the run failed.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ import argparse
 import json
 import os
 import sys
+import traceback
 
+from llmplay import exitcodes
 from llmplay.errors import LlmplayError
 from llmplay.evaluation.cli import add_eval_commands, cmd_eval
 from llmplay.limits import MAX_STOP_STRINGS, check_number, check_stop, span
@@ -114,6 +118,9 @@ def cmd_generate(args, settings: Settings) -> int:
     request = GenerationRequest.of(messages if args.system else prompt, params)
     engine = _engine(settings)
     model = args.model or settings.default_model
+    # Bad input (unknown model, empty prompt, a value out of range) exits BAD_INPUT before anything loads;
+    # an error result after this point is the model failing: RUN_FAILED.
+    engine.provider(model, args.dtype).check_request(request)
     if args.json:
         result = engine.generate(model, [request], dtype=args.dtype)[0]
         print(json.dumps(result.to_dict(), ensure_ascii=False))
@@ -127,8 +134,8 @@ def cmd_generate(args, settings: Settings) -> int:
         print()
     if result is None or result.error:
         print(f"error: {result.error if result else 'no result'}", file=sys.stderr)
-        return 1
-    return 0
+        return exitcodes.RUN_FAILED
+    return exitcodes.OK
 
 
 def cmd_serve(args, settings: Settings) -> int:
@@ -190,9 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args, settings)
     except LlmplayError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exitcodes.for_error(exc)
     except KeyboardInterrupt:
-        return 130
+        return exitcodes.INTERRUPTED
+    except Exception as exc:  # a bug: Python's default exit 1 would read as "a check failed"
+        traceback.print_exc()
+        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return exitcodes.RUN_FAILED
 
 
 if __name__ == "__main__":

@@ -67,8 +67,8 @@ def test_generate_streams_plain_text(run):
     ("args", "code", "message"),
     [
         (["generate", "-m", "nope", "hi"], 2, "Unknown model 'nope'"),
-        (["generate", "--max-new-tokens", "0", "hi"], 1, "max_new_tokens must be between"),
-        (["generate", ""], 1, "empty"),
+        (["generate", "--max-new-tokens", "0", "hi"], 2, "max_new_tokens must be between"),
+        (["generate", ""], 2, "empty"),
     ],
 )
 def test_generate_errors_are_clear(run, args, code, message):

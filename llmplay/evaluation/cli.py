@@ -1,7 +1,8 @@
 """`llmplay eval CONFIG.yaml`: an evaluation run from a terminal or CI, with thresholds and exit codes.
 
-Exit codes: 0 every threshold passed; 1 a threshold failed; 2 the config or data is invalid; 3 the run
-itself failed or was interrupted. The config (YAML) looks like::
+Exit codes (llmplay/exitcodes.py): 0 every threshold passed; 1 a threshold failed; 2 the config or data is
+invalid (checked whole before anything runs); 3 the run itself failed, was interrupted, or a column failed in
+every cell (e.g. its model or adapter did not load). The config (YAML) looks like::
 
     name: sentiment-regression
     dataset:                      # a saved dataset's name, a built-in sample's name, or a file:
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from llmplay import yamlsafe
+from llmplay import exitcodes, yamlsafe
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.settings import Settings
 
@@ -44,7 +45,7 @@ def add_eval_commands(subparsers) -> None:
 def cmd_eval(args, settings: Settings) -> int:
     from llmplay.engine import Engine
     from llmplay.evaluation.config import RunConfig
-    from llmplay.evaluation.results import get_run, load_results
+    from llmplay.evaluation.results import failure_note, get_run, load_results
     from llmplay.evaluation.runner import EvalRunner
     from llmplay.templates.library import TemplateLibrary
 
@@ -52,6 +53,9 @@ def cmd_eval(args, settings: Settings) -> int:
     data = _read_config(path)
     data["dataset"] = prepare_dataset(settings, data.get("dataset"), path.parent)
     config = RunConfig.from_dict(data)
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise InvalidRequestError(f"--out {out} is a file; give a folder for the results.")
     engine = Engine(settings)
     library = TemplateLibrary.from_settings(settings, args.prompts_dir)
     runner = EvalRunner(engine, library)
@@ -63,7 +67,7 @@ def cmd_eval(args, settings: Settings) -> int:
     run_id = runner.run(config, on_progress=show)
     info = get_run(settings, run_id)
     results = load_results(settings, run_id)
-    out = Path(args.out) if args.out else settings.data_dir / "exports" / f"run-{run_id}"
+    out = out or settings.data_dir / "exports" / f"run-{run_id}"
     csv_path, json_path = results.export(out)
     checks = threshold_checks(config, info.summary or {})
     failed = [c for c in checks if not c["passed"]]
@@ -76,15 +80,29 @@ def cmd_eval(args, settings: Settings) -> int:
         print(f"Run #{run_id} {info.status} in {info.elapsed_s or 0:.1f} s; results: {csv_path} and {json_path}")
     if info.status != "done":
         print(f"error: run #{run_id} {info.status}: {info.error or ''}", file=sys.stderr)
-        return 3
-    return 1 if failed else 0
+        return exitcodes.RUN_FAILED
+    # A column that never answered did not regress: it did not run (a model or adapter that does not load).
+    broken = [c for c in (info.summary or {}).get("columns", []) if c.get("status") == "failed"]
+    for col in broken:
+        print(f"error: {col['title']}: {failure_note(col)}", file=sys.stderr)
+    if broken:
+        return exitcodes.RUN_FAILED
+    return exitcodes.CHECK_FAILED if failed else exitcodes.OK
 
 
 def _read_config(path: Path) -> dict:
+    if path.is_dir():
+        raise InvalidRequestError(f"{path} is a folder; give the run's YAML file.")
     try:
         data = yamlsafe.load_file(path)
     except FileNotFoundError:
         raise InvalidRequestError(f"No config file at {path}.") from None
+    except UnicodeDecodeError:
+        raise InvalidRequestError(f"{path} is not a text file (YAML, UTF-8).") from None
+    except OSError as exc:
+        raise InvalidRequestError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    except RecursionError:
+        raise InvalidRequestError(f"{path} is nested too deeply to be a run config.") from None
     except yaml.YAMLError as exc:
         raise InvalidRequestError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -120,7 +138,11 @@ def prepare_dataset(settings: Settings, spec, base: Path) -> str:
 
 def threshold_checks(config, summary: dict) -> list[dict]:
     """One check per (thresholded metric, column): passed, score, bound and a one-line message."""
-    bounds = [(m.name, m.threshold, m.max_threshold) for m in config.metrics if m.threshold or m.max_threshold]
+    bounds = [
+        (m.name, m.threshold, m.max_threshold)
+        for m in config.metrics
+        if m.threshold is not None or m.max_threshold is not None
+    ]
     if config.judge and config.judge.threshold is not None:
         bounds.append(("judge", config.judge.threshold, None))
     checks = []
@@ -146,24 +168,30 @@ def threshold_checks(config, summary: dict) -> list[dict]:
 
 
 def format_summary(info) -> str:
-    """A plain-text scoreboard: one line per column, one cell per metric (score [95% CI])."""
+    """A plain-text scoreboard: one line per column, one cell per metric (score [95% CI]), n answered cells
+    (the ones scored) and failed cells; a column where every cell failed shows FAILED instead of scores."""
+    from llmplay.evaluation.results import failure_note
+
     summary = info.summary or {}
     names = summary.get("metrics", [])
-    header = ["column", *names, "latency_s", "n"]
+    header = ["column", *names, "latency_s", "n", "failed"]
     lines = []
     for col in summary.get("columns", []):
         cells = [col["title"]]
         for name in names:
             m = col.get("metrics", {}).get(name)
-            cells.append(f"{m['score']:.3f} [{m['low']:.3f}, {m['high']:.3f}]" if m else "—")
+            dead = "FAILED" if col.get("status") == "failed" else "—"
+            cells.append(f"{m['score']:.3f} [{m['low']:.3f}, {m['high']:.3f}]" if m else dead)
         lat = col.get("latency_s")
-        cells += [f"{lat['score']:.2f}" if lat else "—", str(col.get("n", 0))]
+        cells += [f"{lat['score']:.2f}" if lat else "—", str(col.get("n", 0)), str(col.get("failed", 0))]
         lines.append(cells)
     widths = [max(len(str(r[i])) for r in [header, *lines]) for i in range(len(header))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*r) for r in lines]
     for col in summary.get("columns", []):
+        if col.get("failed"):
+            out.append(f"note: {col['title']}: {failure_note(col)}")
         for name, problem in col.get("metric_errors", {}).items():
             out.append(f"note: {col['title']}: {name}: {problem}")
     for name, why in summary.get("skipped_metrics", {}).items():

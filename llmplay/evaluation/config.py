@@ -7,6 +7,7 @@ the UI, the CLI's YAML file or code; ``RunConfig.from_dict`` validates at that e
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -105,6 +106,7 @@ class RunConfig:
         if self.sample is not None:
             problems += _number_problem("sample", self.sample)
         problems += _number_problem("sample_seed", self.seed, label="seed (of the sample)")
+        problems += _threshold_problems(self)
         configs = [json.dumps(c.to_dict(), sort_keys=True) for c in self.columns]
         dupes = sorted({self.titles()[i] for i, c in enumerate(configs) if configs.count(c) > 1})
         if dupes:
@@ -165,8 +167,13 @@ class RunConfig:
                 for m in models
             ]
         metrics = [_metric(m) for m in data.get("metrics") or []]
-        for name, bound in (data.get("thresholds") or {}).items():  # thresholds: {accuracy: 0.6}
-            metrics = _with_threshold(metrics, name, bound)
+        thresholds = data.get("thresholds") or {}
+        if not isinstance(thresholds, dict):
+            raise InvalidRequestError(
+                f"'thresholds' maps metric names to bounds, e.g. {{accuracy: 0.6}}; got {short(thresholds)}."
+            )
+        for name, bound in thresholds.items():  # thresholds: {accuracy: 0.6}
+            metrics = _with_threshold(metrics, name, _bound(bound))
         judge = data.get("judge")
         if judge is not None:
             if not isinstance(judge, dict) or "model" not in judge:
@@ -175,7 +182,7 @@ class RunConfig:
                 model=judge["model"],
                 template=judge.get("template", "judge-rubric"),
                 params=_params(judge.get("params") or {}, GenerationParams(max_new_tokens=96)),
-                threshold=judge.get("threshold"),
+                threshold=_bound(judge.get("threshold")),
             )
         return cls(
             dataset=str(data.get("dataset") or ""),
@@ -241,18 +248,47 @@ def _metric(data) -> MetricConfig:
     name = data.pop("name")
     threshold, max_threshold = data.pop("threshold", None), data.pop("max_threshold", None)
     args = data.pop("args", None) or data  # remaining keys are the metric's arguments
-    return MetricConfig(name, dict(args), threshold, max_threshold)
+    return MetricConfig(name, dict(args), _bound(threshold), _bound(max_threshold))
 
 
 def _with_threshold(metrics: list[MetricConfig], name: str, bound: float) -> list[MetricConfig]:
     out, found = [], False
     for m in metrics:
         if m.name == name:
-            m, found = MetricConfig(m.name, m.args, float(bound), m.max_threshold), True
+            m, found = MetricConfig(m.name, m.args, bound, m.max_threshold), True
         out.append(m)
     if not found:
-        out.append(MetricConfig(name, {}, float(bound)))
+        out.append(MetricConfig(name, {}, bound))
     return out
+
+
+def _bound(value):
+    """A threshold as written: numbers (and numeric strings) become floats; anything else is kept for
+    ``_threshold_problems`` to report with the rest of the config's problems."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _threshold_problems(config: RunConfig) -> list[str]:
+    """Thresholds decide `llmplay eval`'s exit code: a mistyped one must stop the run before it starts, not
+    fail it as a quality regression after the whole evaluation ran."""
+    bounds = [(f"metric {m.name!r}", k, getattr(m, k)) for m in config.metrics for k in ("threshold", "max_threshold")]
+    if config.judge is not None:
+        bounds.append(("judge", "threshold", config.judge.threshold))
+    problems = []
+    for owner, key, value in bounds:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if value is not None and not (number and math.isfinite(value)):
+            problems.append(f"{owner}: {key} must be a number; got {short(value)}")
+    for m in config.metrics:
+        low, high = m.threshold, m.max_threshold
+        if all(isinstance(b, int | float) and not isinstance(b, bool) for b in (low, high)) and low > high:
+            problems.append(f"metric {m.name!r}: threshold {low} is above max_threshold {high}: no score can pass")
+    return problems
 
 
 def _number_problem(name: str, value, where: str = "", label: str | None = None) -> list[str]:

@@ -137,7 +137,11 @@ def read_table(path: Path | str, settings: Settings, *, max_rows: int = MAX_ROWS
     if fmt is None:
         known = ", ".join(sorted(FORMATS))
         raise DatasetError(f"{filename}: unknown file type {Path(filename).suffix or '(none)'!r}; use one of {known}.")
-    size = path.stat().st_size
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        # Uploads are deleted once saved (llmplay.tempfiles), and swept when left for a day.
+        raise DatasetError(f"{filename} is no longer on the server: upload it again.") from None
     if size == 0:
         raise DatasetError(f"{filename} is empty.")
     if size > settings.upload_max_bytes:
@@ -150,7 +154,10 @@ def read_table(path: Path | str, settings: Settings, *, max_rows: int = MAX_ROWS
         encoding = None
     else:
         text, encoding = _decode(path.read_bytes(), filename)
-        columns, rows = _PARSERS[fmt](text, filename, max_rows)
+        try:
+            columns, rows = _PARSERS[fmt](text, filename, max_rows)
+        except RecursionError:  # json nests one Python call per level: [[[[...]]]] 200,000 deep
+            raise DatasetError(f"{filename} is nested too deeply (lists or objects inside each other).") from None
         df = _frame(columns, rows, filename)
     return Table(df=df, format=fmt, encoding=encoding, filename=filename)
 

@@ -283,12 +283,14 @@ def load_results(settings: Settings, run_id: int) -> RunResults:
 
 
 def scoreboard(info: RunInfo, usage: bool = True) -> pd.DataFrame:
-    """One line per (column, metric): score with its 95% interval and n; latency, tokens/s and output length
-    are appended for every column when ``usage``."""
+    """One line per (column, metric): score with its 95% interval, n (answered cells) and failed (cells that
+    failed, not scored); latency, tokens/s and output length are appended for every column when ``usage``.
+    A column with failed cells gets a ``failed`` line whose note says why (``column failed`` when all did)."""
     if not info.summary:
-        return pd.DataFrame(columns=["column", "metric", "score", "ci_low", "ci_high", "n"])
+        return pd.DataFrame(columns=["column", "metric", "score", "ci_low", "ci_high", "n", "failed"])
     lines = []
     for col in info.summary["columns"]:
+        failed = col.get("failed", 0)
         entries = list(col["metrics"].items())
         if usage:
             entries += [(k, col[k]) for k in ("latency_s", "tokens_per_s", "output_tokens") if k in col]
@@ -301,11 +303,24 @@ def scoreboard(info: RunInfo, usage: bool = True) -> pd.DataFrame:
                     "ci_low": value["low"],
                     "ci_high": value["high"],
                     "n": value["n"],
+                    "failed": failed,
                 }
             )
+        if failed:
+            lines.append({"column": col["title"], "metric": "failed", "n": col.get("n", 0), "failed": failed})
+            lines[-1]["note"] = failure_note(col)
         for name, problem in col.get("metric_errors", {}).items():
             lines.append({"column": col["title"], "metric": name, "note": problem})
     return pd.DataFrame.from_records(lines)
+
+
+def failure_note(col: dict) -> str:
+    """What a summary column's failed cells say, e.g. "column failed: all 2 cells failed (Model failed to ...)"."""
+    failed, answered = col.get("failed", 0), col.get("n", 0)
+    reason = f" ({col['error']})" if col.get("error") else ""
+    if col.get("status") == "failed":
+        return f"column failed: all {failed} cells failed{reason}"
+    return f"{failed} of {failed + answered} cells failed and are not scored{reason}"
 
 
 @dataclass(frozen=True)

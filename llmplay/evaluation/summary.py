@@ -4,6 +4,7 @@ intervals into ``eval_runs.summary``. Recomputable at any time from what the run
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +93,11 @@ def score_run(settings: Settings, run_id: int, registry: MetricRegistry) -> dict
     summary_columns, row_scores = [], {}
     for index, col in enumerate(config["columns"]):
         resolved = config["resolved"]["columns"][index]
-        col_cells = by_column.get(index, [])
+        # A failed cell (the model did not load, the row did not render, generation errored) has no answer to
+        # score: counting it as a wrong answer would make a broken setup look like a quality regression.
+        all_cells = by_column.get(index, [])
+        col_cells = [c for c in all_cells if c.error is None]
+        failed = [c for c in all_cells if c.error is not None]
         entry: dict[str, Any] = {
             "index": index,
             "title": resolved["title"],
@@ -101,23 +106,23 @@ def score_run(settings: Settings, run_id: int, registry: MetricRegistry) -> dict
             "model": col["model"],
             "adapter": col.get("adapter"),
             "mode": resolved["mode"],
-            "n": len(col_cells),
-            "failed": sum(c.error is not None for c in col_cells),
-            "unparseable": sum(c.error is None and c.answer is None for c in col_cells),
-            "cached": sum(c.cached for c in col_cells),
+            "n": len(col_cells),  # answered cells: the ones scored
+            "failed": len(failed),
+            "status": "failed" if failed and not col_cells else ("ok" if all_cells else "not run"),
+            "unparseable": sum(c.answer is None for c in col_cells),
+            "cached": sum(c.cached for c in all_cells),
             "metrics": {},
             "metric_errors": {},
         }
+        if failed:  # the most frequent reason, to say why without listing every cell
+            entry["error"] = Counter(c.error for c in failed).most_common(1)[0][0]
         if col_cells:
             _score_column(entry, col_cells, templates[index], rows, references, resolved, metrics, registry, row_scores)
             _usage(entry, col_cells)
             if config.get("judge"):
-                judged = [judging.score(_grade(c)) for c in col_cells if c.error is None]
-                if judged:
-                    entry["metrics"]["judge"] = interval_dict(bootstrap_mean(judged, resamples=RESAMPLES))
-                    entry["metrics"]["judge"]["ungraded"] = sum(
-                        c.judge_score is None for c in col_cells if c.error is None
-                    )
+                judged = [judging.score(_grade(c)) for c in col_cells]
+                entry["metrics"]["judge"] = interval_dict(bootstrap_mean(judged, resamples=RESAMPLES))
+                entry["metrics"]["judge"]["ungraded"] = sum(c.judge_score is None for c in col_cells)
         summary_columns.append(entry)
 
     names = [m.name for m in metrics] + (["judge"] if config.get("judge") else [])
@@ -135,8 +140,9 @@ def _grade(cell: CellRecord) -> int | None:
 
 
 def _score_column(entry, cells, template, rows, references, resolved, metrics, registry, row_scores) -> None:
-    texts = [c.text if c.error is None else None for c in cells]
-    answers = [c.answer if c.error is None else None for c in cells]
+    """Score the column's answered cells (``cells`` holds no failed ones)."""
+    texts = [c.text for c in cells]
+    answers = [c.answer for c in cells]
     col_rows = [rows[c.row] for c in cells]
     refs = [references[c.row] for c in cells] if references is not None else None
     variables = resolved.get("variables") or {}
@@ -160,7 +166,7 @@ def _score_column(entry, cells, template, rows, references, resolved, metrics, r
 
 
 def _usage(entry: dict, cells: list[CellRecord]) -> None:
-    ok = [c for c in cells if c.error is None and c.text is not None]
+    ok = [c for c in cells if c.text is not None]
     if not ok:
         return
     entry["latency_s"] = interval_dict(bootstrap_mean([c.latency_s for c in ok], resamples=RESAMPLES))

@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from llmplay.errors import LlmplayError
+from llmplay import exitcodes
+from llmplay.errors import InvalidRequestError
 from llmplay.limits import check_number
 from llmplay.settings import Settings
 
@@ -18,7 +19,7 @@ def add_template_commands(subparsers) -> None:
 
     actions.add_parser("list", help="list the templates (invalid ones marked)")
 
-    v = actions.add_parser("validate", help="check template files; exit 1 if any is invalid")
+    v = actions.add_parser("validate", help="check template files; exit 1 if any is invalid, 2 if none to check")
     v.add_argument("paths", nargs="*", help="files to check (default: every template in the folder)")
 
     r = actions.add_parser("render", help="print exactly what a model receives")
@@ -75,7 +76,7 @@ def _validate(args, settings, library) -> int:
     paths = [Path(p) for p in args.paths] or [library.folder / f"{n}.yaml" for n in library.names()]
     if not paths:
         print(f"No templates in {library.folder}/", file=sys.stderr)
-        return 1
+        return exitcodes.BAD_INPUT  # nothing was checked: a wrong folder, not an invalid template
     bad = 0
     for path, (_, problems) in validate_files(paths).items():
         if problems:
@@ -87,7 +88,7 @@ def _validate(args, settings, library) -> int:
             print(f"{path}: ok")
     if bad:
         print(f"{bad} of {len(paths)} template(s) invalid", file=sys.stderr)
-    return 1 if bad else 0
+    return exitcodes.CHECK_FAILED if bad else exitcodes.OK
 
 
 def _parse_vars(pairs: list[str], files: list[str]) -> dict[str, str]:
@@ -95,9 +96,25 @@ def _parse_vars(pairs: list[str], files: list[str]) -> dict[str, str]:
     for raw, from_file in [(p, False) for p in pairs] + [(p, True) for p in files]:
         key, sep, value = raw.partition("=")
         if not sep or not key:
-            raise LlmplayError(f"--var{'-file' if from_file else ''} needs KEY=VALUE; got {raw!r}.")
-        values[key] = Path(value).read_text(encoding="utf-8") if from_file else value
+            raise InvalidRequestError(f"--var{'-file' if from_file else ''} needs KEY=VALUE; got {raw!r}.")
+        values[key] = _read_var_file(key, Path(value)) if from_file else value
     return values
+
+
+def _read_var_file(key: str, path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidRequestError(f"--var-file {key}={path}: no such file.") from None
+    except IsADirectoryError:
+        raise InvalidRequestError(f"--var-file {key}={path} is a folder; give a text file.") from None
+    except UnicodeDecodeError:
+        raise InvalidRequestError(f"--var-file {key}={path} is not UTF-8 text (a binary file?).") from None
+    except OSError as exc:
+        raise InvalidRequestError(f"--var-file {key}={path}: cannot read it ({exc.strerror or exc}).") from None
+    if "\x00" in text:  # NUL bytes decode as UTF-8 but no prompt text holds them
+        raise InvalidRequestError(f"--var-file {key}={path} is a binary file, not text.")
+    return text
 
 
 def _render(args, settings, library) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from llmplay.engine import Engine
+from llmplay.tempfiles import claim_upload_dir, exports_dir
 from llmplay.ui.arena_tab import build_arena_tab, build_leaderboard_tab
 from llmplay.ui.compare_tab import CompareHandle, build_compare_tab
 from llmplay.ui.evaluate_tab import EvaluateHandle, build_evaluate_tab
@@ -80,16 +81,28 @@ def _wire_open_in_compare(evaluate: EvaluateHandle, compare: CompareHandle, tabs
     evaluate.open_in_compare.click(open_row, [evaluate.run, evaluate.row], outputs, api_visibility="private")
 
 
-def launch(engine: Engine, host: str | None = None, port: int | None = None, concurrency: int = 2, **kwargs):
+def launch(
+    engine: Engine, host: str | None = None, port: int | None = None, concurrency: int = 2, **kwargs
+) -> gr.Blocks:
     """Build and serve the app on ``host:port`` (default: from settings); extra kwargs go to ``Blocks.launch``.
+    Returns the app once the server stops (at once with ``prevent_thread_lock=True``).
 
     ``concurrency`` bounds how many runs of each event (e.g. chat replies) proceed at once; local models
     serialise generation anyway, so more mostly helps endpoint models.
     """
     settings = engine.settings
+    # Uploads and served files under <data dir>/tmp/gradio, stale ones swept; before build_app, because each
+    # component reads Gradio's temp dir when it is created.
+    claim_upload_dir(settings)
     warm_default_model(engine)
     demo = build_app(engine)
     demo.queue(default_concurrency_limit=concurrency)
     kwargs["share"] = False  # never open a public tunnel: the app may hold keys and private models
     kwargs.setdefault("max_file_size", settings.upload_max_bytes)
-    return demo.launch(server_name=host or settings.host, server_port=port or settings.port, **kwargs)
+    # Without it, what Gradio rejects before a handler runs (a payload of the wrong shape, a value a component
+    # refuses) comes back as {"error": null}; the handlers' own messages are meant for users anyway.
+    kwargs.setdefault("show_error", True)
+    # Export downloads are written under <data dir>/tmp/exports, outside cwd and the system temp dir on a Space.
+    kwargs["allowed_paths"] = [*kwargs.get("allowed_paths", []), str(exports_dir(settings))]
+    demo.launch(server_name=host or settings.host, server_port=port or settings.port, **kwargs)
+    return demo

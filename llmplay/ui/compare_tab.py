@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -88,6 +87,7 @@ from llmplay.errors import LlmplayError, short
 from llmplay.evaluation.handoff import RowHandoff, row_for_compare
 from llmplay.limits import check_number
 from llmplay.store import connect
+from llmplay.tempfiles import export_folder
 from llmplay.templates import TemplateLibrary
 from llmplay.textdiff import diff_html, similarity
 from llmplay.ui import fields
@@ -343,11 +343,15 @@ class CompareTab:
         return export_payload(comparison or {})
 
     def export_file(self, comparison: dict | None = None) -> str | None:
-        """The export record as a JSON file in a fresh temp folder (for download); None before any comparison."""
+        """The export record as a JSON file in a fresh folder under <data dir>/tmp (for download); None before any
+        comparison."""
         if not (comparison or {}).get("columns"):
             return None
-        path = Path(tempfile.mkdtemp(prefix="llmplay-compare-")) / "comparison.json"
-        path.write_text(json.dumps(self.export_comparison(comparison), indent=2, ensure_ascii=False), encoding="utf-8")
+        with export_folder(self.engine.settings, "compare-") as folder:
+            path = folder / "comparison.json"
+            path.write_text(
+                json.dumps(self.export_comparison(comparison), indent=2, ensure_ascii=False), encoding="utf-8"
+            )
         return str(path)
 
     def markdown(self, comparison: dict | None = None) -> str:

@@ -42,7 +42,9 @@ Results
 - ``/eval_runs``: ``(selected) -> (history, run, old run, new run)``: the run history table (newest first) and
   the three run pickers (``selected``, else the newest finished run, and the one before it as the old run).
 - ``/eval_results``: ``(run_id) -> (summary, scoreboard, chart)``: Markdown, table (column, metric, score,
-  ci_low, ci_high, n, note) and an SVG bar chart with the intervals as error bars.
+  ci_low, ci_high, n = answered cells, failed = cells that failed and are not scored, note; a column with failed
+  cells has a ``failed`` line saying why, "column failed" when every cell did) and an SVG bar chart with the
+  intervals as error bars.
 - ``/eval_grid``: ``(run_id, show, metric) -> grid``: one row per dataset row: inputs, reference, each column's
   output and score on ``metric`` (``""`` = the run's first). ``show``: all | disagree | failed.
 - ``/eval_diff``: ``(run_id, row, a, b) -> HTML``: word-level diff from column ``a``'s output to column ``b``'s.
@@ -65,7 +67,6 @@ import html
 import json
 import logging
 import re
-import tempfile
 from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
@@ -95,6 +96,7 @@ from llmplay.evaluation.results import (
     compare_columns,
     compare_runs,
     delete_run,
+    failure_note,
     get_run,
     list_runs,
     load_results,
@@ -102,6 +104,7 @@ from llmplay.evaluation.results import (
 )
 from llmplay.evaluation.runner import ACTIVE, EvalRunner, RunProgress
 from llmplay.limits import bounds, check_number
+from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.templates import TemplateLibrary
 from llmplay.templates.versions import parse_ref
 from llmplay.textdiff import diff_html
@@ -390,7 +393,10 @@ def describe_run(info) -> str:
     ]
     if info.error:
         lines.append(f"⚠️ {info.error}")
-    lines += [f"{i}. {title}" for i, title in enumerate(info.titles, 1)]
+    columns = (info.summary or {}).get("columns", [])
+    for i, title in enumerate(info.titles, 1):
+        col = columns[i - 1] if i <= len(columns) else {}
+        lines.append(f"{i}. {title}" + (f" · ⚠️ {failure_note(col)}" if col.get("failed") else ""))
     return "\n".join(lines)
 
 
@@ -557,6 +563,7 @@ class EvaluateTab:
         table = read_table(file, self.settings, filename=Path(file).name)
         mapping = ColumnMapping(parse_variables(variables), reference or None)
         result = save_dataset(self.settings, (name or "").strip(), table.df, mapping, source=table.filename)
+        discard_upload(file)  # its rows are in the dataset now; uploading again reads a new copy
         info = result.info
         verb = "Saved" if result.created else "Already saved (mapping updated):"
         message = f"✅ {verb} dataset **{info.name}** · {info.rows:,} rows · columns {', '.join(info.columns)}"
@@ -793,10 +800,11 @@ class EvaluateTab:
         return message, _display(changed_rows_frame(results, comparison, i, j))
 
     def export(self, run_id) -> tuple[str | None, str | None]:
-        """CSV and JSON files of the run in a fresh temp folder (Gradio serves files from the temp dir)."""
+        """CSV and JSON files of the run in a fresh folder under <data dir>/tmp (removed again if writing fails)."""
         try:
             results = self._results(run_id)
-            csv_path, json_path = results.export(tempfile.mkdtemp(prefix="llmplay-eval-export-"))
+            with export_folder(self.settings, f"eval-run-{results.info.id}-") as folder:
+                csv_path, json_path = results.export(folder)
         except Exception as exc:
             _message(exc)  # logs unexpected ones; no file to offer
             return None, None

@@ -41,7 +41,7 @@ from functools import partial
 import gradio as gr
 
 from llmplay.engine import Engine, GenerationParams, GenerationRequest, GenerationResult
-from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.errors import InvalidRequestError, LlmplayError, short
 from llmplay.limits import bounds, check_number, check_stop
 from llmplay.ui import fields
 from llmplay.ui.models_panel import build_add_model_panel, default_model, describe_model, generative_names
@@ -63,6 +63,38 @@ def content_text(content) -> str:
     if isinstance(content, list | tuple):
         return "".join(content_text(part) for part in content)
     return ""  # files and components carry no text for the model
+
+
+ROLES = ("user", "assistant", "system")
+
+
+def check_history(history) -> list[dict]:
+    """The ``history`` input as a list of messages, or InvalidRequestError saying what is wrong with it.
+
+    Gradio checks the chatbot's payload against its own model first, which lets any role through, and a script
+    calling the handler directly is not checked at all: both deserve a message, not a traceback deeper down."""
+    if history is None:
+        return []
+    if not isinstance(history, list | tuple):
+        raise InvalidRequestError(
+            "history must be a list of messages like {'role': 'user', 'content': 'Hi'}; "
+            f"got {type(history).__name__}."
+        )
+    for i, msg in enumerate(history, 1):
+        if not isinstance(msg, dict) or "role" not in msg or "content" not in msg:
+            got = f"keys {', '.join(map(str, list(msg)[:5]))}" if isinstance(msg, dict) else type(msg).__name__
+            raise InvalidRequestError(f"history message {i} must be a mapping with role and content; got {got}.")
+        if msg["role"] not in ROLES:
+            raise InvalidRequestError(
+                f"history message {i} has role {short(msg['role'], 40)}; the roles are {', '.join(ROLES)}."
+            )
+        content = msg["content"]
+        parts = content if isinstance(content, list | tuple) else [content]
+        if not all(isinstance(part, str | dict) for part in parts):
+            raise InvalidRequestError(
+                f"history message {i}: content must be text or a list of parts like {{'type': 'text', 'text': ...}}."
+            )
+    return list(history)
 
 
 def history_to_messages(history: list[dict] | None) -> list[dict]:
@@ -152,7 +184,11 @@ class Playground:
         dtype: str = "",
     ) -> Iterator[tuple[list[dict], str]]:
         """Stream a reply to ``message``; see the module docstring for the inputs."""
-        history = list(history or [])
+        try:
+            history = check_history(history)
+        except InvalidRequestError as exc:
+            yield [], format_error(str(exc))  # nothing usable to give back
+            return
         try:
             limits = (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop)
             params = parse_params(*limits, settings=self.engine.settings)

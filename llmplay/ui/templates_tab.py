@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from collections.abc import Iterator
 from contextlib import closing
 from functools import wraps
@@ -41,6 +40,7 @@ import gradio as gr
 from llmplay.engine import Engine, GenerationParams, GenerationResult
 from llmplay.errors import LlmplayError
 from llmplay.limits import check_number
+from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.templates import Template, TemplateError, TemplateLibrary, parse_template, render_for_model
 from llmplay.templates.model import NAME_RE
 from llmplay.ui import fields
@@ -223,15 +223,18 @@ class TemplatesTab:
         if not file:
             raise LlmplayError("Choose a template file (.yaml) to import first.")
         result = self.library.import_file(file, overwrite=bool(overwrite))
+        discard_upload(file)  # the template is in the library now
         name = result.version.template
         return f"✅ Imported **{name}** (v{result.version.number}).", self.list_templates("", name)
 
     def export_template(self, name: str) -> str | None:
-        """The template's file, copied to a fresh temp folder for download; None when there is none."""
+        """The template's file, copied to a fresh folder under <data dir>/tmp for download; None when there is
+        none (and no folder left behind)."""
         if not name:
             return None
         try:
-            return str(self.library.export(name, Path(tempfile.mkdtemp(prefix="llmplay-export-"))))
+            with export_folder(self.engine.settings, "template-") as folder:
+                return str(self.library.export(name, folder))
         except LlmplayError:
             return None
 
