@@ -147,3 +147,17 @@ def test_missing_folder_is_a_clear_error(session_settings, tmp_path):
     spec = ModelSpec(name="gone", kind="classifier", source="local", location=str(tmp_path))
     [result] = EncoderProvider(spec, session_settings).generate([GenerationRequest.of("hello")])
     assert result.error and "config.json" in result.error
+
+
+def test_a_registered_classifier_version_answers_by_its_label(heads, settings):
+    from llmplay.training import registry
+
+    version = registry.register(
+        settings.db_path, name="fpb-cls", base_model="all-minilm-l6-v2", kind="classifier", path=Path(heads["positive"])
+    )
+    assert version.label == "fpb-cls v1"
+    engine = Engine(settings)
+    assert "fpb-cls v1" in [s.name for s in engine.catalog.versions()]
+    assert isinstance(engine.provider("fpb-cls v1"), EncoderProvider)
+    [result] = engine.generate("fpb-cls v1", ["Net sales doubled."])
+    assert result.text == "positive" and result.model == "fpb-cls v1"

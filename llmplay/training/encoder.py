@@ -1,0 +1,370 @@
+"""Encoder jobs, the classic recipe: a BERT-family encoder with a fresh task head, AdamW, small batches.
+
+Tasks: ``classification`` (sequence classification: sentiment, intent), ``ner`` (token classification with BIO
+tags; each word's tag sits on its first sub-token, the other sub-tokens are -100 and carry no loss) and ``mlm``
+(masked-LM continued pre-training on raw text: domain adaptation before a task). Methods: ``full`` (everything
+trains, except the embeddings and the lowest ``freeze_layers`` layers when set) or ``lora`` (low-rank updates
+on the encoder, the head trained in full through ``modules_to_save``; merged into the saved weights).
+
+``train_encoder`` is what ``llmplay.training.entry`` runs for ``config.is_encoder`` jobs. It evaluates on the
+validation rows each epoch (accuracy and macro-F1; seqeval entity F1; masked-LM loss) and saves a stand-alone
+folder (config with id2label/label2id, safetensors weights, tokenizer) that the encoder provider
+(``llmplay.engine.encoder``) serves as a catalog model of kind ``classifier`` or ``tagger``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmplay.errors import LlmplayError
+from llmplay.settings import Settings
+from llmplay.training.config import TrainConfig
+from llmplay.training.encoder_data import EncoderData, load_encoder_data
+from llmplay.training.encoder_model import (
+    build_model,
+    freeze_lower_layers,
+    lora_config,
+    resolve_encoder,
+    trainable_parameters,
+)
+
+KIND = {"classification": "classifier", "ner": "tagger", "mlm": "encoder"}
+MLM_PROBABILITY = 0.15  # BERT's masking rate
+META_FILE = "llmplay_encoder.json"  # what was trained, for people and for the provider's checks
+
+
+class EncoderTrainingError(LlmplayError):
+    pass
+
+
+@dataclass
+class EncoderResult:
+    """What a finished (or stopped) encoder job produced; the entry point registers ``output_dir``."""
+
+    output_dir: Path  # written only when ``completed``
+    kind: str  # classifier | tagger (a catalog model of its own) | encoder (mlm: a base for later tasks)
+    task: str
+    base_model: str
+    labels: list[str]
+    metrics: dict[str, float]  # the final validation metrics (accuracy/macro_f1, entity_f1, loss...)
+    history: list[dict] = field(default_factory=list)  # one entry per evaluation (epoch or eval_steps)
+    data_hash: str = ""
+    row_ids: list = field(default_factory=list)
+    train_rows: int = 0
+    validation_rows: int = 0
+    train_s: float = 0.0  # the Trainer's wall time, its evaluations included
+    eval_s: float = 0.0  # of which evaluating
+    steps: int = 0
+    completed: bool = True  # False when a callback stopped training early (cancel); early stopping counts as done
+    trainable_params: int = 0
+    total_params: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "output_dir": str(self.output_dir)}
+
+
+def train_encoder(
+    config: TrainConfig,
+    settings: Settings,
+    job_dir: Path,
+    callbacks: Sequence[Any] = (),
+    *,
+    output_dir: Path | None = None,
+    resume_from: str | bool | None = None,
+) -> EncoderResult:
+    """Train ``config`` (an encoder task) and save the model into ``output_dir`` (default ``job_dir/model``).
+
+    ``callbacks``: Trainer callbacks (progress rows, cancel, TensorBoard; llmplay.training.callbacks). Checkpoints
+    go to ``job_dir/checkpoints``; ``resume_from`` (a checkpoint folder, or True for the last one there)
+    continues an interrupted job. Every check that needs data or the model runs before the first step and
+    raises an LlmplayError subclass with a message a user can act on.
+    """
+    import torch
+    from transformers import EarlyStoppingCallback, Trainer
+
+    if not config.is_encoder:
+        raise EncoderTrainingError(f"Task {config.task!r} is not an encoder task (classification, ner or mlm).")
+    job_dir = Path(job_dir)
+    output_dir = Path(output_dir) if output_dir else job_dir / "model"
+    data = load_encoder_data(config, settings)
+    base = resolve_encoder(config, settings)
+    if base.labels and base.labels != data.labels:
+        raise EncoderTrainingError(
+            f"Version {config.parent_version!r} predicts {', '.join(base.labels)}; this data has "
+            f"{', '.join(data.labels)}. Continue from a version with the same labels, or start from the base model."
+        )
+    model, tokenizer = build_model(config.task, base.folder, data.labels)
+    if config.method == "full":
+        freeze_lower_layers(model, config.freeze_layers)
+    else:
+        from peft import get_peft_model
+
+        model = get_peft_model(model, lora_config(model, config))
+    trainable, total = trainable_parameters(model)
+    train_set = _encode(config, tokenizer, data.train, data.labels)
+    val_set = _encode(config, tokenizer, data.validation, data.labels) if data.validation else None
+    notes = list(data.notes)
+    truncated = sum(r["truncated"] for r in train_set)
+    if truncated:
+        notes.append(f"{truncated} of {len(train_set)} training rows are longer than max_length and were truncated.")
+    args = _training_args(config, job_dir, has_validation=val_set is not None, rows=len(train_set))
+    extra = []
+    if config.early_stopping_patience and val_set is not None:
+        extra.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        data_collator=_collator(config.task, tokenizer, config.seed),
+        train_dataset=_Rows(train_set),
+        eval_dataset=_Rows(val_set) if val_set is not None else None,
+        processing_class=tokenizer,
+        compute_metrics=_metrics_fn(config.task, data.labels) if config.task != "mlm" else None,
+        preprocess_logits_for_metrics=_argmax if config.task != "mlm" else None,
+        callbacks=[*callbacks, *extra],
+    )
+    started = time.perf_counter()
+    if resume_from is True:
+        resume_from = last_checkpoint(job_dir)
+    trainer.train(resume_from_checkpoint=resume_from or None)
+    train_s = time.perf_counter() - started
+    state = trainer.state
+    completed = state.global_step >= state.max_steps or _stopped_early(trainer)
+    history = [_clean(h, config.task) for h in state.log_history if "eval_loss" in h]
+    metrics = {}
+    if completed:  # a cancelled job keeps its checkpoint (Resume) and saves no model
+        if val_set is not None:  # the last evaluation, unless training ended between two of them
+            last = history[-1] if history and history[-1].get("step") == state.global_step else None
+            metrics = last if last and not args.load_best_model_at_end else _clean(trainer.evaluate(), config.task)
+        final = trainer.model.merge_and_unload() if config.method != "full" else trainer.model
+        with torch.no_grad():
+            _save(final, tokenizer, output_dir, config, data, metrics)
+    return EncoderResult(
+        output_dir=output_dir,
+        kind=KIND[config.task],
+        task=config.task,
+        base_model=config.base_model,
+        labels=data.labels,
+        metrics=metrics,
+        history=history,
+        data_hash=data.data_hash,
+        row_ids=data.row_ids,
+        train_rows=len(data.train),
+        validation_rows=len(data.validation),
+        train_s=round(train_s, 2),
+        eval_s=round(sum(h.get("eval_runtime", 0.0) for h in state.log_history), 2),
+        steps=state.global_step,
+        completed=completed,
+        trainable_params=trainable,
+        total_params=total,
+        notes=notes,
+    )
+
+
+def last_checkpoint(job_dir: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = Path(job_dir) / "checkpoints"
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+# ---- data -----------------------------------------------------------------------------------------------------
+
+
+class _Rows:
+    """A list of tokenized rows as a map-style dataset (the Trainer needs only len and indexing)."""
+
+    def __init__(self, rows: list[dict]):
+        self.rows = [{k: v for k, v in r.items() if k != "truncated"} for r in rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.rows[i]
+
+
+def _encode(config: TrainConfig, tokenizer, rows: list[dict], labels: list[str]) -> list[dict]:
+    """Token ids (and labels) per row, cut at ``max_length``; ``truncated`` marks rows that lost tokens."""
+    index = {label: i for i, label in enumerate(labels)}
+    out = []
+    for row in rows:
+        if config.task == "ner":
+            enc = tokenizer(row["tokens"], is_split_into_words=True, truncation=True, max_length=config.max_length)
+            words = [w for w in enc.word_ids() if w is not None]
+            item = {**enc, "labels": align_labels(enc.word_ids(), row["tags"], index)}
+            item["truncated"] = (words[-1] if words else -1) < len(row["tokens"]) - 1
+        else:
+            enc = tokenizer(row["text"])
+            item = {**enc, "truncated": len(enc["input_ids"]) > config.max_length}
+            if item["truncated"]:
+                item.update(tokenizer(row["text"], truncation=True, max_length=config.max_length))
+            if config.task == "classification":
+                item["labels"] = index[row["label"]]
+        out.append(item)
+    return out
+
+
+def align_labels(word_ids: list[int | None], tags: list[str], index: dict[str, int]) -> list[int]:
+    """One label per sub-token: the word's tag on its first sub-token, -100 on the rest and on special tokens."""
+    labels, previous = [], None
+    for word in word_ids:
+        labels.append(-100 if word is None or word == previous else index[tags[word]])
+        previous = word
+    return labels
+
+
+def _collator(task: str, tokenizer, seed: int):
+    from transformers import (
+        DataCollatorForLanguageModeling,
+        DataCollatorForTokenClassification,
+        DataCollatorWithPadding,
+    )
+
+    if task == "ner":
+        return DataCollatorForTokenClassification(tokenizer)
+    if task == "mlm":
+        return DataCollatorForLanguageModeling(tokenizer, mlm_probability=MLM_PROBABILITY, seed=seed)
+    return DataCollatorWithPadding(tokenizer)
+
+
+# ---- training arguments and metrics ----------------------------------------------------------------------------
+
+
+def use_bf16(setting: str) -> bool:
+    import torch
+
+    from llmplay.models.loader import cpu_supports_bf16
+
+    value = str(setting).lower()
+    if value == "auto":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported() or cpu_supports_bf16()
+    return value == "true"
+
+
+def _training_args(config: TrainConfig, job_dir: Path, has_validation: bool, rows: int):
+    import torch
+    from transformers import TrainingArguments
+
+    per_epoch = "steps" if config.eval_steps else "epoch"
+    save = "steps" if config.save_steps else "epoch"
+    if config.early_stopping_patience and has_validation:
+        save = per_epoch  # keeping the best model needs a checkpoint at every evaluation
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return TrainingArguments(
+        output_dir=str(job_dir / "checkpoints"),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=max(config.batch_size, 32),
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps
+        weight_decay=config.weight_decay,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        seed=config.seed,
+        bf16=use_bf16(config.bf16),
+        use_cpu=not torch.cuda.is_available(),
+        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
+        activation_checkpointing=config.gradient_checkpointing or None,
+        # Sentences differ a lot in length: batches of similar lengths waste little on padding ("pack" has
+        # no meaning for an encoder's independent rows, so it means the same here).
+        train_sampling_strategy="random" if config.padding == "pad" else "group_by_length",
+        eval_strategy=per_epoch if has_validation else "no",
+        eval_steps=config.eval_steps or None,
+        save_strategy=save,
+        save_steps=config.save_steps or 500,
+        save_total_limit=2,
+        load_best_model_at_end=bool(config.early_stopping_patience and has_validation),
+        metric_for_best_model="eval_loss" if config.early_stopping_patience and has_validation else None,
+        greater_is_better=False if config.early_stopping_patience and has_validation else None,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        include_num_input_tokens_seen="non_padding",  # tokens/s in the progress rows counts real tokens
+        report_to=list(config.report_to) or "none",
+        disable_tqdm=True,  # the log file gets the progress rows' lines, not carriage-return bars
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )
+
+
+def _argmax(logits, labels):
+    return logits.argmax(dim=-1)
+
+
+def _metrics_fn(task: str, labels: list[str]):
+    from llmplay.evaluation.metrics.scoring import macro_f1
+
+    def classification(prediction) -> dict[str, float]:
+        preds = [labels[int(p)] for p in prediction.predictions]
+        refs = [labels[int(r)] for r in prediction.label_ids]
+        accuracy = sum(p == r for p, r in zip(preds, refs)) / len(refs) if refs else 0.0
+        return {"accuracy": accuracy, "macro_f1": macro_f1(preds, refs, labels=labels)["macro_f1"]}
+
+    def ner(prediction) -> dict[str, float]:
+        from seqeval.metrics import f1_score, precision_score, recall_score
+
+        preds, refs = decode_tags(prediction.predictions, prediction.label_ids, labels)
+        return {
+            "entity_f1": f1_score(refs, preds, zero_division=0),
+            "entity_precision": precision_score(refs, preds, zero_division=0),
+            "entity_recall": recall_score(refs, preds, zero_division=0),
+        }
+
+    return ner if task == "ner" else classification
+
+
+def decode_tags(predictions, label_ids, labels: list[str]) -> tuple[list[list[str]], list[list[str]]]:
+    """Per row, the predicted and gold tags at the labelled positions (each word's first sub-token)."""
+    preds, refs = [], []
+    for pred_row, label_row in zip(predictions, label_ids):
+        keep = [(int(p), int(g)) for p, g in zip(pred_row, label_row) if g != -100]
+        preds.append([labels[p] if 0 <= p < len(labels) else "O" for p, _ in keep])
+        refs.append([labels[g] for _, g in keep])
+    return preds, refs
+
+
+def _clean(logs: dict, task: str) -> dict:
+    """Trainer metrics without the ``eval_`` prefix and the runtime counters; rounded for storing."""
+    out = {}
+    for key, value in logs.items():
+        name = key.removeprefix("eval_")
+        if name in ("runtime", "samples_per_second", "steps_per_second") or not isinstance(value, int | float):
+            continue
+        out[name] = round(float(value), 6)
+    if task == "mlm" and "loss" in out:
+        out["perplexity"] = round(math.exp(min(out["loss"], 50)), 4)
+    return out
+
+
+def _stopped_early(trainer) -> bool:
+    from transformers import EarlyStoppingCallback
+
+    return any(
+        isinstance(cb, EarlyStoppingCallback) and cb.early_stopping_patience_counter >= cb.early_stopping_patience
+        for cb in trainer.callback_handler.callbacks
+    )
+
+
+def _save(model, tokenizer, output_dir: Path, config: TrainConfig, data: EncoderData, metrics: dict) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(output_dir), safe_serialization=True)
+    tokenizer.save_pretrained(str(output_dir))
+    meta = {
+        "task": config.task,
+        "kind": KIND[config.task],
+        "base_model": config.base_model,
+        "method": config.method,
+        "labels": data.labels,
+        "max_length": config.max_length,
+        "validation_metrics": metrics,
+        "data_hash": data.data_hash,
+    }
+    (output_dir / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")

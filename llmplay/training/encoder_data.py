@@ -1,0 +1,335 @@
+"""Rows for encoder jobs: labelled sentences (classification), tagged tokens (NER), raw text (masked LM).
+
+Sources (``DataConfig.source``): a saved evaluation dataset (or ``builtin:<sample>``), an uploaded file
+(CSV / JSONL / ... through the evaluation reader, a CoNLL file, or plain text for masked LM) and inline rows.
+NER tags are normalised to BIO (IOB2): CoNLL-2003 ships IOB1, where an entity starts with ``I-``. Rows that
+carry a document id (CoNLL ``-DOCSTART-``, a ``doc`` column) are split by document, so sentences of one news
+story never sit on both sides of the split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmplay.settings import Settings
+from llmplay.training.config import DataConfig, TrainConfig
+from llmplay.training.data_sources import TrainDataError, dataset_table
+
+DOC_COLUMNS = ("doc", "document", "doc_id")
+TOKEN_COLUMNS = ("tokens", "words")
+TAG_COLUMNS = ("tags_iob2", "tags", "ner_tags", "labels")
+TEXT_COLUMNS = ("text", "sentence", "message", "content")
+LABEL_COLUMNS = ("label", "labels", "intent", "sentiment", "reference")
+
+
+class EncoderDataError(TrainDataError):
+    """The training data for an encoder job is unusable; the message says what to fix."""
+
+
+@dataclass
+class EncoderData:
+    task: str
+    train: list[dict]  # classification {"text", "label"}, ner {"tokens", "tags"}, mlm {"text"}; each has "id"
+    validation: list[dict]
+    labels: list[str]  # class names, or the BIO tag set (O first); empty for mlm
+    source: str  # what the rows came from, for the job's log
+    notes: list[str] = field(default_factory=list)  # things the user should know (rows dropped, ...)
+
+    @property
+    def row_ids(self) -> list:
+        return [r["id"] for r in self.train]
+
+    @property
+    def data_hash(self) -> str:
+        """sha256 of the training and validation rows and the label set: identical data, identical hash."""
+        payload = {"train": self.train, "validation": self.validation, "labels": self.labels, "task": self.task}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def load_encoder_data(config: TrainConfig, settings: Settings) -> EncoderData:
+    """The job's rows, labels and seeded split; EncoderDataError for anything a user must fix first."""
+    d = config.data
+    raw, source = _raw_rows(d, settings, config.task)
+    rows, notes = _normalise(config.task, raw, d, source)
+    if not rows:
+        raise EncoderDataError(f"{source} has no usable rows for task {config.task!r}.")
+    if d.max_rows and len(rows) > d.max_rows:
+        rows = sorted(random.Random(config.seed).sample(rows, d.max_rows), key=lambda r: r["id"])
+    if d.validation_dataset:
+        val_config = DataConfig(**{**vars(d), "source": "dataset", "dataset": d.validation_dataset})
+        val_raw, val_source = _raw_rows(val_config, settings, config.task)
+        validation, more = _normalise(config.task, val_raw, d, val_source)
+        train, notes = rows, notes + more
+    else:
+        train, validation = split_rows(rows, d.validation_fraction, config.seed)
+    if not train:
+        raise EncoderDataError(f"{source}: no rows are left for training after the validation split.")
+    labels = _label_set(config.task, train + validation, d.labels, source)
+    return EncoderData(config.task, train, validation, labels, source, notes)
+
+
+def split_rows(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """Seeded train/validation split; by document when rows carry one (``doc``), else by row."""
+    if fraction <= 0 or len(rows) < 2:
+        return list(rows), []
+    docs = list(dict.fromkeys(r.get("doc") for r in rows))
+    if len(docs) > 1 and None not in docs:
+        random.Random(seed).shuffle(docs)
+        held = set(docs[: max(1, round(len(docs) * fraction))])
+        return [r for r in rows if r["doc"] not in held], [r for r in rows if r["doc"] in held]
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    held = set(order[: max(1, round(len(rows) * fraction))])
+    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]
+
+
+# ---- reading sources ------------------------------------------------------------------------------------
+
+
+def _raw_rows(d: DataConfig, settings: Settings, task: str) -> tuple[list[dict], str]:
+    """(rows as dicts, a name for messages). Dataset rows also get the mapping's text/label columns."""
+    if d.source == "rows":
+        return [dict(r) for r in d.rows or []], "the inline rows"
+    if d.source == "dataset":
+        return _dataset_rows(d, settings)
+    if d.source == "file":
+        return _file_rows(d, settings, task)
+    raise EncoderDataError(
+        f"Encoder jobs read a dataset, a file or inline rows; data.source {d.source!r} is for causal-LM jobs."
+    )
+
+
+def _dataset_rows(d: DataConfig, settings: Settings) -> tuple[list[dict], str]:
+    name = d.dataset or ""
+    df, mapping = dataset_table(settings, name)
+    rows = [dict(zip(df.columns, r)) for r in df.itertuples(index=False, name=None)]
+    # The mapping says which column is the input ("text" variable first) and which the reference.
+    variables = mapping.variables
+    text = variables.get("text") or next(iter(variables.values()), None)
+    hints = {"_text_column": text, "_label_column": mapping.reference}
+    return [{**r, **hints} for r in rows], f"dataset {name!r}"
+
+
+def _file_rows(d: DataConfig, settings: Settings, task: str) -> tuple[list[dict], str]:
+    from llmplay.evaluation.datasets import FORMATS, DatasetError, read_table
+
+    path = Path(d.file or "").expanduser()
+    source = f"file {path.name!r}"
+    if not path.is_file():
+        raise EncoderDataError(f"Training file {str(path)!r} does not exist.")
+    fmt = d.format
+    if fmt == "auto":  # CoNLL files usually have no known suffix (eng.train, eng.testb); plain text for MLM
+        fmt = "table" if path.suffix.lower() in FORMATS else "conll" if task == "ner" else "text"
+    if fmt == "conll":
+        return read_conll(path), source
+    if fmt == "text":
+        return _text_file(path), source
+    try:
+        table = read_table(path, settings)
+    except DatasetError as exc:
+        raise EncoderDataError(str(exc)) from None
+    return [dict(zip(table.df.columns, r)) for r in table.df.itertuples(index=False, name=None)], source
+
+
+def read_conll(path: Path) -> list[dict]:
+    """Sentences of a CoNLL file: first column the token, last column the NER tag; blank lines end a
+    sentence, ``-DOCSTART-`` lines start a document (its number is each sentence's ``doc``)."""
+    rows: list[dict] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    has_docs = False
+    doc = 0
+
+    def flush() -> None:
+        if tokens:
+            rows.append({"tokens": list(tokens), "tags": list(tags), "doc": doc})
+            tokens.clear()
+            tags.clear()
+
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            flush()
+        elif parts[0] == "-DOCSTART-":
+            flush()
+            if has_docs or rows:
+                doc += 1
+            has_docs = True
+        elif len(parts) < 2:
+            raise EncoderDataError(
+                f"{path.name} line {number}: expected 'token ... tag' (CoNLL columns); got {line[:60]!r}."
+            )
+        else:
+            tokens.append(parts[0])
+            tags.append(parts[-1])
+    flush()
+    if not has_docs:
+        for row in rows:
+            row.pop("doc")
+    # Empty documents (two -DOCSTART- in a row, or one at the very end) leave gaps: renumber densely.
+    numbers = {n: i for i, n in enumerate(dict.fromkeys(r["doc"] for r in rows if "doc" in r))}
+    for row in rows:
+        if "doc" in row:
+            row["doc"] = numbers[row["doc"]]
+    return rows
+
+
+def _text_file(path: Path) -> list[dict]:
+    """Plain text for masked LM: one row per non-empty line."""
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return [{"text": line.strip()} for line in lines if line.strip()]
+
+
+# ---- normalising rows ------------------------------------------------------------------------------------
+
+
+def _normalise(task: str, raw: list[dict], d: DataConfig, source: str) -> tuple[list[dict], list[str]]:
+    if not raw:
+        raise EncoderDataError(f"{source} is empty: give at least a few labelled rows.")
+    if task == "ner":
+        return _ner_rows(raw, d, source)
+    return _text_rows(task, raw, d, source)
+
+
+def _pick(row: dict, wanted: str | None, hint: str | None, fallbacks: tuple[str, ...]) -> str | None:
+    if wanted:
+        return wanted
+    if hint:
+        return hint
+    return next((c for c in fallbacks if c in row), None)
+
+
+def _columns(row: dict) -> str:
+    return ", ".join(str(c) for c in row if not str(c).startswith("_")) or "(none)"
+
+
+def _text_rows(task: str, raw: list[dict], d: DataConfig, source: str) -> tuple[list[dict], list[str]]:
+    first = raw[0]
+    text_col = _pick(first, d.text_column, first.get("_text_column"), TEXT_COLUMNS)
+    if text_col is None or text_col not in first:
+        raise EncoderDataError(
+            f"{source} has no text column{f' {text_col!r}' if text_col else ''}: set data.text_column to one "
+            f"of its columns ({_columns(first)})."
+        )
+    label_col = None
+    if task == "classification":
+        label_col = _pick(first, d.label_column, first.get("_label_column"), LABEL_COLUMNS)
+        if label_col is None or label_col not in first:
+            raise EncoderDataError(
+                f"{source} has no label column{f' {label_col!r}' if label_col else ''}: set data.label_column "
+                f"to one of its columns ({_columns(first)})."
+            )
+    rows, skipped = [], 0
+    for i, r in enumerate(raw):
+        text = str(r.get(text_col) or "").strip()
+        label = str(r.get(label_col) or "").strip() if label_col else None
+        if not text or (label_col and not label):
+            skipped += 1
+            continue
+        row = {"id": i, "text": text}
+        if label_col:
+            row["label"] = label
+        if r.get("doc") not in (None, ""):
+            row["doc"] = r["doc"]
+        rows.append(row)
+    notes = [f"{skipped} row(s) with an empty text or label were skipped."] if skipped else []
+    return rows, notes
+
+
+def _ner_rows(raw: list[dict], d: DataConfig, source: str) -> tuple[list[dict], list[str]]:
+    first = raw[0]
+    token_col = _pick(first, d.text_column, None, TOKEN_COLUMNS)
+    text_hint = first.get("_text_column")
+    if token_col is None and text_hint in first:
+        token_col = text_hint  # a saved dataset's text column: tokens separated by spaces
+    tag_col = _pick(first, d.label_column, first.get("_label_column"), TAG_COLUMNS)
+    missing = [what for what, col in (("tokens", token_col), ("tags", tag_col)) if col is None or col not in first]
+    if missing:
+        raise EncoderDataError(
+            f"{source} has no {' and no '.join(missing)} column: NER rows need a list of tokens and one BIO tag "
+            f"per token (set data.text_column / data.label_column; columns: {_columns(first)})."
+        )
+    doc_col = next((c for c in DOC_COLUMNS if c in first), None)
+    rows, skipped = [], 0
+    for i, r in enumerate(raw):
+        tokens, tags = _as_list(r.get(token_col)), _as_list(r.get(tag_col))
+        if not tokens:
+            skipped += 1
+            continue
+        if len(tokens) != len(tags):
+            raise EncoderDataError(
+                f"{source} row {i + 1}: {len(tokens)} tokens but {len(tags)} tags; give one tag per token."
+            )
+        row = {"id": i, "tokens": tokens, "tags": to_bio(tags)}
+        if doc_col and r.get(doc_col) not in (None, ""):
+            row["doc"] = r[doc_col]
+        rows.append(row)
+    notes = [f"{skipped} row(s) without tokens were skipped."] if skipped else []
+    return rows, notes
+
+
+def _as_list(value: Any) -> list[str]:
+    """A list cell: a list, a JSON list as text, or items separated by spaces."""
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    text = str(value or "").strip()
+    if text.startswith("["):
+        try:
+            return [str(v) for v in json.loads(text)]
+        except json.JSONDecodeError:
+            pass
+    return text.split()
+
+
+def to_bio(tags: list[str]) -> list[str]:
+    """IOB1 or BIO tags as BIO: an ``I-X`` that does not continue an ``X`` entity starts one (``B-X``)."""
+    out, previous = [], "O"
+    for tag in tags:
+        tag = tag.strip() or "O"
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        out.append(tag)
+        previous = tag
+    return out
+
+
+def _label_set(task: str, rows: list[dict], declared: list[str] | None, source: str) -> list[str]:
+    if task == "mlm":
+        return []
+    if task == "classification":
+        found = sorted({r["label"] for r in rows})
+        labels = list(declared) if declared else found
+        unknown = sorted(set(found) - set(labels))
+        if unknown:
+            raise EncoderDataError(
+                f"{source} has label(s) not in data.labels: {', '.join(unknown[:10])}"
+                f"{' and more' if len(unknown) > 10 else ''}. Add them to data.labels or fix the rows."
+            )
+        if len(labels) < 2:
+            raise EncoderDataError(f"{source} has only the label {labels!r}: a classifier needs at least two.")
+        return labels
+    for row in rows:
+        bad = [t for t in row["tags"] if t != "O" and not (t[:2] in ("B-", "I-") and len(t) > 2)]
+        if bad:
+            raise EncoderDataError(f"{source} row {row['id'] + 1}: tag {bad[0]!r} is not BIO (O, B-TYPE or I-TYPE).")
+    found_types = sorted({t[2:] for r in rows for t in r["tags"] if t != "O"})
+    types = _declared_types(declared) if declared else found_types
+    unknown = sorted(set(found_types) - set(types))
+    if unknown:
+        raise EncoderDataError(
+            f"{source} has entity type(s) not in data.labels: {', '.join(unknown)}. Add them or fix the tags."
+        )
+    if not types:
+        raise EncoderDataError(f"{source} has no entities at all (every tag is O): nothing to learn.")
+    return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+
+
+def _declared_types(declared: list[str]) -> list[str]:
+    """data.labels for NER: entity types (PER, ORG) or full tags (O, B-PER, I-PER) - both mean the types."""
+    types = [lab[2:] if lab[:2] in ("B-", "I-") else lab for lab in declared if lab != "O"]
+    return list(dict.fromkeys(types))
