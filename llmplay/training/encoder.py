@@ -101,6 +101,10 @@ def train_encoder(
             f"Version {config.parent_version!r} predicts {', '.join(base.labels)}; this data has "
             f"{', '.join(data.labels)}. Continue from a version with the same labels, or start from the base model."
         )
+    if config.freeze_layers and config.method != "full":
+        raise EncoderTrainingError(
+            "freeze_layers applies to method full; with LoRA the encoder is frozen already (set it to 0)."
+        )
     model, tokenizer = build_model(config.task, base.folder, data.labels)
     if config.method == "full":
         freeze_lower_layers(model, config.freeze_layers)
@@ -115,7 +119,7 @@ def train_encoder(
     truncated = sum(r["truncated"] for r in train_set)
     if truncated:
         notes.append(f"{truncated} of {len(train_set)} training rows are longer than max_length and were truncated.")
-    args = _training_args(config, job_dir, has_validation=val_set is not None, rows=len(train_set))
+    args = _training_args(config, job_dir, has_validation=val_set is not None)
     extra = []
     if config.early_stopping_patience and val_set is not None:
         extra.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
@@ -165,6 +169,66 @@ def train_encoder(
         trainable_params=trainable,
         total_params=total,
         notes=notes,
+    )
+
+
+def encoder_preview(config: TrainConfig, settings: Settings, n: int = 3):
+    """What an encoder job would train on, before it starts (the Train tab's preview; ``data.DataPreview``):
+    a few rows with the trained part (label, tags) marked, token lengths, rows cut at max_length, split sizes."""
+    from transformers import AutoTokenizer
+
+    from llmplay.training.data import TRAINED_MARKERS, DataPreview, PreviewExample
+
+    data = load_encoder_data(config, settings)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(config, settings).folder)
+    rows = data.train + data.validation
+    if config.task == "ner":
+        lengths = [len(tokenizer(r["tokens"], is_split_into_words=True)["input_ids"]) for r in rows]
+    else:
+        lengths = [len(tokenizer(r["text"])["input_ids"]) for r in rows]
+    examples = []
+    for row, length in list(zip(rows, lengths))[:n]:
+        if config.task == "ner":
+            segments = [
+                part
+                for word, tag in zip(row["tokens"], row["tags"])
+                for part in ({"text": word + " ", "trained": False}, {"text": tag + " ", "trained": True})
+                if tag != "O" or not part["trained"]
+            ]
+        else:
+            segments = [{"text": row["text"], "trained": False}]
+            if config.task == "classification":
+                segments.append({"text": f" -> {row['label']}", "trained": True})
+        text = "".join(
+            f"{TRAINED_MARKERS[0]}{s['text']}{TRAINED_MARKERS[1]}" if s["trained"] else s["text"] for s in segments
+        )
+        examples.append(PreviewExample(row["id"], segments, text, length, length > config.max_length))
+    truncated = sum(length > config.max_length for length in lengths)
+    warnings = list(data.notes)
+    if truncated:
+        warnings.append(
+            f"{truncated} of {len(rows)} rows are longer than max_length={config.max_length} tokens and will be "
+            "truncated (NER: the words past it are not trained); raise max_length to keep them whole."
+        )
+    if not data.validation:
+        warnings.append("No validation rows: per-epoch metrics and early stopping need data.validation_fraction > 0.")
+    ordered = sorted(lengths)
+    stats = {"min": 0, "median": 0, "p95": 0, "max": 0}
+    if ordered:
+        p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+        stats = {"min": ordered[0], "median": ordered[len(ordered) // 2], "p95": p95, "max": ordered[-1]}
+    return DataPreview(
+        examples=examples,
+        rows=len(rows),
+        train_rows=len(data.train),
+        validation_rows=len(data.validation),
+        token_stats=stats,
+        truncated=truncated,
+        max_length=config.max_length,
+        format=config.task,
+        source=data.source,
+        data_hash=data.data_hash,
+        warnings=warnings,
     )
 
 
@@ -249,7 +313,7 @@ def use_bf16(setting: str) -> bool:
     return value == "true"
 
 
-def _training_args(config: TrainConfig, job_dir: Path, has_validation: bool, rows: int):
+def _training_args(config: TrainConfig, job_dir: Path, has_validation: bool):
     import torch
     from transformers import TrainingArguments
 

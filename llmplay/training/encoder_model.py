@@ -47,7 +47,14 @@ def resolve_encoder(config: TrainConfig, settings: Settings) -> EncoderBase:
                 f"Version {parent.label!r} was trained from {parent.base_model!r}, not {config.base_model!r}: "
                 f"set base_model to {parent.base_model!r} or start from the base model."
             )
-        return EncoderBase(parent.path, _folder_labels(parent.path) if config.task != "mlm" else None)
+        wanted = {"classification": "classifier", "ner": "tagger"}.get(config.task)
+        if parent.kind not in (wanted, "encoder"):
+            fits = f"a {wanted} version or a masked-LM (encoder) version" if wanted else "a masked-LM (encoder) version"
+            raise EncoderModelError(
+                f"Version {parent.label!r} is a {parent.kind}; task {config.task!r} continues {fits}."
+            )
+        # A classifier / tagger keeps its head (same labels); a masked-LM version gets a fresh head.
+        return EncoderBase(parent.path, _folder_labels(parent.path) if parent.kind == wanted else None)
     try:
         spec = Catalog(settings.models_file).get(config.base_model)
     except UnknownModelError:

@@ -18,7 +18,8 @@ from llmplay.errors import LlmplayError
 from llmplay.store import connect
 from llmplay.training.records import now
 
-KINDS = ("adapter", "classifier", "tagger")
+# encoder: a masked-LM domain-adapted encoder (task mlm), a starting point for later classifier / tagger jobs
+KINDS = ("adapter", "classifier", "tagger", "encoder")
 _LABEL_RE = re.compile(
     r"^(?:(?P<base>[A-Za-z0-9][A-Za-z0-9._-]*) \+ )?(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*) v(?P<v>\d{1,9})$"
 )

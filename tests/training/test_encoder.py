@@ -16,6 +16,7 @@ from seqeval.metrics import f1_score
 
 from llmplay.engine import Engine, GenerationRequest
 from llmplay.errors import LlmplayError
+from llmplay.training import registry
 from llmplay.training.config import TrainConfig
 from llmplay.training.encoder import train_encoder
 from llmplay.training.encoder_data import (
@@ -148,6 +149,29 @@ def test_a_saved_dataset_gives_text_and_label_through_its_mapping(settings):
     assert len(data.train) + len(data.validation) == 12 and data.validation
 
 
+def test_preview_marks_what_is_trained_and_counts_rows_past_max_length(settings):
+    from llmplay.training.encoder import encoder_preview
+
+    long = "Profits rose again " * 30
+    rows = [{"text": "Sales fell.", "label": "negative"}, {"text": long, "label": "positive"}] * 3
+    config = _config(task="classification", max_length=16, data={"source": "rows", "rows": rows})
+    preview = encoder_preview(config, settings)
+    assert preview.truncated == 3 and any("max_length=16" in w for w in preview.warnings)
+    assert preview.token_stats["max"] > 16 and preview.train_rows + preview.validation_rows == 6
+    sales = next(e for e in preview.examples if e.text.startswith("Sales"))
+    assert sales.segments == [{"text": "Sales fell.", "trained": False}, {"text": " -> negative", "trained": True}]
+    assert sales.text == "Sales fell.⟦ -> negative⟧"
+    tags = [
+        {"tokens": ["Peter", "met", "EU", "officials"], "tags": ["B-PER", "O", "B-ORG", "O"], "doc": d}
+        for d in range(4)
+    ]
+    ner = encoder_preview(
+        _config(task="ner", data={"source": "rows", "rows": tags, "validation_fraction": 0.25}), settings
+    )
+    assert ner.examples[0].text == "Peter ⟦B-PER ⟧met EU ⟦B-ORG ⟧officials "
+    assert ner.train_rows == 3 and ner.validation_rows == 1 and ner.truncated == 0
+
+
 # ---- model checks before training ------------------------------------------------------------------------------
 
 
@@ -161,10 +185,15 @@ def test_bad_settings_that_need_the_model_fail_before_training(settings, tmp_pat
         return str(err.value)
 
     assert "only 6 layers" in problem(method="full", freeze_layers=7)
+    assert "method full" in problem(method="lora", freeze_layers=2)
     msg = problem(method="lora", target_modules=["q_proj", "value"])
     assert "q_proj" in msg and "query" in msg and "dense" in msg
     assert "chat model" in problem(base_model="smollm2-135m-instruct")
     assert "No trained version" in problem(parent_version="nothing v1")
+    registry.register(settings.db_path, name="ner-x", base_model=ENCODER, kind="tagger", path=tmp_path)
+    assert "is a tagger" in problem(parent_version="ner-x v1")
+    registry.register(settings.db_path, name="other", base_model="bert-base-cased", kind="classifier", path=tmp_path)
+    assert "trained from 'bert-base-cased'" in problem(parent_version="other v1")
     assert not (tmp_path / "job" / "model").exists()  # nothing was trained or saved
 
 
@@ -330,6 +359,16 @@ def test_masked_lm_continued_pretraining_runs_and_saves_an_encoder(session_setti
     assert result.metrics["perplexity"] > 1
     meta = json.loads((result.output_dir / "llmplay_encoder.json").read_text())
     assert meta["task"] == "mlm" and meta["base_model"] == ENCODER
+    # The domain-adapted encoder is a version a classifier job continues from, with a fresh head.
+    version = registry.register(
+        session_settings.db_path, name="fin-mlm", base_model=ENCODER, kind="encoder", path=result.output_dir
+    )
+    rows = [{"text": "Profit rose.", "label": "positive"}, {"text": "Sales fell.", "label": "negative"}] * 4
+    follow = _config(
+        task="classification", parent_version=version.label, data={"source": "rows", "rows": rows}, max_steps=1
+    )
+    assert resolve_encoder(follow, session_settings).folder == str(result.output_dir)
+    assert train_encoder(follow, session_settings, tmp_path / "follow").completed
 
 
 @needs_shared
