@@ -161,3 +161,18 @@ def test_a_registered_classifier_version_answers_by_its_label(heads, settings):
     assert isinstance(engine.provider("fpb-cls v1"), EncoderProvider)
     [result] = engine.generate("fpb-cls v1", ["Net sales doubled."])
     assert result.text == "positive" and result.model == "fpb-cls v1"
+
+
+def test_a_template_hands_an_encoder_its_text_variable_not_the_instruction():
+    from llmplay.templates.model import parse_template
+    from llmplay.templates.render import build_request
+    from tests.conftest import ROOT
+
+    def template(name: str):
+        return parse_template((ROOT / "prompts" / f"{name}.yaml").read_text(encoding="utf-8"), name)
+
+    request, messages = build_request(template("financial-sentiment"), "classifier", {"text": "Profit rose."})
+    assert request.prompt == "Profit rose." and request.messages is None
+    assert "Profit rose." in messages[-1]["content"] and len(messages[-1]["content"]) > 40  # the full render
+    request, _ = build_request(template("intent-detection"), "tagger", {"message": "I lost my card"})
+    assert request.prompt == "I lost my card"  # no "text" variable: the first required one
