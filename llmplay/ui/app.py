@@ -18,8 +18,10 @@ from llmplay.tempfiles import claim_upload_dir, exports_dir
 from llmplay.ui.arena_tab import build_arena_tab, build_leaderboard_tab
 from llmplay.ui.compare_tab import CompareHandle, build_compare_tab
 from llmplay.ui.evaluate_tab import EvaluateHandle, build_evaluate_tab
+from llmplay.ui.models_panel import model_pickers, refresh_model_pickers
 from llmplay.ui.playground import build_playground
 from llmplay.ui.templates_tab import build_templates_tab
+from llmplay.ui.train_tab import build_train_tab
 
 TITLE = "llmplay"
 log = logging.getLogger(__name__)
@@ -60,9 +62,14 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
                 build_arena_tab(engine, demo, prompts_dir)
             with gr.Tab("Leaderboard", id="leaderboard"):
                 build_leaderboard_tab(engine, demo, prompts_dir)
-            # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order:
-            # Fine-tune, Feedback.
+            with gr.Tab("Train", id="train"):
+                train = build_train_tab(engine, demo, prompts_dir, eval_runner=evaluate.tab.runner)
+            # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order: Feedback.
         _wire_open_in_compare(evaluate, compare, tabs)
+        # Trained versions join every model picker as soon as a job registers them: on page load, on switching
+        # tabs, and when the Train tab sees a job finish.
+        pickers = model_pickers(demo, engine, exclude=train.pickers)
+        refresh_model_pickers(engine, pickers, demo.load, tabs.change, train.versions_changed.change)
     return demo
 
 

@@ -78,10 +78,11 @@ from llmplay.compare import Column, ColumnConfig, request_from_messages, stream_
 from llmplay.engine import Engine, GenerationParams, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.models import sources
+from llmplay.models.catalog import is_version_label
 from llmplay.store import connect
 from llmplay.templates import Template, TemplateLibrary, build_messages, build_request
 from llmplay.ui import fields
-from llmplay.ui.models_panel import generative_names
+from llmplay.ui.models_panel import TEXT_KINDS, generative_names, offer_kinds
 from llmplay.ui.playground import format_error, parse_params
 from llmplay.ui.templates_tab import parse_values, template_choices
 
@@ -97,7 +98,10 @@ DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 # ---- plain helpers (no gradio state) --------------------------------------------------------------
 def parse_contestant(entry: str) -> Contestant:
-    """``"model"`` or ``"model+adapter folder"``: model names never contain '+', so the split is unambiguous."""
+    """``"model"``, a trained version's label (``"base + name vN"``) or ``"model+adapter folder"``: model names
+    never contain '+', so the split is unambiguous."""
+    if is_version_label((entry or "").strip()):
+        return Contestant(entry.strip(), None)
     model, _, adapter = (entry or "").strip().partition("+")
     return Contestant(model.strip(), adapter.strip() or None)
 
@@ -420,8 +424,8 @@ class ArenaTab:
 
 # ---- layout: Arena ----------------------------------------------------------------------------------
 def _pool_dropdown(engine: Engine, selected: list[str] | None) -> gr.Dropdown:
-    names = generative_names(engine)
-    kept = [m for m in selected or [] if m.partition("+")[0] in names]
+    names = generative_names(engine, TEXT_KINDS)
+    kept = [m for m in selected or [] if parse_contestant(m).model in names]
     return gr.Dropdown(choices=names, value=kept or names)
 
 
@@ -434,7 +438,7 @@ def build_arena_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | N
     """Lay out the Arena inside the current Blocks context and wire its events."""
     tab = ArenaTab(engine, TemplateLibrary.from_settings(engine.settings, folder=prompts_dir))
     limit = engine.settings.max_new_tokens_limit
-    names = generative_names(engine)
+    names = generative_names(engine, TEXT_KINDS)  # contestants write replies: no classifiers or taggers
     gr.Markdown(
         "Two anonymous models answer the same input. Vote for the better reply; the vote reveals who was who. "
         "Only votes cast before the reveal count towards the Leaderboard."
@@ -448,6 +452,7 @@ def build_arena_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | N
                 allow_custom_value=True,  # "model+adapter folder" entries; the engine reports unknown names
                 label="Pool (battles draw two of these; pairs whose order is least certain come up more often)",
             )
+            offer_kinds(pool, TEXT_KINDS)
             template = gr.Dropdown(tab.template_choices(), value="", label="Template", allow_custom_value=True)
             prompt = gr.Textbox(
                 label="Input", lines=3, max_lines=12, placeholder="Ask both models something", elem_id="arena-prompt"

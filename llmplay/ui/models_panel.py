@@ -33,9 +33,47 @@ LOCATION_HINTS = {
 }
 
 
-def generative_names(engine: Engine) -> list[str]:
-    """Models that can generate text (chat and base); encoders are for metrics only."""
-    return [spec.name for spec in engine.catalog.generative()]
+def generative_names(engine: Engine, kinds: tuple[str, ...] | None = None) -> list[str]:
+    """Models that answer a prompt: the catalog's chat and base models, then trained versions by label
+    (adapters on them, fine-tuned classifiers and taggers), read afresh so a version is offered as soon as its
+    job registers it. ``kinds`` keeps only those kinds. Encoders are for metrics only."""
+    specs = [*engine.catalog.generative(), *engine.catalog.versions()]
+    return [s.name for s in specs if s.kind != "encoder" and (kinds is None or s.kind in kinds)]
+
+
+TEXT_KINDS = ("chat", "base")  # models that write free-text replies (the Arena's contestants)
+_PICKER_KINDS: dict[int, tuple[str, ...]] = {}  # picker id -> the only kinds it offers (refresh keeps to them)
+
+
+def offer_kinds(picker: gr.Dropdown, kinds: tuple[str, ...]) -> gr.Dropdown:
+    """Mark ``picker`` as offering only ``kinds`` (e.g. TEXT_KINDS), so refreshes keep to them."""
+    _PICKER_KINDS[picker._id] = kinds
+    return picker
+
+
+def model_pickers(blocks: gr.Blocks, engine: Engine, exclude: tuple = ()) -> list[gr.Dropdown]:
+    """The dropdowns in ``blocks`` that offer the catalog's models: those whose choices hold every chat and
+    base model (so new tabs' pickers are found without registering them)."""
+    wanted = {s.name for s in engine.catalog.generative() if s.kind in ("chat", "base")}
+    found = []
+    for block in blocks.blocks.values():
+        if isinstance(block, gr.Dropdown) and block not in exclude:
+            values = {c[1] if isinstance(c, tuple) else c for c in block.choices or []}
+            if wanted and wanted <= values:
+                found.append(block)
+    return found
+
+
+def refresh_model_pickers(engine: Engine, pickers: list[gr.Dropdown], *events) -> None:
+    """On each of ``events`` (page load, tab switch, a finished job), give every picker the current models,
+    trained versions included; what a picker has selected stays selected."""
+
+    def fresh() -> list[gr.Dropdown]:
+        names = {kinds: generative_names(engine, kinds) for kinds in {_PICKER_KINDS.get(p._id) for p in pickers}}
+        return [gr.Dropdown(choices=names[_PICKER_KINDS.get(p._id)]) for p in pickers]
+
+    if pickers and events:  # /model_choices: every picker's current choices (tests check versions join them)
+        gr.on(list(events), fresh, None, pickers, api_name="model_choices", queue=False, show_progress="hidden")
 
 
 def default_model(engine: Engine) -> str | None:
