@@ -25,6 +25,7 @@ from llmplay.training.registry import ModelVersion
 
 log = logging.getLogger(__name__)
 
+BUILTIN_PREFIX = "builtin:"
 MERGEABLE = ("lora", "adalora", "dora")  # prompt tuning is a soft prompt (nothing to merge); encoders are whole
 
 
@@ -76,7 +77,8 @@ def heldout_dataset(settings: Settings, version: ModelVersion, dataset: str) -> 
     """The dataset to evaluate ``version`` on, and a note. When it is the dataset the version trained on, a saved
     copy without the training rows (``heldout-<name>-v<N>``), so the comparison is on rows it never saw."""
     data = (version.config or {}).get("data") or {}
-    if data.get("source") != "dataset" or data.get("dataset") != dataset:
+    bare = dataset.removeprefix(BUILTIN_PREFIX)  # a built-in sample and its installed copy have the same rows
+    if data.get("source") != "dataset" or str(data.get("dataset") or "").removeprefix(BUILTIN_PREFIX) != bare:
         return dataset, ""
     from llmplay.evaluation.datasets import DatasetError, save_dataset
     from llmplay.training.data_sources import dataset_table

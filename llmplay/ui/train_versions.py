@@ -25,6 +25,7 @@ import gradio as gr
 from llmplay.engine import Engine
 from llmplay.errors import LlmplayError
 from llmplay.evaluation.config import ColumnConfig, RunConfig
+from llmplay.evaluation.datasets import install_builtins
 from llmplay.evaluation.results import compare_columns, get_run, load_results, scoreboard
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.tempfiles import export_folder
@@ -147,6 +148,9 @@ class VersionsPanel:
                 base_model, model = version.base_model, version.label
             if not dataset or not template:
                 raise LlmplayError("Pick a dataset and a template to evaluate on.")
+            if dataset.startswith("builtin:"):  # evaluation runs read saved datasets: install the samples
+                install_builtins(self.settings)
+                dataset = dataset.removeprefix("builtin:")
             dataset, note = manage.heldout_dataset(self.settings, version, dataset)
             sample = int(rows) if rows not in (None, "", 0) and float(rows) > 0 else None
             columns = [ColumnConfig(template=template, model=model)]

@@ -8,6 +8,7 @@ runs the real entry on SmolLM2.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -207,3 +208,39 @@ def test_tail_reads_the_last_lines_and_the_last_state_of_a_progress_bar(tmp_path
     big = tmp_path / "big"
     big.write_text("x" * 100_000 + "\nend\n")
     assert tail(big, 5, max_bytes=1000) == "end"
+
+
+APP_SIDE = """
+import json, sys, time
+from pathlib import Path
+from llmplay.settings import Settings
+from llmplay.training.jobs import JobRunner
+
+def rss_mb():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
+settings = Settings(data_dir=Path(sys.argv[1]))
+runner = JobRunner(settings, entry=("-m", "tests.training.fake_entry"), poll_s=0.05)
+config = {"name": "mem", "base_model": "smollm2-135m-instruct", "max_steps": 25,
+          "data": {"source": "rows", "rows": [{"prompt": "a", "completion": "b"}]}}
+job = runner.submit(config)
+while (runner.get(job.id).step or 0) < 3:
+    time.sleep(0.05)
+before = rss_mb()
+runner.wait(job.id, timeout=60)
+print(json.dumps({"torch": "torch" in sys.modules, "before": before, "after": rss_mb(),
+                  "status": runner.get(job.id).status}))
+"""
+
+
+def test_the_app_side_never_imports_torch_and_does_not_grow_while_a_job_runs(settings):
+    done = subprocess.run(
+        [sys.executable, "-c", APP_SIDE, str(settings.data_dir)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == "done"
+    assert result["torch"] is False
+    assert result["after"] - result["before"] < 5, result  # MB: polling SQLite and the process holds nothing

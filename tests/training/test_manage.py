@@ -96,3 +96,35 @@ def test_evaluating_on_the_training_dataset_uses_only_its_held_out_rows(settings
     assert list(held.df["sentence"]) == ["s1", "s3", "s5", "s7", "s9"]
     assert held.mapping.reference == "label"
     assert manage.heldout_dataset(settings, version, "other") == ("other", "")
+
+
+@pytest.mark.slow
+def test_merge_writes_a_safetensors_folder_with_the_adapter_folded_in(settings, engine, tmp_path):
+    import os
+
+    import torch
+    from safetensors.torch import load_file
+
+    from llmplay.training.jobs import settings_env
+    from tests.models.test_trained import make_adapter
+
+    folder = make_adapter(engine, registry.versions_dir(settings.data_dir) / "merge-me" / "job-1")
+    version = register(settings, folder, name="merge-me")
+    out = manage.merged_dir(settings) / manage.slug(version.label)
+    env = {**os.environ, **settings_env(settings)}
+    manage.run_merge(version, out, tmp_path / "merge.log", env)
+    assert {"model.safetensors", "config.json", "tokenizer.json", "llmplay_version.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    merged = load_file(out / "model.safetensors")
+    base = engine.models.get(engine.catalog.get(CHAT_MODEL)).model.state_dict()
+    adapter = load_file(folder / "adapter_model.safetensors")
+    config = json.loads((folder / "adapter_config.json").read_text())
+    name = "model.layers.0.self_attn.q_proj.weight"
+    a = next(v for k, v in adapter.items() if "layers.0.self_attn.q_proj.lora_A" in k)
+    b = next(v for k, v in adapter.items() if "layers.0.self_attn.q_proj.lora_B" in k)
+    expected = base[name].float() + (b.float() @ a.float()) * (config["lora_alpha"] / config["r"])
+    assert torch.allclose(merged[name].float(), expected, atol=1e-5)
+    assert not torch.allclose(merged[name].float(), base[name].float())
+    with pytest.raises(VersionError, match="soft prompt"):
+        manage.run_merge(register(settings, folder, name="pt", method="prompt_tuning"), out, tmp_path / "l", env)

@@ -80,6 +80,18 @@ def test_a_finished_job_is_offered_by_name_everywhere_and_generates(client, engi
     _, tuned_scores = engine.choose(label, "Is 'great' good or bad? One word.", ["good", "bad"])
     assert [round(s.logprob, 3) for s in base_scores] != [round(s.logprob, 3) for s in tuned_scores]
 
+    # Evaluate it against its base: an evaluation run with both columns and the paired comparison.
+    started, run, _ = client.predict(label, "builtin:financial-sentiment", "financial-sentiment", 6,
+                                     api_name="/version_evaluate")  # fmt: skip
+    run_id = run["value"] if isinstance(run, dict) else run
+    assert f"Evaluation run #{run_id} started" in started, html.unescape(started)
+    deadline = time.monotonic() + 600
+    while (report := client.predict(run_id, api_name="/version_eval_poll")).startswith("⏳"):
+        assert time.monotonic() < deadline, report
+        time.sleep(1)
+    assert f"| {label}" in report or label in report, report
+    assert "version − base" in report and "| accuracy |" in report, report
+
     # Download it as a zip, then delete it: gone from every picker.
     path, note = client.predict(label, api_name="/version_zip")
     with zipfile.ZipFile(path) as archive:
