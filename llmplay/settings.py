@@ -52,6 +52,8 @@ class Settings:
     # Prompts decoded together. On 2 CPU cores, SmolLM2 fp32: 89 tok/s at 8, 141 at 16, 165 at 32.
     max_batch_size: int = 32
     upload_max_bytes: int = 50 * 1024 * 1024
+    # Training jobs that run at once; the rest wait in the queue. One: two jobs on a 2-core CPU only thrash.
+    training_slots: int = 1
     # The prompt-template library (YAML files). LLMPLAY_PROMPTS_DIR overrides it.
     prompts_dir: Path = Path("prompts")
     # Extra models (Hub ids, local folders, endpoints) a user added; YAML list. Defaults to <data_dir>/models.yaml.
@@ -68,7 +70,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise LlmplayError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}.")
-        for name in ("port", "max_input_chars", "max_new_tokens_limit", "max_batch_size", "upload_max_bytes"):
+        positive = ("port", "max_input_chars", "max_new_tokens_limit", "max_batch_size", "upload_max_bytes")
+        for name in (*positive, "training_slots"):
             if getattr(self, name) <= 0:
                 raise LlmplayError(f"Setting {name} must be positive; got {getattr(self, name)}.")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
@@ -113,6 +116,7 @@ class Settings:
             "max_new_tokens_limit": _env_int("LLMPLAY_MAX_NEW_TOKENS", cls.max_new_tokens_limit),
             "max_batch_size": _env_int("LLMPLAY_MAX_BATCH_SIZE", cls.max_batch_size),
             "upload_max_bytes": _env_int("LLMPLAY_UPLOAD_MAX_BYTES", cls.upload_max_bytes),
+            "training_slots": _env_int("LLMPLAY_TRAINING_SLOTS", cls.training_slots),
         }
         if env.get("LLMPLAY_CACHE_DIR"):
             values["cache_dir"] = Path(env["LLMPLAY_CACHE_DIR"])

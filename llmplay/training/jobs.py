@@ -166,7 +166,7 @@ class JobRunner:
         start: bool = True,
     ):
         self.settings = settings
-        self.slots = max(1, int(slots or getattr(settings, "training_slots", 1) or 1))
+        self.slots = max(1, int(slots or settings.training_slots))
         self.prompts_dir = Path(prompts_dir) if prompts_dir else None
         self.entry = tuple(entry)
         self.poll_s = poll_s

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from llmplay.settings import Settings
 from llmplay.training import records, registry
 from llmplay.training.config import TrainConfigError
 from llmplay.training.jobs import JobError, JobRunner, job_dir, process_alive, tail
@@ -71,8 +72,10 @@ def test_a_second_job_waits_in_the_queue_until_the_first_ends(runner):
     assert [row["step"] for row in records.progress(runner.db_path, second.id)] == [1, 2]
 
 
-def test_two_slots_run_two_jobs_at_once(settings):
-    runner = JobRunner(settings, entry=FAKE, poll_s=0.1, slots=2)
+def test_two_slots_run_two_jobs_at_once(settings, monkeypatch):
+    monkeypatch.setenv("LLMPLAY_TRAINING_SLOTS", "2")
+    assert Settings.from_env().training_slots == 2  # the setting for more than one job at a time
+    runner = JobRunner(settings.with_(training_slots=2), entry=FAKE, poll_s=0.1)
     try:
         a, b = runner.submit(config("a", steps=6)), runner.submit(config("b", steps=6))
         assert {runner.get(a.id).status, runner.get(b.id).status} == {"running"}
