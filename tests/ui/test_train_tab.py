@@ -209,3 +209,12 @@ def test_config_from_form_reads_blanks_as_defaults_and_whole_floats_as_ints():
     config = config_from_form(FORM_DEFAULTS | {"base_model": CHAT_MODEL, "batch_size": 4.0, "max_rows": 0.0})
     assert config["batch_size"] == 4 and isinstance(config["batch_size"], int)
     assert "max_rows" not in config["data"] and config["target_modules"] == "default"
+
+
+def test_preview_of_an_encoder_job_shows_the_split_and_the_labels(app):
+    rows = [{"text": f"Sales {'rose' if i % 2 else 'fell'} {i}%.", "label": "positive" if i % 2 else "negative"}
+            for i in range(10)]  # fmt: skip
+    text = job_yaml("cls", rows=rows, base_model="all-minilm-l6-v2", task="classification", method="full")
+    shown = html.unescape(app.client.predict(True, text, *form_args(), api_name="/train_preview"))
+    assert "<b>9</b> train and <b>1</b> validation rows" in shown, shown
+    assert "labels: negative, positive" in shown
