@@ -5,7 +5,6 @@ message. Each job loads SmolLM2 in its own process (not the test process)."""
 
 from __future__ import annotations
 
-import importlib.util
 import time
 
 import pytest
@@ -16,7 +15,6 @@ from tests.conftest import CHAT_MODEL
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llmplay.training.entry") is None, reason="training entry missing"),
 ]
 
 ROWS = [{"prompt": f"Is '{w}' good or bad? One word.", "completion": label} for w, label in

@@ -23,7 +23,6 @@ from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("llmplay.training.entry") is None, reason="training entry missing"),
 ]
 
 ROWS = [{"prompt": f"Is '{w}' good or bad? One word.", "completion": label} for w, label in
