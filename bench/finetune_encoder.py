@@ -1,6 +1,6 @@
 """The classic encoder recipe on the bundled all-MiniLM-L6-v2, as a Train-tab job runs it (llmplay.training.encoder).
 
-    .venv/bin/python bench/finetune_encoder.py [--quick] [--ner-epochs 3] [--ner-lr 3e-4] [--cls-epochs 4]
+    .venv/bin/python bench/finetune_encoder.py [--quick] [--only ner|cls] [--ner-epochs 2] [--ner-lr 2e-4]
 
 1. NER: token classification on CoNLL-2003 eng.testb split BY DOCUMENT (bench/_data.conll_split: ~2,100 train /
    ~1,300 held-out sentences); held-out seqeval entity F1 after each epoch (the job's own evaluation) and of the
@@ -63,6 +63,7 @@ def run_ner(args, data_dir: Path) -> dict:
         "base_model": BASE,
         "task": "ner",
         "method": "full",
+        "freeze_layers": args.freeze_layers,
         "data": {"source": "file", "file": str(CONLL), "format": "conll", "validation_fraction": NER_HELD_OUT},
         "epochs": args.ner_epochs,
         "learning_rate": args.ner_lr,
@@ -157,10 +158,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few steps on a few rows: checks the script runs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--ner-epochs", type=float, default=3.0)
-    parser.add_argument("--ner-lr", type=float, default=3e-4)
+    # Measured (random batches): lr 2e-4, 2 epochs -> held-out F1 0.781 / 0.817 after epochs 1 / 2.
+    parser.add_argument("--ner-epochs", type=float, default=2.0)
+    parser.add_argument("--ner-lr", type=float, default=2e-4)
     parser.add_argument("--cls-epochs", type=float, default=4.0)
     parser.add_argument("--cls-lr", type=float, default=1e-4)
+    parser.add_argument("--freeze-layers", type=int, default=0, help="NER: freeze embeddings + this many layers")
     parser.add_argument("--bf16", default="false", choices=["auto", "true", "false"])
     parser.add_argument("--only", choices=["ner", "cls"], help="run one half")
     args = parser.parse_args()

@@ -27,6 +27,7 @@ class EncoderModelError(LlmplayError):
 class EncoderBase:
     folder: str  # a local folder (or a Hub id) that from_pretrained reads
     labels: list[str] | None = None  # the labels of a parent version's head (it must stay the same)
+    parent_id: int | None = None  # the version continued from
 
 
 def resolve_encoder(config: TrainConfig, settings: Settings) -> EncoderBase:
@@ -54,7 +55,8 @@ def resolve_encoder(config: TrainConfig, settings: Settings) -> EncoderBase:
                 f"Version {parent.label!r} is a {parent.kind}; task {config.task!r} continues {fits}."
             )
         # A classifier / tagger keeps its head (same labels); a masked-LM version gets a fresh head.
-        return EncoderBase(parent.path, _folder_labels(parent.path) if parent.kind == wanted else None)
+        labels = _folder_labels(parent.path) if parent.kind == wanted else None
+        return EncoderBase(parent.path, labels, parent.id)
     try:
         spec = Catalog(settings.models_file).get(config.base_model)
     except UnknownModelError:

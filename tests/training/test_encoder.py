@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
@@ -396,3 +397,42 @@ def test_a_stopped_job_keeps_its_checkpoint_saves_no_model_and_resumes_to_the_en
     resumed = train_encoder(config, session_settings, job, resume_from=True)
     assert resumed.completed and resumed.steps == 6
     assert (job / "model" / "model.safetensors").exists() and "accuracy" in resumed.metrics
+
+
+@needs_shared
+def test_the_entry_point_trains_registers_and_the_version_answers_by_its_label(tmp_path, model_cache_dir, monkeypatch):
+    import yaml
+
+    from llmplay.settings import Settings
+    from llmplay.training import entry, records
+
+    monkeypatch.setenv("LLMPLAY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("LLMPLAY_CACHE_DIR", str(model_cache_dir))
+    config = {
+        "name": "fpb-minilm",
+        "base_model": ENCODER,
+        "task": "classification",
+        "method": "full",
+        "data": {"source": "rows", "rows": _fpb_rows(24), "validation_fraction": 0.25},
+        "max_steps": 3,
+        "batch_size": 8,
+        "max_length": 64,
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        assert entry.main([str(path)]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, before)  # the entry installs its cancel handler
+    settings = Settings.from_env()
+    [job] = records.list_jobs(settings.db_path)
+    assert job.status == "done" and job.version_id
+    version = registry.get_version(settings.db_path, job.version_id)
+    assert (version.label, version.kind, version.task) == ("fpb-minilm v1", "classifier", "classification")
+    assert Path(version.path).name == f"job-{job.id}" and "accuracy" in version.metrics
+    assert records.progress(settings.db_path, job.id)  # progress rows were written while it trained
+    engine = Engine(settings)
+    assert "fpb-minilm v1" in [s.name for s in engine.catalog.versions()]
+    [reply] = engine.generate("fpb-minilm v1", ["Operating profit more than doubled."])
+    assert reply.ok and reply.text in ("positive", "negative", "neutral")
