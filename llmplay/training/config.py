@@ -20,7 +20,9 @@ METHODS = ("lora", "adalora", "dora", "prompt_tuning", "full")
 DATA_SOURCES = ("dataset", "file", "feedback", "rows")
 FILE_FORMATS = ("auto", "prompt_completion", "messages", "alpaca", "text", "classification", "conll")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
-PADDING = ("pack", "group", "pad")  # cut padding by packing rows, by length-grouped batches, or plain padded
+# Cut padding: compute a batch's shared prompt prefix once (else pack), pack rows, length-grouped batches, or plain
+# padded (batching.py). Encoders have no shared prefix to cut; for them prefix and pack mean length-grouped.
+PADDING = ("prefix", "pack", "group", "pad")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -60,7 +62,7 @@ class TrainConfig:
     # LoRA family. alpha = 2r and all linear layers follow Biderman et al. 2024; see bench/finetune.py.
     lora_r: int = 16
     lora_alpha: int = 32
-    lora_dropout: float = 0.05
+    lora_dropout: float = 0.0
     target_modules: str | list[str] = "default"  # default (per architecture) | all-linear | a list of names
     # AdaLoRA: ranks start at init_r and are pruned toward target_r between tinit and total - tfinal steps.
     adalora_init_r: int = 12
@@ -81,11 +83,11 @@ class TrainConfig:
     grad_accum: int = 1
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
-    max_length: int = 256  # tokens per row; longer rows are truncated (counted in the preview)
+    max_length: int = 1024  # tokens per row; longer rows are truncated (counted in the preview)
     seed: int = 42
     bf16: str = "auto"  # auto (where the CPU/GPU has bf16) | true | false: autocast
     gradient_checkpointing: bool = False
-    padding: str = "pack"
+    padding: str = "prefix"
     early_stopping_patience: int = 0  # evaluations without a better validation loss before stopping; 0 = off
     eval_steps: int = 0  # evaluate every N steps; 0 = once per epoch
     logging_steps: int = 5

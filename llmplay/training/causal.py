@@ -1,0 +1,382 @@
+"""Causal-LM jobs: LoRA (default), AdaLoRA, DoRA and prompt tuning on a chat or base model; task ``sft`` (loss on
+the completion only, rows formatted by data.py through the inference render path) or ``cpt`` (continued
+pre-training: loss on every token of raw text).
+
+The plain transformers ``Trainer`` runs the loop (AdamW, schedule, gradient accumulation, checkpoints and
+resume, evaluation, early stopping, TensorBoard / W&B / MLflow, DDP under torchrun). TRL's SFTTrainer is not
+used: its completion-only loss and packing are a few lines here (batching.py), and what makes CPU training
+fast on llmplay's templates, computing a batch's shared few-shot prefix once, needs a loss of our own anyway.
+``CausalTrainer`` adds two things to the Trainer's step (causal_loss.py):
+
+- the shared prefix (padding ``prefix``, the default): a batch's common prompt prefix runs once, its
+  keys/values feed every row's suffix, and the suffixes run in chunks of ~256 tokens (gradients flow back
+  through the prefix once, after all chunks);
+- logits only where a token is trained: with LoRA / DoRA on a plain-head architecture, the head runs on the
+  few trained positions instead of every position (a one-word answer after a 580-token prompt).
+
+Both give the loss and gradient of the plain padded batch (tests/training/test_causal.py checks them). AdaLoRA
+(whose orthogonality penalty lives in peft's forward), prompt tuning (peft prepends its virtual tokens) and
+data-parallel runs (DDP must see the forward) go through the model's own forward instead.
+
+Measured on the 2-core CPU (bench/finetune.py: 500 FPB rows through the financial-sentiment template, ~580
+tokens per row of which ~520 are its system message and six few-shot examples): see TrainConfig's comments.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from transformers import Trainer
+
+from llmplay.settings import Settings
+from llmplay.training import causal_model
+from llmplay.training.batching import IGNORE_INDEX, CausalCollator
+from llmplay.training.callbacks import (
+    AdaLoraAllocator,
+    CancelCallback,
+    active_ranks,
+    peak_rss_mb,
+    rank,
+    world_size,
+)
+from llmplay.training.causal_loss import forward_loss, selective_loss, shared_prefix_backward
+from llmplay.training.causal_model import CausalTrainingError
+from llmplay.training.config import TrainConfig
+
+META_FILE = "llmplay_adapter.json"  # what was trained, for people and for the registry's checks
+__all__ = ["CausalResult", "CausalTrainer", "CausalTrainingError", "train_causal"]
+
+
+@dataclass
+class CausalResult:
+    """What a finished (or stopped) causal job produced; the entry point registers ``output_dir``."""
+
+    output_dir: Path
+    kind: str  # always "adapter": a version on top of base_model
+    task: str
+    base_model: str
+    method: str
+    metrics: dict[str, float]  # final validation loss/perplexity, training loss, speed and memory
+    history: list[dict] = field(default_factory=list)  # one entry per evaluation
+    data_hash: str = ""
+    row_ids: list = field(default_factory=list)
+    parent_id: int | None = None
+    train_rows: int = 0
+    validation_rows: int = 0
+    train_s: float = 0.0
+    steps: int = 0
+    completed: bool = True  # False when cancelled (a checkpoint was saved); early stopping counts as done
+    trainable_params: int = 0
+    total_params: int = 0
+    padding: str = ""  # the batching actually used (a mode that does not fit the run falls back)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "output_dir": str(self.output_dir)}
+
+
+def use_bf16(setting: str) -> bool:
+    import torch
+
+    from llmplay.models.loader import cpu_supports_bf16
+
+    value = str(setting).lower()
+    if value == "auto":
+        return (torch.cuda.is_available() and torch.cuda.is_bf16_supported()) or cpu_supports_bf16()
+    return value == "true"
+
+
+def total_steps(config: TrainConfig, train_rows: int, processes: int = 1) -> int:
+    """Optimizer steps of the run, as the Trainer counts them (given to it as max_steps, and to AdaLoRA)."""
+    if config.max_steps > 0:
+        return config.max_steps
+    batches = math.ceil(math.ceil(train_rows / processes) / config.batch_size)
+    per_epoch = max(1, batches // config.grad_accum)
+    return max(1, math.ceil(config.epochs * per_epoch))
+
+
+def batching_mode(config: TrainConfig, model_config, processes: int, notes: list[str]) -> str:
+    """The padding mode this run can use: ``prefix`` needs one process (DDP sees one forward per step), no
+    gradient checkpointing (it drops the keys/values cache) and full attention; prompt tuning cannot pack."""
+    mode = config.padding
+    if config.method == "prompt_tuning" and mode in ("prefix", "pack"):
+        notes.append("Prompt tuning prepends virtual tokens to every row: batches are length-grouped, not packed.")
+        return "group"
+    if mode == "prefix":
+        window = getattr(model_config, "sliding_window", None)
+        reason = None
+        if processes > 1:
+            reason = "a data-parallel run"
+        elif config.gradient_checkpointing:
+            reason = "gradient checkpointing"
+        elif window and window < config.max_length:
+            reason = f"sliding-window attention ({window} tokens)"
+        if reason:
+            notes.append(f"Shared-prefix batches do not work with {reason}: rows are packed instead.")
+            return "pack"
+    return mode
+
+
+class CausalTrainer(Trainer):
+    """The Trainer with llmplay's batches (batching.py) and losses (causal_loss.py); see the module docstring."""
+
+    loss_is_scaled_for_ga = True  # the loss is a sum over tokens divided by the whole accumulated batch's count
+
+    def __init__(self, *args, fast_loss: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fast_loss = fast_loss
+        self.model_accepts_loss_kwargs = True  # so the Trainer counts num_items_in_batch over accumulated batches
+
+    def _count(self, model, inputs: dict, num_items_in_batch):
+        tokens = inputs.pop("num_tokens", None)
+        if model.training and tokens is not None:
+            self.state.num_input_tokens_seen += int(tokens) * self.accelerator.num_processes
+        if num_items_in_batch is not None:
+            return num_items_in_batch
+        return (inputs["labels"][:, 1:] != IGNORE_INDEX).sum()
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if not (self.fast_loss and "prefix_ids" in inputs):
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        inputs = dict(self._prepare_inputs(inputs))
+        count = self._count(model, inputs, num_items_in_batch)
+        with self.accelerator.autocast():
+            return shared_prefix_backward(self.accelerator.unwrap_model(model), inputs, count)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        count = self._count(model, inputs, num_items_in_batch)
+        if self.fast_loss:
+            with self.accelerator.autocast():
+                loss = selective_loss(self.accelerator.unwrap_model(model), inputs, count)
+        else:
+            loss = forward_loss(model, inputs, count)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            loss = loss * self.accelerator.num_processes  # the count is over all processes; DDP averages grads
+        return (loss, {}) if return_outputs else loss
+
+
+def training_args(config: TrainConfig, job_dir: Path, has_validation: bool, steps: int, mode: str):
+    import torch
+    from transformers import TrainingArguments
+
+    per_eval = "steps" if config.eval_steps else "epoch"
+    save = "steps" if config.save_steps else "epoch"
+    best = bool(config.early_stopping_patience and has_validation)
+    if best:
+        save = per_eval  # keeping the best model needs a checkpoint at every evaluation
+    return TrainingArguments(
+        output_dir=str(Path(job_dir) / "checkpoints"),
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,  # below 1: a fraction of the total steps
+        weight_decay=config.weight_decay,
+        optim="adamw_torch",
+        max_steps=steps,  # computed from epochs (total_steps) so AdaLoRA's schedule and the Trainer agree
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=use_bf16(config.bf16),
+        use_cpu=not torch.cuda.is_available(),
+        ddp_backend="gloo" if world_size() > 1 and not torch.cuda.is_available() else None,
+        ddp_find_unused_parameters=False,
+        train_sampling_strategy="group_by_length" if mode in ("prefix", "group") else "random",
+        eval_strategy=per_eval if has_validation else "no",
+        eval_steps=config.eval_steps or None,
+        save_strategy=save,
+        save_steps=config.save_steps or 500,
+        save_total_limit=2,
+        load_best_model_at_end=best,
+        metric_for_best_model="eval_loss" if best else None,
+        greater_is_better=False if best else None,
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        report_to=list(config.report_to) or "none",  # TensorBoard: the job's own callback (callbacks.py)
+        disable_tqdm=True,  # the log file gets one line per log event, not carriage-return bars
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        prediction_loss_only=True,
+    )
+
+
+class _Rows:
+    """Tokenized examples as a map-style dataset (the Trainer needs only len and indexing)."""
+
+    def __init__(self, examples) -> None:
+        self.rows = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.rows[i]
+
+
+def train_causal(
+    config: TrainConfig,
+    settings: Settings,
+    job_dir: Path,
+    callbacks: Sequence[Any] = (),
+    *,
+    output_dir: Path | None = None,
+    resume_from: str | bool | None = None,
+) -> CausalResult:
+    """Train ``config`` (task sft or cpt) and save the adapter into ``output_dir`` (default ``job_dir/model``).
+
+    Same calling convention as ``encoder.train_encoder`` (see entry.py). Every check runs before the first step
+    and raises an LlmplayError subclass (CausalTrainingError, TrainDataError, UnknownModelError).
+    """
+    import torch
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from llmplay.training import data as train_data
+
+    causal_model.check_method(config)
+    job_dir = Path(job_dir)
+    output_dir = Path(output_dir) if output_dir else job_dir / "model"
+    notes: list[str] = []
+    loaded_data = train_data.load_rows(config, settings)
+    train_rows, val_rows = train_data.split_rows(config, loaded_data)
+    base = causal_model.load_base(config, settings)
+    train_set = train_data.build_examples(config, base.loaded, train_rows)
+    val_set = train_data.build_examples(config, base.loaded, val_rows) if val_rows else []
+    _check_examples(config, train_set, notes)
+    processes = world_size()
+    steps = total_steps(config, len(train_set), processes)
+    mode = batching_mode(config, base.model.config, processes, notes)
+    peft_model = causal_model.wrap(base, config, steps, config.gradient_checkpointing)
+    bf16 = use_bf16(config.bf16)
+    if bf16:
+        causal_model.freeze_base_in_bf16(peft_model)
+    trainable, total = causal_model.trainable_parameters(peft_model)
+    fast = (
+        processes == 1
+        and config.method in ("lora", "dora")
+        and base.model.config.model_type in causal_model.PLAIN_HEAD_TYPES
+    )
+    if config.method == "prompt_tuning" and config.learning_rate < 1e-3:
+        notes.append("Prompt tuning usually needs a much larger learning rate than LoRA (around 1e-2 to 3e-2).")
+    args = training_args(config, job_dir, bool(val_set), steps, mode)
+    extra: list = [AdaLoraAllocator()] if config.method == "adalora" else []
+    if config.early_stopping_patience and val_set:
+        extra.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
+    tokenizer = base.tokenizer
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    trainer = CausalTrainer(
+        model=peft_model,
+        args=args,
+        data_collator=CausalCollator(pad_id=pad_id, mode=mode, max_length=config.max_length),
+        train_dataset=_Rows(train_set),
+        eval_dataset=_Rows(val_set) if val_set else None,
+        callbacks=[*extra[:1], *callbacks, *extra[1:]],  # the allocator logs ranks before the progress row
+        fast_loss=fast,
+    )
+    if resume_from is True:
+        folder = job_dir / "checkpoints"
+        resume_from = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=resume_from or None)
+    train_s = time.perf_counter() - started
+    state = trainer.state
+    cancel = next((c for c in trainer.callback_handler.callbacks if isinstance(c, CancelCallback)), None)
+    completed = not (cancel is not None and cancel.cancelled)
+    history = [_clean(h) for h in state.log_history if "eval_loss" in h]
+    metrics: dict[str, float] = {}
+    if val_set and completed:
+        last = history[-1] if history and history[-1].get("step") == state.global_step else None
+        metrics = last if last and not args.load_best_model_at_end else _clean(trainer.evaluate())
+    if "loss" in metrics:
+        metrics["perplexity"] = round(math.exp(min(metrics["loss"], 50)), 4)
+    tokens = state.num_input_tokens_seen
+    metrics.update(
+        train_loss=round(float(output.training_loss), 6),
+        train_tokens=int(tokens),
+        train_tokens_per_s=round(tokens / train_s, 1) if train_s > 0 else 0.0,
+        peak_rss_mb=peak_rss_mb(),
+    )
+    if config.method == "adalora":
+        metrics["adalora_active_ranks"] = active_ranks(trainer.model)
+    if processes > 1:  # every rank says what it ended with: data-parallel ranks must agree
+        digest = causal_model.weights_digest(trainer.model)
+        (job_dir / f"weights-rank{rank()}.sha256").write_text(digest + "\n", encoding="utf-8")
+    if completed and trainer.is_world_process_zero():
+        with torch.no_grad():
+            _save(trainer.model, output_dir, config, loaded_data, metrics, mode)
+    return CausalResult(
+        output_dir=output_dir,
+        kind="adapter",
+        task=config.task,
+        base_model=config.base_model,
+        method=config.method,
+        metrics=metrics,
+        history=history,
+        data_hash=loaded_data.data_hash,
+        row_ids=[r.id for r in train_rows],
+        parent_id=base.parent.id if base.parent else None,
+        train_rows=len(train_set),
+        validation_rows=len(val_set),
+        train_s=round(train_s, 2),
+        steps=state.global_step,
+        completed=completed,
+        trainable_params=trainable,
+        total_params=total,
+        padding=mode,
+        notes=notes,
+    )
+
+
+def _check_examples(config: TrainConfig, examples: list, notes: list[str]) -> None:
+    if not examples:
+        raise CausalTrainingError("No training rows are left after the validation split: add rows.")
+    if not any(any(y != IGNORE_INDEX for y in e.labels) for e in examples):
+        raise CausalTrainingError(
+            f"No row has a target token left within max_length={config.max_length}: raise max_length."
+        )
+    truncated = sum(bool(getattr(e, "truncated", False)) for e in examples)
+    if truncated:
+        notes.append(
+            f"{truncated} of {len(examples)} training rows are longer than max_length={config.max_length} tokens "
+            "and were truncated (the prompt's start is cut)."
+        )
+
+
+def _clean(logs: dict) -> dict:
+    """Trainer metrics without the ``eval_`` prefix and the runtime counters; rounded for storing."""
+    out = {}
+    for key, value in logs.items():
+        name = key.removeprefix("eval_")
+        if name in ("runtime", "samples_per_second", "steps_per_second") or not isinstance(value, int | float):
+            continue
+        out[name] = round(float(value), 6)
+    return out
+
+
+def _save(model, output_dir: Path, config: TrainConfig, data, metrics: dict, mode: str) -> None:
+    import json
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(output_dir), safe_serialization=True)
+    meta = {
+        "task": config.task,
+        "kind": "adapter",
+        "base_model": config.base_model,
+        "method": config.method,
+        "template": data.template_ref,
+        "data_format": data.format,
+        "max_length": config.max_length,
+        "padding": mode,
+        "validation_metrics": {k: v for k, v in metrics.items() if not k.startswith("train_")},
+        "data_hash": data.data_hash,
+        "config": replace(config, data=replace(config.data, rows=None)).to_dict(),  # inline rows can be large
+    }
+    (output_dir / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
