@@ -16,7 +16,7 @@ from llmplay.engine.text import base_model_text
 from llmplay.engine.types import GenerationParams, GenerationRequest
 from llmplay.errors import LlmplayError, short
 from llmplay.templates.model import Template, TemplateError, validate_template
-from llmplay.templates.sandbox import BoundedSandbox, TemplateRenderError
+from llmplay.templates.sandbox import BoundedSandbox, TemplateRenderError, shared_sandbox
 
 
 @dataclass
@@ -69,7 +69,7 @@ def build_messages(template: Template, values: Mapping[str, Any] | None = None) 
     """System message, then each few-shot example as a user/assistant pair, then the user turn."""
     validate_template(template)
     filled = fill_values(template, values)
-    sandbox = BoundedSandbox()
+    sandbox = shared_sandbox()
     messages = []
     if template.system:
         messages.append({"role": "system", "content": _render(sandbox, template.system, filled, "system")})
