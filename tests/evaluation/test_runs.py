@@ -33,6 +33,8 @@ def runner(engine, tmp_path_factory) -> EvalRunner:
 
 
 def _jsonl(path) -> list[dict]:
+    if not path.exists():  # a clone without ../shared: these tests need the real data set
+        pytest.skip(f"{path} is missing (the shared datasets are not next to this clone)")
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
