@@ -7,7 +7,7 @@ Phases (each in a fresh data dir under /tmp; the converted model cache is shared
   base     - the base model on the held-out rows (an evaluation run: greedy, the template, 95% bootstrap CI)
   train    - `python -m llmplay.training.entry CONFIG.yaml` as a child process, as the app starts a job: the rows
              are a saved dataset rendered through the same template; TrainConfig defaults except the data
-             (and any flag given here); wall time, training tokens/s, CPU time and the child's peak RSS
+             (and any flag given here); wall time, training tokens/s, CPU time and the job process's peak RSS
   epochs   - each epoch's checkpoint and the registered version (picked by its label) on the held-out rows
   padding  - the same ``--compare-rows`` rows trained for one epoch with each padding mode (prefix: the shared
              few-shot prefix computed once per batch; pack; pad: plain padded batches of 4 with gradient
@@ -117,7 +117,6 @@ def run_job(settings, config: dict, log: Path) -> dict:
     summary = json.loads(lines[-1])
     summary["job_wall_s"] = round(wall, 1)
     summary["cpu_s"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)
-    summary["child_peak_rss_mb"] = round(after.ru_maxrss / 1024, 1)  # the largest child so far
     return summary
 
 
@@ -241,7 +240,7 @@ def main() -> None:
         "train_tok_s": metrics["train_tokens_per_s"],
         "train_tokens": metrics["train_tokens"],
         "steps": summary["steps"],
-        "peak_rss_mb": max(summary["peak_rss_mb"], summary["child_peak_rss_mb"]),
+        "peak_rss_mb": summary["peak_rss_mb"],  # the job process's own high-water mark (VmHWM)
         "epoch_accuracy": {s["column"]: s["accuracy"] for s in scores[:-1]},
         "packing_speedup": speedup,
         "padding": padding,

@@ -30,8 +30,15 @@ DB_POLL_S = 1.0  # how often the cancel flag in SQLite is read (a cheap indexed 
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory so far (Linux reports ru_maxrss in KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    """This process's peak resident memory so far. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the
+    parent at fork/exec, so a job started by a 3 GB app would report 3 GB before doing anything."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KiB on Linux
 
 
 def world_size() -> int:

@@ -15,7 +15,7 @@ token losses divided by it, so gradient accumulation and chunks add up to the pl
 
 from __future__ import annotations
 
-from llmplay.training.batching import IGNORE_INDEX
+from llmplay.training.batching import IGNORE_INDEX, round_up
 
 # Suffix tokens (rows x padded width) per chunk of a shared-prefix step. SmolLM2 keeps ~1.4 MB of activations
 # per token under LoRA on every linear layer: a chunk costs ~0.35 GB on top of the prefix (measured peak RSS of a
@@ -67,11 +67,13 @@ def shared_prefix_backward(peft_model, inputs: dict, count, chunk_tokens: int = 
     width_p = inputs["prefix_ids"].shape[1]
     ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
     lengths = mask[:, width_p:].sum(dim=1)
+    # Widths in a few buckets, as the collator's: every new shape grows oneDNN's kernel cache (batching.py).
+    buckets = [min(round_up(n), ids.shape[1]) for n in lengths.tolist()]
     denominator = _at_least_one(count, ids)
     total = torch.zeros((), device=ids.device)
-    for rows in _chunks(lengths.tolist(), chunk_tokens):
+    for rows in _chunks(buckets, chunk_tokens):
         index = torch.tensor(rows, device=ids.device)
-        width = int(lengths[index].max())
+        width = max(buckets[i] for i in rows)
         cache = _new_cache(causal.config)
         for layer, (keys, values) in enumerate(leaves):
             cache.update(keys.expand(len(rows), -1, -1, -1), values.expand(len(rows), -1, -1, -1), layer)

@@ -196,7 +196,7 @@ def wrap(base: BaseModel, config: TrainConfig, total_steps: int, gradient_checkp
     model.config.use_cache = False
     if gradient_checkpointing:
         # Non-reentrant checkpointing needs no inputs that require grad (the frozen embeddings give none).
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if base.parent is not None:
         peft_model = PeftModel.from_pretrained(model, base.parent.path, is_trainable=True)
         if config.method == "adalora":

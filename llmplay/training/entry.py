@@ -16,9 +16,9 @@ child process with its output in a log file. Steps:
    one rename, the version is registered (config, data hash, row ids, validation metrics, parent, job) and the
    job is ``done``; one JSON summary line is printed last.
 
-Exit codes (llmplay/exitcodes.py, plus CANCELLED): 0 done, 2 bad config or data (nothing trained; the job is
-failed with the message), 3 the run failed (the job is failed with the error), 4 cancelled (the job is
-cancelled with its last checkpoint: Resume continues from it).
+Exit codes (llmplay/exitcodes.py): 0 done; 2 bad config or data (nothing trained; the job is failed with the
+message); 3 the run failed (the job is failed with the error) or was cancelled (the job is cancelled with its
+last checkpoint: Resume continues from it; the job row tells the two apart); 130 Ctrl-C.
 
 Cancel: SIGTERM (the app signals the job's process group) or the job row's ``cancel_requested``; the step in
 progress finishes, a checkpoint is saved, then the process exits.
@@ -50,7 +50,7 @@ from llmplay.training import records, registry
 from llmplay.training.callbacks import StopRequest, install_sigterm_handler, job_callbacks, peak_rss_mb, rank
 from llmplay.training.config import TrainConfig, TrainConfigError
 
-CANCELLED = 4
+CANCELLED = exitcodes.RUN_FAILED  # the shared table's "a run failed or was cancelled"
 
 
 def parse_args(argv: list[str] | None):
@@ -104,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         result = _train(config, settings, folder, job_id, stop, staging, args.resume)
     except LlmplayError as exc:
         return _refused(settings, job_id, exc, main_rank)
+    except KeyboardInterrupt:  # Ctrl-C in a terminal: no checkpoint was asked for (SIGTERM saves one)
+        if main_rank:
+            records.update_job(settings.db_path, job_id, status="failed", error="Interrupted (Ctrl-C).",
+                               finished_at=records.now())  # fmt: skip
+        return exitcodes.INTERRUPTED
     except Exception as exc:  # a bug or a crash inside training: the job says so, the app keeps serving
         traceback.print_exc()
         if main_rank:

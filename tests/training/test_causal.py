@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from llmplay.engine import Engine, GenerationParams
 from llmplay.training import entry, records, registry
 from llmplay.training.batching import IGNORE_INDEX, CausalCollator, pack_rows, shared_prefix_length
 from llmplay.training.causal import CausalTrainer, train_causal
@@ -21,6 +22,7 @@ from llmplay.training.data import build_examples, load_rows
 from tests.conftest import BASE_MODEL, CHAT_MODEL
 from tests.training.tiny_jobs import TINY_ROWS, entry_env, tiny_config, write_config
 
+NO_VALIDATION = {"validation_fraction": 0.0}  # runs that check something else skip the evaluation pass
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # A system message every row shares (as a template's system text and few-shot examples are): the prefix.
 SYSTEM = (
@@ -81,6 +83,15 @@ def collate(features, mode, pad_id, max_length=256) -> tuple[dict, torch.Tensor]
 def test_pack_rows_fills_rows_first_fit_decreasing():
     assert pack_rows([5, 3, 4, 2], capacity=8) == [[0, 1], [2, 3]]
     assert pack_rows([9, 2], capacity=8) == [[0], [1]]  # too long for a row: a row of its own
+
+
+def test_packed_raw_text_does_not_predict_one_example_from_another():
+    features = [{"input_ids": [5, 6, 7], "labels": [5, 6, 7]}, {"input_ids": [8, 9], "labels": [8, 9]}]
+    batch = CausalCollator(pad_id=0, mode="pack", max_length=8)(features)
+    assert batch["input_ids"].shape == (1, 16)  # one row, padded to a multiple of 16
+    assert batch["labels"][0, :5].tolist() == [-100, 6, 7, -100, 9]
+    assert batch["position_ids"][0, :5].tolist() == [0, 1, 2, 0, 1]
+    assert int(batch["num_tokens"]) == 5
 
 
 def test_shared_prefix_stops_before_the_first_trained_token():
@@ -150,10 +161,10 @@ def test_a_short_lora_run_learns_its_rows_and_registers_a_version_offered_by_nam
     from peft import PeftModel
     from safetensors.torch import load_file
 
-    from llmplay.engine import Engine
     from llmplay.ui.models_panel import generative_names
 
-    assert run_entry(settings, monkeypatch, tmp_path, tiny_config("smoke", max_steps=4)) == 0
+    config = tiny_config("smoke", max_steps=4, early_stopping_patience=2)  # keeps the best of its evaluations
+    assert run_entry(settings, monkeypatch, tmp_path, config) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     job = last_job(settings)
     assert job.status == "done" and job.step == 4 and summary["status"] == "done"
@@ -191,7 +202,7 @@ def test_a_short_lora_run_learns_its_rows_and_registers_a_version_offered_by_nam
 def test_adalora_prunes_ranks_during_the_run(settings, tmp_path, monkeypatch):
     config = tiny_config(
         "ada", method="adalora", max_steps=6, adalora_init_r=4, adalora_target_r=1, adalora_tinit=1,
-        adalora_tfinal=2, adalora_delta_t=1, data={"validation_fraction": 0.0},
+        adalora_tfinal=2, adalora_delta_t=1, data=NO_VALIDATION,
     )  # fmt: skip
     assert run_entry(settings, monkeypatch, tmp_path, config) == 0
     job = last_job(settings)
@@ -200,12 +211,22 @@ def test_adalora_prunes_ranks_during_the_run(settings, tmp_path, monkeypatch):
     active = [m["adalora_active_ranks"] for m in metrics]
     assert budgets[0] > budgets[-1]  # the allocator ran: 4 ranks per module at first, 1 at the end
     assert active[0] > active[-1]
-    assert registry.get_version(settings.db_path, job.version_id).method == "adalora"
+    version = registry.get_version(settings.db_path, job.version_id)
+    assert version.method == "adalora"
+    # Pruned to one rank per module on average (some keep none): the version still loads and answers by its label.
+    (reply,) = Engine(settings).generate(version.label, ["Is 'nice' good or bad?"], GenerationParams(max_new_tokens=2))
+    assert reply.error is None and reply.completion_tokens > 0
 
 
 def test_dora_finishes_and_counts_truncated_rows(settings, tmp_path, monkeypatch, capsys):
     assert (
-        run_entry(settings, monkeypatch, tmp_path, tiny_config("dora", method="dora", max_steps=2, max_length=24)) == 0
+        run_entry(
+            settings,
+            monkeypatch,
+            tmp_path,
+            tiny_config("dora", method="dora", max_steps=2, max_length=24, data=NO_VALIDATION),
+        )
+        == 0
     )
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert summary["status"] == "done" and any("truncated" in n for n in summary["notes"])
@@ -215,11 +236,25 @@ def test_dora_finishes_and_counts_truncated_rows(settings, tmp_path, monkeypatch
 
 
 def test_prompt_tuning_finishes_and_registers(settings, tmp_path, monkeypatch):
-    config = tiny_config("soft", method="prompt_tuning", num_virtual_tokens=4, learning_rate=3e-2, max_steps=2)
+    config = tiny_config(
+        "soft", method="prompt_tuning", num_virtual_tokens=4, learning_rate=3e-2, max_steps=2, data=NO_VALIDATION
+    )
     assert run_entry(settings, monkeypatch, tmp_path, config) == 0
     version = registry.get_version(settings.db_path, last_job(settings).version_id)
     adapter = json.loads((Path(version.path) / "adapter_config.json").read_text())
     assert version.method == "prompt_tuning" and adapter["peft_type"] == "PROMPT_TUNING"
+
+
+def test_continued_pretraining_on_raw_text_with_gradient_checkpointing(settings, tmp_path, monkeypatch, capsys):
+    texts = [{"text": f"Quarterly report {i}: net sales rose and the order book grew to a record."} for i in range(6)]
+    config = tiny_config(
+        "cpt", task="cpt", max_steps=2, max_length=32, gradient_checkpointing=True,
+        data={"rows": texts, "validation_fraction": 0.0},
+    )  # fmt: skip
+    assert run_entry(settings, monkeypatch, tmp_path, config) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    version = registry.get_version(settings.db_path, last_job(settings).version_id)
+    assert version.task == "cpt" and summary["metrics"]["train_loss"] > 0
 
 
 def test_invalid_hyper_parameters_fail_the_job_before_anything_loads(settings, tmp_path, monkeypatch, capsys):
@@ -263,9 +298,9 @@ def test_an_exception_inside_training_marks_the_job_failed(settings, tmp_path, m
 
 
 def test_a_parent_version_continues_from_its_adapter(settings, tmp_path, monkeypatch):
-    assert run_entry(settings, monkeypatch, tmp_path, tiny_config("line", max_steps=1)) == 0
+    assert run_entry(settings, monkeypatch, tmp_path, tiny_config("line", max_steps=1, data=NO_VALIDATION)) == 0
     first = registry.get_version(settings.db_path, last_job(settings).version_id)
-    config = tiny_config("line", max_steps=1, parent_version=first.label)
+    config = tiny_config("line", max_steps=1, parent_version=first.label, data=NO_VALIDATION)
     assert run_entry(settings, monkeypatch, tmp_path, config) == 0
     second = registry.get_version(settings.db_path, last_job(settings).version_id)
     assert second.version == 2 and second.parent_id == first.id

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from llmplay.training import records, registry
+from llmplay.training import entry, records, registry
 from tests.training.tiny_jobs import entry_env, tiny_config, write_config
 
 pytestmark = pytest.mark.slow
@@ -70,7 +70,7 @@ def test_sigterm_stops_a_job_with_a_checkpoint_and_resume_finishes_it(settings, 
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert code == 4, log_path.read_text()[-3000:]
+    assert code == entry.CANCELLED, log_path.read_text()[-3000:]
     assert stopped_in < 60  # the step in progress, one checkpoint, exit
     job = records.get_job(settings.db_path, jobs[0].id)
     assert job.status == "cancelled" and job.checkpoint and Path(job.checkpoint).is_dir()
