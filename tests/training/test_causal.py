@@ -155,6 +155,7 @@ def last_job(settings):
     return records.list_jobs(settings.db_path, limit=1)[0]
 
 
+@pytest.mark.slow
 def test_a_short_lora_run_learns_its_rows_and_registers_a_version_offered_by_name(
     settings, tmp_path, monkeypatch, engine, capsys
 ):
@@ -199,6 +200,7 @@ def test_a_short_lora_run_learns_its_rows_and_registers_a_version_offered_by_nam
     assert not torch.allclose(logits, base_logits, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_adalora_prunes_ranks_during_the_run(settings, tmp_path, monkeypatch):
     config = tiny_config(
         "ada", method="adalora", max_steps=6, adalora_init_r=4, adalora_target_r=1, adalora_tinit=1,
@@ -245,6 +247,7 @@ def test_prompt_tuning_finishes_and_registers(settings, tmp_path, monkeypatch):
     assert version.method == "prompt_tuning" and adapter["peft_type"] == "PROMPT_TUNING"
 
 
+@pytest.mark.slow
 def test_continued_pretraining_on_raw_text_with_gradient_checkpointing(settings, tmp_path, monkeypatch, capsys):
     texts = [{"text": f"Quarterly report {i}: net sales rose and the order book grew to a record."} for i in range(6)]
     config = tiny_config(
