@@ -270,18 +270,20 @@ class _Rows:
 def _encode(config: TrainConfig, tokenizer, rows: list[dict], labels: list[str]) -> list[dict]:
     """Token ids (and labels) per row, cut at ``max_length``; ``truncated`` marks rows that lost tokens."""
     index = {label: i for i, label in enumerate(labels)}
+    # Never past the encoder's own positions (MiniLM: 512), whatever max_length the config asks for.
+    limit = min(config.max_length, int(getattr(tokenizer, "model_max_length", None) or config.max_length))
     out = []
     for row in rows:
         if config.task == "ner":
-            enc = tokenizer(row["tokens"], is_split_into_words=True, truncation=True, max_length=config.max_length)
+            enc = tokenizer(row["tokens"], is_split_into_words=True, truncation=True, max_length=limit)
             words = [w for w in enc.word_ids() if w is not None]
             item = {**enc, "labels": align_labels(enc.word_ids(), row["tags"], index)}
             item["truncated"] = (words[-1] if words else -1) < len(row["tokens"]) - 1
         else:
             enc = tokenizer(row["text"])
-            item = {**enc, "truncated": len(enc["input_ids"]) > config.max_length}
+            item = {**enc, "truncated": len(enc["input_ids"]) > limit}
             if item["truncated"]:
-                item.update(tokenizer(row["text"], truncation=True, max_length=config.max_length))
+                item.update(tokenizer(row["text"], truncation=True, max_length=limit))
             if config.task == "classification":
                 item["labels"] = index[row["label"]]
         out.append(item)
