@@ -207,7 +207,6 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             self._local.budget = None
         return "".join(out)
 
-
     def _compiled_template(self, source: str):
         with self._compiled_lock:
             template = self._compiled.get(source)
