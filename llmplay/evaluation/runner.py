@@ -35,6 +35,7 @@ from llmplay.evaluation.metrics.registry import MetricRegistry, default_registry
 from llmplay.evaluation.scorer import ScoringError, needs_reference
 from llmplay.evaluation.summary import score_run
 from llmplay.models.catalog import ModelSpec
+from llmplay.processes import pid_alive
 from llmplay.store import connect
 from llmplay.templates.library import TemplateLibrary
 from llmplay.templates.model import Template, parse_template
@@ -603,16 +604,7 @@ def mark_interrupted(db_path) -> int:
     return len(stale)
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_alive = pid_alive
 
 
 def _request_messages(column: _Column, row: dict) -> list[dict]:

@@ -31,6 +31,7 @@ import yaml
 
 from llmplay.errors import LlmplayError, UnknownModelError
 from llmplay.models.catalog import Catalog
+from llmplay.processes import pid_alive
 from llmplay.settings import Settings
 from llmplay.store import connect
 from llmplay.training import records, registry
@@ -94,14 +95,7 @@ def process_alive(pid: int | None, job_id: int | None = None) -> bool:
     return (job_id is not None and f"--job {job_id}" in cmdline) or "llmplay" in cmdline
 
 
-def _signal_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+_signal_alive = pid_alive
 
 
 def _signal_group(pid: int, sig: int) -> None:
