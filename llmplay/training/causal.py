@@ -47,6 +47,7 @@ from llmplay.training.callbacks import (
 from llmplay.training.causal_loss import forward_loss, selective_loss, shared_prefix_backward
 from llmplay.training.causal_model import CausalTrainingError
 from llmplay.training.config import TrainConfig
+from llmplay.training.trainer_args import training_arguments, use_bf16
 
 META_FILE = "llmplay_adapter.json"  # what was trained, for people and for the registry's checks
 __all__ = ["CausalResult", "CausalTrainer", "CausalTrainingError", "train_causal"]
@@ -78,17 +79,6 @@ class CausalResult:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "output_dir": str(self.output_dir)}
-
-
-def use_bf16(setting: str) -> bool:
-    import torch
-
-    from llmplay.models.loader import cpu_supports_bf16
-
-    value = str(setting).lower()
-    if value == "auto":
-        return (torch.cuda.is_available() and torch.cuda.is_bf16_supported()) or cpu_supports_bf16()
-    return value == "true"
 
 
 def total_steps(config: TrainConfig, train_rows: int, processes: int = 1) -> int:
@@ -163,46 +153,14 @@ class CausalTrainer(Trainer):
 
 
 def training_args(config: TrainConfig, job_dir: Path, has_validation: bool, steps: int, mode: str):
-    import torch
-    from transformers import TrainingArguments
-
-    per_eval = "steps" if config.eval_steps else "epoch"
-    save = "steps" if config.save_steps else "epoch"
-    best = bool(config.early_stopping_patience and has_validation)
-    if best:
-        save = per_eval  # keeping the best model needs a checkpoint at every evaluation
-    return TrainingArguments(
-        output_dir=str(Path(job_dir) / "checkpoints"),
-        per_device_train_batch_size=config.batch_size,
-        per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,  # below 1: a fraction of the total steps
-        weight_decay=config.weight_decay,
-        optim="adamw_torch",
+    return training_arguments(
+        config,
+        job_dir,
+        has_validation,
         max_steps=steps,  # computed from epochs (total_steps) so AdaLoRA's schedule and the Trainer agree
-        seed=config.seed,
         data_seed=config.seed,
-        bf16=use_bf16(config.bf16),
-        use_cpu=not torch.cuda.is_available(),
-        ddp_backend="gloo" if world_size() > 1 and not torch.cuda.is_available() else None,
         ddp_find_unused_parameters=False,
         train_sampling_strategy="group_by_length" if mode in ("prefix", "group") else "random",
-        eval_strategy=per_eval if has_validation else "no",
-        eval_steps=config.eval_steps or None,
-        save_strategy=save,
-        save_steps=config.save_steps or 500,
-        save_total_limit=2,
-        load_best_model_at_end=best,
-        metric_for_best_model="eval_loss" if best else None,
-        greater_is_better=False if best else None,
-        logging_steps=config.logging_steps,
-        logging_first_step=True,
-        report_to=list(config.report_to) or "none",  # TensorBoard: the job's own callback (callbacks.py)
-        disable_tqdm=True,  # the log file gets one line per log event, not carriage-return bars
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
         label_names=["labels"],
         prediction_loss_only=True,
     )

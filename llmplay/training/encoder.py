@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,6 +33,7 @@ from llmplay.training.encoder_model import (
     resolve_encoder,
     trainable_parameters,
 )
+from llmplay.training.trainer_args import training_arguments
 
 KIND = {"classification": "classifier", "ner": "tagger", "mlm": "encoder"}
 MLM_PROBABILITY = 0.15  # BERT's masking rate
@@ -316,61 +316,20 @@ def _collator(task: str, tokenizer, seed: int):
 # ---- training arguments and metrics ----------------------------------------------------------------------------
 
 
-def use_bf16(setting: str) -> bool:
-    import torch
-
-    from llmplay.models.loader import cpu_supports_bf16
-
-    value = str(setting).lower()
-    if value == "auto":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported() or cpu_supports_bf16()
-    return value == "true"
-
-
 def _training_args(config: TrainConfig, job_dir: Path, has_validation: bool):
-    import torch
-    from transformers import TrainingArguments
-
-    per_epoch = "steps" if config.eval_steps else "epoch"
-    save = "steps" if config.save_steps else "epoch"
-    if config.early_stopping_patience and has_validation:
-        save = per_epoch  # keeping the best model needs a checkpoint at every evaluation
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return TrainingArguments(
-        output_dir=str(job_dir / "checkpoints"),
-        per_device_train_batch_size=config.batch_size,
+    return training_arguments(
+        config,
+        job_dir,
+        has_validation,
         per_device_eval_batch_size=max(config.batch_size, 32),
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=config.warmup_ratio,  # a float below 1 is a ratio of the total steps
-        weight_decay=config.weight_decay,
         num_train_epochs=config.epochs,
         max_steps=config.max_steps,
-        seed=config.seed,
-        bf16=use_bf16(config.bf16),
-        use_cpu=not torch.cuda.is_available(),
-        ddp_backend="gloo" if distributed and not torch.cuda.is_available() else None,
         activation_checkpointing=config.gradient_checkpointing or None,
         # Random batches unless "group" is asked for: length-grouped batches cut padding but cost accuracy
         # (CoNLL NER, 1 epoch at lr 1e-4: entity F1 0.685 grouped vs 0.771 random, bench/finetune_encoder.py),
         # and sentences are short, so there is little padding to cut. prefix / pack mean nothing for an encoder.
         train_sampling_strategy="group_by_length" if config.padding == "group" else "random",
-        eval_strategy=per_epoch if has_validation else "no",
-        eval_steps=config.eval_steps or None,
-        save_strategy=save,
-        save_steps=config.save_steps or 500,
-        save_total_limit=2,
-        load_best_model_at_end=bool(config.early_stopping_patience and has_validation),
-        metric_for_best_model="eval_loss" if config.early_stopping_patience and has_validation else None,
-        greater_is_better=False if config.early_stopping_patience and has_validation else None,
-        logging_steps=config.logging_steps,
-        logging_first_step=True,
         include_num_input_tokens_seen="non_padding",  # tokens/s in the progress rows counts real tokens
-        report_to=list(config.report_to) or "none",
-        disable_tqdm=True,  # the log file gets the progress rows' lines, not carriage-return bars
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
     )
 
 
