@@ -10,11 +10,13 @@ Conversations are lists of ``{"role", "content"}`` dicts holding exactly what ea
 the same context again. No gradio here: the Compare tab and ``bench/compare.py`` both use this module.
 
 A reply can become training signal: ``preference_from_comparison`` sends two columns' replies to the feedback
-inbox as a preferred/rejected pair, ``correction_from_comparison`` sends the answer a column should have given.
+queue ``preferences`` as a preferred/rejected pair, ``correction_from_comparison`` sends the answer a column
+should have given to ``inbox`` (see ``llmplay.feedback.sources``).
 """
 
 from __future__ import annotations
 
+import json
 import queue
 import random
 import threading
@@ -27,9 +29,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from llmplay.arena.votes import FeedbackItem, Prompt, add_correction, add_preference
 from llmplay.engine import Engine, GenerationParams, GenerationRequest, GenerationResult, StreamEvent
 from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.feedback.sources import Sent, send_correction, send_preference
+from llmplay.feedback.store import Prompt
 from llmplay.templates import Template, TemplateLibrary, Version, build_request, parse_template
 from llmplay.templates.versions import parse_ref
 
@@ -78,7 +81,7 @@ def template_ref(name: str, number: int | None = None) -> str:
 
 
 def load_template(library: TemplateLibrary, ref: str) -> tuple[Template, Version]:
-    """The template a column names (see ``template_ref``) and the version it is, for the feedback inbox."""
+    """The template a column names (see ``template_ref``) and the version it is, for feedback items."""
     name, number = parse_ref(ref)
     if number is not None:
         version = library.version(name, number)
@@ -425,11 +428,37 @@ def same_input(a: dict, b: dict) -> bool:
     return same_template or as_messages(a) == as_messages(b)
 
 
+def _known(comparison: dict, col: dict, side: str = "") -> dict:
+    """What an item records about a column: model, adapter, template (name), its version, the input values."""
+    config = col.get("config") or {}
+    template = config.get("template")
+    known = {
+        f"model{side}": config.get("model"),
+        f"adapter{side}": config.get("adapter"),
+    }
+    if not side:
+        inputs = comparison.get("input") if isinstance(comparison.get("input"), dict) else {}
+        values = inputs.get("values")
+        if isinstance(values, str):  # the tab sends the values box's JSON text
+            try:
+                values = json.loads(values) if values.strip() else None
+            except ValueError:
+                values = None
+        known |= {
+            "template": parse_ref(template)[0] if template else None,
+            "template_version_id": config.get("template_version_id"),
+            "input": values if isinstance(values, dict) and template else None,
+            "meta": {"column": col.get("column"), "params": config.get("params")},
+        }
+    return known
+
+
 def preference_from_comparison(
     db: Database, comparison: dict | None, preferred: int, rejected: int, user: str | None = None
-) -> FeedbackItem:
+) -> Sent:
     """Send column ``preferred``'s reply as the chosen one and column ``rejected``'s as the rejected one to the
-    feedback inbox (source ``compare``); the prompt kept is what the preferred column's model was sent."""
+    feedback queue ``preferences`` (source ``compare``); the prompt kept is what the preferred column's model
+    was sent, and the sender's response is 'a' (the chosen reply)."""
     if (comparison or {}).get("columns") and str(preferred) == str(rejected):
         raise InvalidRequestError("Choose two different columns: one preferred reply and one rejected reply.")
     chosen, lost = feedback_column(comparison, preferred), feedback_column(comparison, rejected)
@@ -443,41 +472,30 @@ def preference_from_comparison(
             f"Columns {preferred} and {rejected} were sent different prompts (another template, system message or "
             "conversation), so their replies are not a pair for one prompt; send a correction for one of them instead."
         )
-    won, other = chosen.get("config") or {}, lost.get("config") or {}
-    return add_preference(
+    return send_preference(
         db,
         column_prompt(chosen),
         chosen["text"],
         lost["text"],
         source=FEEDBACK_SOURCE,
-        model=won.get("model"),
-        adapter=won.get("adapter"),
-        rejected_model=other.get("model"),
-        rejected_adapter=other.get("adapter"),
-        template_version_id=won.get("template_version_id"),
-        user=(user or "").strip() or None,
+        user=user,
+        **_known(comparison, chosen),
+        **_known(comparison, lost, "_b"),
     )
 
 
 def correction_from_comparison(
     db: Database, comparison: dict | None, column: int, correction: str, user: str | None = None
-) -> FeedbackItem:
-    """Send 'column ``column`` should have answered ``correction``' to the feedback inbox (source ``compare``)."""
+) -> Sent:
+    """Send 'column ``column`` should have answered ``correction``' to the feedback queue ``inbox`` (source
+    ``compare``), with the sender's correction as their submitted response."""
     col = feedback_column(comparison, column)
     if not (correction or "").strip():
         raise InvalidRequestError("Write the correct answer first; it is empty.")
-    config = col.get("config") or {}
-    return add_correction(
-        db,
-        column_prompt(col),
-        col.get("text") or "",
-        correction,
-        source=FEEDBACK_SOURCE,
-        model=config.get("model"),
-        adapter=config.get("adapter"),
-        template_version_id=config.get("template_version_id"),
-        user=(user or "").strip() or None,
-    )
+    return send_correction(
+        db, column_prompt(col), col.get("text") or "", correction, source=FEEDBACK_SOURCE, user=user,
+        **_known(comparison, col),
+    )  # fmt: skip
 
 
 # ---- export -----------------------------------------------------------------------------------------

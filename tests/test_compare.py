@@ -16,7 +16,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from llmplay.arena.votes import list_feedback
 from llmplay.compare import (
     Column,
     ColumnConfig,
@@ -34,6 +33,7 @@ from llmplay.compare import (
 )
 from llmplay.engine import GenerationParams, GenerationRequest, GenerationResult, StreamEvent
 from llmplay.errors import InvalidRequestError, LlmplayError, UnknownModelError
+from llmplay.feedback.store import list_items, list_queues, list_responses
 from llmplay.models.catalog import Catalog, ModelSpec
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary, build_request
@@ -305,20 +305,24 @@ def test_two_replies_become_a_preference_pair_and_one_a_correction(tmp_path):
         pair = preference_from_comparison(db, comparison, 1, 2, user=" ana ")
         fix = correction_from_comparison(db, comparison, 2, "Hello! How can I help?")
         again = preference_from_comparison(db, comparison, 1, 2, user="ana")  # a double click stores it once
-        items = list_feedback(db, source="compare")
+        pairs, fixes = list_items(db, "preferences"), list_items(db, "inbox")
+        answers = list_responses(db, queue="preferences") + list_responses(db, queue="inbox")
 
-    assert [i.id for i in items] == [pair.id, fix.id] and again.id == pair.id
-    assert (pair.kind, pair.chosen, pair.rejected, pair.user) == ("preference", "Hello!", "hi hi", "ana")
-    assert (pair.model, pair.adapter, pair.rejected_model, pair.rejected_adapter) == ("a", "/loras/a", "b", None)
-    assert pair.template_version_id == 7 and pair.prompt == [{"role": "user", "content": "hi"}], "what a was sent"
-    assert (fix.kind, fix.rejected, fix.correction, fix.model, fix.user) == (
+    assert [i.id for i in pairs] == [pair.item.id] and [i.id for i in fixes] == [fix.item.id]
+    assert again.item.id == pair.item.id and not again.created and len(answers) == 2
+    item = pair.item
+    assert (pair.kind, item.source, item.output, item.output_b) == ("preference", "compare", "Hello!", "hi hi")
+    assert (item.model, item.adapter, item.model_b, item.adapter_b) == ("a", "/loras/a", "b", None)
+    assert item.template_version_id == 7 and item.prompt == [{"role": "user", "content": "hi"}], "what a was sent"
+    assert (pair.response.labeler, pair.response.value, pair.response.status) == ("ana", "a", "submitted")
+    assert (fix.kind, fix.item.output, fix.item.model, fix.response.value, fix.response.labeler) == (
         "correction",
         "hi hi",
-        "Hello! How can I help?",
         "b",
-        None,
+        "Hello! How can I help?",
+        "anonymous",
     )
-    assert fix.prompt == "hi", "a base model's raw text is what it was sent"
+    assert fix.item.prompt == "hi", "a base model's raw text is what it was sent"
 
 
 def test_feedback_is_refused_with_a_clear_message_and_nothing_is_stored(tmp_path):
@@ -343,9 +347,9 @@ def test_feedback_is_refused_with_a_clear_message_and_nothing_is_stored(tmp_path
         for send, message in cases:
             with pytest.raises(InvalidRequestError, match=message):
                 send(db)
-        assert list_feedback(db) == []
+        assert all(not list_items(db, q) for q in list_queues(db)), "a refused send stores no item"
         # A correction of an empty reply is fine: it says what the model should have said.
-        assert correction_from_comparison(db, comparison, 5, "Hello").rejected == ""
+        assert correction_from_comparison(db, comparison, 5, "Hello").item.output == ""
 
 
 def test_one_template_version_on_a_chat_and_a_base_model_is_one_prompt(tmp_path):

@@ -4,7 +4,7 @@ A battle draws two contestants from the chosen pool (favouring the pair whose or
 least sure of), puts them in random positions A and B, and streams both replies side by side. Nothing the
 browser receives before the vote names a model: the battle's identities stay in SQLite (``arena_battles``)
 and the browser holds only the battle's random id. The vote reveals them; a vote cast after the reveal is
-stored but not counted. A decided vote can go to the feedback inbox as a preference pair, and either reply
+stored but not counted. A decided vote can go to the feedback queue 'preferences' as a pair, and either reply
 can get a corrected answer.
 
 API endpoints (gradio_client and scripts)
@@ -29,9 +29,10 @@ The dict: ``vote_id``, ``battle_id``, ``winner``, ``counted`` (False when the id
 ``a`` and ``b`` (``{"model", "adapter", "template_version_id"}``), ``message`` (Markdown: the reveal and
 whether the vote counted) and ``error`` (``"⚠️ Error: ..."`` or ``None``).
 
-``/arena_preference``: ``(vote_id, user) -> str``: send a decided vote to the feedback inbox as a
-preferred/rejected pair. ``/arena_correction``: ``(vote_id, side, correction, user) -> str``: send the
-answer reply ``side`` (``a`` | ``b``) should have been. Both return ``"✅ ..."`` or ``"⚠️ Error: ..."``.
+``/arena_preference``: ``(vote_id, user) -> str``: send a decided vote to the feedback queue
+``preferences`` as a preferred/rejected pair (the voter's response 'a').
+``/arena_correction``: ``(vote_id, side, correction, user) -> str``: send the answer reply ``side``
+(``a`` | ``b``) should have been to the queue ``inbox``. Both return ``"✅ ..."`` or ``"⚠️ Error: ..."``.
 
 ``/leaderboard``: ``(template, since, until) -> dict``; ``template`` ``""`` = all votes; ``since`` and
 ``until`` are dates (``2025-03-01``, both days included) or ISO times (``until`` exclusive), ``""`` = open.
@@ -63,11 +64,9 @@ from llmplay.arena import (
     Contestant,
     cast_vote,
     comparisons,
-    correction_from_vote,
     draw_battle,
     fit_bradley_terry,
     list_votes,
-    preference_from_vote,
     reveal,
     save_battle,
     set_outputs,
@@ -77,6 +76,7 @@ from llmplay.arena import leaderboard as rate
 from llmplay.compare import Column, ColumnConfig, request_from_messages, stream_columns
 from llmplay.engine import Engine, GenerationParams, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.feedback.sources import correction_from_vote, preference_from_vote, sent_message
 from llmplay.models import sources
 from llmplay.models.catalog import is_version_label
 from llmplay.store import connect
@@ -249,7 +249,7 @@ class ArenaTab:
         if template:
             loaded = self.library.load(template)
             values = template_values(loaded, prompt)
-            input_ = build_messages(loaded, values)  # model-independent: what the feedback inbox keeps
+            input_ = build_messages(loaded, values)  # model-independent: what feedback items keep
             version_id = self.library.current_version(template).id
         with connect(self.db_path) as db:
             fit = fit_bradley_terry(comparisons(list_votes(db, template=template or None)))
@@ -355,12 +355,12 @@ class ArenaTab:
             return vote_failure(battle_id, winner, f"could not record the vote ({type(exc).__name__}: {exc}).")
 
     def send_preference(self, vote_id: int | None, user: str = "") -> str:
-        """Send a decided vote (A or B better) to the feedback inbox as a preferred/rejected pair."""
+        """Send a decided vote (A or B better) to the feedback queue 'preferences' as a preferred/rejected pair."""
         user_ = (user or "").strip() or None
         return self._to_inbox(lambda db: preference_from_vote(db, self._vote_id(vote_id), user_))
 
     def send_correction(self, vote_id: int | None, side: str, correction: str, user: str = "") -> str:
-        """Send the answer that reply ``side`` ('a' or 'b') should have been to the feedback inbox."""
+        """Send the answer that reply ``side`` ('a' or 'b') should have been to the feedback queue 'inbox'."""
         side = (side or "").strip().lower()
         user_ = (user or "").strip() or None
         return self._to_inbox(lambda db: correction_from_vote(db, self._vote_id(vote_id), side, correction, user_))
@@ -380,8 +380,7 @@ class ArenaTab:
         except Exception as exc:
             log.exception("Sending arena feedback failed")
             return format_error(f"could not send it ({type(exc).__name__}: {exc}).")
-        what = "a preference pair" if item.kind == "preference" else "a corrected answer"
-        return f"✅ Sent to the feedback inbox as {what} (item {item.id})."
+        return sent_message(item)
 
     # ---- leaderboard ---------------------------------------------------------------------------------
     def leaderboard(self, template: str = "", since: str = "", until: str = "") -> dict:
@@ -485,7 +484,7 @@ def build_arena_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | N
     revealed = gr.Markdown(elem_id="arena-reveal")
     vote_id = gr.State(None)  # server-side; the vote's id, for the feedback buttons
     with gr.Group(visible=False) as feedback:
-        gr.Markdown("**Teach the models** — send this battle to the feedback inbox:")
+        gr.Markdown("**Teach the models** — send this battle to the feedback queues ('preferences', 'inbox'):")
         preference = gr.Button(
             "Send as preference pair (the reply you voted for is preferred)", size="sm", elem_id="arena-prefer"
         )

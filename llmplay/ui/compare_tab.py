@@ -1,6 +1,6 @@
 """The Compare tab: one input to 2-4 columns (model + optional adapter, template and decoding each), replies
 streamed side by side with their speed, a word-level diff between any two, re-roll one column, export; send
-replies to the feedback inbox, and open a row of an evaluation run here to rerun it live.
+replies to the feedback queues ('preferences', 'inbox'), and open a row of an evaluation run here to rerun it live.
 
 API endpoints (gradio_client and scripts)
 -----------------------------------------
@@ -38,13 +38,15 @@ including this reply; a failed turn leaves it unchanged).
 - ``/export_comparison``: ``(comparison) -> dict``: the export record (format, input, per-column config, reply,
   error, ttft_s, tok_s, tokens, finish reason, request and history) that the tab's "Export JSON" file holds.
 - ``/compare_preference``: ``(comparison, preferred, rejected, user) -> str``: send column ``preferred``'s reply
-  (chosen) and column ``rejected``'s (rejected) of a finished ``/compare`` result to the feedback inbox as a
-  preference pair (source ``compare``, with both models and adapters and the preferred column's template
-  version). Both columns must have answered the same prompt. ``user`` (``""`` = anonymous) is recorded.
+  (chosen) and column ``rejected``'s (rejected) of a finished ``/compare`` result to the feedback queue
+  ``preferences`` as a pair with the sender's response 'a' (source ``compare``, with both models and adapters
+  and the preferred column's template version). Both columns must have answered the same prompt. ``user``
+  (``""`` = anonymous) is recorded.
 - ``/compare_correction``: ``(comparison, column, correction, user) -> str``: send "column ``column`` should have
-  answered ``correction``" to the feedback inbox. Both return ``"✅ Sent ..."`` or ``"⚠️ Error: ..."`` (no
-  comparison, same column twice, a failed or unfinished column, an empty reply or correction); the prompt kept
-  is the column's ``request``: the chat messages, or the raw text a base model continued.
+  answered ``correction``" to the queue ``inbox`` (the sender's submitted correction). Both return
+  ``"✅ Sent ..."`` or ``"⚠️ Error: ..."`` (no comparison, same column twice, a failed or unfinished column, an
+  empty reply or correction); the prompt kept is the column's ``request``: the chat messages, or the raw text
+  a base model continued.
 - ``/open_in_compare``: ``(run_id, row) -> dict``: row ``row`` (0-based, as in the Evaluate tab's grid) of
   evaluation run ``run_id`` as Compare inputs: ``{"run_id", "row", "count", "columns", "values", "titles",
   "outputs", "notes", "error"}``. ``columns`` are ``/compare`` column dicts (the run's first 4 columns: model,
@@ -85,6 +87,7 @@ from llmplay.compare import (
 from llmplay.engine import Engine, GenerationParams, GenerationResult
 from llmplay.errors import LlmplayError, short
 from llmplay.evaluation.handoff import RowHandoff, row_for_compare
+from llmplay.feedback.sources import sent_message
 from llmplay.limits import check_number
 from llmplay.store import connect
 from llmplay.tempfiles import export_folder
@@ -361,13 +364,13 @@ class CompareTab:
     def send_preference(
         self, comparison: dict | None = None, preferred: int = 1, rejected: int = 2, user: str = ""
     ) -> str:
-        """Send two columns' replies to the feedback inbox as a preferred/rejected pair."""
+        """Send two columns' replies to the feedback queue 'preferences' as a preferred/rejected pair."""
         return self._to_inbox(lambda db: preference_from_comparison(db, comparison, preferred, rejected, user))
 
     def send_correction(
         self, comparison: dict | None = None, column: int = 1, correction: str = "", user: str = ""
     ) -> str:
-        """Send the answer column ``column`` should have given to the feedback inbox."""
+        """Send the answer column ``column`` should have given to the feedback queue 'inbox'."""
         return self._to_inbox(lambda db: correction_from_comparison(db, comparison, column, correction, user))
 
     def _to_inbox(self, send) -> str:
@@ -379,9 +382,7 @@ class CompareTab:
         except Exception as exc:
             log.exception("Sending compare feedback failed")
             return format_error(f"could not send it ({type(exc).__name__}: {exc}).")
-        if item.kind == "preference":
-            return f"✅ Sent to the feedback inbox as a preference pair (item {item.id}): {item.model} preferred."
-        return f"✅ Sent to the feedback inbox as a corrected answer for {item.model} (item {item.id})."
+        return sent_message(item)
 
     def open_eval_row(self, run_id: int | None = None, row: int | None = 0) -> dict:
         """Row ``row`` of evaluation run ``run_id`` as Compare inputs; see the module docstring."""

@@ -2,16 +2,11 @@ import pytest
 
 from llmplay.arena.battles import Contestant, cast_vote, draw_battle, save_battle
 from llmplay.arena.ratings import Comparison
-from llmplay.arena.votes import (
-    comparisons,
-    correction_from_vote,
-    list_feedback,
-    list_votes,
-    mark_consumed,
-    preference_from_vote,
-    vote_templates,
-)
+from llmplay.arena.votes import comparisons, list_votes, vote_templates
 from llmplay.errors import InvalidRequestError
+from llmplay.feedback.accepted import accepted_items
+from llmplay.feedback.sources import correction_from_vote, preference_from_vote
+from llmplay.feedback.store import list_items, list_responses, mark_consumed
 from llmplay.store import connect, open_db
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
@@ -79,14 +74,18 @@ def test_comparisons_use_contestant_keys_and_skip_uncounted_votes(settings):
 def test_a_vote_becomes_a_preference_pair(settings):
     with connect(settings.db_path) as db:
         v = vote(db, "b")
-        item = preference_from_vote(db, v.id)
-        assert item.kind == "preference" and item.source == f"arena-vote:{v.id}"
-        assert item.chosen == v.output_b and item.rejected == v.output_a
-        assert item.model == v.model_b and item.rejected_model == v.model_a
-        assert item.prompt == MESSAGES and item.template_version_id == 4 and item.user == "ann"
-        assert preference_from_vote(db, v.id).id == item.id  # a second click sends nothing new
+        sent = preference_from_vote(db, v.id)
+        item = sent.item
+        assert (sent.queue.name, sent.kind, item.source) == ("preferences", "preference", f"arena-vote:{v.id}")
+        assert item.output == v.output_b and item.output_b == v.output_a, "output is the chosen reply"
+        assert item.model == v.model_b and item.model_b == v.model_a and item.adapter_b == v.adapter_a
+        assert item.prompt == MESSAGES and item.template_version_id == 4 and item.template == "geo"
+        assert item.meta["vote_id"] == v.id and item.meta.get("model_version_b") == v.model_version_a
+        assert (sent.response.labeler, sent.response.value, sent.response.status) == ("ann", "a", "submitted")
+        assert preference_from_vote(db, v.id).item.id == item.id  # a second click sends nothing new
     with connect(settings.db_path) as db:
-        assert [i.id for i in list_feedback(db, kind="preference")] == [item.id]
+        assert [i.id for i in list_items(db, "preferences")] == [item.id]
+        assert len(list_responses(db, queue="preferences")) == 1
 
 
 def test_ties_have_no_preference_but_take_corrections(settings):
@@ -94,22 +93,29 @@ def test_ties_have_no_preference_but_take_corrections(settings):
         v = vote(db, "both_bad", input="Capital of France?")
         with pytest.raises(InvalidRequestError, match="correct answer"):
             preference_from_vote(db, v.id)
-        item = correction_from_vote(db, v.id, "a", "Paris.")
-        assert (item.kind, item.correction) == ("correction", "Paris.")
-        assert (item.rejected, item.model) == (v.output_a, v.model_a)
-        assert item.prompt == "Capital of France?"
+        sent = correction_from_vote(db, v.id, "a", "Paris.", user="bo")
+        assert (sent.queue.name, sent.kind, sent.response.value, sent.response.labeler) == (
+            "inbox",
+            "correction",
+            "Paris.",
+            "bo",
+        )
+        assert (sent.item.output, sent.item.model) == (v.output_a, v.model_a)
+        assert sent.item.prompt == "Capital of France?"
         with pytest.raises(InvalidRequestError, match="empty"):
             correction_from_vote(db, v.id, "b", "   ")
         with pytest.raises(InvalidRequestError, match="side"):
             correction_from_vote(db, v.id, "c", "Paris.")
+        assert len(list_items(db, "inbox")) == 1, "refused corrections store no item"
 
 
-def test_inbox_filters_and_consumption(settings):
+def test_vote_feedback_is_accepted_training_signal_until_consumed(settings):
     with connect(settings.db_path) as db:
         v1, v2 = vote(db, "a"), vote(db, "b")
-        p1 = preference_from_vote(db, v1.id)
-        c2 = correction_from_vote(db, v2.id, "b", "Paris.")
-        assert [i.id for i in list_feedback(db, source="arena-vote:")] == [p1.id, c2.id]
-        assert [i.id for i in list_feedback(db, source=f"arena-vote:{v2.id}")] == [c2.id]
-        mark_consumed(db, [p1.id])
-        assert [i.id for i in list_feedback(db, unconsumed_only=True)] == [c2.id]
+        p1 = preference_from_vote(db, v1.id).item
+        c2 = correction_from_vote(db, v2.id, "b", "Paris.").item
+        assert [a.item.id for a in accepted_items(db)] == [c2.id, p1.id], "inbox, then preferences (by name)"
+        mark_consumed(db, [p1.id], "training-job:1")
+        assert [a.item.id for a in accepted_items(db, unconsumed_by="training-job:")] == [c2.id]
+        (fix,) = accepted_items(db, task="correction")
+        assert (fix.value, fix.how, fix.labelers) == ("Paris.", "single", ("ann",))

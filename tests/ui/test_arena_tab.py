@@ -160,12 +160,14 @@ def test_vote_becomes_a_preference_pair_or_a_correction(client, engine):
         vote_id=voted["vote_id"], side=base, correction="Paris.", user="tester", api_name="/arena_correction"
     )
     assert message.startswith("✅"), message
-    preference, correction = stored(engine, "feedback_inbox", "source = ?", [f"arena-vote:{voted['vote_id']}"])
-    assert preference["kind"] == "preference" and json.loads(preference["prompt"]) == PARIS_QUESTION
-    assert (preference["chosen"], preference["rejected"]) == (replies[chat], replies[base])
-    assert (preference["model"], preference["rejected_model"]) == (CHAT_MODEL, BASE_MODEL)
-    assert correction["kind"] == "correction" and correction["model"] == BASE_MODEL
-    assert (correction["rejected"], correction["correction"]) == (replies[base], "Paris.")
+    preference, correction = stored(engine, "feedback_items", "source = ?", [f"arena-vote:{voted['vote_id']}"])
+    queues = {q["id"]: q["name"] for q in stored(engine, "feedback_queues", "1 = 1", [])}
+    assert queues[preference["queue_id"]] == "preferences" and json.loads(preference["prompt"]) == PARIS_QUESTION
+    assert (preference["output"], preference["output_b"]) == (replies[chat], replies[base])
+    assert (preference["model"], preference["model_b"]) == (CHAT_MODEL, BASE_MODEL)
+    assert queues[correction["queue_id"]] == "inbox" and correction["model"] == BASE_MODEL
+    (answer,) = stored(engine, "feedback_responses", "item_id = ?", [correction["id"]])
+    assert (correction["output"], json.loads(answer["value"]), answer["labeler"]) == (replies[base], "Paris.", "tester")
 
     tie = vote(client, battle_id, "tie")  # after the reveal: kept, not counted, still no preferred reply
     message = client.predict(vote_id=tie["vote_id"], user="", api_name="/arena_preference")
@@ -267,7 +269,7 @@ def test_battle_vote_and_feedback_in_the_browser(page, ui_url, engine):
     assert votes.is_disabled(), "one vote per battle from the page"
     page.locator("#arena-prefer").click()
     status = page.locator("#arena-feedback-status")
-    status.get_by_text("feedback inbox").wait_for(timeout=30_000)
+    status.get_by_text("queue 'preferences'").wait_for(timeout=30_000)
     assert "✅" in status.inner_text(), status.inner_text()
     with connect(engine.settings.db_path) as db:
         (vote_row,) = db.query("select * from arena_votes order by id desc limit 1")

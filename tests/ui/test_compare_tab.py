@@ -115,8 +115,15 @@ def stored_outputs(engine, run_id: int, row: int) -> list[str]:
 
 
 def compare_feedback(engine) -> list[dict]:
+    """Compare's feedback items (both built-in queues, in the order sent) with their queue and the response."""
     with connect(engine.settings.db_path) as db:
-        return list(db.query("select * from feedback_inbox where source = 'compare' order by id"))
+        return list(
+            db.query(
+                "select i.*, q.name as queue, r.labeler, r.value, r.status as response from feedback_items i "
+                "join feedback_queues q on q.id = i.queue_id left join feedback_responses r on r.item_id = i.id "
+                "where i.source like 'compare%' order by i.id"
+            )
+        )
 
 
 # ---- plain helpers -----------------------------------------------------------------------------------------
@@ -264,7 +271,7 @@ def test_diff_and_export_of_a_comparison(client):
     json.dumps(exported)
 
 
-def test_replies_go_to_the_feedback_inbox_as_a_pair_and_a_correction(client, engine):
+def test_replies_go_to_the_feedback_queues_as_a_pair_and_a_correction(client, engine):
     columns = [greedy(CHAT_MODEL, max_new_tokens=8), greedy(BASE_MODEL, max_new_tokens=4), {"model": "no-such"}]
     final = compare_job(client, STORY, columns).result(timeout=300)
     chat, base, _ = final["columns"]
@@ -278,11 +285,17 @@ def test_replies_go_to_the_feedback_inbox_as_a_pair_and_a_correction(client, eng
     assert sent.startswith("✅") and "corrected answer" in sent, sent
 
     pair, correction = compare_feedback(engine)[len(before) :]
-    assert (pair["kind"], pair["chosen"], pair["rejected"]) == ("preference", base["text"], chat["text"])
-    assert (pair["model"], pair["rejected_model"], pair["user"]) == (BASE_MODEL, CHAT_MODEL, "ui-test")
+    assert (pair["queue"], pair["output"], pair["output_b"]) == ("preferences", base["text"], chat["text"])
+    assert (pair["model"], pair["model_b"], pair["labeler"]) == (BASE_MODEL, CHAT_MODEL, "ui-test")
+    assert (json.loads(pair["value"]), pair["response"]) == ("a", "submitted")
     assert json.loads(pair["prompt"]) == STORY, "what the preferred (base) model was sent: the raw text"
-    assert (correction["kind"], correction["rejected"], correction["correction"]) == ("correction", chat["text"], fixed)
-    assert correction["model"] == CHAT_MODEL and correction["user"] is None and correction["source"] == "compare"
+    assert (correction["queue"], correction["output"], json.loads(correction["value"])) == (
+        "inbox",
+        chat["text"],
+        fixed,
+    )
+    assert correction["model"] == CHAT_MODEL and correction["labeler"] == "anonymous"
+    assert correction["source"] == "compare" and correction["response"] == "submitted"
     assert json.loads(correction["prompt"]) == [{"role": "user", "content": STORY}]
 
 
