@@ -64,6 +64,10 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
                 build_leaderboard_tab(engine, demo, prompts_dir)
             with gr.Tab("Train", id="train"):
                 train = build_train_tab(engine, demo, prompts_dir, eval_runner=evaluate.tab.runner)
+            with gr.Tab("Labeling", id="labeling"):
+                from llmplay.ui.labeling_tab import build_labeling_tab
+
+                build_labeling_tab(engine, demo, prompts_dir)
             # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order: Feedback.
         _wire_open_in_compare(evaluate, compare, tabs)
         # Trained versions join every model picker as soon as a job registers them: on page load, on switching
