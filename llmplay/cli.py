@@ -7,6 +7,7 @@ llmplay templates list|validate|render   prompt templates (see `llmplay template
 llmplay eval CONFIG.yaml            run an evaluation; exit 1 when a threshold fails (for CI)
 llmplay train CONFIG.yaml           run a fine-tuning job in the foreground (--resume JOB; `train list`)
 llmplay versions                    list trained versions
+llmplay feedback queues|create-queue|add|import|export|agreement|adjudicate   labeling queues
 llmplay serve                       start the web app
 
 Every command exits with a code from llmplay/exitcodes.py: 0 ok, 1 a check failed, 2 bad input, 3 the run failed.
@@ -23,6 +24,7 @@ import traceback
 from llmplay import exitcodes
 from llmplay.errors import LlmplayError
 from llmplay.evaluation.cli import add_eval_commands, cmd_eval
+from llmplay.feedback.cli import add_feedback_commands, cmd_feedback
 from llmplay.limits import MAX_STOP_STRINGS, check_number, check_stop, span
 from llmplay.settings import DTYPES, Settings
 from llmplay.templates.cli import add_template_commands, cmd_templates
@@ -180,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_template_commands(sub)
     add_eval_commands(sub)
     add_train_commands(sub)
+    add_feedback_commands(sub)
     sub.add_parser("serve", help="start the web app (host/port from GRADIO_SERVER_NAME/PORT)")
     return ap
 
@@ -192,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models" and args.action in ("add", "remove") and not args.name:
             raise LlmplayError(f"`llmplay models {args.action}` needs a model name.")
         handlers = {"models": cmd_models, "generate": cmd_generate, "templates": cmd_templates, "serve": cmd_serve}
-        handlers.update(eval=cmd_eval, train=cmd_train, versions=cmd_versions)
+        handlers.update(eval=cmd_eval, train=cmd_train, versions=cmd_versions, feedback=cmd_feedback)
         handler = handlers[args.command]
         return handler(args, settings)
     except LlmplayError as exc:
