@@ -142,3 +142,18 @@ def test_disagreements_for_labels_skip_agreeing_items(db):
     items = _fill(db, "lbl", {"ann": ["p", "n"], "bob": ["p", "p"]})
     found = disagreements(db, "lbl")
     assert [(d.item.id, d.values, d.diff) for d in found] == [(items[1].id, {"ann": "n", "bob": "p"}, None)]
+
+
+def test_preferences_are_categories_for_kappa(db):
+    fs.create_queue(db, "pairs", "preference", k=2)
+    items = fs.add_items(
+        db, "pairs", [{"source": "t", "prompt": f"p{n}", "output": f"A{n}", "output_b": f"B{n}"} for n in range(4)]
+    )
+    for (item, _), (ann, bob) in zip(items, [("a", "a"), ("b", "b"), ("tie", "a"), ("a", "a")]):
+        fs.respond(db, item.id, "ann", ann)
+        fs.respond(db, item.id, "bob", bob)
+    a = queue_agreement(db, "pairs")
+    # po = 3/4; ann a 2/4, b 1/4, tie 1/4; bob a 3/4, b 1/4 -> pe = .5*.75 + .25*.25 = .4375;
+    # kappa = (.75 - .4375) / (1 - .4375) = 0.5555...
+    assert a.cohen_kappa == pytest.approx(0.3125 / 0.5625)
+    assert [(d.values["ann"], d.values["bob"]) for d in disagreements(db, "pairs")] == [("tie", "a")]
