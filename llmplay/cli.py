@@ -8,6 +8,7 @@ llmplay eval CONFIG.yaml            run an evaluation; exit 1 when a threshold f
 llmplay train CONFIG.yaml           run a fine-tuning job in the foreground (--resume JOB; `train list`)
 llmplay versions                    list trained versions
 llmplay feedback queues|create-queue|add|import|export|agreement|adjudicate   labeling queues
+llmplay loop create|set|status|run-once|promote|rollback   continual learning: model lines and updates
 llmplay serve                       start the web app
 
 Every command exits with a code from llmplay/exitcodes.py: 0 ok, 1 a check failed, 2 bad input, 3 the run failed.
@@ -26,6 +27,7 @@ from llmplay.errors import LlmplayError
 from llmplay.evaluation.cli import add_eval_commands, cmd_eval
 from llmplay.feedback.cli import add_feedback_commands, cmd_feedback
 from llmplay.limits import MAX_STOP_STRINGS, check_number, check_stop, span
+from llmplay.loop.cli import add_loop_commands, cmd_loop
 from llmplay.settings import DTYPES, Settings
 from llmplay.templates.cli import add_template_commands, cmd_templates
 from llmplay.training.cli import add_train_commands, cmd_train, cmd_versions
@@ -183,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_commands(sub)
     add_train_commands(sub)
     add_feedback_commands(sub)
+    add_loop_commands(sub)
     sub.add_parser("serve", help="start the web app (host/port from GRADIO_SERVER_NAME/PORT)")
     return ap
 
@@ -195,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models" and args.action in ("add", "remove") and not args.name:
             raise LlmplayError(f"`llmplay models {args.action}` needs a model name.")
         handlers = {"models": cmd_models, "generate": cmd_generate, "templates": cmd_templates, "serve": cmd_serve}
-        handlers.update(eval=cmd_eval, train=cmd_train, versions=cmd_versions, feedback=cmd_feedback)
+        handlers.update(eval=cmd_eval, train=cmd_train, versions=cmd_versions, feedback=cmd_feedback, loop=cmd_loop)
         handler = handlers[args.command]
         return handler(args, settings)
     except LlmplayError as exc:

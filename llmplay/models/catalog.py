@@ -44,8 +44,12 @@ log = logging.getLogger(__name__)
 _VERSION_LABEL_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,63} \+ )?[A-Za-z0-9][A-Za-z0-9._-]{0,63} v\d{1,9}$")
 
 
+_LINE_RE = re.compile(r"^line:[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # a model line (llmplay/loop)
+
+
 def is_version_label(text: str) -> bool:
-    return bool(_VERSION_LABEL_RE.match(text or ""))
+    """A trained version's label ("base + name vN", "name vN") or a model line's name ("line:name")."""
+    return bool(_VERSION_LABEL_RE.match(text or "") or _LINE_RE.match(text or ""))
 
 
 def is_hub_id(text: str) -> bool:
@@ -219,14 +223,20 @@ class Catalog:
 
     def versions(self) -> list[ModelSpec]:
         """Trained versions (adapters on catalog models, fine-tuned encoders), by label; read afresh each call."""
-        from llmplay.models.trained import version_specs
+        from llmplay.models.trained import line_specs, version_specs
 
-        return version_specs(self.db_path, self.get)
+        return line_specs(self.db_path, self.get) + version_specs(self.db_path, self.get)
 
     def get(self, name: str) -> ModelSpec:
         try:
             return self._specs[name]
         except KeyError:
+            if self.db_path is not None and name.startswith("line:"):
+                from llmplay.models.trained import line_spec
+
+                spec = line_spec(self.db_path, name, self.get)
+                if spec is not None:
+                    return spec
             if self.db_path is not None and is_version_label(name):
                 from llmplay.models.trained import find_spec
 

@@ -88,7 +88,9 @@ class ModelManager:
     def _key(self, spec: ModelSpec, dtype: str | None, adapter: str | None) -> tuple:
         # The adapter by content: new weights in the same folder load (and merge) afresh.
         adapter = adapter or spec.adapter
-        return (spec.name, spec.location, dtype or self.settings.dtype, adapter, adapter_identity(adapter))
+        # A version (or a model line) names the catalog model whose weights it shares as ``base``: one copy.
+        name = spec.base or spec.name
+        return (name, spec.location, dtype or self.settings.dtype, adapter, adapter_identity(adapter))
 
     def is_loaded(self, spec: ModelSpec, dtype: str | None = None, adapter: str | None = None) -> bool:
         return self._key(spec, dtype, adapter) in self._loaded

@@ -72,3 +72,42 @@ def version_specs(db_path: Path | None, lookup: Lookup) -> list[ModelSpec]:
         except LlmplayError as exc:  # a missing base or an unknown kind hides the version, with a note
             log.info("Not offering %s: %s", version.label, exc)
     return specs
+
+
+def line_spec(db_path: Path | None, name: str, lookup: Lookup) -> ModelSpec | None:
+    """``line:<name>``: the spec of the line's active version (the base model while none is active)."""
+    from llmplay.loop.lines import LINE_PREFIX, LoopError, active_label, get_line
+    from llmplay.store import connect
+
+    if db_path is None or not name.startswith(LINE_PREFIX) or not Path(db_path).exists():
+        return None
+    with connect(db_path) as db:
+        try:
+            line = get_line(db, name)
+        except LoopError:
+            return None
+        active = active_label(db, line)
+    spec = lookup(active)
+    description = f"model line {line.name}: active = {active}"
+    return replace(spec, name=name, base=spec.base or spec.name, builtin=False, description=description)
+
+
+def line_specs(db_path: Path | None, lookup: Lookup) -> list[ModelSpec]:
+    """One spec per model line, named ``line:<name>``, serving its active version."""
+    from llmplay.loop.lines import list_lines
+    from llmplay.store import connect
+
+    if db_path is None or not Path(db_path).exists():
+        return []
+    with connect(db_path) as db:
+        names = [line.picker_name for line in list_lines(db)]
+    specs = []
+    for name in names:
+        try:
+            spec = line_spec(db_path, name, lookup)
+        except LlmplayError as exc:
+            log.info("Not offering %s: %s", name, exc)
+            continue
+        if spec is not None:
+            specs.append(spec)
+    return specs

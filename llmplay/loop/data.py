@@ -1,0 +1,140 @@
+"""What one update of a line trains on, and what its feedback gate holds out.
+
+- A line's feedback: accepted answers (llmplay.feedback.accepted) of its queues (or, with none set, of every
+  queue whose items were rendered with the line's template), correction and label tasks.
+- Held out: a fixed share of those items, chosen by a hash of (line, item id), so an item is held out for
+  every update of the line and no update ever trains on it (gate a).
+- New rows: accepted items no update of this line consumed yet. Replay: a seeded sample of the items earlier
+  updates consumed (``replay_ratio`` x the new rows) and of the shipped general instructions
+  (``general_ratio`` x the new rows; llmplay/loop/probe_data/general_replay.jsonl).
+Rows become chat ``messages`` rendered through the same template path inference uses (template variables of
+the item when it has them, else its stored prompt), plus the accepted answer as the assistant turn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from llmplay.feedback.accepted import Accepted, accepted_items
+from llmplay.feedback.store import get_queue
+from llmplay.loop.lines import Line
+
+PROBE_DATA = Path(__file__).parent / "probe_data"
+TASKS = ("correction", "label")
+
+
+def consumer_prefix(line: Line) -> str:
+    return f"loop:{line.name}:"
+
+
+def consumer_name(line: Line, update_id: int) -> str:
+    return f"{consumer_prefix(line)}update-{update_id}"
+
+
+def is_heldout(line_name: str, item_id: int, fraction: float) -> bool:
+    digest = hashlib.sha256(f"{line_name}:{item_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def line_feedback(db: Database, line: Line) -> list[Accepted]:
+    """Accepted answers of the line's queues (correction / label tasks) whose value is usable text."""
+    if line.settings.queues:
+        found = []
+        for name in line.settings.queues:
+            found += accepted_items(db, get_queue(db, name))
+    else:
+        template = line.template.split("@", 1)[0]
+        found = [a for a in accepted_items(db) if (a.item.template or "").split("@", 1)[0] == template]
+    return [a for a in found if a.queue.task in TASKS and isinstance(a.value, str) and a.value.strip()]
+
+
+def _updates_by_outcome(db: Database, line: Line) -> tuple[set[str], set[str]]:
+    """Consumer names of the line's promoted updates and of its rejected ones."""
+    rows = db.execute(
+        "select u.id, u.status from loop_updates u join loop_lines l on l.id = u.line_id where l.name = ?", [line.name]
+    ).fetchall()
+    named = {status: {consumer_name(line, i) for i, st in rows if st == status} for status in ("promoted", "rejected")}
+    return named["promoted"], named["rejected"]
+
+
+def general_rows() -> list[dict]:
+    path = PROBE_DATA / "general_replay.jsonl"
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@dataclass
+class UpdateData:
+    new: list[Accepted]
+    replay: list[Accepted]
+    general: list[dict]
+    heldout: list[Accepted]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def feedback_ids(self) -> list[int]:
+        return [a.item.id for a in self.new]
+
+    @property
+    def replay_ids(self) -> list[int]:
+        return [a.item.id for a in self.replay]
+
+
+def gather(db: Database, line: Line, *, seed: int = 0) -> UpdateData:
+    """Split the line's accepted feedback into held-out / new / earlier, and sample the replay rows."""
+    s = line.settings
+    promoted, rejected = _updates_by_outcome(db, line)
+    heldout, new, earlier = [], [], []
+    for a in line_feedback(db, line):
+        if is_heldout(line.name, a.item.id, s.heldout_fraction):
+            heldout.append(a)
+        elif promoted & set(a.consumed_by):
+            earlier.append(a)  # trained into a version that became active: replayable
+        elif not rejected & set(a.consumed_by):
+            new.append(a)  # rows of a rejected update are spent: they made the model worse
+    # (rows of a failed update were never marked consumed, so they are new again)
+    rng = random.Random(seed)
+    replay = rng.sample(earlier, min(len(earlier), round(len(new) * s.replay_ratio)))
+    general_pool = general_rows()
+    general = rng.sample(general_pool, min(len(general_pool), round(len(new) * s.general_ratio)))
+    notes = []
+    if len(earlier) < round(len(new) * s.replay_ratio):
+        notes.append(f"replay: {len(earlier)} earlier rows available of {round(len(new) * s.replay_ratio)} wanted")
+    return UpdateData(new, replay, general, heldout, notes)
+
+
+def messages_for(item, template, value: str) -> list[dict]:
+    """The chat turns inference sends for this item (through the template when it has its variables), plus
+    the accepted answer as the assistant's turn."""
+    from llmplay.templates.render import build_messages
+
+    if template is not None and item.input:
+        turns = build_messages(template, item.input)
+    elif isinstance(item.prompt, str):
+        turns = [{"role": "user", "content": item.prompt}]
+    else:
+        turns = [dict(m) for m in item.prompt]
+    return [*turns, {"role": "assistant", "content": value}]
+
+
+def _turns(prompt: str, answer: str) -> list[dict]:
+    return [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+
+
+def training_records(data: UpdateData, template) -> list[dict]:
+    """Inline rows (format messages) for the update's training job; ids say where each row came from."""
+    rows = [{"id": f"fb{a.item.id}", "messages": messages_for(a.item, template, a.value)} for a in data.new]
+    rows += [{"id": f"replay{a.item.id}", "messages": messages_for(a.item, template, a.value)} for a in data.replay]
+    rows += [
+        {
+            "id": f"general{g['id']}",
+            "messages": [{"role": "user", "content": g["prompt"]}, {"role": "assistant", "content": g["completion"]}],
+        }
+        for g in data.general
+    ]
+    return rows

@@ -1,0 +1,273 @@
+"""Model lines: a name over a base model, a task (template) and its trained versions, with two aliases.
+
+``active`` is the version every picker serves when a user picks the line (``line:<name>``; the base model when
+no version is active); ``candidate`` is the last update's result. Promotion and rollback move ``active``: one
+row change plus one ``loop_events`` row saying who moved it, from what, to what and why.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlite_utils import Database
+
+from llmplay.errors import InvalidRequestError, short
+from llmplay.store import immediate
+
+LINES, UPDATES, EVENTS = "loop_lines", "loop_updates", "loop_events"
+LINE_PREFIX = "line:"  # a picker name: "line:fpb" serves that line's active version
+START_FROM = ("active", "base")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+class LoopError(InvalidRequestError):
+    """A loop request that cannot be done as asked; the message says why and what to do."""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class LineSettings:
+    """Everything an admin sets per line; validated in ``from_dict`` (every problem named at once)."""
+
+    queues: list[str] = field(default_factory=list)  # feedback queues it learns from; [] = items of its template
+    # Trigger: an update when at least this many new accepted rows arrived, and/or every N minutes (0 = off).
+    min_new_rows: int = 50
+    interval_minutes: int = 0
+    # "active": continue training the active version; "base": a fresh adapter on the base every update.
+    start_from: str = "active"
+    # Replay, as a share of the new rows: earlier accepted feedback, and general instruction data (probe.py).
+    replay_ratio: float = 0.5
+    general_ratio: float = 0.25
+    heldout_fraction: float = 0.2  # of accepted feedback, chosen by item id; never trained on (gate a)
+    # Gates (paired bootstrap differences, candidate - active): (a) must be at least feedback_min_gain;
+    # (b) and the probe's task score may drop at most their margin; the probe's perplexity at most ppl_margin.
+    feedback_min_gain: float = 0.0
+    regression_dataset: str | None = None
+    regression_template: str | None = None  # default: the line's template
+    regression_margin: float = 0.02
+    probe_task_margin: float = 0.02
+    probe_ppl_margin: float = 0.05
+    max_new_tokens: int = 16  # decoding budget of the gate runs (greedy)
+    # Training (one fine-tuning job per update).
+    method: str = "lora"
+    epochs: float = 2.0
+    learning_rate: float = 2e-4
+    batch_size: int = 16
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> LineSettings:
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise LoopError(f"Unknown line setting(s): {', '.join(unknown)} (known: {', '.join(sorted(known))}).")
+        settings = cls(**data)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        p: list[str] = []
+
+        def number(name: str, low: float, high: float, whole: bool = False) -> None:
+            value = getattr(self, name)
+            ok = isinstance(value, int) if whole else isinstance(value, int | float)
+            if isinstance(value, bool) or not ok or not low <= value <= high:
+                kind = "a whole number" if whole else "a number"
+                p.append(f"{name} must be {kind} from {low:g} to {high:g}, not {short(value)}")
+
+        if not isinstance(self.queues, list) or not all(isinstance(q, str) and q.strip() for q in self.queues):
+            p.append("queues must be a list of feedback queue names")
+        number("min_new_rows", 0, 100_000, whole=True)
+        number("interval_minutes", 0, 60 * 24 * 365, whole=True)
+        if self.min_new_rows == 0 and self.interval_minutes == 0:
+            p.append("set a trigger: min_new_rows above 0 and/or interval_minutes above 0")
+        if self.start_from not in START_FROM:
+            p.append(f"start_from must be one of {', '.join(START_FROM)}, not {short(self.start_from)}")
+        number("replay_ratio", 0, 10)
+        number("general_ratio", 0, 10)
+        number("heldout_fraction", 0, 0.9)
+        number("feedback_min_gain", -1, 1)
+        number("regression_margin", 0, 1)
+        number("probe_task_margin", 0, 1)
+        number("probe_ppl_margin", 0, 10)
+        number("max_new_tokens", 1, 512, whole=True)
+        if self.method not in ("lora", "dora", "adalora"):
+            p.append(f"method must be lora, dora or adalora, not {short(self.method)}")
+        number("epochs", 0.1, 50)
+        number("learning_rate", 1e-7, 1)
+        number("batch_size", 1, 256, whole=True)
+        number("seed", 0, 2**32 - 1, whole=True)
+        if self.regression_dataset is not None and not str(self.regression_dataset).strip():
+            self.regression_dataset = None
+        if p:
+            raise LoopError("Line settings are not valid: " + "; ".join(p) + ".")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Line:
+    id: int
+    name: str
+    base_model: str
+    template: str
+    active_version_id: int | None
+    candidate_version_id: int | None
+    settings: LineSettings
+    created_by: str | None
+    created_at: str
+    updated_at: str | None
+
+    @property
+    def picker_name(self) -> str:
+        return LINE_PREFIX + self.name
+
+    @classmethod
+    def from_row(cls, row: dict) -> Line:
+        return cls(**(row | {"settings": LineSettings.from_dict(json.loads(row["settings"]))}))
+
+
+def event(db: Database, user: str, line_id: int, action: str, *, frm=None, to=None, update_id=None, **detail) -> None:
+    db[EVENTS].insert(
+        {
+            "at": now(),
+            "user": user,
+            "line_id": line_id,
+            "action": action,
+            "from_version_id": frm,
+            "to_version_id": to,
+            "update_id": update_id,
+            "detail": json.dumps(detail, default=str) if detail else None,
+        }
+    )
+
+
+def create_line(
+    db: Database,
+    name: str,
+    base_model: str,
+    template: str,
+    *,
+    user: str = "admin",
+    settings: LineSettings | dict | None = None,
+    known_models: list[str] | None = None,
+    known_templates: list[str] | None = None,
+) -> Line:
+    """A new line with the base model active. ``known_*``: the catalog's / library's names to check against."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise LoopError(f"Line name {short(name)} is not allowed: use 1-64 letters, digits, '.', '_' or '-'.")
+    if known_models is not None and base_model not in known_models:
+        raise LoopError(
+            f"Base model {short(base_model)} is not in the catalog. Pick one of: {', '.join(known_models)}."
+        )
+    template_name = str(template).split("@", 1)[0]
+    if known_templates is not None and template_name not in known_templates:
+        raise LoopError(f"Template {short(template)} is not in the library. Pick one of: {', '.join(known_templates)}.")
+    settings = settings if isinstance(settings, LineSettings) else LineSettings.from_dict(settings)
+    with immediate(db):
+        if list(db[LINES].rows_where("name = ?", [name], limit=1)):
+            raise LoopError(f"A line named {name!r} exists already.")
+        line_id = (
+            db[LINES]
+            .insert(
+                {
+                    "name": name,
+                    "base_model": base_model,
+                    "template": template,
+                    "settings": json.dumps(settings.to_dict()),
+                    "created_by": user,
+                    "created_at": now(),
+                }
+            )
+            .last_pk
+        )
+        event(db, user, line_id, "create", base_model=base_model, template=template)
+    return get_line(db, line_id)
+
+
+def get_line(db: Database, line: str | int | Line) -> Line:
+    if isinstance(line, Line):
+        line = line.id
+    if isinstance(line, str) and line.startswith(LINE_PREFIX):
+        line = line[len(LINE_PREFIX) :]
+    column = "id" if isinstance(line, int) else "name"
+    rows = list(db[LINES].rows_where(f"{column} = ?", [line], limit=1)) if db[LINES].exists() else []
+    if not rows:
+        raise LoopError(f"There is no model line {short(line)}. Create it first (`llmplay loop create`).")
+    return Line.from_row(rows[0])
+
+
+def list_lines(db: Database) -> list[Line]:
+    if not db[LINES].exists():
+        return []
+    return [Line.from_row(r) for r in db[LINES].rows_where(order_by="name")]
+
+
+def update_settings(db: Database, line: str | int | Line, changes: dict, *, user: str = "admin") -> Line:
+    with immediate(db):
+        old = get_line(db, line)
+        merged = LineSettings.from_dict(old.settings.to_dict() | dict(changes))
+        db[LINES].update(old.id, {"settings": json.dumps(merged.to_dict()), "updated_at": now()})
+        event(db, user, old.id, "settings", before=old.settings.to_dict(), after=merged.to_dict())
+    return get_line(db, old.id)
+
+
+def _version_of_line(db: Database, line: Line, version_id: int | None) -> None:
+    if version_id is None:
+        return
+    row = db.execute("select name, base_model, deleted_at from model_versions where id = ?", [version_id]).fetchone()
+    if row is None or row[2] is not None:
+        raise LoopError(f"Version #{version_id} does not exist (or was deleted).")
+    if row[0] != line.name or row[1] != line.base_model:
+        raise LoopError(f"Version #{version_id} belongs to {row[0]!r} on {row[1]!r}, not to line {line.name!r}.")
+
+
+def set_active(
+    db: Database, line: str | int | Line, version_id: int | None, *, user: str, action: str, update_id=None, **why
+) -> Line:
+    """Move the ``active`` alias (promote, rollback; None = the base model). One audited row change."""
+    with immediate(db):
+        current = get_line(db, line)
+        _version_of_line(db, current, version_id)
+        db[LINES].update(current.id, {"active_version_id": version_id, "updated_at": now()})
+        event(db, user, current.id, action, frm=current.active_version_id, to=version_id, update_id=update_id, **why)
+    return get_line(db, current.id)
+
+
+def rollback(db: Database, line: str | int | Line, version_id: int | None = None, *, user: str) -> Line:
+    """Make an earlier version active again: ``version_id``, or else the one active before the current one."""
+    current = get_line(db, line)
+    if version_id is None:
+        previous = db.execute(
+            f"select from_version_id from {EVENTS} where line_id = ? and action in ('promote', 'rollback') "
+            "and to_version_id is ? order by id desc limit 1",
+            [current.id, current.active_version_id],
+        ).fetchone()
+        if previous is None:
+            raise LoopError(f"Line {current.name!r} has no earlier active version to roll back to.")
+        version_id = previous[0]
+    return set_active(db, current, version_id, user=user, action="rollback")
+
+
+def events(db: Database, line: str | int | Line, limit: int = 200) -> list[dict]:
+    current = get_line(db, line)
+    rows = db[EVENTS].rows_where("line_id = ?", [current.id], order_by="id desc", limit=limit)
+    return [r | {"detail": json.loads(r["detail"] or "null")} for r in rows]
+
+
+def active_label(db: Database, line: Line) -> str:
+    """The catalog name the line serves now: its active version's label, or the base model."""
+    if line.active_version_id is None:
+        return line.base_model
+    row = db.execute("select name, version, base_model from model_versions where id = ?", [line.active_version_id])
+    name, version, base = row.fetchone()
+    return f"{base} + {name} v{version}"

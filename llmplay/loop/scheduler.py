@@ -1,0 +1,75 @@
+"""The app's loop scheduler: a daemon thread that, every ``check_s`` seconds, starts an update for each line
+whose trigger fired (``update.claim`` makes that exactly one per line across processes, CLI included).
+
+State lives in SQLite (lines, updates), so a restarted app simply carries on: the next check marks an update
+whose process died as failed and starts the next one when it is due.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from llmplay.loop.lines import list_lines
+from llmplay.loop.update import due, mark_dead, run_update
+from llmplay.store import connect, immediate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LineStatus:
+    name: str
+    due: bool
+    why: str
+    new_rows: int
+
+
+def status(db_path) -> list[LineStatus]:
+    with connect(db_path) as db:
+        with immediate(db):
+            mark_dead(db)
+        return [LineStatus(line.name, *due(db, line)) for line in list_lines(db)]
+
+
+class Scheduler:
+    def __init__(self, engine, *, jobs, runner, check_s: float = 60.0, start: bool = True):
+        self.engine, self.jobs, self.runner, self.check_s = engine, jobs, runner, check_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last: dict[str, str] = {}  # line -> what the last check said (shown in the Loop tab)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="loop-scheduler", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.check_s):
+            try:
+                self.tick()
+            except Exception:  # a locked database or a vanished file must not stop the scheduler
+                log.exception("Loop scheduler check failed")
+
+    def tick(self) -> list:
+        """Run every due update now, one line after the other; returns the updates that ran."""
+        ran = []
+        for line in status(self.engine.settings.db_path):
+            self.last[line.name] = line.why
+            if not line.due:
+                continue
+            trigger = "rows" if "new accepted rows (trigger" in line.why else "interval"
+            update = run_update(self.engine, line.name, jobs=self.jobs, runner=self.runner, trigger=trigger)
+            if update is not None:
+                ran.append(update)
+                self.last[line.name] = f"update #{update.id} {update.status}"
+        return ran

@@ -1,0 +1,292 @@
+"""One update of a line: claim it (exactly one per line), gather its rows, train one fine-tuning job, run
+the gates, promote or keep the active version. The scheduler, ``llmplay loop run-once`` and the bench all run
+``run_update``.
+
+Exactly one: the claim inserts a ``running`` row under BEGIN IMMEDIATE, and a partial unique index on
+``loop_updates(line_id) where status = 'running'`` refuses a second one from any process. An update whose
+process is gone (``pid``) is marked failed at the next claim or status call; its rows were not marked
+consumed (that happens only after its training job finished), and the active version never moved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from llmplay.errors import LlmplayError
+from llmplay.feedback.store import mark_consumed
+from llmplay.loop import data as loop_data
+from llmplay.loop.lines import UPDATES, Line, LoopError, active_label, event, get_line, now, set_active
+from llmplay.processes import pid_alive
+from llmplay.store import connect, immediate
+
+log = logging.getLogger(__name__)
+FINAL = ("promoted", "rejected", "failed")
+TRAIN_TIMEOUT_S = 3 * 3600
+
+
+@dataclass(frozen=True)
+class Update:
+    id: int
+    line_id: int
+    status: str
+    trigger: str | None
+    stage: str | None
+    started_at: str
+    finished_at: str | None
+    pid: int | None
+    job_id: int | None
+    parent_version_id: int | None
+    active_version_id: int | None
+    candidate_version_id: int | None
+    feedback_ids: list
+    replay_ids: list
+    general_ids: list
+    heldout_ids: list
+    gates: list
+    reasons: list
+    promoted_by: str | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: dict) -> Update:
+        lists = ("feedback_ids", "replay_ids", "general_ids", "heldout_ids", "gates", "reasons")
+        return cls(**(row | {k: json.loads(row[k] or "[]") for k in lists}))
+
+
+def get_update(db, update_id: int) -> Update:
+    rows = list(db[UPDATES].rows_where("id = ?", [update_id], limit=1))
+    if not rows:
+        raise LoopError(f"There is no update #{update_id}.")
+    return Update.from_row(rows[0])
+
+
+def list_updates(db, line: Line | str | int, limit: int = 100) -> list[Update]:
+    line = get_line(db, line)
+    return [
+        Update.from_row(r) for r in db[UPDATES].rows_where("line_id = ?", [line.id], order_by="id desc", limit=limit)
+    ]
+
+
+def mark_dead(db) -> int:
+    """Running updates whose process is gone become failed (the active version was never moved)."""
+    dead = [
+        r for r in db[UPDATES].rows_where("status = 'running'") if r["pid"] and not pid_alive(r["pid"])
+    ] if db[UPDATES].exists() else []  # fmt: skip
+    for r in dead:
+        db[UPDATES].update(
+            r["id"],
+            {
+                "status": "failed",
+                "finished_at": now(),
+                "error": f"The update's process (pid {r['pid']}) died during {r['stage']}.",
+            },
+        )
+        event(db, "loop", r["line_id"], "update-failed", update_id=r["id"], stage=r["stage"])
+    return len(dead)
+
+
+def _last_finished(db, line: Line) -> str | None:
+    row = db.execute(
+        f"select max(finished_at) from {UPDATES} where line_id = ? and status in ('promoted', 'rejected')", [line.id]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def due(db, line: Line) -> tuple[bool, str, int]:
+    """(is an update due, why / why not, new accepted rows waiting)."""
+    s = line.settings
+    new = len(loop_data.gather(db, line).new)
+    if s.min_new_rows and new >= s.min_new_rows:
+        return True, f"{new} new accepted rows (trigger: {s.min_new_rows})", new
+    if s.interval_minutes and new:
+        since = _last_finished(db, line) or line.created_at
+        elapsed = (datetime.now(UTC) - datetime.fromisoformat(since)).total_seconds() / 60
+        if elapsed >= s.interval_minutes:
+            return (
+                True,
+                f"{elapsed:.0f} min since the last update (interval {s.interval_minutes} min), {new} new rows",
+                new,
+            )
+    wants = []
+    if s.min_new_rows:
+        wants.append(f"{s.min_new_rows - new} more accepted rows")
+    if s.interval_minutes:
+        wants.append(f"the {s.interval_minutes}-minute interval (with at least one new row)")
+    return False, f"{new} new accepted rows; waiting for " + " or ".join(wants), new
+
+
+def claim(db, line: Line | str, trigger: str, *, force: bool = False) -> int | None:
+    """Start an update row for ``line`` if one is due (or ``force``) and none is running; its id, or None."""
+    try:
+        with immediate(db):
+            mark_dead(db)
+            line = get_line(db, line)
+            if db.execute(f"select 1 from {UPDATES} where line_id = ? and status = 'running'", [line.id]).fetchone():
+                return None
+            if not force and not due(db, line)[0]:
+                return None
+            return (
+                db[UPDATES]
+                .insert(
+                    {
+                        "line_id": line.id,
+                        "status": "running",
+                        "trigger": trigger,
+                        "stage": "data",
+                        "started_at": now(),
+                        "pid": os.getpid(),
+                        "active_version_id": line.active_version_id,
+                    }
+                )
+                .last_pk
+            )
+    except sqlite3.IntegrityError:  # another process claimed it between our check and insert
+        return None
+
+
+def _set(db_path, update_id: int, **values) -> None:
+    with connect(db_path) as db, immediate(db):
+        db[UPDATES].update(update_id, {k: json.dumps(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def training_config(line: Line, records: list[dict], parent_label: str | None) -> dict:
+    s = line.settings
+    return {
+        "name": line.name,
+        "base_model": line.base_model,
+        "task": "sft",
+        "method": s.method,
+        "parent_version": parent_label,
+        "data": {"source": "rows", "rows": records, "format": "messages", "validation_fraction": 0.0},
+        "epochs": s.epochs,
+        "learning_rate": s.learning_rate,
+        "batch_size": s.batch_size,
+        "seed": s.seed,
+    }
+
+
+def run_update(
+    engine,
+    line: Line | str,
+    *,
+    jobs,
+    runner,
+    trigger: str = "cli",
+    force: bool = False,
+    user: str = "loop",
+    train_timeout_s: float = TRAIN_TIMEOUT_S,
+) -> Update | None:
+    """Claim and run one update of ``line``; None when none is due (or one is already running).
+
+    ``jobs``: the app's training JobRunner (the update's job waits in its queue like any other);
+    ``runner``: an EvalRunner for the gates."""
+    from llmplay.compare import load_template
+    from llmplay.loop.gates import run_gates
+    from llmplay.training import registry
+
+    settings = engine.settings
+    with connect(settings.db_path) as db:
+        update_id = claim(db, line, trigger, force=force)
+        if update_id is None:
+            return None
+        line = get_line(db, line)
+    started = time.monotonic()
+    try:
+        with connect(settings.db_path) as db:
+            gathered = loop_data.gather(db, line, seed=line.settings.seed + update_id)
+        if not gathered.new:
+            raise LoopError(f"Line {line.name!r} has no new accepted feedback to train on; nothing was started.")
+        template, _ = load_template(runner.library, line.template)
+        records = loop_data.training_records(gathered, template)
+        with connect(settings.db_path) as db:
+            active = active_label(db, line)
+        continued = line.settings.start_from == "active" and line.active_version_id is not None
+        parent_label = registry.get_version(settings.db_path, line.active_version_id).label if continued else None
+        _set(
+            settings.db_path,
+            update_id,
+            stage="training",
+            parent_version_id=line.active_version_id if continued else None,
+            feedback_ids=gathered.feedback_ids,
+            replay_ids=gathered.replay_ids,
+            general_ids=[g["id"] for g in gathered.general],
+            heldout_ids=[a.item.id for a in gathered.heldout],
+        )
+        job = jobs.submit(training_config(line, records, parent_label), user=user)
+        _set(settings.db_path, update_id, job_id=job.id)
+        job = jobs.wait(job.id, timeout=train_timeout_s)
+        if job.status != "done" or not job.version_id:
+            raise LoopError(
+                f"The update's training job #{job.id} ended {job.status}: {job.error or 'no version registered'}"
+            )
+        with connect(settings.db_path) as db:
+            # Trained on: recorded now, so a later update replays them (once this one is promoted).
+            mark_consumed(
+                db, gathered.feedback_ids + gathered.replay_ids, loop_data.consumer_name(line, update_id), user=user
+            )
+            with immediate(db):
+                db["loop_lines"].update(line.id, {"candidate_version_id": job.version_id, "updated_at": now()})
+        candidate = registry.get_version(settings.db_path, job.version_id).label
+        _set(settings.db_path, update_id, stage="gates", candidate_version_id=job.version_id)
+        results = run_gates(engine, runner, line, active, candidate, gathered, update_id)
+        reasons = [r.reason for r in results if not r.passed]
+        status = "promoted" if not reasons else "rejected"
+        with connect(settings.db_path) as db:
+            if status == "promoted":
+                set_active(db, line, job.version_id, user="gates", action="promote", update_id=update_id)
+            else:
+                event(
+                    db,
+                    "gates",
+                    line.id,
+                    "reject",
+                    frm=line.active_version_id,
+                    to=job.version_id,
+                    update_id=update_id,
+                    reasons=reasons,
+                )
+        _set(
+            settings.db_path,
+            update_id,
+            status=status,
+            stage="done",
+            finished_at=now(),
+            gates=[r.to_dict() for r in results],
+            reasons=reasons,
+            promoted_by="gates" if status == "promoted" else None,
+        )
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, LlmplayError) else f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, LlmplayError):
+            log.exception("Loop update %s failed", update_id)
+        _set(settings.db_path, update_id, status="failed", finished_at=now(), error=message)
+        with connect(settings.db_path) as db:
+            event(db, user, line.id, "update-failed", update_id=update_id, error=message)
+    log.info("Loop update %s of %s finished in %.0f s", update_id, line.name, time.monotonic() - started)
+    with connect(settings.db_path) as db:
+        return get_update(db, update_id)
+
+
+def promote_candidate(db, update_id: int, *, user: str) -> Line:
+    """An admin promotes a rejected update's candidate by hand (audited)."""
+    with immediate(db):
+        update = get_update(db, update_id)
+        if update.candidate_version_id is None:
+            raise LoopError(f"Update #{update_id} has no candidate version (it {update.status}).")
+        line = set_active(
+            db,
+            update.line_id,
+            update.candidate_version_id,
+            user=user,
+            action="promote",
+            update_id=update_id,
+            by_hand=True,
+        )
+        db[UPDATES].update(update_id, {"status": "promoted", "promoted_by": user})
+    return line
