@@ -26,6 +26,15 @@ which case ``history`` comes back unchanged.
 ``/add_model``: ``(name, source, location, kind, api_model, api_key_env) -> (model, message)``;
 see models_panel.py.
 
+Feedback on a reply (the 👍 / 👎 under it and "Correct this reply" do the same):
+``/playground_rate``: ``(history, index, liked, model, system_message, user) -> str``: rate the assistant
+message ``history[index]``: ``liked`` True (👍, rating 1) or False (👎, rating 0; the reply also waits in queue
+``inbox`` for a correction) into queue ``playground-ratings``; None or ``""`` takes the rating back.
+``/playground_correction``: ``(history, correction, model, system_message, user) -> str``: the answer the last
+reply should have been, into ``inbox``. ``user`` ``""`` = anonymous. Both return ``"✅ ..."`` or
+``"⚠️ Error: ..."``. The prompt kept is what the model was sent for that reply (in the page, as it was sent;
+through the API, rebuilt from ``history``, ``model`` and ``system_message``).
+
 Chat models get the whole conversation as messages. A base model gets the message as raw text to
 continue, unless there is history or a system message, which it then sees as a plain transcript.
 """
@@ -42,7 +51,9 @@ import gradio as gr
 
 from llmplay.engine import Engine, GenerationParams, GenerationRequest, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError, short
+from llmplay.feedback.sources import rate_reply, send_correction, sent_message
 from llmplay.limits import bounds, check_number, check_stop
+from llmplay.store import connect
 from llmplay.ui import fields
 from llmplay.ui.models_panel import build_add_model_panel, default_model, describe_model, generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
@@ -161,12 +172,124 @@ def format_error(message: str) -> str:
     return f"{ERROR}{message}"
 
 
+FEEDBACK_SOURCE = "playground"
+
+
+def reply_at(history: list[dict], index) -> tuple[int, str]:
+    """(index, text) of the assistant message ``history[index]`` (None: the last one), or a clear error."""
+    if index is None or index == "":
+        index = next((i for i in range(len(history) - 1, -1, -1) if history[i].get("role") == "assistant"), None)
+        if index is None:
+            raise InvalidRequestError("There is no reply yet: send a message first.")
+    if isinstance(index, list | tuple):  # Gradio's (row, column) shape for two-dimensional chats
+        index = index[0]
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(history):
+        raise InvalidRequestError(f"There is no message {short(index, 40)} in this chat.")
+    if history[index].get("role") != "assistant":
+        raise InvalidRequestError("Only the model's replies can be rated or corrected.")
+    return index, content_text(history[index].get("content"))
+
+
+def reply_prompt(kind: str, history: list[dict], index: int, system_message: str = "") -> str | list[dict]:
+    """What the model was sent for the reply at ``index``: the turns before it, as ``build_prompt`` made them."""
+    before = history[:index]
+    last_user = next((i for i in range(len(before) - 1, -1, -1) if before[i].get("role") == "user"), None)
+    if last_user is None:
+        raise InvalidRequestError("This reply has no message before it to answer.")
+    message = content_text(before[last_user].get("content"))
+    return build_prompt(kind, message, before[:last_user], system_message)
+
+
 # ---- handlers ---------------------------------------------------------------------------------------
 class Playground:
     """The tab's handlers: plain values in, (history, status) updates out; exceptions never escape."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
+
+    # ---- feedback on a reply ------------------------------------------------------------------------
+    def remember_reply(self, history, model: str, system_message: str, status: str, sent: dict | None) -> dict:
+        """After a reply: what its model was sent, keyed by the reply's index (the page keeps this per session),
+        so feedback on it records the prompt as sent even if the model or system message changes later."""
+        sent = dict(sent or {})
+        try:
+            history = check_history(history)
+            if (status or "").startswith(ERROR) or not history or history[-1].get("role") != "assistant":
+                return sent
+            kind = self.engine.catalog.get(model or "").kind
+            sent[str(len(history) - 1)] = {
+                "prompt": reply_prompt(kind, history, len(history) - 1, system_message),
+                "model": model,
+            }
+        except LlmplayError:
+            pass  # nothing to remember; feedback rebuilds the prompt instead
+        return sent
+
+    def _reply(self, history, index, model: str, system_message: str, sent: dict | None) -> dict:
+        history = check_history(history)
+        index, text = reply_at(history, index)
+        known = (sent or {}).get(str(index))
+        if known:
+            prompt, model = known["prompt"], known["model"]
+        else:
+            prompt = reply_prompt(self.engine.catalog.get(model or "").kind, history, index, system_message)
+        return {"prompt": prompt, "output": text, "model": model or None, "meta": {"index": index}}
+
+    def rate(
+        self,
+        history: list[dict] | None,
+        index: int | None,
+        liked: bool | str | None,
+        model: str = "",
+        system_message: str = "",
+        user: str = "",
+        sent: dict | None = None,
+    ) -> str:
+        """👍 / 👎 (or taking it back) on the assistant message ``history[index]``; see the module docstring."""
+
+        def send(db):
+            reply = self._reply(history, index, model, system_message, sent)
+            return rate_reply(
+                db, reply.pop("prompt"), reply.pop("output"), liked, source=FEEDBACK_SOURCE, user=user, **reply
+            )
+
+        return self._feedback(send, taken_back="Rating taken back.")
+
+    def correct(
+        self,
+        history: list[dict] | None,
+        correction: str,
+        model: str = "",
+        system_message: str = "",
+        user: str = "",
+        sent: dict | None = None,
+    ) -> str:
+        """The answer the last reply should have been, into the feedback queue 'inbox'."""
+
+        def send(db):
+            if not (correction or "").strip():
+                raise InvalidRequestError("Write the correct answer first; it is empty.")
+            reply = self._reply(history, None, model, system_message, sent)
+            return send_correction(
+                db, reply.pop("prompt"), reply.pop("output"), correction, source=FEEDBACK_SOURCE, user=user, **reply
+            )
+
+        return self._feedback(send)
+
+    def _feedback(self, send, taken_back: str = "") -> str:
+        try:
+            with connect(self.engine.settings.db_path) as db:
+                result = send(db)
+        except LlmplayError as exc:
+            return format_error(str(exc))
+        except Exception as exc:  # never let a handler fail: the app must keep serving
+            log.exception("Playground feedback failed")
+            return format_error(f"could not store it ({type(exc).__name__}: {exc}).")
+        if result is None:
+            return f"✅ {taken_back}"
+        if result.kind == "rating" and result.response is not None and result.response.value == 0:
+            return sent_message(result) + " The reply also waits in queue 'inbox' for a correction."
+        return sent_message(result)
 
     def chat(
         self,
@@ -260,7 +383,7 @@ def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
                 label="Chat",
                 elem_id="playground-chat",
                 height=480,
-                feedback_options=None,
+                feedback_options=("Like", "Dislike"),  # 👍 / 👎 under each reply (see the module docstring)
                 buttons=["copy", "copy_all"],  # no "share": it posts to the Hugging Face Hub
                 placeholder="Replies stream in here. The first message to a model loads it, which can take a while.",
             )
@@ -277,6 +400,16 @@ def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
                 stop_button = gr.Button("Stop")
                 clear = gr.Button("Clear")
             status = gr.Markdown(label="status", elem_id="playground-status")
+            # Recorded with 👍 / 👎 and corrections (no logins yet: people name themselves).
+            feedback_user = gr.Textbox(
+                "", label="Your name (for feedback)", placeholder="anonymous", max_lines=1, elem_id="playground-user"
+            )
+            with gr.Accordion("Correct this reply", open=False, elem_id="playground-correct"):
+                correction = gr.Textbox(
+                    label="What the last reply should have been", lines=2, elem_id="playground-correction"
+                )
+                send_fix = gr.Button("Send correction", size="sm", elem_id="playground-send-correction")
+            feedback_status = gr.Markdown(elem_id="playground-feedback-status")
         with gr.Column(scale=2, min_width=320):
             first = default_model(engine)
             model = gr.Dropdown(
@@ -316,8 +449,35 @@ def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
         show_progress="minimal",  # the status line says what is happening
     )
     reply.then(_clear_sent_message, status, message, api_visibility="private")
+    sent = gr.State({})  # reply index -> the prompt and model it came from (for feedback on it)
+    reply.then(pg.remember_reply, [chatbot, model, system_message, status, sent], sent, api_visibility="private")
     stop_button.click(_stopped, None, status, cancels=[reply], api_visibility="private")
     clear.click(_reset, None, [chatbot, status, message], cancels=[reply], api_visibility="private")
+    clear.click(lambda: ({}, ""), None, [sent, feedback_status], api_visibility="private")
+
+    def on_like(history, model_, system_, user_, sent_, data: gr.LikeData):
+        return pg.rate(history, data.index, data.liked, model_, system_, user_, sent_)
+
+    chatbot.like(
+        on_like, [chatbot, model, system_message, feedback_user, sent], feedback_status, api_visibility="private"
+    )
+    send_fix.click(
+        pg.correct,
+        [chatbot, correction, model, system_message, feedback_user, sent],
+        feedback_status,
+        api_visibility="private",
+    )
+
+    def playground_rate(
+        history: list[dict], index: int | None, liked: bool | str | None, model: str, system_message: str, user: str
+    ) -> str:
+        return pg.rate(history, index, liked, model, system_message, user)
+
+    def playground_correction(history: list[dict], correction: str, model: str, system_message: str, user: str) -> str:
+        return pg.correct(history, correction, model, system_message, user)
+
+    gr.api(playground_rate, api_name="playground_rate")
+    gr.api(playground_correction, api_name="playground_correction")
     model.change(partial(describe_model, engine), model, model_info, api_visibility="private")
     # Models added in another browser tab (or session) appear after a reload.
     demo.load(partial(refreshed_model_dropdown, engine), None, model, api_visibility="private")

@@ -207,3 +207,120 @@ def test_default_model_is_preloaded_in_the_background(session_settings, engine):
     assert not fresh.models.is_loaded(spec)
     warm_default_model(fresh).join(timeout=120)
     assert fresh.models.is_loaded(spec)
+
+
+# ---- feedback on a reply ----------------------------------------------------------------------------------
+def playground_feedback(engine, output: str) -> dict[str, list[dict]]:
+    """Items for this reply per queue, each with its responses (all statuses)."""
+    from llmplay.feedback.store import Item, list_items, list_queues, list_responses
+    from llmplay.store import connect
+
+    with connect(engine.settings.db_path) as db:
+        out = {}
+        for queue in list_queues(db):
+            items: list[Item] = [i for i in list_items(db, queue, status=None) if i.output == output]
+            out[queue.name] = [{"item": i, "responses": list_responses(db, item_id=i.id, status=None)} for i in items]
+        return out
+
+
+LAST = object()
+
+
+def rate(client, history, liked, index=LAST, user="rater"):
+    index = len(history) - 1 if index is LAST else index
+    return client.predict(
+        history=history, index=index, liked=liked, model=CHAT_MODEL, system_message="", user=user,
+        api_name="/playground_rate",
+    )  # fmt: skip
+
+
+def test_thumbs_rate_a_reply_and_a_thumbs_down_waits_in_the_inbox(client, engine):
+    history, _ = ask(client, "Name a colour. One word.")
+    reply = reply_of(history)
+    expected_prompt = [{"role": "user", "content": "Name a colour. One word."}]
+
+    status = rate(client, history, False)
+    assert status.startswith("✅") and "playground-ratings" in status and "inbox" in status, status
+    found = playground_feedback(engine, reply)
+    (rating,) = found["playground-ratings"]
+    assert rating["item"].prompt == expected_prompt and rating["item"].model == CHAT_MODEL
+    assert rating["item"].source == "playground"
+    assert [(r.labeler, r.value, r.status) for r in rating["responses"]] == [("rater", 0, "submitted")]
+    (flagged,) = found["inbox"]
+    assert flagged["responses"] == [] and flagged["item"].status == "open", "a labeler corrects it there"
+
+    assert rate(client, history, True).startswith("✅")  # changed their mind: 👍
+    found = playground_feedback(engine, reply)
+    assert [(r.value, r.status) for r in found["playground-ratings"][0]["responses"]] == [(1, "submitted")]
+    assert found["inbox"][0]["item"].status == "discarded", "no longer flagged for correction"
+
+    assert rate(client, history, "") == "✅ Rating taken back."  # the thumb clicked again
+    found = playground_feedback(engine, reply)
+    assert [r.status for r in found["playground-ratings"][0]["responses"]] == ["discarded"]
+
+    fixed = "Blue."
+    status = client.predict(
+        history=history, correction=fixed, model=CHAT_MODEL, system_message="", user="",
+        api_name="/playground_correction",
+    )  # fmt: skip
+    assert status.startswith("✅") and "inbox" in status, status
+    fixes = [f for f in playground_feedback(engine, reply)["inbox"] if f["responses"]]
+    assert [(r.value, r.labeler) for f in fixes for r in f["responses"]] == [(fixed, "anonymous")]
+    assert fixes[0]["item"].prompt == expected_prompt
+
+
+def test_bad_feedback_on_a_reply_says_why_and_stores_nothing(client, engine):
+    history, _ = ask(client, PARIS_QUESTION)
+    before = playground_feedback(engine, reply_of(history))
+    assert rate(client, history, False, index=0).startswith(ERROR + "Only the model's replies")
+    assert rate(client, history, False, index=7).startswith(ERROR + "There is no message 7")
+    assert rate(client, [], True, index=None).startswith(ERROR + "There is no reply yet")
+    assert rate(client, history, "maybe").startswith(ERROR)
+    empty = client.predict(
+        history=history,
+        correction="  ",
+        model=CHAT_MODEL,
+        system_message="",
+        user="",
+        api_name="/playground_correction",
+    )
+    assert empty.startswith(ERROR) and "empty" in empty, empty
+    assert playground_feedback(engine, reply_of(history)) == before
+
+
+@pytest.mark.slow
+def test_thumbs_down_and_a_correction_in_the_browser(ui_url, engine):
+    from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not CHROMIUM.exists() or importlib.util.find_spec("playwright") is None:
+        pytest.skip("chromium or playwright is not installed")
+    from playwright.sync_api import expect, sync_playwright
+
+    question = "Name a fruit. One word."
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(ui_url)
+            box = page.locator("#playground-message textarea")
+            box.fill(question)
+            box.press("Enter")
+            page.locator("#playground-status").get_by_text("tokens/s").wait_for(timeout=120_000)
+            page.locator("#playground-user").get_by_role("textbox").fill("browser-rater")
+            page.locator("#playground-chat").get_by_label("Dislike").last.click()
+            status = page.locator("#playground-feedback-status")
+            expect(status).to_contain_text("playground-ratings", timeout=30_000)
+            page.locator("#playground-correct").get_by_text("Correct this reply").click()
+            page.locator("#playground-correction textarea").fill("Apple.")
+            page.locator("#playground-send-correction").click()
+            expect(status).to_contain_text("queue 'inbox' as a corrected answer", timeout=30_000)
+        finally:
+            browser.close()
+    from llmplay.feedback.store import list_items, list_responses
+    from llmplay.store import connect
+
+    with connect(engine.settings.db_path) as db:
+        (rated,) = [i for i in list_items(db, "playground-ratings") if i.prompt[-1]["content"] == question]
+        assert [(r.labeler, r.value) for r in list_responses(db, item_id=rated.id)] == [("browser-rater", 0)]
+        (fixed,) = [i for i in list_items(db, "inbox") if i.output == rated.output]
+        assert [(r.labeler, r.value) for r in list_responses(db, item_id=fixed.id)] == [("browser-rater", "Apple.")]
