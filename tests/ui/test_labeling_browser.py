@@ -1,6 +1,7 @@
 """The Labeling tab in a real browser: a labeler opens a queue, answers three items with the keyboard
 shortcuts (a digit picks and submits a label, Ctrl+Enter submits a correction, Enter submits the picked
-answer) and sees the progress count and their history change.
+answer) and sees the progress count and their history change; a reviewer adjudicates a disagreement and
+downloads an export.
 
 Needs Debian's chromium and playwright (never `playwright install`); skipped otherwise.
 """
@@ -51,7 +52,7 @@ def history_grid(page):
     return page.locator("#labeling-history [role=grid]")
 
 
-def open_queue(page, ui_url: str, labeler: str, queue: str) -> None:
+def open_queue(page, ui_url: str, labeler: str, queue: str, done: str = "0 of 3 done") -> None:
     from playwright.sync_api import expect
 
     page.goto(ui_url)
@@ -59,7 +60,7 @@ def open_queue(page, ui_url: str, labeler: str, queue: str) -> None:
     page.locator("#labeling-name textarea, #labeling-name input").first.fill(labeler)
     page.locator("#labeling-queue input").click()
     page.get_by_role("option", name=queue, exact=True).click()
-    expect(page.locator("#labeling-progress")).to_contain_text("0 of 3 done", timeout=20_000)
+    expect(page.locator("#labeling-progress")).to_contain_text(done, timeout=20_000)
 
 
 def test_three_labels_with_digit_keys(page, ui_url, engine):
@@ -108,3 +109,29 @@ def test_corrections_with_ctrl_enter_and_history_with_arrows(page, ui_url, engin
     with connect(engine.settings.db_path) as db:
         values = [r.value for r in fb.list_responses(db, queue="browser-fixes", labeler="lee")]
     assert sorted(values) == ["Berlin", "Paris", "Roma"]
+
+
+def test_review_adjudicates_a_disagreement_and_exports(page, ui_url, engine):
+    from playwright.sync_api import expect
+
+    make_queue(engine, "browser-review", "label", ["one"], labels=["good", "bad"], k=2)
+    with connect(engine.settings.db_path) as db:
+        [item] = fb.list_items(db, "browser-review")
+        fb.respond(db, item.id, "kim", "good")
+        fb.respond(db, item.id, "lee", "bad")
+    open_queue(page, ui_url, "ana", "browser-review", done="0 of 0 done")
+    page.get_by_role("tab", name="Review").click()
+    expect(page.locator("#review-agreement")).to_contain_text("Percent agreement", timeout=20_000)
+    page.locator("#review-disagreements span").get_by_text("kim: good | lee: bad").click()
+    expect(page.locator("#review-detail")).to_contain_text("lee", timeout=10_000)
+    page.locator("#review-final-choice input").click()
+    page.get_by_role("option", name="bad", exact=True).click()
+    page.locator("#review-adjudicate").click()
+    expect(page.locator("#review-adjudicate-message")).to_contain_text("Final answer for item", timeout=10_000)
+    with connect(engine.settings.db_path) as db:
+        assert (fb.get_adjudication(db, item.id).value, fb.get_adjudication(db, item.id).adjudicator) == ("bad", "ana")
+    page.get_by_text("Export / import").click()
+    page.get_by_label("CSV (review table)").check()
+    page.locator("#review-export").click()
+    expect(page.locator("#review-export-message")).to_contain_text("Exported 1 row(s)", timeout=10_000)
+    expect(page.locator("#review-download")).to_contain_text("browser-review-csv", timeout=10_000)
