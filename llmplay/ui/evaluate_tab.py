@@ -109,6 +109,7 @@ from llmplay.templates import TemplateLibrary
 from llmplay.templates.versions import parse_ref
 from llmplay.textdiff import diff_html
 from llmplay.ui import fields
+from llmplay.ui.evaluate_feedback import build_rows_to_queue
 from llmplay.ui.models_panel import default_model, generative_names
 from llmplay.ui.playground import ERROR, parse_stop
 
@@ -1080,6 +1081,7 @@ def build_evaluate_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str 
             run = _run_layout(tab)
         with gr.Tab("Results", id="evaluate-results"):
             res = _results_layout()
+            build_rows_to_queue(engine.settings, res.run, demo)  # "Send rows to a labeling queue"
     _wire_data(tab, data, run)
     _wire_run(tab, run, res)
     _wire_results(tab, run, res)
