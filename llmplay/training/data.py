@@ -1,10 +1,10 @@
-"""Training data: rows from a dataset, a file, the feedback inbox or inline, formatted exactly as inference
+"""Training data: rows from a dataset, a file, accepted feedback or inline, formatted exactly as inference
 renders them, tokenized with completion-only labels.
 
 Public functions (the trainer, the Train tab and the loop use these):
 
 - ``load_rows(config, settings) -> TrainData``: the rows (``TrainRow``) with stable ids (dataset row index, file
-  row number, feedback inbox id, or an inline row's own ``id``), a sha256 data hash, the format and the resolved
+  row number, feedback item id, or an inline row's own ``id``), a sha256 data hash, the format and the resolved
   template (``name@vN``); ``data.validation_dataset``'s rows in ``validation_rows``. Raises TrainDataError.
   Formats: a template over a table's columns (target = the reference or ``data.label_column``), prompt/completion
   (optional ``system`` column), chat ``messages`` (the last assistant turn is the target), Alpaca
@@ -128,7 +128,7 @@ class DataPreview:
 def load_rows(config: TrainConfig, settings: Settings) -> TrainData:
     d = config.data
     template = template_ref = None
-    if d.template and config.task == "sft" and d.source != "feedback":  # inbox prompts are rendered already
+    if d.template and config.task == "sft" and d.source != "feedback":  # feedback prompts are rendered already
         library = TemplateLibrary.from_settings(settings)
         try:
             template, version = load_template(library, d.template)
@@ -143,7 +143,7 @@ def load_rows(config: TrainConfig, settings: Settings) -> TrainData:
         if d.source == "file":
             records, source = records_from_file(settings, d.file), f"file {d.file}"
         elif d.source == "feedback":
-            records, source = feedback_records(settings), "feedback inbox corrections"
+            records, source = feedback_records(settings), "accepted feedback corrections"
         else:
             records, source = [dict(r) for r in d.rows or []], "inline rows"
         if not records:

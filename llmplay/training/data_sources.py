@@ -1,4 +1,4 @@
-"""Reading training rows from each data source (saved dataset, file, feedback inbox, inline rows).
+"""Reading training rows from each data source (saved dataset, file, accepted feedback, inline rows).
 
 Every source becomes a list of ``TrainRow``: one normalised shape (a template's values, a prompt, or chat
 messages; the target; or raw text for continued pre-training) so ``data.build_examples`` formats all of
@@ -147,26 +147,32 @@ def records_from_file(settings: Settings, path: str) -> list[dict[str, Any]]:
     return records
 
 
+CONSUMER_PREFIX = "training-job:"  # what a job records on the feedback items it trained on (entry.py)
+LEGACY_CONSUMER = "inbox"  # the m005 inbox's consumed_at, moved by migration m007
+
+
 def feedback_records(settings: Settings) -> list[dict[str, Any]]:
-    """Unused corrections of the feedback inbox: prompt (text or chat turns) and the corrected answer."""
+    """Accepted corrections of the feedback store (every correction queue, see feedback/accepted.py) that no
+    training job used yet: the prompt as chat turns and the corrected answer; ``id`` is the feedback item's."""
+    from llmplay.feedback.accepted import accepted_items  # the feedback store's own rule for what is final
+
     with connect(settings.db_path) as db:
-        items = list(
-            db["feedback_inbox"].rows_where(
-                "kind = 'correction' and consumed_at is null", order_by="id", select="id, prompt, correction"
-            )
-        )
-    if not items:
+        accepted = accepted_items(db, task="correction", unconsumed_by=CONSUMER_PREFIX)
+    accepted = [a for a in accepted if LEGACY_CONSUMER not in a.consumed_by]
+    if not accepted:
         raise TrainDataError(
-            "The feedback inbox has no unused corrections. Correct some replies in Compare or the Arena first."
+            "The feedback store has no accepted corrections that a training job has not used yet. Correct some "
+            "replies in the Playground, Compare or the Arena, or answer the items of a correction queue first."
         )
     records = []
-    for item in items:
-        prompt = _json_cell(item["prompt"], item["id"], "prompt")
+    for a in accepted:
+        # An evaluation row's prompt holds the model's chat template already: its template turns are in meta.
+        prompt = a.item.meta.get("messages") or a.item.prompt
         # One shape for both kinds of prompt: the chat turns, then the corrected answer as the assistant's
         # (a base model gets a lone user turn as raw text, as Compare sends it).
         turns = prompt if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
-        answer = {"role": "assistant", "content": item["correction"] or ""}
-        records.append({"id": item["id"], "messages": [*turns, answer]})
+        answer = {"role": "assistant", "content": a.value or ""}
+        records.append({"id": a.item.id, "messages": [*turns, answer]})
     return records
 
 

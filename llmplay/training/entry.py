@@ -14,7 +14,8 @@ child process with its output in a log file. Steps:
    checkpoints go to ``job_dir/checkpoints``; ``--resume`` continues from the last one there;
 4. a finished job's files move from a temporary folder to ``<data_dir>/models/versions/<name>/job-<id>/`` in
    one rename, the version is registered (config, data hash, row ids, validation metrics, parent, job) and the
-   job is ``done``; one JSON summary line is printed last.
+   job is ``done``; one JSON summary line is printed last. A job on feedback (``data.source: feedback``)
+   records its rows' feedback items as consumed by ``training-job:<id>``, so later jobs leave them out.
 
 Exit codes (llmplay/exitcodes.py): 0 done; 2 bad config or data (nothing trained; the job is failed with the
 message); 3 the run failed (the job is failed with the error) or was cancelled (the job is cancelled with its
@@ -181,7 +182,7 @@ def _register(settings: Settings, config: TrainConfig, job_id: int, result, stag
     stored = config.to_dict()
     if stored["data"].get("rows"):
         stored["data"]["rows"] = f"{len(stored['data']['rows'])} inline rows"  # the data hash and row ids say which
-    return registry.register(
+    version = registry.register(
         settings.db_path,
         name=config.name,
         base_model=config.base_model,
@@ -196,6 +197,18 @@ def _register(settings: Settings, config: TrainConfig, job_id: int, result, stag
         parent_id=parent_id,
         job_id=job_id,
     )
+    if config.data.source == "feedback":  # the next job (and the loop) leaves these items out
+        _mark_feedback_consumed(settings, list(result.row_ids), job_id)
+    return version
+
+
+def _mark_feedback_consumed(settings: Settings, item_ids: list, job_id: int) -> None:
+    from llmplay.feedback.store import mark_consumed
+    from llmplay.store import connect
+    from llmplay.training.data_sources import CONSUMER_PREFIX
+
+    with connect(settings.db_path) as db:
+        mark_consumed(db, [int(i) for i in item_ids], f"{CONSUMER_PREFIX}{job_id}", user="training")
 
 
 def _new_job(settings: Settings, config: TrainConfig, main_rank: bool) -> int:

@@ -10,10 +10,11 @@ import time
 import pandas as pd
 import pytest
 
-from llmplay.arena.votes import add_correction, add_preference, mark_consumed
 from llmplay.engine.local import encode_prompt, render_prompt
 from llmplay.engine.types import GenerationRequest
 from llmplay.evaluation.datasets import ColumnMapping, save_dataset
+from llmplay.feedback.sources import flag_for_correction, send_correction, send_preference
+from llmplay.feedback.store import mark_consumed
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary, render_for_model
 from llmplay.training.config import TrainConfig
@@ -255,17 +256,18 @@ def test_validation_dataset_in_a_file_format_and_cpt_from_a_dataset(tmp_path, se
     assert sum(len(e.input_ids) for e in examples) > 20 * 10 and all(len(e.input_ids) <= 64 for e in examples)
 
 
-def test_feedback_inbox_unused_corrections_only(settings, smol):
+def test_feedback_trains_on_accepted_corrections_not_yet_used(settings, smol):
     messages = [{"role": "user", "content": "Capital of France?"}]
     with connect(settings.db_path) as db:
-        first = add_correction(db, messages, "Lyon.", "Paris.", source="compare", model=CHAT_MODEL)
-        second = add_correction(db, "Two plus two is", "five", "four", source="playground")
-        used = add_correction(db, "Old prompt", "x", "y", source="compare")
-        add_preference(db, "Pick one", "good", "bad", source="compare")
-        mark_consumed(db, [used.id])
+        first = send_correction(db, messages, "Lyon.", "Paris.", source="compare", model=CHAT_MODEL).item
+        second = send_correction(db, "Two plus two is", "five", "four", source="playground").item
+        used = send_correction(db, "Old prompt", "x", "y", source="compare").item
+        send_preference(db, "Pick one", "good", "bad", source="compare")
+        flag_for_correction(db, "Unanswered", "a 👎 reply", source="playground")  # no correction yet
+        mark_consumed(db, [used.id], "training-job:7")
     config = make_config({"source": "feedback"})
     data = load_rows(config, settings)
-    assert data.row_ids == [first.id, second.id]  # inbox ids: the loop marks them consumed after training
+    assert data.row_ids == [first.id, second.id]  # feedback item ids: a finished job marks them consumed
     assert [r.messages for r in data.rows] == [messages, [{"role": "user", "content": "Two plus two is"}]]
     assert [r.target for r in data.rows] == ["Paris.", "four"]
     one, two = build_examples(config, smol, data.rows)
@@ -275,8 +277,8 @@ def test_feedback_inbox_unused_corrections_only(settings, smol):
     )
 
 
-def test_empty_feedback_inbox_says_where_corrections_come_from(settings):
-    with pytest.raises(TrainDataError, match="no unused corrections"):
+def test_empty_feedback_says_where_corrections_come_from(settings):
+    with pytest.raises(TrainDataError, match="no accepted corrections"):
         load_rows(make_config({"source": "feedback"}), settings)
 
 
