@@ -1,0 +1,77 @@
+"""One real update of a line on SmolLM2: accepted feedback -> a training job (child process) -> gates through the
+evaluation runner -> rejected with the failing gate named; an admin promotes it by hand, the line then serves the
+new version (same greedy text as the version itself); rollback serves the base again."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmplay.engine.types import GenerationParams
+from llmplay.evaluation.runner import EvalRunner
+from llmplay.loop import lines
+from llmplay.loop.update import list_updates, promote_candidate, run_update
+from llmplay.store import connect
+from llmplay.training.jobs import JobRunner
+from llmplay.training.registry import get_version
+from tests.conftest import CHAT_MODEL
+from tests.loop.helpers import add_accepted
+
+pytestmark = [pytest.mark.slow]
+
+
+def test_an_update_trains_gates_and_an_admin_promotes_then_rolls_back(engine):
+    settings = engine.settings
+    with connect(settings.db_path) as db:
+        lines.create_line(
+            db, "loop-real", CHAT_MODEL, "financial-sentiment",
+            settings={"queues": ["loop-real-q"], "min_new_rows": 10, "heldout_fraction": 0.35, "epochs": 1.0,
+                      "batch_size": 8, "learning_rate": 5e-4, "max_new_tokens": 4,
+                      "feedback_min_gain": 1.0},  # impossible: the candidate must be rejected by gate (a)
+        )  # fmt: skip
+        add_accepted(db, 24, queue="loop-real-q")
+    jobs = JobRunner(settings, catalog=engine.catalog, poll_s=0.5)
+    try:
+        update = run_update(engine, "loop-real", jobs=jobs, runner=EvalRunner(engine), trigger="cli")
+    finally:
+        jobs.close()
+    assert update is not None and update.status == "rejected", update
+    gates = {g["gate"]: g for g in update.gates}
+    assert set(gates) == {"feedback", "regression", "probe_task", "probe_perplexity"}
+    assert not gates["feedback"]["passed"] and "held-out feedback" in gates["feedback"]["reason"]
+    assert gates["feedback"]["n"] == len(update.heldout_ids) >= 5
+    assert any("held-out feedback" in r for r in update.reasons)
+    assert gates["probe_perplexity"]["baseline"] > 1 and gates["probe_perplexity"]["candidate"] > 1
+    # Lineage: what it trained on, disjoint from the held-out items; the version it made belongs to the line.
+    assert update.feedback_ids and not set(update.feedback_ids) & set(update.heldout_ids)
+    version = get_version(settings.db_path, update.candidate_version_id)
+    assert version.name == "loop-real"
+    trained = [i for i in version.row_ids if i.startswith("fb")]
+    assert sorted(trained) == sorted(f"fb{i}" for i in update.feedback_ids)
+    general = [i for i in version.row_ids if i.startswith("general")]
+    assert len(general) == len(update.general_ids) == round(len(update.feedback_ids) * 0.25)
+    with connect(settings.db_path) as db:
+        assert lines.get_line(db, "loop-real").active_version_id is None  # rejected: the base stays active
+        consumed = db.execute(
+            "select count(*) from feedback_consumption where consumer = ?", [f"loop:loop-real:update-{update.id}"]
+        ).fetchone()[0]
+        assert consumed == len(update.feedback_ids)
+        assert list_updates(db, "loop-real")[0].id == update.id
+
+    prompt = "Operating profit rose 30 % and the company raised its outlook."
+    params = GenerationParams(max_new_tokens=8)
+
+    def reply(model: str) -> str:
+        return engine.generate(model, [prompt], params)[0].text
+
+    base_text = reply(CHAT_MODEL)
+    assert reply("line:loop-real") == base_text
+    with connect(settings.db_path) as db:
+        promote_candidate(db, update.id, user="root")
+        assert lines.get_line(db, "loop-real").active_version_id == version.id
+    assert reply("line:loop-real") == reply(version.label)
+    with connect(settings.db_path) as db:
+        lines.rollback(db, "loop-real", user="root")
+        assert lines.get_line(db, "loop-real").active_version_id is None
+        actions = [e["action"] for e in lines.events(db, "loop-real")]
+    assert actions[:3] == ["rollback", "promote", "reject"]
+    assert reply("line:loop-real") == base_text
