@@ -68,11 +68,21 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
                 from llmplay.ui.labeling_tab import build_labeling_tab
 
                 build_labeling_tab(engine, demo, prompts_dir)
+            with gr.Tab("Loop", id="loop"):
+                from llmplay.loop.scheduler import Scheduler
+                from llmplay.ui.loop_tab import build_loop_tab, check_interval
+
+                # One scheduler per app: it starts a line's update when its trigger fires (0 s = never).
+                check_s = check_interval()
+                scheduler = Scheduler(
+                    engine, jobs=train.tab.runner, runner=evaluate.tab.runner, check_s=check_s, start=check_s > 0
+                )
+                loop = build_loop_tab(engine, demo, prompts_dir, scheduler=scheduler)
             # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order: Feedback.
         _wire_open_in_compare(evaluate, compare, tabs)
         # Trained versions join every model picker as soon as a job registers them: on page load, on switching
         # tabs, and when the Train tab sees a job finish.
-        pickers = model_pickers(demo, engine, exclude=train.pickers)
+        pickers = model_pickers(demo, engine, exclude=(*train.pickers, *loop.pickers))
         refresh_model_pickers(engine, pickers, demo.load, tabs.change, train.versions_changed.change)
     return demo
 

@@ -1,0 +1,201 @@
+"""What the Loop tab shows, as plain values (no gradio): the status line, the versions timeline, the
+forgetting chart's rows, the events table, and the form <-> LineSettings conversion."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from llmplay.loop.lines import LineSettings
+
+# The settings form, in the order its fields are laid out and passed to the handlers (queues come apart).
+FORM_FIELDS = (
+    "min_new_rows",
+    "interval_minutes",
+    "start_from",
+    "replay_ratio",
+    "general_ratio",
+    "heldout_fraction",
+    "feedback_min_gain",
+    "regression_dataset",
+    "regression_template",
+    "regression_margin",
+    "probe_task_margin",
+    "probe_ppl_margin",
+    "method",
+    "epochs",
+    "learning_rate",
+    "batch_size",
+)
+WHOLE = {"min_new_rows", "interval_minutes", "batch_size"}
+OPTIONAL = {"regression_dataset", "regression_template"}  # blank = none / the line's template
+GATES = ("feedback", "regression", "probe_task", "probe_perplexity")
+GATE_TITLES = {
+    "feedback": "(a) held-out feedback",
+    "regression": "(b) regression set",
+    "probe_task": "(c) probe task",
+    "probe_perplexity": "(c) probe perplexity",
+}
+TIMELINE_HEADERS = [
+    "update", "started", "status", "trigger", "trained", "replayed", "general", "held out",
+    *(GATE_TITLES[g] for g in GATES), "reasons", "promoted by", "candidate",
+]  # fmt: skip
+EVENT_HEADERS = ["at", "user", "action", "from", "to", "update", "detail"]
+BASE = "base model"
+
+
+def form_settings(values: dict) -> dict:
+    """The form's values as LineSettings fields: a whole number typed as 50.0 becomes 50, blanks of the
+    optional fields become None; anything else goes to LineSettings as it is (it names what is wrong)."""
+    out = {}
+    for name, value in values.items():
+        if name in OPTIONAL and (value is None or not str(value).strip()):
+            value = None
+        elif name in WHOLE and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        out[name] = value
+    return out
+
+
+def settings_values(settings: LineSettings) -> list:
+    """The form's values for ``settings``, in FORM_FIELDS order (a blank for an optional field left unset)."""
+    data = settings.to_dict()
+    return [data[name] if data[name] is not None else "" for name in FORM_FIELDS]
+
+
+def _num(value, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def gate_cell(gate: dict | None) -> str:
+    """One gate's figures: baseline → candidate, the difference with its 95% interval, pass / fail."""
+    if not gate:
+        return ""
+    if gate.get("skipped"):
+        return f"skipped: {gate.get('reason') or 'not set'}"
+    mark = "✅ pass" if gate.get("passed") else "❌ fail"
+    if gate.get("difference") is None:
+        return f"{mark}: {gate.get('reason') or 'no figures'}"
+    if gate["gate"] == "probe_perplexity":
+        return f"{mark} · ppl {_num(gate['baseline'], 2)} → {_num(gate['candidate'], 2)} ({gate['difference']:+.1%})"
+    interval = ""
+    if gate.get("low") is not None and gate.get("high") is not None:
+        interval = f", 95% CI {gate['low']:+.3f} to {gate['high']:+.3f}"
+    run = f" · run #{gate['run_id']}" if gate.get("run_id") else ""
+    return (
+        f"{mark} · {gate['metric']} {_num(gate['baseline'])} → {_num(gate['candidate'])} "
+        f"({gate['difference']:+.3f}{interval}, n={gate.get('n', 0)}){run}"
+    )
+
+
+def timeline_rows(updates: list, version_labels: dict[int, str]) -> list[list]:
+    """One row per update (newest first), each gate's figures in its own column."""
+    rows = []
+    for u in updates:
+        by_gate = {g.get("gate"): g for g in u.gates}
+        reasons = "; ".join(u.reasons) or (u.error or "")
+        rows.append(
+            [
+                u.id,
+                (u.started_at or "")[:19].replace("T", " "),
+                u.status if u.status != "running" else f"running ({u.stage})",
+                u.trigger or "",
+                len(u.feedback_ids),
+                len(u.replay_ids),
+                len(u.general_ids),
+                len(u.heldout_ids),
+                *(gate_cell(by_gate.get(g)) for g in GATES),
+                reasons,
+                u.promoted_by or "",
+                version_labels.get(u.candidate_version_id, "") if u.candidate_version_id else "",
+            ]
+        )
+    return rows
+
+
+def forgetting_frames(updates: list) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The general probe per update, oldest first: (task accuracy rows, perplexity rows), each with the
+    columns update, series (candidate / base), value; updates without probe figures are left out."""
+    frames = {"probe_task": [], "probe_perplexity": []}
+    for u in sorted(updates, key=lambda u: u.id):
+        for g in u.gates:
+            if g.get("gate") in frames and g.get("candidate") is not None and g.get("baseline") is not None:
+                frames[g["gate"]] += [
+                    {"update": u.id, "series": "base", "value": float(g["baseline"])},
+                    {"update": u.id, "series": "candidate", "value": float(g["candidate"])},
+                ]
+    empty = {"update": pd.Series(dtype=int), "series": pd.Series(dtype=str), "value": pd.Series(dtype=float)}
+    return tuple(pd.DataFrame(rows) if rows else pd.DataFrame(empty) for rows in frames.values())
+
+
+def version_label(labels: dict[int, str], version_id: int | None) -> str:
+    return BASE if version_id is None else labels.get(version_id, f"version #{version_id}")
+
+
+def status_markdown(line, labels: dict[int, str], why: str, running, scheduler_note: str = "") -> str:
+    """The status line: active version, candidate, what the trigger waits for, the running update's stage."""
+    parts = [
+        f"**Active:** {version_label(labels, line.active_version_id)}",
+        f"**Candidate:** {version_label(labels, line.candidate_version_id) if line.candidate_version_id else '–'}",
+        f"**Trigger:** {why}",
+    ]
+    if running is not None:
+        job = f", training job #{running.job_id}" if running.job_id else ""
+        parts.append(f"**Running:** update #{running.id}, stage {running.stage}{job}")
+    else:
+        parts.append("**Running:** no update")
+    if scheduler_note:
+        parts.append(f"**Scheduler:** {scheduler_note}")
+    return " · ".join(parts)
+
+
+def event_rows(events: list[dict], labels: dict[int, str]) -> list[list]:
+    rows = []
+    for e in events:
+        moved = e["action"] in ("promote", "rollback", "reject")
+        rows.append(
+            [
+                (e["at"] or "")[:19].replace("T", " "),
+                e["user"],
+                e["action"],
+                version_label(labels, e["from_version_id"]) if moved else "",
+                version_label(labels, e["to_version_id"]) if moved else "",
+                e["update_id"] or "",
+                _detail(e["detail"]),
+            ]
+        )
+    return rows
+
+
+def _detail(detail) -> str:
+    if not detail:
+        return ""
+    if isinstance(detail, dict) and {"before", "after"} <= set(detail):
+        changed = [k for k in detail["after"] if detail["before"].get(k) != detail["after"][k]]
+        return "changed: " + ", ".join(f"{k} {detail['before'].get(k)!r} → {detail['after'][k]!r}" for k in changed)
+    if isinstance(detail, dict):
+        return "; ".join(f"{k}: {v}" for k, v in detail.items())
+    return str(detail)
+
+
+REGRESSED_HEADERS = ["row", "input", "reference", "baseline", "candidate", "baseline score", "candidate score"]
+
+
+def regressed_rows(results, rows: list[int], metric: str, limit: int = 50) -> list[list]:
+    """The rows of a two-column gate run where the candidate scored below the baseline (first ``limit``)."""
+    out = []
+    inputs = results.input_columns()
+    for r in rows[:limit]:
+        base, cand = results.cells.get((r, 0)), results.cells.get((r, 1))
+        text = " | ".join(str(results.rows[r].get(c, "")) for c in inputs)
+        out.append(
+            [
+                r,
+                text[:300],
+                str(results.reference(r) or ""),
+                (base.answer or base.text or "") if base else "",
+                (cand.answer or cand.text or "") if cand else "",
+                base.scores.get(metric) if base else None,
+                cand.scores.get(metric) if cand else None,
+            ]
+        )
+    return out
