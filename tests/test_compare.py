@@ -361,8 +361,9 @@ def test_one_template_version_on_a_chat_and_a_base_model_is_one_prompt(tmp_path)
     base = Column(ColumnConfig("b", GREEDY, template="t", template_version_id=3), GenerationRequest.of("S\n\nQ"))
     comparison = _finished([chat, base], {"a": ["yes"], "b": ["no"]})
     with connect(tmp_path / "db.sqlite") as db:
-        pair = preference_from_comparison(db, comparison, 2, 1)
-    assert (pair.prompt, pair.chosen, pair.rejected, pair.template_version_id) == ("S\n\nQ", "no", "yes", 3)
+        pair = preference_from_comparison(db, comparison, 2, 1).item
+    assert (pair.prompt, pair.output, pair.output_b, pair.template_version_id) == ("S\n\nQ", "no", "yes", 3)
+    assert pair.template == "t", "the template's name, without a version suffix"
 
 
 VERSIONED = """\

@@ -440,5 +440,5 @@ def test_open_an_evaluation_row_in_compare_rerun_it_and_correct_a_reply_in_the_b
                 page.screenshot(path=SCREENSHOT, full_page=True)
             browser.close()
     (item,) = compare_feedback(engine)[len(before) :]
-    assert (item["kind"], item["rejected"], item["correction"]) == ("correction", stored[0], "negative")
+    assert (item["queue"], item["output"], json.loads(item["value"])) == ("inbox", stored[0], "negative")
     assert item["template_version_id"] == versions[0].id and HANDOFF_ROWS[1][0] in item["prompt"]
