@@ -16,7 +16,7 @@ from typing import Any
 
 from llmplay.errors import ModelLoadError
 from llmplay.models import cache, sources
-from llmplay.models.adapters import adapter_identity
+from llmplay.models.adapters import adapter_identity, merge_adapters, stack_of
 from llmplay.models.catalog import ModelSpec
 from llmplay.settings import Settings
 
@@ -214,6 +214,8 @@ def _apply_adapter(model, adapter: str):
     path = Path(adapter)
     if not (path / "adapter_config.json").exists():
         raise ModelLoadError(f"LoRA adapter folder {adapter!r} has no adapter_config.json.")
+    # A stacked adapter was trained on the base with the adapters below it merged: merge those first.
+    model = merge_adapters(model, stack_of(path))
     try:
         peft_model = PeftModel.from_pretrained(model, str(path))
     except Exception as exc:

@@ -75,6 +75,7 @@ class CausalResult:
     trainable_params: int = 0
     total_params: int = 0
     padding: str = ""  # the batching actually used (a mode that does not fit the run falls back)
+    stack: list[str] = field(default_factory=list)  # adapter folders this one sits on (stack_on_parent), bottom first
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -212,6 +213,7 @@ def train_causal(
     processes = world_size()
     steps = total_steps(config, len(train_set), processes)
     mode = batching_mode(config, base.model.config, processes, notes)
+    stack = causal_model.frozen_stack(base, config)
     peft_model = causal_model.wrap(base, config, steps, config.gradient_checkpointing)
     bf16 = use_bf16(config.bf16)
     if bf16:
@@ -269,7 +271,7 @@ def train_causal(
         (job_dir / f"weights-rank{rank()}.sha256").write_text(digest + "\n", encoding="utf-8")
     if completed and trainer.is_world_process_zero():
         with torch.no_grad():
-            _save(trainer.model, output_dir, config, loaded_data, metrics, mode)
+            _save(trainer.model, output_dir, config, loaded_data, metrics, mode, stack)
     return CausalResult(
         output_dir=output_dir,
         kind="adapter",
@@ -289,6 +291,7 @@ def train_causal(
         trainable_params=trainable,
         total_params=total,
         padding=mode,
+        stack=stack,
         notes=notes,
     )
 
@@ -319,11 +322,14 @@ def _clean(logs: dict) -> dict:
     return out
 
 
-def _save(model, output_dir: Path, config: TrainConfig, data, metrics: dict, mode: str) -> None:
+def _save(model, output_dir: Path, config: TrainConfig, data, metrics: dict, mode: str, stack: list[str]) -> None:
     import json
 
+    from llmplay.models.adapters import write_stack
+
     output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(output_dir), safe_serialization=True)
+    model.save_pretrained(str(output_dir), safe_serialization=True, selected_adapters=["default"])
+    write_stack(output_dir, stack)
     meta = {
         "task": config.task,
         "kind": "adapter",
@@ -333,6 +339,7 @@ def _save(model, output_dir: Path, config: TrainConfig, data, metrics: dict, mod
         "data_format": data.format,
         "max_length": config.max_length,
         "padding": mode,
+        "stack": stack,
         "validation_metrics": {k: v for k, v in metrics.items() if not k.startswith("train_")},
         "data_hash": data.data_hash,
         "config": replace(config, data=replace(config.data, rows=None)).to_dict(),  # inline rows can be large

@@ -102,7 +102,12 @@ def resolve_parent(config: TrainConfig, settings: Settings) -> registry.ModelVer
             f"{config.base_model!r}: an adapter only fits the model it was trained on. Set base_model: "
             f"{version.base_model}, or continue from a version of {config.base_model}."
         )
-    if version.method and version.method != config.method:
+    if config.stack_on_parent and version.method == "prompt_tuning":
+        raise CausalTrainingError(
+            f"parent_version {label!r} is a prompt-tuning soft prompt: it has no weights to merge, so nothing can be "
+            "stacked on it. Set stack_on_parent: false to continue it."
+        )
+    if version.method and version.method != config.method and not config.stack_on_parent:
         raise CausalTrainingError(
             f"parent_version {label!r} was trained with method {version.method}; set method: {version.method} "
             "to continue it (its adapter keeps its own rank and target modules)."
@@ -187,17 +192,31 @@ def peft_config(config: TrainConfig, model, total_steps: int, tokenizer_folder: 
     )
 
 
+def frozen_stack(base: BaseModel, config: TrainConfig) -> list[str]:
+    """The adapter folders merged (frozen) into the base before training, bottom first; the saved version records
+    them (models/adapters.py). A stacked parent brings its own stack; ``stack_on_parent`` adds the parent itself."""
+    from llmplay.models.adapters import adapter_chain
+
+    if base.parent is None:
+        return []
+    chain = adapter_chain(base.parent.path)
+    return chain if config.stack_on_parent else chain[:-1]
+
+
 def wrap(base: BaseModel, config: TrainConfig, total_steps: int, gradient_checkpointing: bool = False):
-    """The trainable peft model: a new adapter, or the parent version's adapter to train further."""
+    """The trainable peft model: a new adapter, or the parent version's adapter to train further. The adapters of
+    ``frozen_stack`` are merged into the base weights first, so only the new (or continued) adapter trains."""
     from peft import PeftModel, get_peft_model
 
-    model = base.model
+    from llmplay.models.adapters import merge_adapters
+
+    model = merge_adapters(base.model, frozen_stack(base, config))
     model.train()
     model.config.use_cache = False
     if gradient_checkpointing:
         # Non-reentrant checkpointing needs no inputs that require grad (the frozen embeddings give none).
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    if base.parent is not None:
+    if base.parent is not None and not config.stack_on_parent:
         peft_model = PeftModel.from_pretrained(model, base.parent.path, is_trainable=True)
         if config.method == "adalora":
             check_adalora(config, total_steps)

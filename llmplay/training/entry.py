@@ -6,7 +6,8 @@ child process with its output in a log file. Steps:
 1. read and validate the YAML (``TrainConfig.from_dict``; every problem at once);
 2. the job row: ``--job ID`` names one the app created, otherwise a new row is added (so a run from a shell shows
    in the Train tab); status ``running`` with this pid;
-3. train: ``causal.train_causal`` for tasks sft / cpt, ``encoder.train_encoder`` for encoder tasks. Both take
+3. train: ``causal.train_causal`` for tasks sft / cpt, ``dpo.train_dpo`` for task dpo (preference pairs, TRL),
+   ``encoder.train_encoder`` for encoder tasks. All take
    ``(config, settings, job_dir, callbacks, *, output_dir, resume_from)`` and return a result with ``output_dir,
    kind, task, base_model, metrics, history, data_hash, row_ids, train_s, steps, completed, notes``; they run
    every check that needs data or the model before the first step and raise an LlmplayError subclass;
@@ -159,6 +160,8 @@ def _train(config: TrainConfig, settings: Settings, folder: Path, job_id: int, s
     callbacks = job_callbacks(settings.db_path, job_id, folder / "tb", stop)
     if config.is_encoder:
         from llmplay.training.encoder import train_encoder as train
+    elif config.task == "dpo":
+        from llmplay.training.dpo import train_dpo as train
     else:
         from llmplay.training.causal import train_causal as train
     resume_from = _last_checkpoint(folder) if resume else None

@@ -25,9 +25,10 @@ def use_bf16(setting: str) -> bool:
     return value == "true"
 
 
-def training_arguments(config: TrainConfig, job_dir: Path, has_validation: bool, **specific: Any):
+def training_arguments(config: TrainConfig, job_dir: Path, has_validation: bool, args_class=None, **specific: Any):
     """TrainingArguments for ``config``: the shared schedule, checkpoints, evaluation and logging, plus
-    ``specific`` (each trainer's own keys; they win over the shared ones)."""
+    ``specific`` (each trainer's own keys; they win over the shared ones). ``args_class``: a TrainingArguments
+    subclass (TRL's DPOConfig for task dpo)."""
     import torch
     from transformers import TrainingArguments
 
@@ -64,4 +65,4 @@ def training_arguments(config: TrainConfig, job_dir: Path, has_validation: bool,
         "dataloader_num_workers": 0,
         "remove_unused_columns": False,
     }
-    return TrainingArguments(**(shared | specific))
+    return (args_class or TrainingArguments)(**(shared | specific))
