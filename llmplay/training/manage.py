@@ -50,12 +50,32 @@ def usage(settings: Settings, version: ModelVersion) -> list[str]:
     for job in records.list_jobs(settings.db_path, limit=1000):
         if job.status in records.ACTIVE and job.config.get("parent_version") == version.label:
             reasons.append(f"training job #{job.id} ({job.status}) continues from it")
+    reasons += stacked_on(settings, version)
     with connect(settings.db_path) as db:
         if "eval_runs" in db.table_names():
             for run in db.query("select id, status, config from eval_runs where status in ('queued', 'running')"):
                 columns = json.loads(run["config"] or "{}").get("columns", [])
                 if any(c.get("model") == version.label for c in columns):
                     reasons.append(f"evaluation run #{run['id']} ({run['status']}) has it as a column")
+    return reasons
+
+
+def stacked_on(settings: Settings, version: ModelVersion) -> list[str]:
+    """Live versions trained on top of ``version`` (stack_on_parent): they load with its files merged first."""
+    from llmplay.models.adapters import stack_of
+
+    if version.kind != "adapter":
+        return []
+    mine = str(Path(version.path).resolve())
+    reasons = []
+    for other in registry.list_versions(settings.db_path):
+        if other.id != version.id and other.kind == "adapter" and Path(other.path).is_dir():
+            try:
+                below = stack_of(other.path)
+            except LlmplayError:
+                continue
+            if mine in below:
+                reasons.append(f"{other.label} is stacked on it")
     return reasons
 
 
