@@ -397,19 +397,23 @@ def build_loop_tab(engine: Engine, demo: gr.Blocks, prompts_dir=None, *, schedul
         save = gr.Button("Save settings", elem_id="loop-save")
     run_now = gr.Button("Run an update now", variant="primary", elem_id="loop-run-now")
     timeline = gr.Dataframe(
-        headers=view.TIMELINE_HEADERS, interactive=False, wrap=True, label="Versions timeline", elem_id="loop-timeline"
+        headers=view.TIMELINE_HEADERS,
+        interactive=False,
+        wrap=True,
+        label="Versions timeline",
+        elem_id="loop-timeline",
+        column_widths=view.TIMELINE_WIDTHS,
     )
+    # Plots start with no value: one built on an empty frame with a colour column draws no lines once filled
+    # (Gradio 6), and an empty frame is sent as None for the same reason.
     with gr.Row():
-        empty_task, empty_ppl = view.forgetting_frames([])
         probe_task = gr.LinePlot(
-            empty_task, x="update", y="value", color="series", title="Forgetting: probe task accuracy", height=240
+            None, x="update", y="value", color="series", title="Forgetting: probe task accuracy", height=240
         )
         probe_ppl = gr.LinePlot(
-            empty_ppl, x="update", y="value", color="series", title="Forgetting: probe perplexity", height=240
+            None, x="update", y="value", color="series", title="Forgetting: probe perplexity", height=240
         )
-        volume = gr.LinePlot(
-            volume_long(pd.DataFrame()), x="period", y="count", color="series", title="Feedback volume", height=240
-        )
+        volume = gr.LinePlot(None, x="period", y="count", color="series", title="Feedback volume", height=240)
     with gr.Row():
         with gr.Column():
             rejected = gr.Dropdown(
@@ -441,9 +445,7 @@ def build_loop_tab(engine: Engine, demo: gr.Blocks, prompts_dir=None, *, schedul
             gr.Dropdown(choices=tab.queue_names(), value=v.queues),
             *_with_choices(tab, v.settings),
             v.timeline,
-            v.probe_task,
-            v.probe_ppl,
-            v.volume,
+            *(None if frame.empty else frame for frame in (v.probe_task, v.probe_ppl, v.volume)),
             v.events,
             gr.Dropdown(choices=v.versions, value=None),
             gr.Dropdown(choices=v.rejected, value=None),

@@ -39,6 +39,7 @@ TIMELINE_HEADERS = [
     "update", "started", "status", "trigger", "trained", "replayed", "general", "held out",
     *(GATE_TITLES[g] for g in GATES), "reasons", "promoted by", "candidate",
 ]  # fmt: skip
+TIMELINE_WIDTHS = ["60px", "100px", "90px", "70px", *["60px"] * 4, *["230px"] * 4, "200px", "90px", "150px"]
 EVENT_HEADERS = ["at", "user", "action", "from", "to", "update", "detail"]
 BASE = "base model"
 
@@ -77,6 +78,7 @@ def gate_cell(gate: dict | None) -> str:
         return f"{mark}: {gate.get('reason') or 'no figures'}"
     if gate["gate"] == "probe_perplexity":
         return f"{mark} · ppl {_num(gate['baseline'], 2)} → {_num(gate['candidate'], 2)} ({gate['difference']:+.1%})"
+    gate = {k: v + 0.0 if isinstance(v, float) else v for k, v in gate.items()}  # -0.0 reads as +0.000
     interval = ""
     if gate.get("low") is not None and gate.get("high") is not None:
         interval = f", 95% CI {gate['low']:+.3f} to {gate['high']:+.3f}"

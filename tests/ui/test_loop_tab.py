@@ -222,3 +222,37 @@ def test_comparing_a_run_that_does_not_exist_says_so(tab):
     text, rows = tab.compare_run(999)
     assert text.startswith("⚠️ Error:") and "999" in text and rows == []
     assert tab.compare_run(None) == ("", [])
+
+
+def test_a_gate_run_shows_the_paired_comparison_and_the_rows_that_got_worse(engine):
+    """A real two-column run of SmolLM2 (baseline / candidate, as the gates make it): the tab shows the same
+    paired comparison the Evaluate tab computes, and one row per row where the candidate scored lower."""
+    import pandas as pd
+
+    from llmplay.engine import GenerationParams
+    from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
+    from llmplay.evaluation.datasets import ColumnMapping, save_dataset
+    from llmplay.evaluation.results import compare_columns, load_results
+
+    library = TemplateLibrary.from_settings(engine.settings, folder=ROOT / "prompts")
+    rows = [
+        ("Operating profit doubled to a record.", "positive"),
+        ("The company cut 300 jobs after a loss.", "negative"),
+        ("The meeting is held in Espoo.", "neutral"),
+    ]
+    frame = pd.DataFrame(rows, columns=["text", "label"], dtype=object)
+    save_dataset(engine.settings, "loop-tab-gate", frame, ColumnMapping({"text": "text"}, "label"), source="test")
+    # The "candidate" translates the sentence instead of labelling it: it scores lower wherever the baseline
+    # was right.
+    columns = tuple(
+        ColumnConfig(template, BASE, params=GenerationParams(max_new_tokens=6), label=label)
+        for label, template in (("baseline", "financial-sentiment"), ("candidate", "translate-en-de"))
+    )
+    config = RunConfig(dataset="loop-tab-gate", columns=columns, metrics=(MetricConfig("accuracy"),))
+    run_id = EvalRunner(engine, library).run(config)
+    text, regressed = LoopTab(engine, library).compare_run(run_id)
+    expected = compare_columns(load_results(engine.settings, run_id), 0, 1, "accuracy")
+    assert text.startswith(expected.describe()) and f"Open run **#{run_id}**" in text
+    assert regressed and [r[0] for r in regressed] == expected.difference.worse
+    assert all(r[5] > r[6] for r in regressed)  # baseline score above the candidate's on each
+    assert {r[2] for r in regressed} <= {"positive", "negative", "neutral"}
