@@ -4,7 +4,8 @@
   few-shot examples: ~520 of the ~580 tokens of a financial-sentiment row). That prefix is computed once per
   batch, its keys/values copied to every row, and only each row's own suffix runs per row; gradients flow
   through the shared prefix, so the loss and its gradient are those of the plain batch. A batch whose rows
-  share fewer than ``MIN_SHARED_PREFIX`` tokens is packed instead.
+  share fewer than ``MIN_SHARED_PREFIX`` tokens is split into groups that do (``parts``; the rest packed), or
+  packed when no group does.
 - ``pack``: the batch's rows are packed into as few rows of at most ``max_length`` tokens as fit, with
   ``position_ids`` restarting at 0 for each row and no attention mask: transformers 5 then builds a
   block-diagonal causal mask from the positions, so no row attends to another (tested against ``pad``).
@@ -82,12 +83,32 @@ class CausalCollator:
         shared = shared_prefix_length(features) if self.mode == "prefix" else 0
         if shared >= MIN_SHARED_PREFIX:
             batch = self._prefix(features, shared)
+        elif self.mode == "prefix" and (parts := self._parts(features)):
+            batch = {"parts": parts}
         elif self.mode in ("prefix", "pack"):
             batch = self._pack(features)
         else:
             batch = self._pad(features)
         batch["num_tokens"] = torch.tensor(tokens)
         return batch
+
+    def _parts(self, features: list[dict]) -> list[dict] | None:
+        """A batch that mixes rows of different prompts (a template's rows and general replay rows in one
+        continual-learning update): one prefix batch per group of rows that share a prefix, the rest packed;
+        the trainer steps through the parts (their loss adds up to the whole batch's). None: no group shares."""
+        groups: dict[tuple, list[dict]] = {}
+        for f in features:
+            groups.setdefault(tuple(f["input_ids"][:MIN_SHARED_PREFIX]), []).append(f)
+        parts, rest = [], []
+        for group in groups.values():
+            shared = shared_prefix_length(group)
+            if len(group) > 1 and shared >= MIN_SHARED_PREFIX:
+                parts.append(self._prefix(group, shared))
+            else:
+                rest += group
+        if not parts:
+            return None
+        return parts + ([self._pack(rest)] if rest else [])
 
     def _pad(self, features: list[dict]) -> dict:
         import torch

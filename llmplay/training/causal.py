@@ -131,7 +131,33 @@ class CausalTrainer(Trainer):
             return num_items_in_batch
         return (inputs["labels"][:, 1:] != IGNORE_INDEX).sum()
 
+    def _part_counts(self, model, inputs: dict, num_items_in_batch):
+        tokens = inputs.pop("num_tokens", None)
+        if model.training and tokens is not None:
+            self.state.num_input_tokens_seen += int(tokens) * self.accelerator.num_processes
+        if num_items_in_batch is not None:  # never set for parts (no top-level labels): one batch's own count
+            return num_items_in_batch
+        return sum((part["labels"][:, 1:] != IGNORE_INDEX).sum() for part in inputs["parts"])
+
     def training_step(self, model, inputs, num_items_in_batch=None):
+        if "parts" in inputs:  # rows of several prompts in one batch (batching.CausalCollator._parts)
+            model.train()
+            inputs = dict(self._prepare_inputs(inputs))
+            count = self._part_counts(model, inputs, num_items_in_batch)
+            unwrapped = self.accelerator.unwrap_model(model)
+            total = 0.0
+            with self.accelerator.autocast():
+                for part in inputs["parts"]:
+                    if self.fast_loss and "prefix_ids" in part:
+                        total += shared_prefix_backward(unwrapped, part, count)
+                        continue
+                    part = dict(part)
+                    loss = (
+                        selective_loss(unwrapped, part, count) if self.fast_loss else forward_loss(model, part, count)
+                    )
+                    self.accelerator.backward(loss)
+                    total += loss.detach()
+            return total
         if not (self.fast_loss and "prefix_ids" in inputs):
             return super().training_step(model, inputs, num_items_in_batch)
         model.train()
@@ -142,6 +168,16 @@ class CausalTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
+        if "parts" in inputs:  # evaluation of a mixed batch: the parts' losses add up
+            count = self._part_counts(model, inputs, num_items_in_batch)
+            unwrapped = self.accelerator.unwrap_model(model)
+            with self.accelerator.autocast():
+                losses = [
+                    selective_loss(unwrapped, dict(p), count) if self.fast_loss else forward_loss(model, dict(p), count)
+                    for p in inputs["parts"]
+                ]
+            loss = sum(losses)
+            return (loss, {}) if return_outputs else loss
         count = self._count(model, inputs, num_items_in_batch)
         if self.fast_loss:
             with self.accelerator.autocast():

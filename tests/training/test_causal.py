@@ -145,6 +145,49 @@ def test_a_shared_prefix_step_has_the_plain_batch_gradient(lora_smol, trainable_
     lora_smol.zero_grad()
 
 
+@pytest.fixture(scope="module")
+def mixed_features(trainable_smol, review_features, tmp_path_factory):
+    """The review rows plus rows of another prompt (no shared system message), as one loop update mixes a
+    template's rows with general replay rows."""
+    from llmplay.settings import Settings
+
+    rows = [{"prompt": "Name a primary colour.", "completion": "Red."}, {"prompt": "2 + 2?", "completion": "4"}]
+    config = TrainConfig.from_dict(
+        {"name": "g", "base_model": CHAT_MODEL, "max_length": 256, "data": {"source": "rows", "rows": rows}}
+    )
+    settings = Settings(data_dir=tmp_path_factory.mktemp("general"))
+    examples = build_examples(config, trainable_smol, load_rows(config, settings).rows)
+    general = [{"input_ids": e.input_ids, "labels": e.labels} for e in examples]
+    return review_features[:3] + general + review_features[3:]
+
+
+def test_a_mixed_batch_steps_through_its_prefix_groups_with_the_plain_batch_gradient(
+    lora_smol, trainable_smol, mixed_features, tmp_path
+):
+    from transformers import TrainingArguments
+
+    pad_id = trainable_smol.tokenizer.pad_token_id
+    batch = CausalCollator(pad_id=pad_id, mode="prefix", max_length=256)(mixed_features)
+    assert "parts" in batch and "prefix_ids" in batch["parts"][0]  # the review rows share their prefix
+    assert sum(p["labels"].shape[0] for p in batch["parts"][:1]) == 5
+    trainable = [(n, p) for n, p in lora_smol.named_parameters() if p.requires_grad]
+    reference, count = collate(mixed_features, "pad", pad_id)
+    lora_smol.zero_grad()
+    plain = forward_loss(lora_smol, reference, count)
+    plain.backward()
+    expected = {n: p.grad.clone() for n, p in trainable}
+    lora_smol.zero_grad()
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", disable_tqdm=True)
+    trainer = CausalTrainer(model=lora_smol, args=args, fast_loss=True)
+    loss = trainer.training_step(lora_smol, batch)
+    assert float(loss) == pytest.approx(plain.item(), rel=2e-4)
+    assert trainer.state.num_input_tokens_seen == sum(len(f["input_ids"]) for f in mixed_features)
+    for name, param in trainable:
+        diff = (param.grad - expected[name]).norm() / expected[name].norm().clamp(min=1e-12)
+        assert diff < 2e-3, name
+    lora_smol.zero_grad()
+
+
 def run_entry(settings, monkeypatch, tmp_path, config: dict, *extra: str) -> int:
     for key, value in entry_env(settings).items():
         monkeypatch.setenv(key, value)
