@@ -136,18 +136,9 @@ class LoopTab:
                 probe_ppl=ppl,
                 volume=volume,
                 events=view.event_rows(events, labels),
-                versions=self._rollback_choices(line, labels),
-                rejected=[
-                    (f"#{u.id} · {'; '.join(u.reasons)[:100] or u.status}", u.id)
-                    for u in updates
-                    if u.status == "rejected" and u.candidate_version_id
-                ],
-                runs=[
-                    (f"update #{u.id} · {view.GATE_TITLES.get(g['gate'], g['gate'])} · run #{g['run_id']}", g["run_id"])
-                    for u in updates
-                    for g in u.gates
-                    if g.get("run_id")
-                ],
+                versions=self._rollback_choices(line),
+                rejected=view.rejected_choices(updates),
+                runs=view.run_choices(updates),
             )
         except Exception as exc:
             return LoopView(status=error(exc))
@@ -178,18 +169,9 @@ class LoopTab:
         frame = pd.concat(frames).groupby("period", as_index=False)[["items", "responses"]].sum()
         return volume_long(frame if len(frame) else pd.DataFrame())
 
-    def _rollback_choices(self, line, labels: dict[int, str]) -> list[tuple[str, int]]:
-        versions = [
-            v
-            for v in registry.list_versions(self.db_path)
-            if v.name == line.name and v.base_model == line.base_model and v.kind == "adapter"
-        ]
-        out = []
-        for v in sorted(versions, key=lambda v: -v.version):
-            tag = " (active)" if v.id == line.active_version_id else ""
-            out.append((f"{v.label}{tag}", v.id))
-        tag = " (active)" if line.active_version_id is None else ""
-        return [*out, (f"{view.BASE}: {line.base_model}{tag}", BASE_CHOICE)]
+    def _rollback_choices(self, line) -> list[tuple[str, int]]:
+        versions = [v for v in registry.list_versions(self.db_path) if v.name == line.name and v.kind == "adapter"]
+        return view.rollback_choices(line, [v for v in versions if v.base_model == line.base_model], BASE_CHOICE)
 
     # ---- writing ------------------------------------------------------------------------------------------
     @staticmethod
@@ -342,13 +324,10 @@ def _form_components(tab: LoopTab) -> list:
         heldout = gr.Number(d.heldout_fraction, label="Held-out share (gate a; never trained on)")
     with gr.Row():
         gain = gr.Number(d.feedback_min_gain, label="(a) minimum gain on held-out feedback")
-        dataset = gr.Dropdown(
-            [("(none)", ""), *((n, n) for n in tab.dataset_names())], value="", label="(b) regression dataset"
-        )
+        # Custom values: a stored setting may name a dataset deleted since, or a pinned template "name@vN".
+        dataset = gr.Dropdown(_dataset_choices(tab), value="", label="(b) regression dataset", allow_custom_value=True)
         template = gr.Dropdown(
-            [("(the line's template)", ""), *((n, n) for n in tab.template_names())],
-            value="",
-            label="(b) regression template",
+            _template_choices(tab), value="", label="(b) regression template", allow_custom_value=True
         )
         margin = gr.Number(d.regression_margin, label="(b) allowed drop")
     with gr.Row():
@@ -363,12 +342,20 @@ def _form_components(tab: LoopTab) -> list:
     return [*form, task_margin, ppl_margin, method, epochs, lr, batch]
 
 
+def _dataset_choices(tab: LoopTab) -> list[tuple[str, str]]:
+    return [("(none)", ""), *((n, n) for n in tab.dataset_names())]
+
+
+def _template_choices(tab: LoopTab) -> list[tuple[str, str]]:
+    return [("(the line's template)", ""), *((n, n) for n in tab.template_names())]
+
+
 def _with_choices(tab: LoopTab, values: list) -> list:
     """The form's values, the two dataset / template pickers with their current choices."""
     out = list(values)
     i, j = view.FORM_FIELDS.index("regression_dataset"), view.FORM_FIELDS.index("regression_template")
-    out[i] = gr.Dropdown(choices=[("(none)", ""), *((n, n) for n in tab.dataset_names())], value=out[i])
-    out[j] = gr.Dropdown(choices=[("(the line's template)", ""), *((n, n) for n in tab.template_names())], value=out[j])
+    out[i] = gr.Dropdown(choices=_dataset_choices(tab), value=out[i])
+    out[j] = gr.Dropdown(choices=_template_choices(tab), value=out[j])
     return out
 
 

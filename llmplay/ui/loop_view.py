@@ -129,6 +129,34 @@ def forgetting_frames(updates: list) -> tuple[pd.DataFrame, pd.DataFrame]:
     return tuple(pd.DataFrame(rows) if rows else pd.DataFrame(empty) for rows in frames.values())
 
 
+def rejected_choices(updates: list) -> list[tuple[str, int]]:
+    """Updates whose candidate an admin can promote by hand: the rejected ones with a trained version."""
+    return [
+        (f"#{u.id} · {'; '.join(u.reasons)[:100] or u.status}", u.id)
+        for u in updates
+        if u.status == "rejected" and u.candidate_version_id
+    ]
+
+
+def run_choices(updates: list) -> list[tuple[str, int]]:
+    """The gates' evaluation runs (baseline vs candidate columns), newest update first."""
+    return [
+        (f"update #{u.id} · {GATE_TITLES.get(g['gate'], g['gate'])} · run #{g['run_id']}", g["run_id"])
+        for u in updates
+        for g in u.gates
+        if g.get("run_id")
+    ]
+
+
+def rollback_choices(line, versions: list, base_value: int) -> list[tuple[str, int]]:
+    """Every version of the line, newest first, then the base model; the active one says so."""
+    out = []
+    for v in sorted(versions, key=lambda v: -v.version):
+        out.append((f"{v.label}{' (active)' if v.id == line.active_version_id else ''}", v.id))
+    tag = " (active)" if line.active_version_id is None else ""
+    return [*out, (f"{BASE}: {line.base_model}{tag}", base_value)]
+
+
 def version_label(labels: dict[int, str], version_id: int | None) -> str:
     return BASE if version_id is None else labels.get(version_id, f"version #{version_id}")
 
