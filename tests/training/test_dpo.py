@@ -6,12 +6,14 @@ with a clear message before anything loads."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from llmplay.engine import Engine
 from llmplay.feedback.store import add_items, consumed_by, create_queue, respond
+from llmplay.models.adapters import stack_of
 from llmplay.store import connect
 from llmplay.training import records, registry
 from llmplay.training.config import TrainConfig, TrainConfigError
@@ -36,8 +38,9 @@ PAIRS = [
 
 
 def dpo_config(name: str = "prefs", **overrides) -> dict:
-    config = tiny_config(name, task="dpo", max_steps=8, learning_rate=5e-3, dpo_beta=0.1, **overrides)
-    config["data"] = {"source": "rows", "rows": PAIRS, "validation_fraction": 0.0, **overrides.get("data", {})}
+    data = overrides.pop("data", {})
+    config = tiny_config(name, **{"task": "dpo", "max_steps": 8, "learning_rate": 5e-3, "dpo_beta": 0.1, **overrides})
+    config["data"] = {"source": "rows", "rows": PAIRS, "validation_fraction": 0.0, **data}
     return config
 
 
@@ -136,3 +139,22 @@ def test_feedback_pairs_come_from_accepted_preferences_and_corrections(settings)
     assert got == {pref.id: ("Say hi.", "Hello!", "Go away."), fix.id: ("2+2?", "4", "5")}
     with connect(settings.db_path) as db:
         assert not consumed_by(db, pref.id)
+
+
+@pytest.mark.slow
+def test_the_reference_is_the_parent_version_continued_or_stacked(settings, tmp_path, monkeypatch):
+    """At the first logged step (before any update) DPO's rewards are log-ratios of the policy to the reference:
+    zero exactly when the reference is the model training starts from, here the parent version, not the base."""
+    sft = tiny_config("prefs", max_steps=2, learning_rate=5e-3, data={"validation_fraction": 0.0})
+    assert run_entry(settings, monkeypatch, tmp_path, sft) == 0
+    parent = registry.get_version(settings.db_path, last_job(settings).version_id)
+    for stack in (False, True):
+        config = dpo_config(max_steps=1, parent_version=parent.label, stack_on_parent=stack)
+        assert run_entry(settings, monkeypatch, tmp_path, config) == 0
+        job = last_job(settings)
+        first = records.progress(settings.db_path, job.id)[0]["metrics"]
+        assert abs(first["rewards/chosen"]) < 1e-6 and abs(first["rewards/rejected"]) < 1e-6
+        assert first["logps/chosen"] != 0
+        version = registry.get_version(settings.db_path, job.version_id)
+        assert version.task == "dpo" and version.parent_id == parent.id
+        assert stack_of(version.path) == ([str(Path(parent.path).resolve())] if stack else [])
