@@ -108,6 +108,11 @@ def gather(db: Database, line: Line, *, seed: int = 0) -> UpdateData:
     return UpdateData(new, replay, general, heldout, notes)
 
 
+def usable_heldout(data: UpdateData) -> int:
+    """Held-out rows the feedback gate can evaluate (they carry the template's input variables)."""
+    return sum(1 for a in data.heldout if a.item.input)
+
+
 def messages_for(item, template, value: str) -> list[dict]:
     """The chat turns inference sends for this item (through the template when it has its variables), plus
     the accepted answer as the assistant's turn."""

@@ -102,7 +102,10 @@ def run_gates(engine, runner, line: Line, active: str, candidate: str, data: Upd
     # (a) held-out feedback
     metric = template_metric(library, line.template)
     dataset, n = heldout_dataset(settings, line, data, update_id, library)
-    if dataset is None:
+    if not s.heldout_fraction:  # the admin chose no feedback gate
+        results.append(GateResult("feedback", metric, None, None, None, passed=True, skipped=True,
+                                  reason="heldout_fraction is 0: no feedback gate"))  # fmt: skip
+    elif dataset is None:
         results.append(
             GateResult(
                 "feedback", metric, None, None, None, n=n,

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from llmplay.errors import LlmplayError
 from llmplay.feedback.store import mark_consumed
 from llmplay.loop import data as loop_data
+from llmplay.loop.gates import MIN_HELDOUT
 from llmplay.loop.lines import UPDATES, Line, LoopError, active_label, event, get_line, now, set_active
 from llmplay.processes import pid_alive
 from llmplay.store import connect, immediate
@@ -101,7 +102,12 @@ def _last_finished(db, line: Line) -> str | None:
 def due(db, line: Line) -> tuple[bool, str, int]:
     """(is an update due, why / why not, new accepted rows waiting)."""
     s = line.settings
-    new = len(loop_data.gather(db, line).new)
+    gathered = loop_data.gather(db, line)
+    new = len(gathered.new)
+    heldout = loop_data.usable_heldout(gathered)
+    # Gate (a) could not judge an update yet: training now would only spend the rows.
+    if new and s.heldout_fraction and heldout < MIN_HELDOUT:
+        return False, f"{new} new accepted rows; waiting for {MIN_HELDOUT - heldout} more held-out rows", new
     if s.min_new_rows and new >= s.min_new_rows:
         return True, f"{new} new accepted rows (trigger: {s.min_new_rows})", new
     if s.interval_minutes and new:
@@ -202,6 +208,12 @@ def run_update(
             gathered = loop_data.gather(db, line, seed=line.settings.seed + update_id)
         if not gathered.new:
             raise LoopError(f"Line {line.name!r} has no new accepted feedback to train on; nothing was started.")
+        if line.settings.heldout_fraction and loop_data.usable_heldout(gathered) < MIN_HELDOUT:
+            raise LoopError(
+                f"Line {line.name!r} has {loop_data.usable_heldout(gathered)} held-out feedback rows with the "
+                f"template's variables; the feedback gate needs {MIN_HELDOUT}. Collect more feedback or raise "
+                "heldout_fraction; nothing was trained."
+            )
         template, _ = load_template(runner.library, line.template)
         records = loop_data.training_records(gathered, template)
         with connect(settings.db_path) as db:

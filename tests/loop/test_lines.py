@@ -66,9 +66,20 @@ def test_trigger_fires_at_the_nth_row_and_exactly_one_update_starts_under_a_race
         assert db.execute("select count(*) from loop_updates").fetchone()[0] == 1
 
 
+def test_no_update_starts_before_the_feedback_gate_has_enough_held_out_rows(db_path):
+    with connect(db_path) as db:
+        line = make_line(db, min_new_rows=3, heldout_fraction=0.2)
+        add_accepted(db, 10)
+        gathered = loop_data.gather(db, line)
+        assert loop_data.usable_heldout(gathered) < 5 and len(gathered.new) >= 3  # the split hashes the item ids
+        is_due, why, _ = due(db, line)
+        assert not is_due and "more held-out rows" in why
+        assert claim(db, line, "cli") is None
+
+
 def test_an_update_whose_process_died_is_marked_failed_and_the_active_version_stays(db_path):
     with connect(db_path) as db:
-        line = make_line(db, min_new_rows=1)
+        line = make_line(db, min_new_rows=1, heldout_fraction=0.0)
         add_accepted(db, 2)
         update_id = claim(db, line, "cli")
         db["loop_updates"].update(update_id, {"pid": 2**22 + 12345})  # a pid that is not running
