@@ -59,7 +59,7 @@ def base_answers(engine, runner, rows: list[dict]) -> list[str]:
     column = ColumnConfig(TEMPLATE, MODEL, params=GenerationParams(max_new_tokens=4), mode="generate")
     run_id = runner.run(RunConfig("to-correct", (column,), (MetricConfig("accuracy"),)))
     results = load_results(engine.settings, run_id)
-    return [results.cells[(r, 0)].output or "" for r in range(len(rows))]
+    return [results.cells[(r, 0)].text or "" for r in range(len(rows))]
 
 
 def add_batch(db, queue: str, rows: list[dict], answers: list[str], *, harmful: bool = False) -> None:

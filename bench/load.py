@@ -1,0 +1,234 @@
+"""Many labelers at once: the app as its own process, simulated labelers submitting through its HTTP API while a
+Playground reply streams.
+
+    .venv/bin/python bench/load.py [--labelers 20] [--responses 50] [--items 50]
+
+1. Starts ``python app.py`` on a free loopback port with a fresh data dir (the bundled default model).
+2. Makes a label queue with ``--items`` items and k = ``--labelers`` (every labeler answers every item, so each
+   item takes its k responses from k different people at the same time) in the app's SQLite file.
+3. ``--labelers`` threads, each its own gradio_client, each asks for its next item (``/labeling_next``) and submits
+   a label (``/labeling_submit``, with a client token) until it has submitted ``--responses``. Meanwhile another
+   client keeps a Playground reply streaming (``/chat``, 256 new tokens), so labeling competes with generation.
+4. Reads the database back: stored responses, duplicates ((item, labeler) pairs or client tokens stored more
+   than once), errors (any reply that is not a success, or an exception), and the submit latency as the client
+   measures it (p50 / p95, one HTTP round trip each).
+The last line is one JSON object: submitted, stored, duplicates, errors, p50_ms, p95_ms (and the rest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+LABELS = ["positive", "negative", "neutral"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_app(data_dir: Path, port: int) -> subprocess.Popen:
+    env = os.environ | {
+        "LLMPLAY_DATA_DIR": str(data_dir),
+        "LLMPLAY_PORT": str(port),
+        "LLMPLAY_HOST": "127.0.0.1",
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    env.setdefault("LLMPLAY_CACHE_DIR", str(ROOT / ".cache" / "test-models"))
+    log = open(data_dir / "app.log", "wb")  # noqa: SIM115  (the child writes to it until it ends)
+    return subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+def wait_for(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the app exited with {proc.returncode} before it served")
+        try:
+            if httpx.get(url + "/config", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("the app did not start in time")
+
+
+def make_queue(db_path: Path, items: int, k: int) -> str:
+    from llmplay.feedback import store
+    from llmplay.store import connect
+
+    with connect(db_path) as db:
+        queue = store.create_queue(db, "load-bench", "label", labels=LABELS, k=k, user="bench")
+        store.add_items(
+            db,
+            queue,
+            [
+                {"source": "cli", "prompt": f"Sentence {i}: is this good news?", "output": LABELS[i % 3]}
+                for i in range(items)
+            ],
+            user="bench",
+        )
+    return queue.name
+
+
+def labeler(url: str, queue: str, name: str, count: int, latencies: list, errors: list, submitted: list) -> None:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    try:
+        done = 0
+        while done < count:
+            item = client.predict(queue, name, api_name="/labeling_next")
+            if not item or not item.get("id"):
+                errors.append(f"{name}: no item left after {done}")
+                return
+            token = uuid.uuid4().hex
+            started = time.perf_counter()
+            reply = client.predict(queue, name, item["id"], LABELS[done % 3], token, api_name="/labeling_submit")
+            latencies.append(time.perf_counter() - started)
+            if not str(reply).startswith("✅"):
+                errors.append(f"{name}: {reply}")
+                continue
+            submitted.append((item["id"], name, token))
+            done += 1
+    except Exception as exc:  # counted, never hidden
+        errors.append(f"{name}: {type(exc).__name__}: {exc}")
+    finally:
+        client.close()
+
+
+def streamer(url: str, stop: threading.Event, stats: dict) -> None:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    try:
+        while not stop.is_set():
+            job = client.submit(
+                "Write a long story about a lighthouse keeper.", [], "", "", 256, 0.0, 1.0, 0, 1.0, "", "", "",
+                api_name="/chat",
+            )  # fmt: skip
+            for _ in job:
+                stats["updates"] = stats.get("updates", 0) + 1
+                if stop.is_set():
+                    job.cancel()
+                    break
+            stats["replies"] = stats.get("replies", 0) + 1
+    except Exception as exc:
+        stats["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        client.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labelers", type=int, default=20)
+    parser.add_argument("--responses", type=int, default=50, help="per labeler")
+    parser.add_argument("--items", type=int, default=50)
+    args = parser.parse_args()
+    if args.responses > args.items:
+        raise SystemExit("--responses cannot exceed --items: a labeler answers an item once")
+    with tempfile.TemporaryDirectory(prefix="llmplay-bench-load-") as tmp:
+        data_dir = Path(tmp)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        proc = start_app(data_dir, port)
+        try:
+            wait_for(url, proc)
+            queue = make_queue(data_dir / "llmplay.db", args.items, k=args.labelers)
+            stop, stream_stats = threading.Event(), {}
+            stream = threading.Thread(target=streamer, args=(url, stop, stream_stats), daemon=True)
+            stream.start()
+            time.sleep(3)  # the reply is streaming before the labelers start
+            latencies: list[float] = []
+            errors: list[str] = []
+            submitted: list[tuple] = []
+            threads = [
+                threading.Thread(
+                    target=labeler, args=(url, queue, f"labeler-{n:02d}", args.responses, latencies, errors, submitted)
+                )
+                for n in range(args.labelers)
+            ]
+            started = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            wall = time.perf_counter() - started
+            stop.set()
+            stream.join(timeout=60)
+            con = sqlite3.connect(data_dir / "llmplay.db")
+            stored = con.execute("select count(*) from feedback_responses where status = 'submitted'").fetchone()[0]
+            pairs = con.execute(
+                "select count(*) from (select item_id, labeler from feedback_responses"
+                " group by item_id, labeler having count(*) > 1)"
+            ).fetchone()[0]
+            tokens = con.execute(
+                "select count(*) from (select client_token from feedback_responses where client_token is not null"
+                " group by client_token having count(*) > 1)"
+            ).fetchone()[0]
+            over_k = con.execute(
+                "select count(*) from (select item_id from feedback_responses where status = 'submitted'"
+                " group by item_id having count(*) > ?)",
+                [args.labelers],
+            ).fetchone()[0]
+            missing = sum(
+                1
+                for item_id, name, token in submitted
+                if not con.execute(
+                    "select 1 from feedback_responses where item_id = ? and labeler = ? and client_token = ?",
+                    [item_id, name, token],
+                ).fetchone()
+            )
+            con.close()
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    for line in errors[:10]:
+        print("error:", line)
+    result = {
+        "labelers": args.labelers,
+        "submitted": len(submitted),
+        "stored": stored,
+        "duplicates": pairs + tokens,
+        "missing": missing,
+        "over_k": over_k,
+        "errors": len(errors),
+        "p50_ms": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+        "p95_ms": round(percentile(latencies, 0.95) * 1000, 1) if latencies else None,
+        "max_ms": round(max(latencies) * 1000, 1) if latencies else None,
+        "wall_s": round(wall, 2),
+        "responses_per_s": round(len(submitted) / wall, 1) if wall else None,
+        "stream_replies": stream_stats.get("replies", 0),
+        "stream_updates": stream_stats.get("updates", 0),
+        "stream_error": stream_stats.get("error"),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
