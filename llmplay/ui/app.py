@@ -8,6 +8,7 @@ cross tabs are wired here, the one place that knows both: the Evaluate tab's "Op
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from llmplay.ui.templates_tab import build_templates_tab
 from llmplay.ui.train_tab import build_train_tab
 
 TITLE = "llmplay"
+SWITCH_INTERVAL_S = 0.0005
 log = logging.getLogger(__name__)
 
 
@@ -112,6 +114,9 @@ def launch(
     serialise generation anyway, so more mostly helps endpoint models.
     """
     settings = engine.settings
+    # A streaming reply's Python code holds the GIL between torch calls; with the default 5 ms switch interval
+    # every step of a cheap request (a labeling submit) waits that long for it (bench/load.py).
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     # Uploads and served files under <data dir>/tmp/gradio, stale ones swept; before build_app, because each
     # component reads Gradio's temp dir when it is created.
     claim_upload_dir(settings)
