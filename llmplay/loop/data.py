@@ -4,7 +4,9 @@
   queue whose items were rendered with the line's template), correction and label tasks.
 - Held out: a fixed share of those items, chosen by a hash of (line, item id), so an item is held out for
   every update of the line and no update ever trains on it (gate a).
-- New rows: accepted items no update of this line consumed yet. Replay: a seeded sample of the items earlier
+- New rows: accepted items no update of this line consumed yet; new pairs: accepted choices of the line's
+  ``preference_queues`` (trained by a DPO step, the previous version as its reference). Replay: a seeded sample
+  of the items earlier
   updates consumed (``replay_ratio`` x the new rows) and of the shipped general instructions
   (``general_ratio`` x the new rows; llmplay/loop/probe_data/general_replay.jsonl).
 Rows become chat ``messages`` rendered through the same template path inference uses (template variables of
@@ -75,6 +77,11 @@ class UpdateData:
     general: list[dict]
     heldout: list[Accepted]
     notes: list[str] = field(default_factory=list)
+    pairs: list[Accepted] = field(default_factory=list)  # new accepted preference pairs (a DPO step)
+
+    @property
+    def pair_ids(self) -> list[int]:
+        return [a.item.id for a in self.pairs]
 
     @property
     def feedback_ids(self) -> list[int]:
@@ -98,6 +105,12 @@ def gather(db: Database, line: Line, *, seed: int = 0) -> UpdateData:
         elif not rejected & set(a.consumed_by):
             new.append(a)  # rows of a rejected update are spent: they made the model worse
     # (rows of a failed update were never marked consumed, so they are new again)
+    pairs = []
+    for name in s.preference_queues:
+        for a in accepted_items(db, get_queue(db, name)):
+            spent = (promoted | rejected) & set(a.consumed_by)
+            if a.queue.task == "preference" and a.value in ("a", "b") and a.item.output_b and not spent:
+                pairs.append(a)
     rng = random.Random(seed)
     replay = rng.sample(earlier, min(len(earlier), round(len(new) * s.replay_ratio)))
     general_pool = general_rows()
@@ -105,7 +118,7 @@ def gather(db: Database, line: Line, *, seed: int = 0) -> UpdateData:
     notes = []
     if len(earlier) < round(len(new) * s.replay_ratio):
         notes.append(f"replay: {len(earlier)} earlier rows available of {round(len(new) * s.replay_ratio)} wanted")
-    return UpdateData(new, replay, general, heldout, notes)
+    return UpdateData(new, replay, general, heldout, notes, pairs)
 
 
 def usable_heldout(data: UpdateData) -> int:
@@ -142,4 +155,15 @@ def training_records(data: UpdateData, template) -> list[dict]:
         }
         for g in data.general
     ]
+    return rows
+
+
+def preference_records(data: UpdateData, template) -> list[dict]:
+    """Inline rows of the update's DPO job: the prompt's chat turns (as inference renders them), chosen and
+    rejected replies by the accepted choice."""
+    rows = []
+    for a in data.pairs:
+        turns = messages_for(a.item, template, "")[:-1]
+        chosen, rejected = (a.item.output, a.item.output_b) if a.value == "a" else (a.item.output_b, a.item.output)
+        rows.append({"id": f"pair{a.item.id}", "prompt": turns, "chosen": chosen, "rejected": rejected})
     return rows

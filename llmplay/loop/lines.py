@@ -37,6 +37,9 @@ class LineSettings:
     """Everything an admin sets per line; validated in ``from_dict`` (every problem named at once)."""
 
     queues: list[str] = field(default_factory=list)  # feedback queues it learns from; [] = items of its template
+    # Preference queues (Arena / Compare pairs, labeling preferences) whose accepted pairs train a DPO step.
+    preference_queues: list[str] = field(default_factory=list)
+    dpo_beta: float = 0.1
     # Trigger: an update when at least this many new accepted rows arrived, and/or every N minutes (0 = off).
     min_new_rows: int = 50
     interval_minutes: int = 0
@@ -85,6 +88,11 @@ class LineSettings:
 
         if not isinstance(self.queues, list) or not all(isinstance(q, str) and q.strip() for q in self.queues):
             p.append("queues must be a list of feedback queue names")
+        if not isinstance(self.preference_queues, list) or not all(
+            isinstance(q, str) and q.strip() for q in self.preference_queues
+        ):
+            p.append("preference_queues must be a list of feedback queue names")
+        number("dpo_beta", 1e-4, 100)
         number("min_new_rows", 0, 100_000, whole=True)
         number("interval_minutes", 0, 60 * 24 * 365, whole=True)
         if self.min_new_rows == 0 and self.interval_minutes == 0:

@@ -103,7 +103,7 @@ def due(db, line: Line) -> tuple[bool, str, int]:
     """(is an update due, why / why not, new accepted rows waiting)."""
     s = line.settings
     gathered = loop_data.gather(db, line)
-    new = len(gathered.new)
+    new = len(gathered.new) + len(gathered.pairs)
     heldout = loop_data.usable_heldout(gathered)
     # Gate (a) could not judge an update yet: training now would only spend the rows.
     if new and s.heldout_fraction and heldout < MIN_HELDOUT:
@@ -177,6 +177,23 @@ def training_config(line: Line, records: list[dict], parent_label: str | None) -
     }
 
 
+def dpo_config(line: Line, pairs: list[dict], parent_label: str | None) -> dict:
+    s = line.settings
+    return {
+        "name": line.name,
+        "base_model": line.base_model,
+        "task": "dpo",
+        "method": "dora" if s.method == "dora" else "lora",  # DPO trains LoRA / DoRA adapters
+        "parent_version": parent_label,
+        "dpo_beta": s.dpo_beta,
+        "data": {"source": "rows", "rows": pairs, "validation_fraction": 0.0},
+        "epochs": s.epochs,
+        "learning_rate": s.learning_rate,
+        "batch_size": min(s.batch_size, 8),
+        "seed": s.seed,
+    }
+
+
 def run_update(
     engine,
     line: Line | str,
@@ -206,7 +223,7 @@ def run_update(
     try:
         with connect(settings.db_path) as db:
             gathered = loop_data.gather(db, line, seed=line.settings.seed + update_id)
-        if not gathered.new:
+        if not gathered.new and not gathered.pairs:
             raise LoopError(f"Line {line.name!r} has no new accepted feedback to train on; nothing was started.")
         if line.settings.heldout_fraction and loop_data.usable_heldout(gathered) < MIN_HELDOUT:
             raise LoopError(
@@ -225,23 +242,30 @@ def run_update(
             update_id,
             stage="training",
             parent_version_id=line.active_version_id if continued else None,
-            feedback_ids=gathered.feedback_ids,
+            feedback_ids=gathered.feedback_ids + gathered.pair_ids,
             replay_ids=gathered.replay_ids,
             general_ids=[g["id"] for g in gathered.general],
             heldout_ids=[a.item.id for a in gathered.heldout],
         )
-        job = jobs.submit(training_config(line, records, parent_label), user=user)
-        _set(settings.db_path, update_id, job_id=job.id)
-        job = jobs.wait(job.id, timeout=train_timeout_s)
-        if job.status != "done" or not job.version_id:
-            raise LoopError(
-                f"The update's training job #{job.id} ended {job.status}: {job.error or 'no version registered'}"
-            )
+        configs = [training_config(line, records, parent_label)] if gathered.new else []
+        if gathered.pairs:
+            # After the SFT step its version is the DPO step's parent and reference; else the previous version.
+            configs.append(dpo_config(line, loop_data.preference_records(gathered, template), parent_label))
+        version_id = None
+        for config in configs:
+            if config["task"] == "dpo" and version_id is not None:
+                config["parent_version"] = registry.get_version(settings.db_path, version_id).label
+            job = jobs.submit(config, user=user)
+            _set(settings.db_path, update_id, job_id=job.id)
+            job = jobs.wait(job.id, timeout=train_timeout_s)
+            if job.status != "done" or not job.version_id:
+                what = job.error or "no version registered"
+                raise LoopError(f"The update's {config['task']} job #{job.id} ended {job.status}: {what}")
+            version_id = job.version_id
         with connect(settings.db_path) as db:
             # Trained on: recorded now, so a later update replays them (once this one is promoted).
-            mark_consumed(
-                db, gathered.feedback_ids + gathered.replay_ids, loop_data.consumer_name(line, update_id), user=user
-            )
+            trained = gathered.feedback_ids + gathered.replay_ids + gathered.pair_ids
+            mark_consumed(db, trained, loop_data.consumer_name(line, update_id), user=user)
             with immediate(db):
                 db["loop_lines"].update(line.id, {"candidate_version_id": job.version_id, "updated_at": now()})
         candidate = registry.get_version(settings.db_path, job.version_id).label

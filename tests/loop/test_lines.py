@@ -181,3 +181,28 @@ def test_a_line_is_offered_by_name_and_serves_its_active_version(db_path, tmp_pa
         lines.set_active(db, "fpb", v1.id, user="gates", action="promote")
     assert catalog.get("line:fpb").adapter == str(folder)
     assert os.path.samefile(catalog.get("line:fpb").adapter, catalog.get(v1.label).adapter)
+
+
+def test_preference_pairs_of_the_lines_queues_become_dpo_rows_and_count_for_the_trigger(db_path):
+    from llmplay.feedback import store
+    from llmplay.loop.update import dpo_config
+
+    with connect(db_path) as db:
+        line = make_line(db, preference_queues=["prefs"], heldout_fraction=0.0, min_new_rows=2)
+        store.create_queue(db, "prefs", "preference", user="admin")
+        for i, choice in enumerate(["a", "b", "tie"]):
+            item, _ = store.add_item(
+                db, "prefs", source="arena", prompt=f"Question {i}?", output=f"A{i}", output_b=f"B{i}", user="u"
+            )
+            store.respond(db, item.id, "ann", choice)
+        gathered = loop_data.gather(db, line)
+        assert len(gathered.pairs) == 2  # a tie has no preferred reply
+        rows = loop_data.preference_records(gathered, None)
+        assert [(r["chosen"], r["rejected"]) for r in rows] == [("A0", "B0"), ("B1", "A1")]
+        assert rows[0]["prompt"] == [{"role": "user", "content": "Question 0?"}]
+        assert due(db, line)[0]  # two new pairs fire a trigger of two rows
+        config = dpo_config(lines.get_line(db, "fpb"), rows, "smollm2-135m-instruct + fpb v1")
+    from llmplay.training.config import TrainConfig
+
+    parsed = TrainConfig.from_dict(config)  # a valid DPO job on the previous version
+    assert parsed.task == "dpo" and parsed.parent_version == "smollm2-135m-instruct + fpb v1"
