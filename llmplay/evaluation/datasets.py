@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from llmplay.atomicfile import atomic_write
 from llmplay.errors import LlmplayError
 from llmplay.settings import Settings
 from llmplay.store import connect
-from llmplay.templates.library import _atomic_write
 
 MAX_ROWS = 100_000  # an evaluation over more rows than this is a batch job, not an upload
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
@@ -417,7 +417,7 @@ def save_dataset(
                 db["datasets"].update(existing["id"], {"mapping": mapping.to_json()})
             return SaveResult(_info(_row(db, name), folder), created=False)
         path = folder / f"{name}-{digest[:8]}.jsonl"
-        _atomic_write(path, text)
+        atomic_write(path, text)
         try:
             with db.atomic():
                 _insert(db, name, digest, len(df), columns, mapping, source, path.name)

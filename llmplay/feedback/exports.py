@@ -25,15 +25,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
+from llmplay.atomicfile import atomic_write
 from llmplay.errors import short
 from llmplay.feedback.accepted import Accepted, accepted_items, agree_key
 from llmplay.feedback.store import FeedbackError, Item, Queue, get_queue, list_items, list_responses
@@ -228,23 +226,6 @@ def to_text(export: Export) -> str:
     writer.writeheader()
     writer.writerows(export.rows)
     return buffer.getvalue()
-
-
-def atomic_write(path: Path, chunks: Iterable[str]) -> None:
-    """Write to a temp file in the same folder and rename it over ``path``: a reader (or a training job)
-    sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def provenance_path(path: Path | str) -> Path:

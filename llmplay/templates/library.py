@@ -10,13 +10,12 @@ records the file as a version (``_record_file``), so the file's content is alway
 from __future__ import annotations
 
 import getpass
-import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from llmplay.atomicfile import atomic_write
 from llmplay.errors import LlmplayError, short
 from llmplay.store import connect
 from llmplay.templates import versions as v
@@ -239,7 +238,7 @@ class TemplateLibrary:
                 if latest is not None and latest.content == text and on_disk == text:
                     return SaveResult(latest, created=False)
                 version = v.add_version(db, name, text, author or default_author(), message)
-                _atomic_write(path, text)  # inside the transaction: it commits only once the file is in place
+                atomic_write(path, text)  # inside the transaction: it commits only once the file is in place
             return SaveResult(version, created=True)
 
     def _record_file(self, db, name: str) -> None:
@@ -251,20 +250,6 @@ class TemplateLibrary:
         latest = v.latest_version(db, name)
         if latest is None or latest.content_hash != v.content_hash(text):
             v.add_version(db, name, text, "llmplay", RECORDED_MESSAGE)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write to a temp file in the same folder and rename it over ``path``: readers see old or new, never half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def validate_files(paths: Iterable[Path | str]) -> dict[Path, tuple[Template | None, list[str]]]:

@@ -34,6 +34,7 @@ import gradio as gr
 
 from llmplay.engine import Engine
 from llmplay.errors import LlmplayError
+from llmplay.feedback import api as labeling_api
 from llmplay.feedback import store as fb
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
@@ -262,26 +263,7 @@ class LabelingTab:
     def api_next(self, queue: str, labeler: str) -> dict:
         """The next item for ``labeler`` in ``queue`` (claimed), or {} when nothing is left."""
         try:
-            name = _labeler(labeler)
-            with connect(self.db_path) as db:
-                q = fb.get_queue(db, queue)
-                item = fb.next_item(db, q, name)
-                if item is None:
-                    return {}
-                return {
-                    "item_id": item.id,
-                    "prompt": item.prompt_text,
-                    "input": item.input,
-                    "output": item.output,
-                    "output_b": item.output_b,
-                    "reference": item.reference if q.show_reference else None,
-                    "task": q.task,
-                    "labels": q.labels,
-                    "rating_min": q.rating_min,
-                    "rating_max": q.rating_max,
-                    "progress": fb.progress(db, q, name).text,
-                    "client_token": fb.new_client_token(),
-                }
+            return labeling_api.next_payload(self.db_path, queue, labeler)
         except LlmplayError as exc:
             return {"error": format_error(str(exc))}
         except Exception as exc:
@@ -291,14 +273,8 @@ class LabelingTab:
     def api_submit(self, queue: str, labeler: str, item_id: int, value: str, client_token: str) -> str:
         """Submit ``value`` for ``item_id``; the same ``client_token`` twice stores one response."""
         try:
-            name = _labeler(labeler)
-            with connect(self.db_path) as db:
-                q = fb.get_queue(db, queue)
-                item = fb.get_item(db, item_id)
-                if item.queue_id != q.id:
-                    raise fb.FeedbackError(f"Item {item.id} is not in queue {q.name!r}.")
-                response = fb.respond(db, item.id, name, value, client_token=(client_token or None))
-            return f"✅ Stored response {response.id} to item {item.id}."
+            response = labeling_api.submit(self.db_path, queue, labeler, item_id, value, client_token)
+            return f"✅ Stored response {response.id} to item {response.item_id}."
         except LlmplayError as exc:
             return format_error(str(exc))
         except Exception as exc:
@@ -306,11 +282,7 @@ class LabelingTab:
             return format_error(f"could not store the response ({type(exc).__name__}).")
 
 
-def _labeler(name: str | None) -> str:
-    """Labelers must name themselves: agreement between 'anonymous' and itself would mean nothing."""
-    if not (name or "").strip():
-        raise fb.FeedbackError("Type your name first: every answer is recorded under it.")
-    return fb.labeler_name(name)
+_labeler = labeling_api.require_name
 
 
 # ---- layout -----------------------------------------------------------------------------------------------
