@@ -6,7 +6,8 @@ Playground reply streams.
 1. Starts ``python app.py`` on a free loopback port with a fresh data dir (the bundled default model).
 2. Makes a label queue with ``--items`` items and k = ``--labelers`` (every labeler answers every item, so each
    item takes its k responses from k different people at the same time) in the app's SQLite file.
-3. ``--labelers`` threads, each with its own client of the app's HTTP API (Gradio's REST calls; ``--client
+3. ``--labelers`` threads, each with its own client of the app's HTTP API (default: llmplay's routes
+   ``/api/labeling/...``; ``--client http``: the same calls through Gradio's REST API and queue; ``--client
    gradio``: gradio_client, see ``HttpApi`` for why it is not the default), each asks for its next item
    (``/labeling_next``) and submits a label (``/labeling_submit``, with a client token) until it has submitted
    ``--responses``. Meanwhile another client keeps a Playground reply streaming (``/chat``, 256 new tokens), so
@@ -122,7 +123,30 @@ class HttpApi:
         self.http.close()
 
 
+class RestApi:
+    """llmplay's own HTTP routes (``/api/labeling/next``, ``/api/labeling/submit``: llmplay/api/rest.py), which
+    skip Gradio's event queue; same arguments and answers as the Gradio endpoints."""
+
+    def __init__(self, url: str):
+        import httpx
+
+        self.url, self.http = url, httpx.Client(timeout=60)
+
+    def predict(self, *data, api_name: str):
+        if api_name == "/labeling_next":
+            reply = self.http.post(f"{self.url}/api/labeling/next", json=dict(zip(("queue", "labeler"), data)))
+            return reply.json()
+        keys = ("queue", "labeler", "item_id", "value", "client_token")
+        reply = self.http.post(f"{self.url}/api/labeling/submit", json=dict(zip(keys, data)))
+        return "✅ stored" if reply.status_code == 200 else f"⚠️ {reply.json().get('error')}"
+
+    def close(self) -> None:
+        self.http.close()
+
+
 def make_client(url: str, kind: str):
+    if kind == "rest":
+        return RestApi(url)
     if kind == "gradio":
         from gradio_client import Client
 
@@ -191,7 +215,9 @@ def main() -> None:
     parser.add_argument("--labelers", type=int, default=20)
     parser.add_argument("--responses", type=int, default=50, help="per labeler")
     parser.add_argument("--items", type=int, default=50)
-    parser.add_argument("--client", choices=["http", "gradio"], default="http", help="see HttpApi")
+    parser.add_argument(
+        "--client", choices=["rest", "http", "gradio"], default="rest", help="see RestApi, HttpApi (Gradio's REST)"
+    )
     args = parser.parse_args()
     if args.responses > args.items:
         raise SystemExit("--responses cannot exceed --items: a labeler answers an item once")

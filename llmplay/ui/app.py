@@ -130,5 +130,24 @@ def launch(
     kwargs.setdefault("show_error", True)
     # Export downloads are written under <data dir>/tmp/exports, outside cwd and the system temp dir on a Space.
     kwargs["allowed_paths"] = [*kwargs.get("allowed_paths", []), str(exports_dir(settings))]
-    demo.launch(server_name=host or settings.host, server_port=port or settings.port, **kwargs)
+    import uvicorn
+
+    app = server_app(engine, demo, **kwargs)
+    host, port = host or settings.host, port or settings.port
+    print(f"llmplay: http://{host}:{port}", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
     return demo
+
+
+def server_app(engine: Engine, demo: gr.Blocks, **kwargs):
+    """The FastAPI app the server runs: llmplay's plain HTTP routes (llmplay/api/rest.py: labeling calls that
+    skip Gradio's queue, /health) and the Gradio app mounted at /. ``kwargs``: mount options (allowed_paths,
+    max_file_size, show_error, auth...)."""
+    from fastapi import FastAPI
+
+    from llmplay.api.rest import router
+
+    kwargs.pop("share", None)
+    app = FastAPI(title=TITLE)
+    app.include_router(router(engine.settings))
+    return gr.mount_gradio_app(app, demo, path="/", **kwargs)

@@ -1,0 +1,99 @@
+"""HTTP routes served beside the Gradio app (``llmplay.ui.app.server_app`` mounts Gradio on the same FastAPI app).
+
+- ``POST /api/labeling/next``   {"queue", "labeler"} -> the next item (claimed) or {} when none is left
+- ``POST /api/labeling/submit`` {"queue", "labeler", "item_id", "value", "client_token"} -> {"response_id", ...}
+- ``GET  /health``              the database, model cache and training queue as JSON; 503 when unhealthy
+A refused request answers 400 with {"error": message}. These calls skip Gradio's event queue (its polling adds
+~50-100 ms to every call, bench/load.py) and run in FastAPI's thread pool, so they are not queued behind model
+generation either; the same functions serve the Labeling tab's Gradio endpoints (llmplay/feedback/api.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from llmplay.errors import LlmplayError
+from llmplay.feedback import api as labeling
+from llmplay.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class NextRequest(BaseModel):
+    queue: str
+    labeler: str
+
+
+class SubmitRequest(BaseModel):
+    queue: str
+    labeler: str
+    item_id: int
+    value: str | int
+    client_token: str | None = None
+
+
+def _refused(exc: Exception) -> JSONResponse:
+    if isinstance(exc, LlmplayError):
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    log.exception("HTTP labeling call failed")
+    return JSONResponse({"error": f"the server failed ({type(exc).__name__}); see its log"}, status_code=500)
+
+
+def health(settings: Settings) -> tuple[bool, dict]:
+    """(healthy, report): the database answers and passes a quick check; the rest is information."""
+    report: dict = {}
+    ok = True
+    try:
+        con = sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            check = con.execute("pragma quick_check").fetchone()[0]
+            journal = con.execute("pragma journal_mode").fetchone()[0]
+            jobs = dict(con.execute("select status, count(*) from training_jobs group by status").fetchall())
+            updates = con.execute("select count(*) from loop_updates where status = 'running'").fetchone()[0]
+        finally:
+            con.close()
+        path = str(settings.db_path)
+        report["database"] = {"ok": check == "ok", "check": check, "journal_mode": journal, "path": path}
+        report["training_jobs"] = {"queued": jobs.get("queued", 0), "running": jobs.get("running", 0)}
+        report["loop"] = {"running_updates": updates}
+        ok = check == "ok"
+    except sqlite3.Error as exc:
+        report["database"] = {"ok": False, "error": str(exc), "path": str(settings.db_path)}
+        ok = False
+    cache = settings.cache_dir
+    report["model_cache"] = {"path": str(cache), "exists": cache.is_dir()}
+    report["status"] = "ok" if ok else "unhealthy"
+    return ok, report
+
+
+def router(settings: Settings) -> APIRouter:
+    r = APIRouter()
+
+    @r.post("/api/labeling/next")
+    def labeling_next(body: NextRequest):
+        try:
+            return labeling.next_payload(settings.db_path, body.queue, body.labeler)
+        except Exception as exc:
+            return _refused(exc)
+
+    @r.post("/api/labeling/submit")
+    def labeling_submit(body: SubmitRequest):
+        try:
+            response = labeling.submit(
+                settings.db_path, body.queue, body.labeler, body.item_id, body.value, body.client_token
+            )
+            return {"response_id": response.id, "item_id": response.item_id, "status": response.status}
+        except Exception as exc:
+            return _refused(exc)
+
+    @r.get("/health")
+    def health_route():
+        ok, report = health(settings)
+        return JSONResponse(report, status_code=200 if ok else 503)
+
+    return r
