@@ -27,4 +27,8 @@ USER app
 RUN llmplay models prepare
 
 EXPOSE 7860
+VOLUME ["/data"]
+# /health answers 503 when the database is unreadable (llmplay/api/rest.py).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=120s \
+    CMD python -c "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:7860/health').status != 200)"
 CMD ["python", "app.py"]
