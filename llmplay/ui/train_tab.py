@@ -55,7 +55,11 @@ from llmplay.ui.train_view import (
 log = logging.getLogger(__name__)
 PRIVATE = {"api_visibility": "private"}
 DEFAULTS = TrainConfig(name="x", base_model="x")
-SOURCES = [("Saved dataset + template", "dataset"), ("Uploaded file", "file"), ("Feedback inbox", "feedback")]
+SOURCES = [
+    ("Saved dataset + template", "dataset"),
+    ("Uploaded file", "file"),
+    ("Accepted feedback (corrections)", "feedback"),
+]
 # The form's fields in order (the handlers take them positionally after their own inputs).
 MAIN = ("name", "base_model", "task", "method", "source", "dataset", "template", "file", "epochs", "max_steps")
 MAIN += ("learning_rate", "lora_r", "lora_alpha", "batch_size", "max_length")
