@@ -197,7 +197,8 @@ def streamer(url: str, stop: threading.Event, stats: dict) -> None:
                 if stop.is_set():
                     job.cancel()
                     break
-            job.result()  # raises what the app answered if the reply failed
+            if not stop.is_set():
+                job.result()  # raises what the app answered if the reply failed
             stats["replies"] = stats.get("replies", 0) + 1
     except Exception as exc:
         stats["error"] = f"{type(exc).__name__}: {exc}"
