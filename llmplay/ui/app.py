@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -104,11 +105,10 @@ def _wire_open_in_compare(evaluate: EvaluateHandle, compare: CompareHandle, tabs
     evaluate.open_in_compare.click(open_row, [evaluate.run, evaluate.row], outputs, api_visibility="private")
 
 
-def launch(
-    engine: Engine, host: str | None = None, port: int | None = None, concurrency: int = 2, **kwargs
-) -> gr.Blocks:
-    """Build and serve the app on ``host:port`` (default: from settings); extra kwargs go to ``Blocks.launch``.
-    Returns the app once the server stops (at once with ``prevent_thread_lock=True``).
+def launch(engine: Engine, host: str | None = None, port: int | None = None, concurrency: int = 2, **kwargs) -> Served:
+    """Build and serve the app on ``host:port`` (default: from settings); extra kwargs go to
+    ``gr.mount_gradio_app``. Returns a ``Served`` once the server stops (at once, with the server running in
+    a thread, with ``prevent_thread_lock=True``).
 
     ``concurrency`` bounds how many runs of each event (e.g. chat replies) proceed at once; local models
     serialise generation anyway, so more mostly helps endpoint models.
@@ -132,11 +132,38 @@ def launch(
     kwargs["allowed_paths"] = [*kwargs.get("allowed_paths", []), str(exports_dir(settings))]
     import uvicorn
 
+    background = kwargs.pop("prevent_thread_lock", False)
+    quiet = kwargs.pop("quiet", False)
     app = server_app(engine, demo, **kwargs)
     host, port = host or settings.host, port or settings.port
-    print(f"llmplay: http://{host}:{port}", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
-    return demo
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    served = Served(demo, server, f"http://{host}:{port}/")
+    if not quiet:
+        print(f"llmplay: {served.local_url}", flush=True)
+    if not background:
+        server.run()
+        return served
+    served.thread = threading.Thread(target=server.run, name="llmplay-server", daemon=True)
+    served.thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and served.thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        raise RuntimeError(f"the server did not start on {host}:{port}")
+    return served
+
+
+class Served:
+    """A running server (``launch``): its URL and ``close()``; ``demo`` is the Gradio app it serves."""
+
+    def __init__(self, demo: gr.Blocks, server, local_url: str):
+        self.demo, self.server, self.local_url = demo, server, local_url
+        self.thread: threading.Thread | None = None
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(timeout=10)
 
 
 def server_app(engine: Engine, demo: gr.Blocks, **kwargs):

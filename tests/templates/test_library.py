@@ -112,7 +112,7 @@ def test_a_failed_rename_leaves_file_and_database_unchanged(empty_library, monke
     def fail(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr("llmplay.templates.library.os.replace", fail)
+    monkeypatch.setattr("llmplay.atomicfile.os.replace", fail)  # the one atomic write
     with pytest.raises(OSError):
         lib.save(TEXT.replace("Repeat", "Again"))
     monkeypatch.undo()
@@ -122,7 +122,7 @@ def test_a_failed_rename_leaves_file_and_database_unchanged(empty_library, monke
 
 CRASH = """
 import os, sys
-from llmplay.templates import library as lib_module
+from llmplay import atomicfile as lib_module
 from llmplay.templates.library import TemplateLibrary
 real_replace = os.replace
 
