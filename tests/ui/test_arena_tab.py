@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.util
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,11 +17,10 @@ from llmplay.templates import parse_template
 from llmplay.ui.arena_tab import heatmap_html, parse_contestant, template_values, until_value
 from llmplay.ui.playground import ERROR as ERROR_PREFIX
 from tests.conftest import BASE_MODEL, CHAT_MODEL, PARIS_QUESTION
+from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.ui.conftest import free_port
 
 MODELS = [CHAT_MODEL, BASE_MODEL]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 FAST = {"max_new_tokens": 16, "temperature": 0}
 
 
