@@ -290,7 +290,7 @@ def test_bad_feedback_on_a_reply_says_why_and_stores_nothing(client, engine):
 
 @pytest.mark.slow
 def test_thumbs_down_and_a_correction_in_the_browser(ui_url, engine):
-    from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS
+    from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS
 
     if not CHROMIUM.exists() or importlib.util.find_spec("playwright") is None:
         pytest.skip("chromium or playwright is not installed")

@@ -19,7 +19,7 @@ import yaml
 from llmplay.training import records, registry
 from llmplay.ui.train_tab import FORM, FORM_DEFAULTS
 from tests.conftest import CHAT_MODEL, PARIS_QUESTION
-from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.slow,
