@@ -263,6 +263,9 @@ def test_battle_vote_and_feedback_in_the_browser(page, ui_url, engine):
     votes.click()
     reveal = page.locator("#arena-reveal")
     reveal.get_by_text("Vote counted").wait_for(timeout=30_000)
+    # The reveal's text can arrive in more than one render: wait for every name (fails after the timeout).
+    for name in MODELS:
+        reveal.get_by_text(name, exact=False).first.wait_for(timeout=15_000)
     assert all(name in reveal.inner_text() for name in MODELS)
     assert votes.is_disabled(), "one vote per battle from the page"
     page.locator("#arena-prefer").click()
