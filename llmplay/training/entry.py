@@ -77,8 +77,20 @@ def read_config(path: str) -> TrainConfig:
     return TrainConfig.from_dict(data)
 
 
+def lower_priority(nice: str) -> None:
+    """Run at ``nice`` (the app's job runner sets LLMPLAY_JOB_NICE, default 10) before torch starts its threads:
+    Linux keeps a niceness per thread and new threads inherit it."""
+    try:
+        step = int(nice or 0)
+    except ValueError:
+        return
+    if step > 0:
+        os.nice(min(step, 19))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    lower_priority(os.environ.get("LLMPLAY_JOB_NICE", ""))
     settings = Settings.from_env()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     stop = StopRequest()

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 ENTRY = ("-m", "llmplay.training.entry")
 CANCEL_GRACE_S = 30.0  # SIGTERM -> SIGKILL: long enough for the step in progress plus a checkpoint
+JOB_NICE = 10  # the training process's CPU niceness (LLMPLAY_JOB_NICE overrides it); see _start_queued
 DIED = "The training process died (pid {pid}) without finishing. Resume continues from the last checkpoint."
 
 
@@ -425,6 +426,10 @@ class JobRunner:
         )
         env = {**os.environ, **settings_env(self.settings, self.prompts_dir)}
         env.update(PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+        # Training is background work: at a lower CPU priority the app's own requests (a labeling submit, a
+        # Playground reply) win the cores when both want them, and the job still gets every idle cycle
+        # (bench/responsiveness.py measures both). LLMPLAY_JOB_NICE=0 turns it off.
+        env.setdefault("LLMPLAY_JOB_NICE", str(JOB_NICE))
         try:
             with open(log_path, "ab") as out:  # the child keeps its own handle; ours closes at once
                 out.write(f"==> {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(command)}\n".encode())

@@ -45,6 +45,7 @@ def main(argv: list[str]) -> int:
     if args.resume and checkpoints:
         step = json.loads((checkpoints[-1] / "state.json").read_text())["step"]
     print(f"fake entry: job {args.job} from step {step} of {total} (resume={args.resume})", flush=True)
+    print(f"fake entry: LLMPLAY_JOB_NICE={os.environ.get('LLMPLAY_JOB_NICE')}", flush=True)
     while step < total:
         if stop["requested"]:
             target = folder / f"checkpoint-{step}"

@@ -20,7 +20,7 @@ import pytest
 from llmplay.settings import Settings
 from llmplay.training import records, registry
 from llmplay.training.config import TrainConfigError
-from llmplay.training.jobs import JobError, JobRunner, job_dir, process_alive, tail
+from llmplay.training.jobs import JOB_NICE, JobError, JobRunner, job_dir, process_alive, tail
 
 FAKE = ("-m", "tests.training.fake_entry")
 
@@ -93,6 +93,19 @@ def test_the_child_writes_to_a_log_file_and_the_job_row_knows_it(runner, setting
     assert "fake entry: done" in runner.log_tail(job.id)
     assert (log_path.parent / "config.yaml").exists()
     assert finished.pid and not process_alive(finished.pid, job.id)
+
+
+def test_the_child_runs_at_a_lower_cpu_priority(runner, monkeypatch):
+    monkeypatch.delenv("LLMPLAY_JOB_NICE", raising=False)
+    finished = runner.wait(runner.submit(config(steps=1)).id)
+    assert f"LLMPLAY_JOB_NICE={JOB_NICE}" in runner.log_tail(finished.id)
+    # The real entry applies it before torch starts threads; a niceness only grows, so check in a child.
+    probe = "import os; from llmplay.training.entry import lower_priority as lp; lp('10'); print(os.nice(0))"
+    base = int(subprocess.check_output([sys.executable, "-c", "import os; print(os.nice(0))"], text=True))
+    shown = subprocess.check_output([sys.executable, "-c", probe], text=True)
+    assert int(shown) == min(base + 10, 19)
+    off = subprocess.check_output([sys.executable, "-c", probe.replace("lp('10')", "lp('0')")], text=True)
+    assert int(off) == base
 
 
 def test_cancel_stops_the_process_within_seconds_keeps_the_checkpoint_and_resume_finishes(runner):
