@@ -23,6 +23,8 @@ import sys
 import traceback
 
 from llmplay import exitcodes
+from llmplay.auth.cli import add_users_commands, cmd_users
+from llmplay.backup_cli import add_backup_commands, cmd_backup, cmd_restore
 from llmplay.errors import LlmplayError
 from llmplay.evaluation.cli import add_eval_commands, cmd_eval
 from llmplay.feedback.cli import add_feedback_commands, cmd_feedback
@@ -61,7 +63,7 @@ def cmd_models(args, settings: Settings) -> int:
             api_key_env=args.api_key_env,
             context_length=args.context_length,
         )
-        catalog.add(spec)
+        catalog.add(spec, confine=True)  # --path only inside the allowed folders (models/access.py)
         print(f"Added {spec.name} ({spec.kind}, {spec.source}: {spec.location}) to {settings.models_file}")
         return 0
     if args.action == "remove":
@@ -143,9 +145,12 @@ def cmd_generate(args, settings: Settings) -> int:
 
 
 def cmd_serve(args, settings: Settings) -> int:
+    from llmplay import backup
     from llmplay.ui.app import launch
 
-    launch(_engine(settings))
+    backup.restore_at_start(settings)  # LLMPLAY_BACKUP_DIR: a Space restarted with an empty disk
+    with backup.scheduled_backups(settings):  # a backup every LLMPLAY_BACKUP_INTERVAL_S, and one at shutdown
+        launch(_engine(settings))
     return 0
 
 
@@ -186,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_commands(sub)
     add_feedback_commands(sub)
     add_loop_commands(sub)
+    add_users_commands(sub)
+    add_backup_commands(sub)
     sub.add_parser("serve", help="start the web app (host/port from GRADIO_SERVER_NAME/PORT)")
     return ap
 
@@ -199,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
             raise LlmplayError(f"`llmplay models {args.action}` needs a model name.")
         handlers = {"models": cmd_models, "generate": cmd_generate, "templates": cmd_templates, "serve": cmd_serve}
         handlers.update(eval=cmd_eval, train=cmd_train, versions=cmd_versions, feedback=cmd_feedback, loop=cmd_loop)
+        handlers.update(users=cmd_users)
+        handlers.update(backup=cmd_backup, restore=cmd_restore)
         handler = handlers[args.command]
         return handler(args, settings)
     except LlmplayError as exc:
