@@ -1,0 +1,524 @@
+"""Backups of a data dir and restores from them: ``llmplay backup DEST`` / ``llmplay restore SRC``, and the
+Hugging Face Spaces schedule (a restore at start-up when the local database is missing, then a backup every
+interval into a mounted bucket folder).
+
+A backup is a folder ``DEST/llmplay-<UTC time>/`` holding ``llmplay.db`` (SQLite's online backup API: one
+consistent snapshot while the app keeps writing), ``files/`` (the data dir's files, minus what is re-created or
+temporary: ``SKIPPED``) and ``manifest.json`` (every file's size and sha256, the database's integrity_check and
+row counts per table, the llmplay version). It is written as ``DEST/.llmplay-<time>.partial`` and renamed when
+complete, so a folder without the ``.partial`` suffix and with a manifest is a whole backup.
+
+A restore verifies everything first (sizes, sha256s, integrity_check), writes into a staging folder, and renames
+it into place; it never writes over a data dir that has a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from llmplay import __version__
+from llmplay.errors import LlmplayError
+from llmplay.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+DB_FILE = "llmplay.db"
+FILES = "files"
+PREFIX = "llmplay-"
+PARTIAL = ".partial"
+FORMAT = 1
+# Top-level folders of the data dir that a backup leaves out, and why (also written into the manifest).
+SKIPPED = {
+    "tmp": "temporary uploads and export downloads (swept after a day)",
+    "cache": "converted-model cache: re-created from the model's weights on first load",
+    "exports": "evaluation result exports: re-created from the database (`llmplay eval`)",
+    "models/merged": "merged exports of trained versions: re-created from the version (Train tab, Merge)",
+}
+# The live database and its sidecars: the online backup copies the database itself, consistently.
+DB_SIDECARS = tuple(DB_FILE + s for s in ("", "-wal", "-shm", "-journal"))
+# Rollback-journal databases only: each backup step holds a shared lock that blocks writers, so step in chunks
+# and sleep between them. Under WAL (what open_db sets) a reader never blocks a writer, and a paged backup
+# would restart whenever another connection commits between two steps: there it copies in one step.
+STEP_PAGES = 256
+STEP_SLEEP_S = 0.01
+CHUNK = 1 << 20
+STALE_PARTIAL_S = 6 * 3600
+DEFAULT_KEEP = 5
+DEFAULT_INTERVAL_S = 600
+
+
+class BackupError(LlmplayError):
+    """A backup or restore that cannot be done as asked (no database, a data dir in the way)."""
+
+
+class BackupCorruptError(BackupError):
+    """A backup whose files do not match its manifest, or whose database fails integrity_check."""
+
+
+@dataclass(frozen=True)
+class Backup:
+    path: Path
+    manifest: dict
+
+    @property
+    def created_at(self) -> str:
+        return self.manifest.get("created_at", "")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _copy_hashed(src: Path, dst: Path) -> tuple[int, str]:
+    """Copy ``src`` to ``dst`` (flushed to disk) and return (size, sha256) of the bytes written: a file that
+    grows meanwhile (a job's log) is recorded as copied."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while block := fin.read(CHUNK):
+            digest.update(block)
+            fout.write(block)
+            size += len(block)
+        fout.flush()
+        os.fsync(fout.fileno())
+    shutil.copystat(src, dst)
+    return size, digest.hexdigest()
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _skip_rules(settings: Settings, dest: Path | None) -> dict[Path, str]:
+    """Absolute folders to leave out -> reason."""
+    root = settings.data_dir.resolve()
+    rules = {root / rel: reason for rel, reason in SKIPPED.items()}
+    if _inside(settings.cache_dir, root):
+        rules[settings.cache_dir.resolve()] = SKIPPED["cache"]
+    if dest is not None and _inside(dest, root):
+        rules[dest.resolve()] = "the backup destination itself"
+    return rules
+
+
+def _data_files(settings: Settings, dest: Path | None) -> tuple[list[Path], list[dict]]:
+    """The data dir's files to back up (relative paths) and what was left out (path, reason)."""
+    root = settings.data_dir.resolve()
+    rules = _skip_rules(settings, dest)
+    files: list[Path] = []
+    skipped: dict[str, str] = {}
+    for folder, dirs, names in os.walk(root):
+        base = Path(folder)
+        for name in sorted(dirs):
+            sub = base / name
+            rel = sub.relative_to(root).as_posix()
+            if sub in rules:
+                skipped[rel + "/"] = rules[sub]
+            elif name.endswith(PARTIAL):
+                skipped[rel + "/"] = "a half-written folder (a training job's output before its final rename)"
+            elif sub.is_symlink():
+                skipped[rel + "/"] = "a symbolic link: its target is not part of the data dir"
+        dirs[:] = sorted(d for d in dirs if (base / d).relative_to(root).as_posix() + "/" not in skipped)
+        for name in sorted(names):
+            path = base / name
+            rel = path.relative_to(root)
+            if base == root and name in DB_SIDECARS:
+                continue  # the online backup takes the database
+            if name.startswith(".") and name.endswith(".tmp"):
+                skipped[rel.as_posix()] = "a temporary file of an atomic write in progress"
+            elif path.is_symlink():
+                skipped[rel.as_posix()] = "a symbolic link: its target is not part of the data dir"
+            else:
+                files.append(rel)
+    return files, [{"path": p, "reason": r} for p, r in sorted(skipped.items())]
+
+
+def _copy_database(src: Path, dst: Path) -> None:
+    """SQLite's online backup of ``src`` into ``dst``: a consistent snapshot, whatever other connections write.
+    The live database is only read: its journal mode stays as it is; the copy is a plain single file."""
+    source = sqlite3.connect(f"file:{src}?mode=ro", uri=True, timeout=30)
+    target = sqlite3.connect(dst)
+    try:
+        wal = source.execute("pragma journal_mode").fetchone()[0] == "wal"
+        if wal:
+            source.backup(target)
+        else:
+            # Sleep between steps (the progress callback runs after each one) so writers get the lock.
+            source.backup(target, pages=STEP_PAGES, progress=lambda *_: time.sleep(STEP_SLEEP_S))
+        target.execute("pragma journal_mode=delete")
+        target.commit()
+    finally:
+        target.close()
+        source.close()
+
+
+def _describe_db(path: Path) -> dict:
+    """integrity_check and row counts of a database file, read without writing next to it (immutable: a backup
+    may sit on a bucket mount with no locking)."""
+    con = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        check = [row[0] for row in con.execute("pragma integrity_check")]
+        names = [r[0] for r in con.execute("select name from sqlite_master where type = 'table' order by name")]
+        tables = {name: con.execute(f'select count(*) from "{name}"').fetchone()[0] for name in names}
+    except sqlite3.DatabaseError as exc:
+        return {"integrity_check": f"unreadable: {exc}", "tables": {}}
+    finally:
+        con.close()
+    return {"integrity_check": "ok" if check == ["ok"] else "; ".join(check[:5]), "tables": tables}
+
+
+def _unique_name(dest: Path, when: datetime) -> str:
+    stamp = when.strftime("%Y%m%dT%H%M%SZ")
+    name, n = f"{PREFIX}{stamp}", 1
+    while (dest / name).exists() or (dest / f".{name}{PARTIAL}").exists():
+        name, n = f"{PREFIX}{stamp}-{n}", n + 1
+    return name
+
+
+_BACKUP_LOCK = threading.Lock()  # the scheduler and a final backup at shutdown never run at once
+
+
+def backup(settings: Settings, dest: Path | str, *, keep: int | None = None) -> Backup:
+    """Back up ``settings``' data dir into a new folder under ``dest`` (created); with ``keep``, delete all but
+    the ``keep`` newest complete backups there afterwards. Returns the new backup."""
+    dest = Path(dest)
+    if keep is not None and keep < 1:
+        raise BackupError(f"--keep must be at least 1 (the backup just made); got {keep}.")
+    if not settings.db_path.is_file():
+        raise BackupError(f"No database at {settings.db_path}: nothing to back up (is --data-dir right?).")
+    if dest.exists() and not dest.is_dir():
+        raise BackupError(f"{dest} is a file; the backup destination must be a folder.")
+    if _inside(settings.data_dir, dest) and dest.resolve() != settings.data_dir.resolve():
+        raise BackupError(f"{dest} contains the data dir {settings.data_dir}; pick a folder outside it.")
+    if dest.resolve() == settings.data_dir.resolve():
+        raise BackupError("The backup destination cannot be the data dir itself; pick another folder.")
+    dest.mkdir(parents=True, exist_ok=True)
+    with _BACKUP_LOCK:
+        when = _now()
+        name = _unique_name(dest, when)
+        partial = dest / f".{name}{PARTIAL}"
+        partial.mkdir()
+        try:
+            manifest = _write_backup(settings, dest, partial, when)
+            os.replace(partial, dest / name)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+    made = Backup(dest / name, manifest)
+    if keep is not None:
+        prune(dest, keep)
+    return made
+
+
+def _write_backup(settings: Settings, dest: Path, partial: Path, when: datetime) -> dict:
+    started = time.perf_counter()
+    _copy_database(settings.db_path, partial / DB_FILE)
+    db_info = _describe_db(partial / DB_FILE)
+    if db_info["integrity_check"] != "ok":
+        raise BackupCorruptError(f"The database copy failed integrity_check: {db_info['integrity_check']}")
+    files, skipped = _data_files(settings, dest)
+    entries, vanished = [], []
+    root = settings.data_dir.resolve()
+    for rel in files:
+        try:
+            size, sha = _copy_hashed(root / rel, partial / FILES / rel)
+        except FileNotFoundError:  # deleted by the app between the listing and the copy
+            vanished.append(rel.as_posix())
+            continue
+        entries.append({"path": rel.as_posix(), "size": size, "sha256": sha})
+    manifest = {
+        "format": FORMAT,
+        "llmplay_version": __version__,
+        "created_at": when.isoformat(timespec="microseconds"),
+        "data_dir": str(root),
+        "database": {
+            "file": DB_FILE,
+            "size": (partial / DB_FILE).stat().st_size,
+            "sha256": _sha256(partial / DB_FILE),
+            "method": "sqlite3 online backup API",
+            **db_info,
+        },
+        "files": entries,
+        "skipped": skipped,
+        "vanished": vanished,
+        "total_bytes": sum(e["size"] for e in entries) + (partial / DB_FILE).stat().st_size,
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+    text = json.dumps(manifest, indent=1, ensure_ascii=False)
+    with open(partial / MANIFEST, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    return manifest
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
+
+
+def list_backups(folder: Path | str) -> list[Backup]:
+    """The complete backups directly under ``folder``, oldest first (by their manifest's created_at)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for sub in folder.iterdir():
+        if sub.is_dir() and sub.name.startswith(PREFIX) and (manifest := _read_manifest(sub)) is not None:
+            found.append(Backup(sub, manifest))
+    return sorted(found, key=lambda b: (b.created_at, b.path.name))
+
+
+def prune(folder: Path | str, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest complete backups in ``folder``, and half-written ones older than
+    ``STALE_PARTIAL_S`` (a backup killed midway); returns what was deleted."""
+    folder = Path(folder)
+    removed = [b.path for b in list_backups(folder)[:-keep]]
+    cutoff = time.time() - STALE_PARTIAL_S
+    for sub in folder.iterdir():
+        if sub.name.startswith("." + PREFIX) and sub.name.endswith(PARTIAL) and sub.stat().st_mtime < cutoff:
+            removed.append(sub)
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+def find_backup(src: Path | str) -> Backup:
+    """``src`` itself when it is a backup folder, else the newest complete backup directly under it."""
+    src = Path(src)
+    if not src.is_dir():
+        raise BackupError(f"{src} is not a folder: give a backup folder or the folder holding backups.")
+    if (src / MANIFEST).is_file():
+        manifest = _read_manifest(src)
+        if manifest is None:
+            raise BackupCorruptError(f"{src / MANIFEST} is not a readable llmplay backup manifest.")
+        return Backup(src, manifest)
+    backups = list_backups(src)
+    if not backups:
+        raise BackupError(f"No complete backup in {src} (a backup folder holds {MANIFEST}).")
+    return backups[-1]
+
+
+def verify(found: Backup) -> None:
+    """Check every file of a backup against its manifest and the database's integrity; raise
+    BackupCorruptError naming what is wrong."""
+    db = found.manifest.get("database") or {}
+    expected = [(found.path / DB_FILE, db.get("size"), db.get("sha256"))]
+    for entry in found.manifest.get("files", []):
+        rel = Path(entry["path"])
+        if rel.is_absolute() or ".." in rel.parts:  # a manifest must not write outside the data dir
+            raise BackupCorruptError(f"The manifest names a path outside the data dir: {entry['path']!r}.")
+        expected.append((found.path / FILES / rel, entry.get("size"), entry.get("sha256")))
+    problems = []
+    for path, size, sha in expected:
+        rel = path.relative_to(found.path).as_posix()
+        if not path.is_file():
+            problems.append(f"{rel} is missing")
+        elif path.stat().st_size != size:
+            problems.append(f"{rel} has {path.stat().st_size} bytes, the manifest says {size}")
+        elif _sha256(path) != sha:
+            problems.append(f"{rel} does not match its sha256 in the manifest")
+    if problems:
+        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+        raise BackupCorruptError(f"Backup {found.path} is damaged: {'; '.join(problems[:5])}{more}. Nothing restored.")
+    check = _describe_db(found.path / DB_FILE)["integrity_check"]
+    if check != "ok":
+        raise BackupCorruptError(
+            f"Backup {found.path}: the database fails integrity_check ({check}). Nothing restored."
+        )
+
+
+def _has_database(data_dir: Path) -> bool:
+    return any((data_dir / name).exists() for name in DB_SIDECARS)
+
+
+def restore(settings: Settings, src: Path | str) -> Backup:
+    """Restore the backup at ``src`` (or the newest one under it) into ``settings.data_dir``, which must hold no
+    database. Verifies the backup first; nothing is written unless it is whole."""
+    found = find_backup(src)
+    data_dir = settings.data_dir
+    if _has_database(data_dir):
+        raise BackupError(
+            f"{data_dir} already has a database ({settings.db_path}); restore only into a data dir without one: "
+            "move it away first, or give another --data-dir."
+        )
+    verify(found)
+    entries = found.manifest.get("files", [])
+    # Files already there (an interrupted restore's, or a fresh app's) may stay only when they are the same.
+    conflicts = [
+        e["path"]
+        for e in entries
+        if (data_dir / e["path"]).exists()
+        and not ((data_dir / e["path"]).is_file() and _sha256(data_dir / e["path"]) == e["sha256"])
+    ]
+    if conflicts:
+        shown = ", ".join(conflicts[:5]) + (f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
+        raise BackupError(
+            f"{data_dir} already has different files where the backup would put {shown}. Nothing restored."
+        )
+    fresh = not data_dir.exists() or not any(data_dir.iterdir())
+    parent = data_dir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    # Staging next to the data dir (same file system, so the final rename is atomic) or inside it.
+    stage = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.restore-", dir=parent if fresh else data_dir))
+    try:
+        for entry in entries:
+            _, sha = _copy_hashed(found.path / FILES / entry["path"], stage / entry["path"])
+            if sha != entry["sha256"]:
+                raise BackupCorruptError(f"{entry['path']} changed while it was restored. Nothing restored.")
+        _copy_hashed(found.path / DB_FILE, stage / DB_FILE)
+        if fresh:
+            if data_dir.exists():
+                data_dir.rmdir()
+            os.replace(stage, data_dir)
+        else:
+            _move_in(stage, data_dir)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return found
+
+
+def _move_in(stage: Path, data_dir: Path) -> None:
+    """Move the staged files into a data dir that has other things in it; the database last, so a restore
+    cut short leaves no database (and can simply be run again)."""
+    for path in sorted(p for p in stage.rglob("*") if p.is_file() and p != stage / DB_FILE):
+        target = data_dir / path.relative_to(stage)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+    os.replace(stage / DB_FILE, data_dir / DB_FILE)
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class BackupSchedule:
+    """Where and how often the app backs itself up (Spaces: a mounted Storage Bucket folder, since the Space's
+    local disk is lost on restart and a bucket has no file locking for the live database)."""
+
+    folder: Path | None = None  # LLMPLAY_BACKUP_DIR; None: no scheduled backups, no restore at start
+    interval_s: float = DEFAULT_INTERVAL_S  # LLMPLAY_BACKUP_INTERVAL_S
+    keep: int = DEFAULT_KEEP  # LLMPLAY_BACKUP_KEEP
+
+    @classmethod
+    def from_env(cls, env=None) -> BackupSchedule:
+        env = os.environ if env is None else env
+        values = {}
+        numbers = (("interval_s", "LLMPLAY_BACKUP_INTERVAL_S", float), ("keep", "LLMPLAY_BACKUP_KEEP", int))
+        for key, name, kind in numbers:
+            raw = (env.get(name) or "").strip()
+            if raw:
+                try:
+                    values[key] = kind(raw)
+                except ValueError:
+                    raise BackupError(f"Environment variable {name}={raw!r} must be a number.") from None
+        folder = (env.get("LLMPLAY_BACKUP_DIR") or "").strip()
+        schedule = cls(folder=Path(folder) if folder else None, **values)
+        if schedule.interval_s < 10:
+            raise BackupError(f"LLMPLAY_BACKUP_INTERVAL_S must be at least 10 seconds; got {schedule.interval_s:g}.")
+        if schedule.keep < 1:
+            raise BackupError(f"LLMPLAY_BACKUP_KEEP must be at least 1; got {schedule.keep}.")
+        return schedule
+
+
+def restore_at_start(settings: Settings, schedule: BackupSchedule | None = None) -> str | None:
+    """When a backup folder is set and the local database is missing (a Space that restarted), restore the
+    newest backup that verifies (older ones if it does not); returns the backup's path, or None."""
+    schedule = schedule or BackupSchedule.from_env()
+    if schedule.folder is None or _has_database(settings.data_dir):
+        return None
+    backups = list_backups(schedule.folder)
+    if not backups:
+        log.info("No backup in %s to restore; starting with an empty data dir.", schedule.folder)
+        return None
+    for found in reversed(backups):
+        try:
+            restore(settings, found.path)
+        except BackupCorruptError as exc:
+            log.warning("Skipping a damaged backup: %s", exc)
+            continue
+        log.warning("Restored %s (made %s) into %s.", found.path, found.created_at, settings.data_dir)
+        return str(found.path)
+    raise BackupError(f"Every backup in {schedule.folder} is damaged; nothing restored (see the log).")
+
+
+class ScheduledBackups(threading.Thread):
+    """Backs the data dir up into ``schedule.folder`` every ``schedule.interval_s`` (keeping ``keep``); a
+    failed backup is logged and tried again at the next interval. ``stop(final=True)`` takes one last backup."""
+
+    def __init__(self, settings: Settings, schedule: BackupSchedule):
+        super().__init__(name="llmplay-backups", daemon=True)
+        self.settings, self.schedule = settings, schedule
+        self._stop_event = threading.Event()
+        self.made: list[Path] = []
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.schedule.interval_s):
+            self.run_once()
+
+    def run_once(self) -> Path | None:
+        try:
+            made = backup(self.settings, self.schedule.folder, keep=self.schedule.keep)
+        except Exception as exc:  # the app keeps serving; the next interval tries again
+            log.exception("Scheduled backup into %s failed", self.schedule.folder)
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+            return None
+        self.made.append(made.path)
+        return made.path
+
+    def stop(self, final: bool = False, timeout: float | None = 60) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout)
+        if final and self.settings.db_path.is_file():
+            self.run_once()
+
+
+def start_scheduled_backups(settings: Settings, schedule: BackupSchedule | None = None) -> ScheduledBackups | None:
+    """Start the backup thread when LLMPLAY_BACKUP_DIR (``schedule.folder``) is set; else None."""
+    schedule = schedule or BackupSchedule.from_env()
+    if schedule.folder is None:
+        return None
+    thread = ScheduledBackups(settings, schedule)
+    thread.start()
+    return thread
+
+
+@contextmanager
+def scheduled_backups(settings: Settings, schedule: BackupSchedule | None = None) -> Iterator[ScheduledBackups | None]:
+    """``start_scheduled_backups`` for the length of a block (the server's run), with a last backup when it
+    ends: a Space being restarted stops the server gracefully first, so its newest writes are kept."""
+    thread = start_scheduled_backups(settings, schedule)
+    try:
+        yield thread
+    finally:
+        if thread is not None:
+            thread.stop(final=True)
