@@ -3,20 +3,27 @@
 - ``POST /api/labeling/next``   {"queue", "labeler"} -> the next item (claimed) or {} when none is left
 - ``POST /api/labeling/submit`` {"queue", "labeler", "item_id", "value", "client_token"} -> {"response_id", ...}
 - ``GET  /health``              the database, model cache and training queue as JSON; 503 when unhealthy
-A refused request answers 400 with {"error": message}. These calls skip Gradio's event queue (its polling adds
+A refused request answers 400 with {"error": message}. With users configured (``llmplay users add``) the labeling
+routes need HTTP Basic credentials of a labeler or an admin (401 without, 403 for a viewer or for a "labeler"
+field naming someone else; refusals go to the audit log); single-user mode needs none; /health is open.
+These calls skip Gradio's event queue (its polling adds
 ~50-100 ms to every call, bench/load.py) and run in FastAPI's thread pool, so they are not queued behind model
 generation either; the same functions serve the Labeling tab's Gradio endpoints (llmplay/feedback/api.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel
 
+from llmplay.auth.access import AccessDenied, Caller, check, resolve_caller, single_user_mode
+from llmplay.auth.users import authenticate
 from llmplay.errors import LlmplayError
 from llmplay.feedback import api as labeling
 from llmplay.settings import Settings
@@ -42,6 +49,28 @@ def _refused(exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=400)
     log.exception("HTTP labeling call failed")
     return JSONResponse({"error": f"the server failed ({type(exc).__name__}); see its log"}, status_code=500)
+
+
+_basic = HTTPBasic(auto_error=False)
+_CREDENTIALS = Depends(_basic)  # optional: single-user mode needs none
+
+
+def _labeler(settings: Settings, credentials: HTTPBasicCredentials | None, labeler: str) -> str | JSONResponse:
+    """The name to record the call under, or the refusal to send back."""
+    if single_user_mode(settings):
+        return labeler
+    if credentials is None or authenticate(settings, credentials.username, credentials.password) is None:
+        with contextlib.suppress(AccessDenied):  # audited as a refused caller; the message says what to send
+            resolve_caller(settings, None)
+        message = "Log in: send HTTP Basic credentials of a labeler or admin (this instance has users)."
+        return JSONResponse({"error": message}, status_code=401, headers={"WWW-Authenticate": 'Basic realm="llmplay"'})
+    try:
+        caller = check(settings, resolve_caller(settings, credentials.username), "label", "label items")
+        if (labeler or "").strip() not in ("", caller.name):
+            check(settings, Caller(caller.name, "viewer"), "admin", f"label items as {labeler!r}")
+    except AccessDenied as exc:
+        return JSONResponse({"error": str(exc)}, status_code=403)
+    return caller.name
 
 
 def health(settings: Settings) -> tuple[bool, dict]:
@@ -75,17 +104,23 @@ def router(settings: Settings) -> APIRouter:
     r = APIRouter()
 
     @r.post("/api/labeling/next")
-    def labeling_next(body: NextRequest):
+    def labeling_next(body: NextRequest, credentials: HTTPBasicCredentials | None = _CREDENTIALS):
+        labeler = _labeler(settings, credentials, body.labeler)
+        if isinstance(labeler, JSONResponse):
+            return labeler
         try:
-            return labeling.next_payload(settings.db_path, body.queue, body.labeler)
+            return labeling.next_payload(settings.db_path, body.queue, labeler)
         except Exception as exc:
             return _refused(exc)
 
     @r.post("/api/labeling/submit")
-    def labeling_submit(body: SubmitRequest):
+    def labeling_submit(body: SubmitRequest, credentials: HTTPBasicCredentials | None = _CREDENTIALS):
+        labeler = _labeler(settings, credentials, body.labeler)
+        if isinstance(labeler, JSONResponse):
+            return labeler
         try:
             response = labeling.submit(
-                settings.db_path, body.queue, body.labeler, body.item_id, body.value, body.client_token
+                settings.db_path, body.queue, labeler, body.item_id, body.value, body.client_token
             )
             return {"response_id": response.id, "item_id": response.item_id, "status": response.status}
         except Exception as exc:

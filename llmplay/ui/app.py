@@ -17,6 +17,7 @@ import gradio as gr
 
 from llmplay.engine import Engine
 from llmplay.tempfiles import claim_upload_dir, exports_dir
+from llmplay.ui.access import header_text, oauth_enabled, role_of_request, visible_for
 from llmplay.ui.arena_tab import build_arena_tab, build_leaderboard_tab
 from llmplay.ui.compare_tab import CompareHandle, build_compare_tab
 from llmplay.ui.evaluate_tab import EvaluateHandle, build_evaluate_tab
@@ -52,6 +53,10 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
     ``prompts/``); tests point it at a temp copy."""
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nWrite prompts, try language models, and measure them.")
+        with gr.Row():
+            signed_in = gr.Markdown(elem_id="signed-in")
+            if oauth_enabled():
+                gr.LoginButton(scale=0)
         with gr.Tabs(elem_id="main-tabs") as tabs:
             with gr.Tab("Playground", id="playground"):
                 build_playground(engine, demo)
@@ -65,13 +70,13 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
                 build_arena_tab(engine, demo, prompts_dir)
             with gr.Tab("Leaderboard", id="leaderboard"):
                 build_leaderboard_tab(engine, demo, prompts_dir)
-            with gr.Tab("Train", id="train"):
+            with gr.Tab("Train", id="train") as train_tab:
                 train = build_train_tab(engine, demo, prompts_dir, eval_runner=evaluate.tab.runner)
-            with gr.Tab("Labeling", id="labeling"):
+            with gr.Tab("Labeling", id="labeling") as labeling_tab:
                 from llmplay.ui.labeling_tab import build_labeling_tab
 
-                build_labeling_tab(engine, demo, prompts_dir)
-            with gr.Tab("Loop", id="loop"):
+                labeling = build_labeling_tab(engine, demo, prompts_dir)
+            with gr.Tab("Loop", id="loop") as loop_tab:
                 from llmplay.loop.scheduler import Scheduler
                 from llmplay.ui.loop_tab import build_loop_tab, check_interval
 
@@ -83,11 +88,33 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
                 loop = build_loop_tab(engine, demo, prompts_dir, scheduler=scheduler)
             # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order: Feedback.
         _wire_open_in_compare(evaluate, compare, tabs)
+        # After every tab: the role's view of the page (the guards on the handlers are what enforce it).
+        needs = {train_tab: "admin", loop_tab: "admin", labeling_tab: "label"}
+        _wire_role_view(engine, demo, signed_in, needs, labeling.name)
         # Trained versions join every model picker as soon as a job registers them: on page load, on switching
         # tabs, and when the Train tab sees a job finish.
         pickers = model_pickers(demo, engine, exclude=(*train.pickers, *loop.pickers))
         refresh_model_pickers(engine, pickers, demo.load, tabs.change, train.versions_changed.change)
     return demo
+
+
+def _wire_role_view(engine: Engine, demo: gr.Blocks, signed_in: gr.Markdown, needs: dict, labeler_name) -> None:
+    """On page load: the header line, the tabs and controls the caller's role may use (others hidden), and
+    with users the labeler name fixed to the login name."""
+    settings = engine.settings
+    # Components the tabs marked with ui.access.needs(), e.g. the model panel or the template writes.
+    marked = {block: block.llmplay_needs for block in demo.blocks.values() if hasattr(block, "llmplay_needs")}
+    marked |= needs
+    targets = list(marked)
+
+    def role_view(request: gr.Request):
+        role = role_of_request(settings, request)
+        shown = [gr.update(visible=visible_for(role, marked[t])) for t in targets]
+        name = getattr(request, "username", None)
+        fixed = gr.Textbox(value=name, interactive=False) if name else gr.skip()
+        return [header_text(settings, request), *shown, fixed]
+
+    demo.load(role_view, None, [signed_in, *targets, labeler_name], api_visibility="private")
 
 
 def _wire_open_in_compare(evaluate: EvaluateHandle, compare: CompareHandle, tabs: gr.Tabs) -> None:
@@ -166,6 +193,19 @@ class Served:
             self.thread.join(timeout=10)
 
 
+def _add_login(settings, kwargs: dict) -> None:
+    """With users configured (and no Hugging Face OAuth), Gradio's login page checks their passwords; without,
+    single-user mode needs none. Decided at start: users added later take effect after a restart (until then
+    the guards refuse every caller, who has no login name)."""
+    from llmplay.auth.access import single_user_mode
+    from llmplay.auth.users import authenticate
+
+    if "auth" in kwargs or oauth_enabled() or single_user_mode(settings):
+        return
+    kwargs["auth"] = lambda name, password: authenticate(settings, name, password) is not None
+    kwargs.setdefault("auth_message", "Log in with the name and password an admin gave you (`llmplay users add`).")
+
+
 def server_app(engine: Engine, demo: gr.Blocks, **kwargs):
     """The FastAPI app the server runs: llmplay's plain HTTP routes (llmplay/api/rest.py: labeling calls that
     skip Gradio's queue, /health) and the Gradio app mounted at /. ``kwargs``: mount options (allowed_paths,
@@ -175,6 +215,7 @@ def server_app(engine: Engine, demo: gr.Blocks, **kwargs):
     from llmplay.api.rest import router
 
     kwargs.pop("share", None)
+    _add_login(engine.settings, kwargs)
     app = FastAPI(title=TITLE)
     app.include_router(router(engine.settings))
     return gr.mount_gradio_app(app, demo, path="/", **kwargs)

@@ -82,6 +82,7 @@ from llmplay.models.catalog import is_version_label
 from llmplay.store import connect
 from llmplay.templates import Template, TemplateLibrary, build_messages, build_request
 from llmplay.ui import fields
+from llmplay.ui.access import Guard
 from llmplay.ui.models_panel import TEXT_KINDS, generative_names, offer_kinds
 from llmplay.ui.playground import format_error, parse_params
 from llmplay.ui.templates_tab import parse_values, template_choices
@@ -495,9 +496,12 @@ def build_arena_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | N
         feedback_status = gr.Markdown(elem_id="arena-feedback-status")
 
     private = {"api_visibility": "private"}
-    gr.api(tab.vote, api_name="arena_vote")
-    gr.api(tab.send_preference, api_name="arena_preference")
-    gr.api(tab.send_correction, api_name="arena_correction")
+    guard = Guard(engine.settings)  # battles spend model time, votes are viewers', corrections labelers'
+    prefer = guard("vote", "send preference pairs", tab.send_preference, user_param="user")
+    correct = guard("label", "send corrections", tab.send_correction, user_param="user")
+    gr.api(guard("vote", "vote in the arena", tab.vote, user_param="user"), api_name="arena_vote")
+    gr.api(prefer, api_name="arena_preference")
+    gr.api(correct, api_name="arena_correction")
 
     def reset() -> list:
         off = [gr.Button(interactive=False)] * len(VERDICTS)
@@ -515,7 +519,7 @@ def build_arena_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | N
     reset_outputs = [revealed, vote_id, feedback, feedback_status, correction, reply_a, reply_b, *buttons.values()]
     cleared = start.click(reset, None, reset_outputs, show_progress="hidden", **private)
     running = cleared.then(
-        tab.battle,
+        guard("generate", "start arena battles", tab.battle, user_param="user"),
         [pool, prompt, template, user, max_new_tokens, temperature],
         [battle_id, reply_a, reply_b, status],
         api_name="arena_battle",
@@ -535,9 +539,15 @@ def build_arena_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | N
 
     vote_outputs = [revealed, vote_id, feedback, reply_a, reply_b, *buttons.values()]
     for winner, button in buttons.items():
-        button.click(partial(on_vote, winner), [battle_id, user], vote_outputs, show_progress="hidden", **private)
-    preference.click(tab.send_preference, [vote_id, user], feedback_status, **private)
-    send_correction.click(tab.send_correction, [vote_id, side, correction, user], feedback_status, **private)
+        button.click(
+            guard("vote", "vote in the arena", partial(on_vote, winner), user_param="voter"),
+            [battle_id, user],
+            vote_outputs,
+            show_progress="hidden",
+            **private,
+        )
+    preference.click(prefer, [vote_id, user], feedback_status, **private)
+    send_correction.click(correct, [vote_id, side, correction, user], feedback_status, **private)
     template.change(tab.input_hint, template, hint, **private)
     # Models added in another tab (or session) join the pool's choices after a reload.
     demo.load(partial(_pool_dropdown, engine), pool, pool, **private)

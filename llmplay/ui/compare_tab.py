@@ -94,6 +94,7 @@ from llmplay.tempfiles import export_folder
 from llmplay.templates import TemplateLibrary
 from llmplay.textdiff import diff_html, similarity
 from llmplay.ui import fields
+from llmplay.ui.access import Guard
 from llmplay.ui.models_panel import generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
 from llmplay.ui.playground import UI_DTYPES, format_error, format_stats, parse_params
@@ -592,12 +593,15 @@ def build_compare_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str |
 
     # Plain-value endpoints for scripts and tests (the form is a UI detail); registered
     # before the form's events, which reuse these handlers and would otherwise take their names.
-    gr.api(tab.compare, api_name="compare")
-    gr.api(tab.reroll, api_name="reroll")
+    guard = Guard(engine.settings)  # comparing spends model time; feedback is a vote or a correction
+    prefer = guard("vote", "send preference pairs", tab.send_preference, user_param="user")
+    correct = guard("label", "send corrections", tab.send_correction, user_param="user")
+    gr.api(guard("generate", "compare models", tab.compare), api_name="compare")
+    gr.api(guard("generate", "compare models", tab.reroll), api_name="reroll")
     gr.api(tab.diff_columns, api_name="diff_columns")
     gr.api(tab.export_comparison, api_name="export_comparison")
-    gr.api(tab.send_preference, api_name="compare_preference")
-    gr.api(tab.send_correction, api_name="compare_correction")
+    gr.api(prefer, api_name="compare_preference")
+    gr.api(correct, api_name="compare_correction")
     gr.api(tab.open_eval_row, api_name="open_in_compare")
     private = {"api_visibility": "private"}
     shown = [c.chatbot for c in cols] + [c.stats for c in cols]
@@ -638,11 +642,22 @@ def build_compare_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str |
 
     form = {count, message, values, system_message, state}.union(*(c.inputs() for c in cols))
     outputs = [state, status, *shown]
-    running = gr.on([run_btn.click, message.submit], on_compare, form, outputs, show_progress="minimal", **private)
+    running = gr.on(
+        [run_btn.click, message.submit],
+        guard("generate", "compare models", on_compare),
+        form,
+        outputs,
+        show_progress="minimal",
+        **private,
+    )
     running.then(_clear_sent_message, state, message, **private)
     rerolls = [  # outputs: that column alone, so the others show no progress
         col.reroll.click(
-            partial(on_reroll, i), form, [state, status, col.chatbot, col.stats], show_progress="minimal", **private
+            guard("generate", "compare models", partial(on_reroll, i)),
+            form,
+            [state, status, col.chatbot, col.stats],
+            show_progress="minimal",
+            **private,
         )
         for i, col in enumerate(cols)
     ]
@@ -662,8 +677,8 @@ def build_compare_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str |
     gr.on([t.change for t in templates], tab.variables_hint, [values, *templates], [values, values_hint], **private)
     gr.on([diff_a.change, diff_b.change], tab.diff_columns, [state, diff_a, diff_b], diff, **private)
     export_btn.click(tab.export_file, state, exported, **private)
-    prefer_btn.click(tab.send_preference, [state, preferred, rejected, feedback_user], feedback_status, **private)
-    fix_btn.click(tab.send_correction, [state, fix_column, correction, feedback_user], feedback_status, **private)
+    prefer_btn.click(prefer, [state, preferred, rejected, feedback_user], feedback_status, **private)
+    fix_btn.click(correct, [state, fix_column, correction, feedback_user], feedback_status, **private)
 
     # Models added in another tab (or session) appear after a reload.
     for col in cols:

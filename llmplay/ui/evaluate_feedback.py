@@ -20,6 +20,7 @@ from llmplay.feedback.eval_rows import EVAL_TASKS, create_eval_queue, queue_eval
 from llmplay.feedback.store import FeedbackError, get_queue, list_queues
 from llmplay.settings import Settings
 from llmplay.store import connect, immediate
+from llmplay.ui.access import Guard, needs
 from llmplay.ui.playground import format_error
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,9 @@ def build_rows_to_queue(settings: Settings, run: gr.Dropdown, demo: gr.Blocks) -
         send = gr.Button("Queue rows", size="sm", elem_id="eval-queue-rows-send")
         status = gr.Markdown(elem_id="eval-queue-rows-status")
     inputs = [run, column, which, rows, queue, task, labels, show_reference, user]
-    sent = send.click(panel.queue_rows, inputs, status, api_name="eval_queue_rows")
+    needs("admin", send)
+    queue_rows = Guard(settings)("admin", "send evaluation rows to queues", panel.queue_rows, user_param="user")
+    sent = send.click(queue_rows, inputs, status, api_name="eval_queue_rows")
     sent.then(panel.queues, queue, queue, api_visibility="private")  # a queue made here joins the list
     run.change(panel.pickers, run, [column, queue], api_visibility="private")
     demo.load(panel.pickers, run, [column, queue], api_visibility="private")

@@ -109,6 +109,7 @@ from llmplay.templates import TemplateLibrary
 from llmplay.templates.versions import parse_ref
 from llmplay.textdiff import diff_html
 from llmplay.ui import fields
+from llmplay.ui.access import Guard, needs
 from llmplay.ui.evaluate_feedback import build_rows_to_queue
 from llmplay.ui.models_panel import default_model, generative_names
 from llmplay.ui.playground import ERROR, parse_stop
@@ -974,15 +975,17 @@ def _results_layout() -> SimpleNamespace:
 
 def _wire_data(tab: EvaluateTab, data: SimpleNamespace, run: SimpleNamespace) -> None:
     listed = [data.table, run.dataset]
+    guard = Guard(tab.settings)  # datasets are admin's (they feed evaluations and training)
+    needs("admin", data.save, data.delete)
     data.upload.upload(
-        tab.upload_preview,
+        guard("admin", "upload datasets", tab.upload_preview),
         [data.upload, data.map_for],
         [data.upload_info, data.preview, data.variables, data.reference, data.name],
         api_name="eval_upload_preview",
     )
     data.map_for.change(tab.resuggest, [data.preview, data.map_for, data.reference], data.variables, **PRIVATE)
     saved = data.save.click(
-        tab.save_dataset,
+        guard("admin", "save datasets", tab.save_dataset),
         [data.upload, data.name, data.variables, data.reference],
         [data.status, *listed],
         api_name="eval_save_dataset",
@@ -990,7 +993,7 @@ def _wire_data(tab: EvaluateTab, data: SimpleNamespace, run: SimpleNamespace) ->
     saved.then(lambda: tab.reset_delete()[1], None, data.delete_name, **PRIVATE)
     data.refresh.click(tab.datasets_view, run.dataset, listed, api_name="eval_datasets")
     deleted = data.delete.click(
-        tab.delete_dataset,
+        guard("admin", "delete datasets", tab.delete_dataset),
         [data.delete_name, data.delete_confirm],
         [data.status, *listed],
         api_name="eval_delete_dataset",
@@ -1004,11 +1007,17 @@ def _wire_run(tab: EvaluateTab, run: SimpleNamespace, res: SimpleNamespace) -> N
     form = [run.dataset, run.sample, run.sample_seed, run.templates, run.models, run.adapters, run.max_new_tokens]
     form += [run.temperature, run.seed, run.mode, run.metrics, run.judge, run.name]
     form += [run.top_p, run.top_k, run.repetition_penalty, run.stop, run.variables]  # last: older callers omit them
-    started = run.start.click(tab.start, form, [run.status, run.run_id], api_name="eval_start")
+    guard = Guard(tab.settings)  # evaluation runs cost model time: admin's
+    needs("admin", run.start, run.cancel)
+    started = run.start.click(
+        guard("admin", "start evaluation runs", tab.start), form, [run.status, run.run_id], api_name="eval_start"
+    )
     started.then(tab.watch, run.run_id, run.timer, **PRIVATE)
     ticked = [run.progress, run.bar, run.timer, run.finished, res.history, res.run, res.old, res.new]
     run.timer.tick(tab.poll, run.run_id, ticked, show_progress="hidden", **PRIVATE)
-    run.cancel.click(tab.cancel, run.run_id, run.status, api_name="eval_cancel")
+    run.cancel.click(
+        guard("admin", "cancel evaluation runs", tab.cancel), run.run_id, run.status, api_name="eval_cancel"
+    )
     gr.api(tab.progress, api_name="eval_progress")
 
 
@@ -1030,8 +1039,13 @@ def _wire_results(tab: EvaluateTab, run: SimpleNamespace, res: SimpleNamespace) 
         )
     listed = [res.history, res.run, res.old, res.new]
     res.refresh.click(tab.runs_view, res.run, listed, api_name="eval_runs")
+    guard = Guard(tab.settings)
+    needs("admin", res.delete)
     deleted = res.delete.click(
-        tab.delete_run, [res.run, res.delete_confirm], [res.delete_status, *listed], api_name="eval_delete_run"
+        guard("admin", "delete evaluation runs", tab.delete_run),
+        [res.run, res.delete_confirm],
+        [res.delete_status, *listed],
+        api_name="eval_delete_run",
     )
     deleted.then(lambda: False, None, res.delete_confirm, **PRIVATE)
     grid_inputs = [res.run, res.show, res.grid_metric]

@@ -11,6 +11,7 @@ import gradio as gr
 from llmplay.errors import LlmplayError
 from llmplay.feedback import store as fb
 from llmplay.store import connect
+from llmplay.ui.access import Guard, needs
 from llmplay.ui.labeling_view import parse_labels
 from llmplay.ui.playground import format_error
 
@@ -142,7 +143,7 @@ def build_queue_settings(tab, handle, refresh_queues) -> QueueSettings:
     """The accordion under the labeling area; ``handle``: the work area's name box and queue picker."""
     settings = QueueSettings(tab)
     templates = settings.template_labels()
-    with gr.Accordion("Manage queues", open=False, elem_id="labeling-manage"):
+    with gr.Accordion("Manage queues", open=False, elem_id="labeling-manage") as manage:
         gr.Markdown("**New queue**")
         with gr.Row():
             name = gr.Textbox(label="Name", placeholder="e.g. sentiment-review", elem_id="labeling-new-name")
@@ -181,11 +182,16 @@ def build_queue_settings(tab, handle, refresh_queues) -> QueueSettings:
     def after_change(current):
         return refresh_queues(current), gr.Dropdown(choices=settings.all_names())
 
-    create.click(settings.create, inputs, created, **PRIVATE).then(
+    needs("admin", manage)  # queues are admin's; the guards below are what count
+    guard = Guard(tab.engine.settings)
+    create.click(guard("admin", "create queues", settings.create, user_param="user"), inputs, created, **PRIVATE).then(
         after_change, handle.queue, [handle.queue, which], **PRIVATE
     )
     which.input(settings.load, which, [edit_guidelines, edit_k, archived, about], **PRIVATE)
-    save.click(settings.save, [which, edit_guidelines, edit_k, archived, handle.name], saved, **PRIVATE).then(
-        after_change, handle.queue, [handle.queue, which], **PRIVATE
-    )
+    save.click(
+        guard("admin", "change queues", settings.save, user_param="user"),
+        [which, edit_guidelines, edit_k, archived, handle.name],
+        saved,
+        **PRIVATE,
+    ).then(after_change, handle.queue, [handle.queue, which], **PRIVATE)
     return settings

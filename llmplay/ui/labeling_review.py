@@ -21,6 +21,7 @@ from llmplay.feedback import agreement, dashboard, exports, imports
 from llmplay.feedback import store as fb
 from llmplay.store import connect
 from llmplay.tempfiles import discard_upload, export_folder
+from llmplay.ui.access import Guard, needs
 from llmplay.ui.labeling_view import choices, item_markdown, value_text
 from llmplay.ui.playground import format_error
 
@@ -300,12 +301,20 @@ def build_review_panels(tab, handle, demo) -> Review:
     follow.then(show_all, [queue, by], panels, **PRIVATE)
     disputes.select(pick_row, queue, [item_id, *detail_outputs], **PRIVATE)
     item_id.submit(show_detail, [queue, item_id], detail_outputs, **PRIVATE)
+    guard = Guard(tab.engine.settings)  # adjudication, exports and imports are admin's
+    needs("admin", decide, export, do_import)
     decide.click(
-        review.adjudicate, [queue, item_id, final_text, final_choice, comment, handle.name], decided, **PRIVATE
+        guard("admin", "adjudicate items", review.adjudicate, user_param="user"),
+        [queue, item_id, final_text, final_choice, comment, handle.name],
+        decided,
+        **PRIVATE,
     ).then(show_all, [queue, by], panels, **PRIVATE)
-    export.click(review.export, [queue, fmt], [download, exported], **PRIVATE)
-    do_import.click(review.import_file, [queue, upload, handle.name], imported, **PRIVATE).then(
-        show_all, [queue, by], panels, **PRIVATE
-    )
+    export.click(guard("admin", "export queues", review.export), [queue, fmt], [download, exported], **PRIVATE)
+    do_import.click(
+        guard("admin", "import into queues", review.import_file, user_param="user"),
+        [queue, upload, handle.name],
+        imported,
+        **PRIVATE,
+    ).then(show_all, [queue, by], panels, **PRIVATE)
     demo.load(pick_queue, queue, queue, **PRIVATE)
     return review

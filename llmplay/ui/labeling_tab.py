@@ -38,6 +38,7 @@ from llmplay.feedback import api as labeling_api
 from llmplay.feedback import store as fb
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
+from llmplay.ui.access import Guard
 from llmplay.ui.labeling_keys import KEYS_JS
 from llmplay.ui.labeling_view import (
     HISTORY_HEADERS,
@@ -311,8 +312,11 @@ def build_labeling_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str 
             build_queue_settings(tab, handle, refresh_queues)
         with gr.Tab("Review", id="labeling-review"):
             build_review_panels(tab, handle, demo)
-    gr.api(tab.api_next, api_name="labeling_next", concurrency_limit=None, concurrency_id="labeling-api")
-    gr.api(tab.api_submit, api_name="labeling_submit", concurrency_limit=None, concurrency_id="labeling-api")
+    guard = Guard(engine.settings)  # labeling is labelers' and admins'; the labeler is the login name
+    api_next = guard("label", "label items", tab.api_next, user_param="labeler", refuse=lambda m: {"error": m})
+    api_submit = guard("label", "label items", tab.api_submit, user_param="labeler", refuse=format_error)
+    gr.api(api_next, api_name="labeling_next", concurrency_limit=None, concurrency_id="labeling-api")
+    gr.api(api_submit, api_name="labeling_submit", concurrency_limit=None, concurrency_id="labeling-api")
     demo.load(refresh_queues, handle.queue, handle.queue, **FAST)
     demo.load(None, js=KEYS_JS)  # the keyboard shortcuts, installed once per page
     return handle
@@ -384,8 +388,15 @@ def _work_area(tab: LabelingTab):
             gr.Button(value="Next →" if shown.in_history else "Skip →"),
         ]
 
+    guard = Guard(tab.engine.settings)
+
     def wire(trigger, method, inputs) -> None:
-        trigger(lambda *args: show(method(*args)), inputs, outputs, show_progress="hidden", **FAST)
+        checked = guard("label", "label items", method, user_param="name")
+
+        def handler(request: gr.Request, *args):  # Gradio injects the request (first positional parameter)
+            return show(checked(request, *args))
+
+        trigger(handler, inputs, outputs, show_progress="hidden", **FAST)
 
     base = [name, queue, state]
     answer_fields = [*base, correction, answer, comment, tags]
@@ -400,9 +411,11 @@ def _work_area(tab: LabelingTab):
     for i, button in enumerate(buttons):
         wire(button.click, partial(tab.choose, i), [*base, comment, tags])
 
-    def pick_row(evt: gr.SelectData, name_, queue_, state_):
+    open_history = guard("label", "label items", tab.open_history, user_param="name")
+
+    def pick_row(request: gr.Request, evt: gr.SelectData, name_, queue_, state_):
         row = evt.row_value or []
-        return show(tab.open_history(name_, queue_, state_, row[0] if row else None))
+        return show(open_history(request, name_, queue_, state_, row[0] if row else None))
 
     history.select(pick_row, base, outputs, show_progress="hidden", **FAST)
 

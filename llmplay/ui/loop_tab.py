@@ -33,6 +33,7 @@ from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.training import registry
 from llmplay.ui import loop_view as view
+from llmplay.ui.access import Guard
 from llmplay.ui.labeling_review import volume_long
 
 log = logging.getLogger(__name__)
@@ -447,19 +448,24 @@ def build_loop_tab(engine: Engine, demo: gr.Blocks, prompts_dir=None, *, schedul
     line.change(shown, line, view_outputs, **PRIVATE)
     refresh.click(lines_dropdown, [gr.State(None), line], line, **PRIVATE).then(shown, line, view_outputs, **PRIVATE)
     created = gr.State(None)
+    guard = Guard(engine.settings)  # every loop action is admin's (the tab is hidden from other roles too)
+    admin = lambda action, fn: guard("admin", action, fn, user_param="user")  # noqa: E731
     create.click(
-        tab.create, [user, new_name, new_base, new_template, queues, *form], [message, created], **PRIVATE
+        admin("create model lines", tab.create),
+        [user, new_name, new_base, new_template, queues, *form],
+        [message, created],
+        **PRIVATE,
     ).then(lines_dropdown, [created, line], line, **PRIVATE)
-    save.click(tab.save_settings, [user, line, queues, *form], message, **PRIVATE).then(
+    save.click(admin("change loop settings", tab.save_settings), [user, line, queues, *form], message, **PRIVATE).then(
         shown, line, view_outputs, **PRIVATE
     )
-    run_now.click(tab.run_now, [user, line], message, **PRIVATE)
-    promote.click(tab.promote, [user, line, rejected, promote_sure], message, **PRIVATE).then(
-        shown, line, view_outputs, **PRIVATE
-    )
-    rollback.click(tab.rollback, [user, line, versions, rollback_sure], message, **PRIVATE).then(
-        shown, line, view_outputs, **PRIVATE
-    )
+    run_now.click(admin("run loop updates", tab.run_now), [user, line], message, **PRIVATE)
+    promote.click(
+        admin("promote versions", tab.promote), [user, line, rejected, promote_sure], message, **PRIVATE
+    ).then(shown, line, view_outputs, **PRIVATE)
+    rollback.click(
+        admin("roll back versions", tab.rollback), [user, line, versions, rollback_sure], message, **PRIVATE
+    ).then(shown, line, view_outputs, **PRIVATE)
     runs.change(tab.compare_run, runs, [compare_text, regressed], **PRIVATE)
     # The status line and timeline follow a running update (cheap: a few SQLite reads).
     timer = gr.Timer(5.0)

@@ -19,6 +19,7 @@ import gradio as gr
 from llmplay.engine import Engine
 from llmplay.errors import LlmplayError
 from llmplay.models.catalog import ModelSpec
+from llmplay.ui.access import Guard, needs
 
 # (label, value) pairs: the UI shows the label, the API takes the value.
 SOURCE_CHOICES = [
@@ -200,11 +201,18 @@ def build_add_model_panel(engine: Engine, model_picker: gr.Dropdown) -> ModelsPa
     source.change(partial(_source_changed, hints), source, [location, endpoint_row], api_visibility="private")
     # Refreshed on opening: other visitors may have added or removed models since the page loaded.
     accordion.expand(panel.removable, None, removable, api_visibility="private")
+    guard = Guard(engine.settings)
+    needs("admin", accordion)  # hidden from other roles on page load; the guards are what count
     add.click(
-        panel.add_model,
+        guard("admin", "add models", panel.add_model),
         [name, source, location, kind, api_model, api_key_env],
         [model_picker, message],
         api_name="add_model",
     ).then(panel.removable, None, removable, api_visibility="private")
-    remove.click(panel.remove_model, removable, [model_picker, removable, message], api_name="remove_model")
+    remove.click(
+        guard("admin", "remove models", panel.remove_model),
+        removable,
+        [model_picker, removable, message],
+        api_name="remove_model",
+    )
     return panel

@@ -55,6 +55,7 @@ from llmplay.feedback.sources import rate_reply, send_correction, sent_message
 from llmplay.limits import bounds, check_number, check_stop
 from llmplay.store import connect
 from llmplay.ui import fields
+from llmplay.ui.access import Guard
 from llmplay.ui.models_panel import build_add_model_panel, default_model, describe_model, generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
 
@@ -440,9 +441,10 @@ def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
 
     inputs = [message, chatbot, model, system_message, max_new_tokens, temperature, top_p, top_k]
     inputs += [repetition_penalty, seed, stop, dtype]
+    guard = Guard(settings)  # every state-changing handler checks its caller's role (llmplay/ui/access.py)
     reply = gr.on(
         [send.click, message.submit],
-        pg.chat,
+        guard("generate", "chat with models", pg.chat),
         inputs,
         [chatbot, status],
         api_name="chat",
@@ -459,10 +461,13 @@ def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
         return pg.rate(history, data.index, data.liked, model_, system_, user_, sent_)
 
     chatbot.like(
-        on_like, [chatbot, model, system_message, feedback_user, sent], feedback_status, api_visibility="private"
+        guard("vote", "rate replies", on_like, user_param="user_"),
+        [chatbot, model, system_message, feedback_user, sent],
+        feedback_status,
+        api_visibility="private",
     )
     send_fix.click(
-        pg.correct,
+        guard("label", "send corrections", pg.correct, user_param="user"),
         [chatbot, correction, model, system_message, feedback_user, sent],
         feedback_status,
         api_visibility="private",
@@ -476,8 +481,9 @@ def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
     def playground_correction(history: list[dict], correction: str, model: str, system_message: str, user: str) -> str:
         return pg.correct(history, correction, model, system_message, user)
 
-    gr.api(playground_rate, api_name="playground_rate")
-    gr.api(playground_correction, api_name="playground_correction")
+    gr.api(guard("vote", "rate replies", playground_rate, user_param="user"), api_name="playground_rate")
+    correction_api = guard("label", "send corrections", playground_correction, user_param="user")
+    gr.api(correction_api, api_name="playground_correction")
     model.change(partial(describe_model, engine), model, model_info, api_visibility="private")
     # Models added in another browser tab (or session) appear after a reload.
     demo.load(partial(refreshed_model_dropdown, engine), None, model, api_visibility="private")

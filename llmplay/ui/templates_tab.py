@@ -44,6 +44,7 @@ from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.templates import Template, TemplateError, TemplateLibrary, parse_template, render_for_model
 from llmplay.templates.model import NAME_RE
 from llmplay.ui import fields
+from llmplay.ui.access import Guard, needs
 from llmplay.ui.models_panel import default_model, generative_names
 from llmplay.ui.playground import ERROR, format_stats
 
@@ -484,6 +485,9 @@ def build_templates_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str
 
     form = [editor, model, max_new_tokens, *slots]
     private = {"api_visibility": "private"}
+    guard = Guard(engine.settings)  # writes to the library are admin actions; test runs spend model time
+    admin = lambda action, fn: guard("admin", action, fn)  # noqa: E731
+    needs("admin", new_btn, duplicate_btn, delete_btn, import_btn, save_btn, restore_btn)
 
     # Library.
     search.change(tab.list_templates, [search, picker], picker, api_name="list_templates", show_progress="hidden")
@@ -492,11 +496,21 @@ def build_templates_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str
     new_btn.click(tab.new_template, new_name, [editor, status], api_name="new_template").then(
         lambda: None, None, picker, **private
     )
-    duplicate_btn.click(tab.duplicate_template, [picker, new_name], [status, picker], api_name="duplicate_template")
-    delete_btn.click(tab.delete_template, [picker, confirm], [status, picker], api_name="delete_template").then(
-        lambda: False, None, confirm, **private
+    duplicate_btn.click(
+        admin("duplicate templates", tab.duplicate_template),
+        [picker, new_name],
+        [status, picker],
+        api_name="duplicate_template",
     )
-    import_btn.click(tab.import_template, [upload, overwrite], [status, picker], api_name="import_template")
+    delete_btn.click(
+        admin("delete templates", tab.delete_template), [picker, confirm], [status, picker], api_name="delete_template"
+    ).then(lambda: False, None, confirm, **private)
+    import_btn.click(
+        admin("import templates", tab.import_template),
+        [upload, overwrite],
+        [status, picker],
+        api_name="import_template",
+    )
     export_btn.click(tab.export_template, picker, exported, api_name="export_template")
 
     # Editing: validation, the variables form and the preview follow every edit.
@@ -506,21 +520,34 @@ def build_templates_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str
         box.change(tab.preview_from_form, form, [preview, token_info], trigger_mode="always_last", **private)
     gr.on([model.change, max_new_tokens.change], tab.preview_from_form, form, [preview, token_info], **private)
     validate_btn.click(tab.validate_template, editor, problems, api_name="validate_template")
-    saved = save_btn.click(tab.save_template, [editor, message], [status, picker], api_name="save_template")
+    saved = save_btn.click(
+        admin("save templates", tab.save_template), [editor, message], [status, picker], api_name="save_template"
+    )
     saved.then(tab.template_history, picker, [history, old_v, new_v], **private)
 
     # Versions.
     diff_btn.click(tab.diff_versions, [picker, old_v, new_v], diff, api_name="diff_versions")
-    restored = restore_btn.click(tab.restore_version, [picker, old_v], [status, editor], api_name="restore_version")
+    restored = restore_btn.click(
+        admin("restore template versions", tab.restore_version),
+        [picker, old_v],
+        [status, editor],
+        api_name="restore_version",
+    )
     restored.then(tab.template_history, picker, [history, old_v, new_v], **private)
 
     # Run once.
-    run = run_btn.click(tab.run_from_form, form, [reply, run_status], show_progress="minimal", **private)
+    run = run_btn.click(
+        guard("generate", "run templates", tab.run_from_form),
+        form,
+        [reply, run_status],
+        show_progress="minimal",
+        **private,
+    )
     stop_btn.click(_stopped, None, run_status, cancels=[run], **private)
 
     # Plain-value endpoints for scripts and tests (the form's slots are a UI detail).
     gr.api(tab.render_preview, api_name="render_preview")
-    gr.api(tab.run_once, api_name="run_once")
+    gr.api(guard("generate", "run templates", tab.run_once), api_name="run_once")
     # A (re)loaded page shows the library as it is now, the first template's preview and its history.
     loaded = demo.load(tab.list_templates, [search, picker], picker, **private)
     loaded.then(tab.edited, form, [problems, *slots, preview, token_info], **private)

@@ -41,6 +41,7 @@ from llmplay.training.config import (
     TrainConfig,
 )
 from llmplay.training.jobs import JobRunner
+from llmplay.ui.access import Guard
 from llmplay.ui.train_versions import build_versions_section
 from llmplay.ui.train_view import (
     QUEUE_HEADERS,
@@ -444,15 +445,23 @@ def build_train_tab(
     )
 
     watched = [progress, chart, log_tail, queue, timer, versions_changed]
+    guard = Guard(engine.settings)  # training jobs are admin's (the tab is hidden from other roles too)
     to_yaml.click(tab.to_yaml, inputs, yaml_text, api_name="train_yaml")
     preview_button.click(tab.preview, [use_yaml, yaml_text, *inputs], preview, api_name="train_preview")
-    start.click(tab.start, [use_yaml, yaml_text, *inputs], [message, job, timer], api_name="train_start").then(
-        tab.refresh, job, watched, **PRIVATE
-    )
+    start.click(
+        guard("admin", "start training jobs", tab.start),
+        [use_yaml, yaml_text, *inputs],
+        [message, job, timer],
+        api_name="train_start",
+    ).then(tab.refresh, job, watched, **PRIVATE)
     timer.tick(tab.refresh, job, watched, show_progress="hidden", **PRIVATE)
     gr.on([job.change, refresh.click], tab.refresh, job, watched, api_name="train_refresh", show_progress="hidden")
-    cancel.click(tab.cancel, job, message, api_name="train_cancel").then(tab.refresh, job, watched, **PRIVATE)
-    resume.click(tab.resume, job, [message, timer], api_name="train_resume").then(tab.refresh, job, watched, **PRIVATE)
+    cancel.click(guard("admin", "cancel training jobs", tab.cancel), job, message, api_name="train_cancel").then(
+        tab.refresh, job, watched, **PRIVATE
+    )
+    resume.click(
+        guard("admin", "resume training jobs", tab.resume), job, [message, timer], api_name="train_resume"
+    ).then(tab.refresh, job, watched, **PRIVATE)
     # A finished job's version shows up in the versions list (and, wired in app.py, in every model picker).
     versions_changed.change(versions["panel"].listing, versions["picker"], versions["listing"], **PRIVATE)
     choices = [form["base_model"], form["dataset"], form["template"], form["parent_version"]]

@@ -31,6 +31,7 @@ from llmplay.evaluation.runner import EvalRunner
 from llmplay.tempfiles import export_folder
 from llmplay.training import manage, registry
 from llmplay.training.jobs import settings_env
+from llmplay.ui.access import Guard
 from llmplay.ui.train_view import VERSION_HEADERS, error_html, version_rows
 
 log = logging.getLogger(__name__)
@@ -249,15 +250,18 @@ def build_versions_section(engine: Engine, eval_runner: EvalRunner, demo: gr.Blo
     download = gr.File(label="Download", interactive=False, height=80)
 
     listing = [table, picker, details]
+    admin = lambda action, fn: Guard(engine.settings)("admin", action, fn)  # noqa: E731 (versions are admin's)
     refresh.click(panel.listing, picker, listing, api_name="versions_list")
     picker.change(panel.details, picker, details, **PRIVATE)
-    delete.click(panel.delete, picker, [message, table, picker], api_name="version_delete")
-    zip_button.click(panel.zip_adapter, picker, [download, message], api_name="version_zip")
-    merge.click(panel.merge, picker, [download, message], api_name="version_merge")
+    delete.click(admin("delete versions", panel.delete), picker, [message, table, picker], api_name="version_delete")
+    zip_button.click(admin("download adapters", panel.zip_adapter), picker, [download, message], api_name="version_zip")
+    merge.click(admin("merge versions", panel.merge), picker, [download, message], api_name="version_merge")
     evaluate.click(
-        panel.evaluate, [picker, eval_dataset, eval_template, eval_rows], [eval_report, eval_run, eval_timer],
+        admin("evaluate versions", panel.evaluate),
+        [picker, eval_dataset, eval_template, eval_rows],
+        [eval_report, eval_run, eval_timer],
         api_name="version_evaluate",
-    )  # fmt: skip
+    )
     eval_timer.tick(panel.eval_poll, eval_run, [eval_report, eval_timer], show_progress="hidden", **PRIVATE)
     gr.api(panel.eval_text, api_name="version_eval_poll")
 
