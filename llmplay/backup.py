@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sqlite3
 import tempfile
 import threading
@@ -512,13 +513,24 @@ def start_scheduled_backups(settings: Settings, schedule: BackupSchedule | None 
     return thread
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 @contextmanager
 def scheduled_backups(settings: Settings, schedule: BackupSchedule | None = None) -> Iterator[ScheduledBackups | None]:
     """``start_scheduled_backups`` for the length of a block (the server's run), with a last backup when it
-    ends: a Space being restarted stops the server gracefully first, so its newest writes are kept."""
+    ends: a Space being restarted or ``docker stop`` sends SIGTERM, so the newest writes are kept."""
     thread = start_scheduled_backups(settings, schedule)
+    previous = None
+    if thread is not None and threading.current_thread() is threading.main_thread():
+        # uvicorn shuts down gracefully on SIGTERM and then raises it again; with the default action that kills
+        # the process before this block ends. As SystemExit it unwinds through here and the last backup runs.
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         yield thread
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         if thread is not None:
             thread.stop(final=True)

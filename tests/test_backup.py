@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -324,3 +329,56 @@ def test_cli_backup_and_restore(data, tmp_path, capsys):
     assert main(["--data-dir", str(tmp_path / "other"), "restore", str(made.path)]) == exitcodes.CHECK_FAILED
     assert "models.yaml does not match its sha256" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
+
+
+# What `llmplay serve` does around its server (cli.cmd_serve, app.py), with a bare uvicorn server for speed.
+SERVE = """
+import sys, uvicorn
+from fastapi import FastAPI
+from llmplay import backup
+from llmplay.settings import Settings
+from llmplay.store import connect
+settings = Settings.from_env()
+print("restored", backup.restore_at_start(settings), flush=True)
+with backup.scheduled_backups(settings):
+    with connect(settings.db_path) as db:
+        db["feedback_audit"].insert({"at": "now", "action": "after-restore", "entity": "test"})
+    uvicorn.Server(uvicorn.Config(FastAPI(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")).run()
+"""
+
+
+def test_a_server_restores_at_start_and_backs_up_once_more_on_sigterm(data, tmp_path):
+    bucket = tmp_path / "bucket"
+    made = backup.backup(data, bucket)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = os.environ | {
+        "LLMPLAY_DATA_DIR": str(tmp_path / "local"),
+        "LLMPLAY_BACKUP_DIR": str(bucket),
+        "LLMPLAY_BACKUP_INTERVAL_S": "3600",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SERVE, str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)  # what `docker stop` and a Space restart send
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert f"restored {made.path}" in out, err
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    newest = backup.list_backups(bucket)[-1]
+    assert newest.path != made.path  # the last backup at shutdown has the row written after the restore
+    assert (
+        newest.manifest["database"]["tables"]["feedback_audit"]
+        == made.manifest["database"]["tables"]["feedback_audit"] + 1
+    )
