@@ -22,6 +22,15 @@ def _env_int(name: str, default: int) -> int:
         raise LlmplayError(f"Environment variable {name}={raw!r} must be an integer.") from None
 
 
+def _env_flag(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise LlmplayError(f"Environment variable {name}={raw!r} must be 1 or 0.")
+
+
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -66,6 +75,10 @@ class Settings:
     allowed_model_dirs: tuple[Path, ...] = ()
     allowed_key_envs: tuple[str, ...] = ()
     allowed_endpoints: tuple[str, ...] = ()
+    # Whether a model may run Python code shipped with its weights (transformers' trust_remote_code). Off:
+    # such code runs with the server's rights, so only the operator turns it on (LLMPLAY_TRUST_REMOTE_CODE=1),
+    # and then only for models whose catalog entry asks for it.
+    trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -127,6 +140,7 @@ class Settings:
         values["allowed_model_dirs"] = tuple(Path(d) for d in _env_list("LLMPLAY_ALLOWED_MODEL_DIRS", os.pathsep))
         values["allowed_key_envs"] = _env_list("LLMPLAY_ALLOWED_KEY_ENVS")
         values["allowed_endpoints"] = _env_list("LLMPLAY_ALLOWED_ENDPOINTS")
+        values["trust_remote_code"] = _env_flag("LLMPLAY_TRUST_REMOTE_CODE")
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
         if unknown:

@@ -84,8 +84,8 @@ def _load(folder: str, kind: str) -> LoadedEncoder:
     started = time.perf_counter()
     auto = AutoModelForTokenClassification if kind == "tagger" else AutoModelForSequenceClassification
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = auto.from_pretrained(folder, dtype=torch.float32).eval()
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        model = auto.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False).eval()
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"Could not load the {kind} from {folder}: {str(exc)[:300]}") from exc
     id2label = model.config.id2label or {}

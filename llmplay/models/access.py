@@ -27,21 +27,37 @@ class Access:
     model_dirs: tuple[Path, ...] = ()
     key_envs: tuple[str, ...] = ()
     endpoints: tuple[str, ...] = ()
+    remote_code: bool = False  # the operator's LLMPLAY_TRUST_REMOTE_CODE
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Access:
-        dirs = (settings.models_dir, *settings.allowed_model_dirs)
-        return cls(dirs, settings.allowed_key_envs, settings.allowed_endpoints)
+        # The converted-model cache holds models too (a `models prepare` result is a loadable folder).
+        dirs = (settings.models_dir, settings.cache_dir, *settings.allowed_model_dirs)
+        return cls(dirs, settings.allowed_key_envs, settings.allowed_endpoints, settings.trust_remote_code)
 
-    def refusal(self, spec: ModelSpec) -> str | None:
-        """Why a user may not add ``spec`` (None when they may; operator entries always may)."""
-        if spec.added_by != "user":
+    def refusal(self, spec: ModelSpec, *, confine: bool = False) -> str | None:
+        """Why ``spec`` may not be added (None when it may). Operator entries may reach any local folder
+        unless ``confine``; only remote code is refused for them (unless the operator allowed it)."""
+        refused = self.remote_code_refusal(spec)
+        if refused:
+            return refused
+        if spec.added_by != "user" and not (confine and spec.source == "local"):
             return None
         if spec.source == "local":
             return self._local_refusal(spec)
         if spec.source == "endpoint":
             return self.key_refusal(spec)
         return None
+
+    def remote_code_refusal(self, spec: ModelSpec) -> str | None:
+        """Why ``spec`` may not run the Python code shipped with its weights (None: it does not ask to, or may)."""
+        if not spec.trust_remote_code or (self.remote_code and spec.added_by != "user"):
+            return None
+        return (
+            f"Model {spec.name!r} asks for trust_remote_code, which runs Python code from its files with this "
+            "server's rights; it is off. Only the operator can allow it, by setting LLMPLAY_TRUST_REMOTE_CODE=1"
+            + (" (and models added in the web UI never may)." if spec.added_by == "user" else ".")
+        )
 
     def _local_refusal(self, spec: ModelSpec) -> str | None:
         paths = [spec.location] + ([os.path.join(spec.location, spec.gguf_file)] if spec.gguf_file else [])

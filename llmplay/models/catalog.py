@@ -84,6 +84,9 @@ class ModelSpec:
     # and the catalog model it builds on (whose converted weights it shares). Its name is the version's label.
     adapter: str | None = None
     base: str | None = None
+    # Run Python code that ships with the weights (transformers' trust_remote_code). Refused unless the
+    # operator set LLMPLAY_TRUST_REMOTE_CODE=1 (models/access.py); never for models added through the UI.
+    trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
         if not (_NAME_RE.match(self.name or "") or (self.base and is_version_label(self.name))):
@@ -106,6 +109,8 @@ class ModelSpec:
             raise LlmplayError(f"added_by must be one of {', '.join(ADDED_BY)}; got {self.added_by!r}.")
         if self.context_length is not None and self.context_length <= 0:
             raise LlmplayError("context_length must be positive.")
+        if not isinstance(self.trust_remote_code, bool):
+            raise LlmplayError(f"trust_remote_code must be true or false; got {self.trust_remote_code!r}.")
 
     @property
     def provider(self) -> str:
@@ -115,6 +120,7 @@ class ModelSpec:
 
     def to_dict(self) -> dict:
         skip = {"builtin"} | ({"added_by"} if self.added_by == "operator" else set())
+        skip |= set() if self.trust_remote_code else {"trust_remote_code"}
         return {k: v for k, v in asdict(self).items() if v not in (None, "") and k not in skip}
 
     @classmethod
@@ -185,7 +191,8 @@ class Catalog:
             for spec, entry in self._read_file(self.models_file):
                 # Rechecked on every read: the operator may have narrowed the settings, or a folder may
                 # since have become a symlink to somewhere else. A missing folder is reported on first use.
-                refusal = self.access.refusal(spec)
+                # Operator entries stay (one asking for remote code is refused when it loads, with the reason).
+                refusal = self.access.refusal(spec) if spec.added_by == "user" else None
                 if refusal:
                     log.warning("Models file %s: leaving out %r: %s", self.models_file, spec.name, refusal)
                     self._refused.append(entry)
@@ -252,13 +259,15 @@ class Catalog:
         """Models added through the web UI (the ones the UI may remove)."""
         return [s for s in self._user.values() if s.added_by == "user"]
 
-    def add(self, spec: ModelSpec, persist: bool = True) -> ModelSpec:
+    def add(self, spec: ModelSpec, persist: bool = True, *, confine: bool = False) -> ModelSpec:
+        """Add (or replace) a user model. ``confine``: hold a local path to the allowed folders even for the
+        operator (``llmplay models add --path``), as entries added through the UI always are."""
         existing = self._specs.get(spec.name)
         if existing is not None and existing.builtin:
             raise LlmplayError(f"{spec.name!r} is a built-in model; choose another name.")
         if existing is not None and spec.added_by == "user" and existing.added_by != "user":
             raise LlmplayError(f"{spec.name!r} is set up by the operator; choose another name.")
-        refusal = self.access.refusal(spec)
+        refusal = self.access.refusal(spec, confine=confine)
         if refusal:
             raise LlmplayError(refusal)
         # Only after the access check, so the reply tells nothing about paths outside the allowed folders.

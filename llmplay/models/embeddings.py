@@ -23,8 +23,8 @@ class Embedder:
         from transformers import AutoModel, AutoTokenizer
 
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(folder)
-            self.model = AutoModel.from_pretrained(folder).eval()
+            self.tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+            self.model = AutoModel.from_pretrained(folder, trust_remote_code=False).eval()
         except Exception as exc:
             raise ModelLoadError(f"Could not load the encoder from {folder}: {str(exc)[:300]}") from exc
         self._lock = threading.Lock()

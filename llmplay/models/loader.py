@@ -16,6 +16,7 @@ from typing import Any
 
 from llmplay.errors import ModelLoadError
 from llmplay.models import cache, sources
+from llmplay.models.access import Access
 from llmplay.models.adapters import adapter_identity, merge_adapters, stack_of
 from llmplay.models.catalog import ModelSpec
 from llmplay.settings import Settings
@@ -147,6 +148,11 @@ class ModelManager:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # stages are reported through `progress` instead
+        # Before resolving: a refused model must not download anything either.
+        refused = Access.from_settings(self.settings).remote_code_refusal(spec)
+        if refused:
+            raise ModelLoadError(refused)
+        remote_code = spec.trust_remote_code  # allowed by the operator if it got here
         started = time.perf_counter()
         weights = self.weights(spec)
         from_cache = False
@@ -157,14 +163,15 @@ class ModelManager:
             folder = str(entry)
         progress(f"Loading {spec.name} weights")
         try:
-            model, tokenizer = self._from_folder(folder, weights.from_hub and not weights.is_gguf, dtype_name)
+            from_hub = weights.from_hub and not weights.is_gguf
+            model, tokenizer = self._from_folder(folder, from_hub, dtype_name, remote_code)
         except Exception as exc:
             if weights.is_gguf and from_cache:
                 # The manifest looked fine but the files did not load: rebuild once.
                 progress("Cached copy failed to load; rebuilding it")
                 cache.invalidate(Path(folder))
                 entry, from_cache = cache.ensure_converted(weights, self.settings.cache_dir, key, progress)
-                model, tokenizer = self._from_folder(str(entry), False, dtype_name)
+                model, tokenizer = self._from_folder(str(entry), False, dtype_name, remote_code)
             else:
                 raise ModelLoadError(_explain_load_error(spec, folder, exc)) from exc
         if adapter:
@@ -191,12 +198,13 @@ class ModelManager:
         )
 
     @staticmethod
-    def _from_folder(folder: str, from_hub: bool, dtype_name: str):
+    def _from_folder(folder: str, from_hub: bool, dtype_name: str, remote_code: bool = False):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         dtype = resolve_dtype(dtype_name)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        # Explicit: a model's own Python code runs only when its entry asks and the operator allowed it.
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=remote_code)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, trust_remote_code=remote_code)
         model.to(device())
         model.eval()
         # Batched generation needs left padding and a pad token.

@@ -192,7 +192,7 @@ def encoder_preview(config: TrainConfig, settings: Settings, n: int = 3):
     from llmplay.training.data import TRAINED_MARKERS, DataPreview, PreviewExample
 
     data = load_encoder_data(config, settings)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(config, settings).folder)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(config, settings).folder, trust_remote_code=False)
     rows = data.train + data.validation
     if config.task == "ner":
         lengths = [len(tokenizer(r["tokens"], is_split_into_words=True)["input_ids"]) for r in rows]

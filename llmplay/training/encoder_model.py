@@ -93,9 +93,9 @@ def build_model(task: str, folder: str, labels: list[str]):
     )
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
         if task == "mlm":
-            model = AutoModelForMaskedLM.from_pretrained(folder)
+            model = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=False)
         else:
             auto = AutoModelForTokenClassification if task == "ner" else AutoModelForSequenceClassification
             model = auto.from_pretrained(
@@ -103,6 +103,7 @@ def build_model(task: str, folder: str, labels: list[str]):
                 num_labels=len(labels),
                 id2label=dict(enumerate(labels)),
                 label2id={label: i for i, label in enumerate(labels)},
+                trust_remote_code=False,
             )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(
