@@ -47,6 +47,10 @@ class Provider(ABC):
                 f"The prompt has {request.text_length():,} characters; the limit is "
                 f"{self.settings.max_input_chars:,}. Shorten it or raise LLMPLAY_MAX_INPUT_CHARS."
             )
+        texts = [m.content for m in request.messages] if request.messages is not None else [request.prompt or ""]
+        if any("\x00" in t for t in texts):
+            # No model reads NUL as text, and tools downstream (exports, terminals) may cut a string at one.
+            raise InvalidRequestError("The prompt contains a NUL character (\\x00); remove it and send it again.")
         request.params.validate(self.settings.max_new_tokens_limit)
 
     @staticmethod

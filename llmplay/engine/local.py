@@ -307,6 +307,7 @@ class LocalProvider(Provider):
         StoppingCriteriaList, TextIteratorStreamer = hf.StoppingCriteriaList, hf.TextIteratorStreamer
 
         try:
+            self.check_request(request)  # before a load: a refused request must not wait for one
             if not self.manager.is_loaded(self.spec, self.dtype, self.adapter):
                 yield from self._load_with_status()
             loaded = self.load()

@@ -20,6 +20,7 @@ import json
 import math
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,10 @@ from llmplay.settings import Settings
 from llmplay.store import connect
 
 MAX_ROWS = 100_000  # an evaluation over more rows than this is a batch job, not an upload
+MAX_COLUMNS = 1_000  # a prompt maps a few columns; a wider table is a mistake (or a million-column bomb)
+# Parquet is compressed: a small file can hold gigabytes of repeated text. What a Parquet upload may expand
+# to, at most, as a multiple of the upload limit (plain-text formats are read at their own size).
+PARQUET_EXPANSION = 4
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ORPHAN_MIN_AGE_S = 3600  # younger unreferenced files may belong to a save still in progress
@@ -150,7 +155,7 @@ def read_table(path: Path | str, settings: Settings, *, max_rows: int = MAX_ROWS
             "(setting upload_max_bytes, env LLMPLAY_UPLOAD_MAX_BYTES)."
         )
     if fmt == "parquet":
-        df = _read_parquet(path, filename, max_rows)
+        df = _read_parquet(path, filename, max_rows, settings.upload_max_bytes * PARQUET_EXPANSION)
         encoding = None
     else:
         text, encoding = _decode(path.read_bytes(), filename)
@@ -218,6 +223,11 @@ def _read_csv(text: str, filename: str, max_rows: int, delimiter: str = ",") -> 
                 raise _too_many_rows(filename, max_rows)
             rows.append(record)
     except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            raise DatasetError(
+                f"{filename}, line {reader.line_num}: a cell is longer than {csv.field_size_limit():,} characters "
+                "(or a quote is never closed)."
+            ) from None
         raise DatasetError(f"{filename}, line {reader.line_num}: not valid CSV ({exc}).") from None
     if header is None:
         raise DatasetError(f"{filename} has no header row.")
@@ -233,6 +243,8 @@ def _read_json(text: str, filename: str, max_rows: int) -> tuple[list[str], list
         data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{filename}, line {exc.lineno}: not valid JSON ({exc.msg}).") from None
+    except DatasetError as exc:  # from the hook
+        raise DatasetError(f"{filename}: {exc}") from None
     if not isinstance(data, list):
         raise DatasetError(f'{filename}: expected a JSON list of objects, e.g. [{{"text": ...}}, ...].')
     if len(data) > max_rows:
@@ -252,6 +264,8 @@ def _read_jsonl(text: str, filename: str, max_rows: int) -> tuple[list[str], lis
             item = json.loads(line, object_pairs_hook=_no_duplicate_keys)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{filename}, line {line_no}: not valid JSON ({exc.msg}).") from None
+        except DatasetError as exc:  # from the hook: say where
+            raise DatasetError(f"{filename}, line {line_no}: {exc}") from None
         if not isinstance(item, dict):
             raise DatasetError(f"{filename}, line {line_no}: expected a JSON object, got {type(item).__name__}.")
         if len(records) >= max_rows:
@@ -263,7 +277,7 @@ def _read_jsonl(text: str, filename: str, max_rows: int) -> tuple[list[str], lis
 _PARSERS = {"csv": _read_csv, "tsv": _read_tsv, "json": _read_json, "jsonl": _read_jsonl}
 
 
-def _read_parquet(path: Path, filename: str, max_rows: int) -> pd.DataFrame:
+def _read_parquet(path: Path, filename: str, max_rows: int, limit: int) -> pd.DataFrame:
     import pyarrow.parquet as pq
 
     try:
@@ -274,14 +288,22 @@ def _read_parquet(path: Path, filename: str, max_rows: int) -> pd.DataFrame:
         raise _too_many_rows(filename, max_rows, found=meta.num_rows)
     names = list(pq.read_schema(path).names)
     _check_columns(names, filename)
+    # Read from the footer, before decompressing anything: a zip-bomb-like file stops here.
+    expanded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if expanded > limit:
+        raise DatasetError(
+            f"{filename} expands to {_human(expanded)} of data once decompressed; the limit is {_human(limit)} "
+            f"({PARQUET_EXPANSION}x the upload limit, setting upload_max_bytes). Upload fewer or shorter rows."
+        )
     df = pd.read_parquet(path)
     rows = [[_cell(v) for v in row] for row in df.itertuples(index=False, name=None)]
     return _frame(names, rows, filename)
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict:
-    keys = [k for k, _ in pairs]
-    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if len(pairs) > MAX_COLUMNS:  # checked here, before a huge object is built (and counted)
+        raise DatasetError(f"an object has {len(pairs):,} keys; the limit is {MAX_COLUMNS:,} columns.")
+    dupes = sorted(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
     if dupes:
         raise DatasetError(f"duplicate key(s) in one object: {', '.join(dupes)}.")
     return dict(pairs)
@@ -325,10 +347,12 @@ def _frame(columns: list[str], rows: list[list[str]], filename: str) -> pd.DataF
 def _check_columns(columns: list[str], filename: str) -> None:
     if not columns:
         raise DatasetError(f"{filename} has no columns.")
+    if len(columns) > MAX_COLUMNS:
+        raise DatasetError(f"{filename} has {len(columns):,} columns; the limit is {MAX_COLUMNS:,}.")
     for i, name in enumerate(columns, 1):
         if not str(name).strip():
             raise DatasetError(f"{filename}: column {i} has no name; give every column a header.")
-    dupes = sorted({c for c in columns if columns.count(c) > 1})
+    dupes = sorted(c for c, n in Counter(columns).items() if n > 1)  # Counter: columns.count is quadratic
     if dupes:
         raise DatasetError(f"{filename}: duplicate column name(s) {', '.join(map(repr, dupes))}; rename them.")
 

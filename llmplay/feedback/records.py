@@ -77,6 +77,8 @@ def _text(value: Any, what: str, limit: int = MAX_TEXT, *, required: bool = Fals
         raise FeedbackError(f"{what} must be text, not {type(value).__name__}.")
     if len(value) > limit:
         raise FeedbackError(f"{what} is {len(value):,} characters; the limit is {limit:,}. Shorten it.")
+    if "\x00" in value:  # kept out of the store: exports and training files would carry it on
+        raise FeedbackError(f"{what} contains a NUL character (\\x00); remove it.")
     if required and not value.strip():
         raise FeedbackError(f"{what} is empty.")
     return value

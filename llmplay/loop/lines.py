@@ -22,6 +22,9 @@ LINES, UPDATES, EVENTS = "loop_lines", "loop_updates", "loop_events"
 LINE_PREFIX = "line:"  # a picker name: "line:fpb" serves that line's active version
 START_FROM = ("active", "base")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# As llmplay.feedback.records.check_name: a queue name never reaches a path or a query unchecked.
+_QUEUE_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
+MAX_QUEUES = 50
 
 
 class LoopError(InvalidRequestError):
@@ -86,12 +89,13 @@ class LineSettings:
                 kind = "a whole number" if whole else "a number"
                 p.append(f"{name} must be {kind} from {low:g} to {high:g}, not {short(value)}")
 
-        if not isinstance(self.queues, list) or not all(isinstance(q, str) and q.strip() for q in self.queues):
-            p.append("queues must be a list of feedback queue names")
-        if not isinstance(self.preference_queues, list) or not all(
-            isinstance(q, str) and q.strip() for q in self.preference_queues
-        ):
-            p.append("preference_queues must be a list of feedback queue names")
+        for what in ("queues", "preference_queues"):
+            names = getattr(self, what)
+            if not isinstance(names, list) or len(names) > MAX_QUEUES:
+                p.append(f"{what} must be a list of at most {MAX_QUEUES} feedback queue names")
+            elif not all(isinstance(q, str) and _QUEUE_RE.match(q.strip()) for q in names):
+                bad = next(q for q in names if not (isinstance(q, str) and _QUEUE_RE.match(q.strip())))
+                p.append(f"{what}: {short(bad)} is not a queue name (1-64 letters, digits, '-', '_' or '.')")
         number("dpo_beta", 1e-4, 100)
         number("min_new_rows", 0, 100_000, whole=True)
         number("interval_minutes", 0, 60 * 24 * 365, whole=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmplay.errors import LlmplayError
-from llmplay.evaluation.datasets import DatasetError, load_builtin, load_dataset, read_table, sample
+from llmplay.evaluation.datasets import MAX_ROWS, DatasetError, load_builtin, load_dataset, read_table, sample
 from llmplay.settings import Settings
 from llmplay.store import connect
 from llmplay.templates.model import Template
@@ -28,6 +28,9 @@ FORMAT_COLUMNS = {
     "text": ("text",),
 }
 _SHOWN = 5  # row ids named in a message before "and N more"
+
+
+MAX_FILE_ROWS = MAX_ROWS  # the evaluation reader's row limit, for every training file
 
 
 class TrainDataError(LlmplayError):
@@ -132,6 +135,27 @@ def rows_from_table(
         for i, r in records
     ]
     return rows, "template"
+
+
+def check_data_file(settings: Settings, path, error: type[TrainDataError] = TrainDataError) -> None:
+    """The size limit of uploads (upload_max_bytes) for the training files read outside read_table (CoNLL,
+    plain text, DPO JSON): checked before a byte is read."""
+    from pathlib import Path
+
+    try:
+        size = Path(path).stat().st_size
+    except OSError:
+        raise error(f"Training file {str(path)!r} does not exist.") from None
+    if size > settings.upload_max_bytes:
+        raise error(
+            f"Training file {Path(path).name!r} is {size / 2**20:.1f} MB; the upload limit is "
+            f"{settings.upload_max_bytes / 2**20:.1f} MB (setting upload_max_bytes, env LLMPLAY_UPLOAD_MAX_BYTES)."
+        )
+
+
+def check_row_count(n: int, what: str, error: type[TrainDataError] = TrainDataError) -> None:
+    if n > MAX_FILE_ROWS:
+        raise error(f"{what} has {n:,} rows; the limit is {MAX_FILE_ROWS:,}. Use a sample of the rows.")
 
 
 def records_from_file(settings: Settings, path: str) -> list[dict[str, Any]]:

@@ -38,7 +38,15 @@ from llmplay.training import causal_model
 from llmplay.training.callbacks import CancelCallback, peak_rss_mb
 from llmplay.training.causal import CausalResult, _clean, _save, total_steps
 from llmplay.training.config import TrainConfig, preference_row_problems, preference_text
-from llmplay.training.data_sources import CONSUMER_PREFIX, TrainDataError, TrainRow, record_ids, seeded_subset
+from llmplay.training.data_sources import (
+    CONSUMER_PREFIX,
+    TrainDataError,
+    TrainRow,
+    check_data_file,
+    check_row_count,
+    record_ids,
+    seeded_subset,
+)
 from llmplay.training.trainer_args import training_arguments, use_bf16
 
 __all__ = ["PreferenceData", "load_pairs", "pair_examples", "train_dpo"]
@@ -122,6 +130,7 @@ def _file_records(settings: Settings, path: str | None) -> list[dict]:
         from llmplay.training.data_sources import records_from_file
 
         return [{k: _maybe_turns(v) for k, v in r.items()} for r in records_from_file(settings, str(file))]
+    check_data_file(settings, file)
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -133,6 +142,7 @@ def _file_records(settings: Settings, path: str | None) -> list[dict]:
             raise TrainDataError(f"data.file {path!r} is not valid JSON: {exc}") from None
         if not isinstance(records, list):
             raise TrainDataError(f"data.file {path!r} must hold a JSON list of pairs.")
+        check_row_count(len(records), f"data.file {path!r}")
         return records
     records = []
     for n, line in enumerate(text.splitlines(), start=1):
@@ -141,6 +151,7 @@ def _file_records(settings: Settings, path: str | None) -> list[dict]:
                 records.append(json.loads(line))
             except ValueError as exc:
                 raise TrainDataError(f"data.file {path!r} line {n} is not valid JSON: {exc}") from None
+    check_row_count(len(records), f"data.file {path!r}")
     return records
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from llmplay.settings import Settings
 from llmplay.training.config import DataConfig, TrainConfig
-from llmplay.training.data_sources import TrainDataError, dataset_table
+from llmplay.training.data_sources import TrainDataError, check_data_file, check_row_count, dataset_table
 
 DOC_COLUMNS = ("doc", "document", "doc_id")
 TOKEN_COLUMNS = ("tokens", "words")
@@ -122,13 +122,14 @@ def _file_rows(d: DataConfig, settings: Settings, task: str) -> tuple[list[dict]
     source = f"file {path.name!r}"
     if not path.is_file():
         raise EncoderDataError(f"Training file {str(path)!r} does not exist.")
+    check_data_file(settings, path, EncoderDataError)
     fmt = d.format
     if fmt == "auto":  # CoNLL files usually have no known suffix (eng.train, eng.testb); plain text for MLM
         fmt = "table" if path.suffix.lower() in FORMATS else "conll" if task == "ner" else "text"
-    if fmt == "conll":
-        return read_conll(path), source
-    if fmt == "text":
-        return _text_file(path), source
+    if fmt in ("conll", "text"):
+        rows = read_conll(path) if fmt == "conll" else _text_file(path)
+        check_row_count(len(rows), f"Training file {path.name!r}", EncoderDataError)
+        return rows, source
     try:
         table = read_table(path, settings)
     except DatasetError as exc:
