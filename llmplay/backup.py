@@ -58,6 +58,7 @@ STEP_PAGES = 256
 STEP_SLEEP_S = 0.01
 CHUNK = 1 << 20
 STALE_PARTIAL_S = 6 * 3600
+RESTORE_STAGE = ".restore-"
 DEFAULT_KEEP = 5
 DEFAULT_INTERVAL_S = 600
 
@@ -140,6 +141,8 @@ def _data_files(settings: Settings, dest: Path | None) -> tuple[list[Path], list
             rel = sub.relative_to(root).as_posix()
             if sub in rules:
                 skipped[rel + "/"] = rules[sub]
+            elif base == root and name.startswith(RESTORE_STAGE):
+                skipped[rel + "/"] = "a restore's staging folder (a restore cut short)"
             elif name.endswith(PARTIAL):
                 skipped[rel + "/"] = "a half-written folder (a training job's output before its final rename)"
             elif sub.is_symlink():
@@ -226,14 +229,28 @@ def backup(settings: Settings, dest: Path | str, *, keep: int | None = None) -> 
         partial.mkdir()
         try:
             manifest = _write_backup(settings, dest, partial, when)
-            os.replace(partial, dest / name)
+            _publish(partial, dest / name)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
+            if (dest / name).is_dir() and not (dest / name / MANIFEST).exists():  # a copy cut short (_publish)
+                shutil.rmtree(dest / name, ignore_errors=True)
             raise
     made = Backup(dest / name, manifest)
     if keep is not None:
         prune(dest, keep)
     return made
+
+
+def _publish(partial: Path, final: Path) -> None:
+    """Give a finished backup its name. Some bucket mounts cannot rename a folder: there, copy it with the
+    manifest last (a folder with a manifest is a whole backup), then delete the partial one."""
+    try:
+        os.replace(partial, final)
+    except OSError as exc:
+        log.info("Could not rename %s (%s); copying it instead", partial, exc)
+        shutil.copytree(partial, final, ignore=lambda folder, names: [MANIFEST] if Path(folder) == partial else [])
+        shutil.copy2(partial / MANIFEST, final / MANIFEST)
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _write_backup(settings: Settings, dest: Path, partial: Path, when: datetime) -> dict:
@@ -385,11 +402,15 @@ def restore(settings: Settings, src: Path | str) -> Backup:
         raise BackupError(
             f"{data_dir} already has different files where the backup would put {shown}. Nothing restored."
         )
-    fresh = not data_dir.exists() or not any(data_dir.iterdir())
+    # No data dir yet: stage next to it and rename the whole folder into place. One that exists (maybe empty, maybe
+    # a volume's mount point, which cannot be replaced): stage inside it and move the files in, the database last.
+    fresh = not data_dir.exists()
     parent = data_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    # Staging next to the data dir (same file system, so the final rename is atomic) or inside it.
-    stage = Path(tempfile.mkdtemp(prefix=f".{data_dir.name}.restore-", dir=parent if fresh else data_dir))
+    for old in data_dir.glob(RESTORE_STAGE + "*") if not fresh else ():  # a restore cut short earlier
+        shutil.rmtree(old, ignore_errors=True)
+    prefix = f".{data_dir.resolve().name}.restore-" if fresh else RESTORE_STAGE
+    stage = Path(tempfile.mkdtemp(prefix=prefix, dir=parent if fresh else data_dir))
     try:
         for entry in entries:
             _, sha = _copy_hashed(found.path / FILES / entry["path"], stage / entry["path"])
@@ -397,8 +418,6 @@ def restore(settings: Settings, src: Path | str) -> Backup:
                 raise BackupCorruptError(f"{entry['path']} changed while it was restored. Nothing restored.")
         _copy_hashed(found.path / DB_FILE, stage / DB_FILE)
         if fresh:
-            if data_dir.exists():
-                data_dir.rmdir()
             os.replace(stage, data_dir)
         else:
             _move_in(stage, data_dir)

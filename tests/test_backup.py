@@ -161,14 +161,41 @@ def test_restore_into_an_empty_data_dir_gives_the_same_rows_and_files(data, tmp_
         assert db["template_versions"].count == 20
 
 
-def test_restore_into_a_data_dir_with_only_a_temp_folder(data, tmp_path):
+@pytest.mark.parametrize("present", ["", "tmp/gradio/"])  # an empty volume; a fresh app's upload folder
+def test_restore_into_an_existing_data_dir_without_a_database(data, tmp_path, present):
     made = backup.backup(data, tmp_path / "backups")
     target = Settings(data_dir=tmp_path / "restored")
-    (target.data_dir / "tmp" / "gradio").mkdir(parents=True)  # a fresh app made its upload folder already
+    (target.data_dir / present).mkdir(parents=True)
+    (target.data_dir / backup.RESTORE_STAGE / "x").mkdir(parents=True)  # left by a restore cut short
     backup.restore(target, made.path)
     assert _counts(target.db_path) == _counts(data.db_path)
     assert set(_hashes(target.data_dir)) == set(DATA_FILES)
-    assert not list(target.data_dir.glob(".restored.restore-*"))
+    assert sorted(p.name for p in target.data_dir.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_restore_staging_folder_is_left_out_of_a_backup(data, tmp_path):
+    (data.data_dir / (backup.RESTORE_STAGE + "abc") / "datasets").mkdir(parents=True)
+    (data.data_dir / (backup.RESTORE_STAGE + "abc") / "datasets" / "half.jsonl").write_text("{}")
+    made = backup.backup(data, tmp_path / "backups")
+    assert {e["path"] for e in made.manifest["files"]} == set(DATA_FILES)
+    assert backup.RESTORE_STAGE + "abc/" in {e["path"] for e in made.manifest["skipped"]}
+
+
+def test_a_backup_on_a_mount_that_cannot_rename_folders_is_copied_whole(data, tmp_path, monkeypatch):
+    real_replace = os.replace
+
+    def no_folder_rename(src, dst):
+        if Path(src).is_dir():
+            raise OSError(38, "Function not implemented")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(backup.os, "replace", no_folder_rename)
+    made = backup.backup(data, tmp_path / "bucket")
+    assert [p.name for p in (tmp_path / "bucket").iterdir()] == [made.path.name]  # no .partial left
+    backup.verify(made)
+    monkeypatch.undo()
+    backup.restore(Settings(data_dir=tmp_path / "restored"), tmp_path / "bucket")
+    assert _counts(tmp_path / "restored" / "llmplay.db") == _counts(data.db_path)
 
 
 def test_restore_refuses_a_data_dir_that_has_a_database(data, tmp_path):
