@@ -255,6 +255,8 @@ def _publish(partial: Path, final: Path) -> None:
 
 def _write_backup(settings: Settings, dest: Path, partial: Path, when: datetime) -> dict:
     started = time.perf_counter()
+    # The database first, then the files: what a row names (a dataset file, a version's folder) is written
+    # before its row, so every file the snapshot refers to is there when the files are copied (unless deleted).
     _copy_database(settings.db_path, partial / DB_FILE)
     db_info = _describe_db(partial / DB_FILE)
     if db_info["integrity_check"] != "ok":
