@@ -49,7 +49,9 @@ def add_queue(settings: Settings, items: int = 3) -> list[int]:
 
     with connect(settings.db_path) as db, immediate(db):
         fb.create_queue(db, QUEUE, task="label", labels=["good", "bad"], k=3)
-        return [fb.add_item(db, QUEUE, prompt=f"prompt {i}", output=f"output {i}", source="cli")[0].id for i in range(items)]
+        return [
+            fb.add_item(db, QUEUE, prompt=f"prompt {i}", output=f"output {i}", source="cli")[0].id for i in range(items)
+        ]
 
 
 def start(settings: Settings, prompts_dir: Path | None = None) -> Team:
