@@ -3,10 +3,10 @@ Hugging Face Spaces schedule (a restore at start-up when the local database is m
 interval into a mounted bucket folder).
 
 A backup is a folder ``DEST/llmplay-<UTC time>/`` holding ``llmplay.db`` (SQLite's online backup API: one
-consistent snapshot while the app keeps writing), ``files/`` (the data dir's files, minus what is re-created or
-temporary: ``SKIPPED``) and ``manifest.json`` (every file's size and sha256, the database's integrity_check and
-row counts per table, the llmplay version). It is written as ``DEST/.llmplay-<time>.partial`` and renamed when
-complete, so a folder without the ``.partial`` suffix and with a manifest is a whole backup.
+consistent snapshot while the app keeps writing), ``files/`` (the data dir's files, minus what is re-created
+or temporary: ``backup_files.SKIPPED``) and ``manifest.json`` (every file's size and sha256, the database's
+integrity_check and row counts per table, the llmplay version). It is written as ``DEST/.llmplay-<time>.partial``
+and renamed when complete: a folder without the ``.partial`` suffix and with a manifest is a whole backup.
 
 A restore verifies everything first (sizes, sha256s, integrity_check), writes into a staging folder, and renames
 it into place; it never writes over a data dir that has a database.
@@ -14,7 +14,6 @@ it into place; it never writes over a data dir that has a database.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -31,34 +30,31 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from llmplay import __version__
+from llmplay.backup_files import (
+    DB_FILE,
+    DB_SIDECARS,
+    PARTIAL,
+    RESTORE_STAGE,
+    copy_hashed,
+    data_files,
+    inside,
+    sha256_file,
+)
 from llmplay.errors import LlmplayError
 from llmplay.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-DB_FILE = "llmplay.db"
 FILES = "files"
 PREFIX = "llmplay-"
-PARTIAL = ".partial"
 FORMAT = 1
-# Top-level folders of the data dir that a backup leaves out, and why (also written into the manifest).
-SKIPPED = {
-    "tmp": "temporary uploads and export downloads (swept after a day)",
-    "cache": "converted-model cache: re-created from the model's weights on first load",
-    "exports": "evaluation result exports: re-created from the database (`llmplay eval`)",
-    "models/merged": "merged exports of trained versions: re-created from the version (Train tab, Merge)",
-}
-# The live database and its sidecars: the online backup copies the database itself, consistently.
-DB_SIDECARS = tuple(DB_FILE + s for s in ("", "-wal", "-shm", "-journal"))
 # Rollback-journal databases only: each backup step holds a shared lock that blocks writers, so step in chunks
 # and sleep between them. Under WAL (what open_db sets) a reader never blocks a writer, and a paged backup
 # would restart whenever another connection commits between two steps: there it copies in one step.
 STEP_PAGES = 256
 STEP_SLEEP_S = 0.01
-CHUNK = 1 << 20
 STALE_PARTIAL_S = 6 * 3600
-RESTORE_STAGE = ".restore-"
 DEFAULT_KEEP = 5
 DEFAULT_INTERVAL_S = 600
 
@@ -83,83 +79,6 @@ class Backup:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _copy_hashed(src: Path, dst: Path) -> tuple[int, str]:
-    """Copy ``src`` to ``dst`` (flushed to disk) and return (size, sha256) of the bytes written: a file that
-    grows meanwhile (a job's log) is recorded as copied."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    digest, size = hashlib.sha256(), 0
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
-        while block := fin.read(CHUNK):
-            digest.update(block)
-            fout.write(block)
-            size += len(block)
-        fout.flush()
-        os.fsync(fout.fileno())
-    shutil.copystat(src, dst)
-    return size, digest.hexdigest()
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.resolve().relative_to(folder.resolve())
-    except ValueError:
-        return False
-    return True
-
-
-def _skip_rules(settings: Settings, dest: Path | None) -> dict[Path, str]:
-    """Absolute folders to leave out -> reason."""
-    root = settings.data_dir.resolve()
-    rules = {root / rel: reason for rel, reason in SKIPPED.items()}
-    if _inside(settings.cache_dir, root):
-        rules[settings.cache_dir.resolve()] = SKIPPED["cache"]
-    if dest is not None and _inside(dest, root):
-        rules[dest.resolve()] = "the backup destination itself"
-    return rules
-
-
-def _data_files(settings: Settings, dest: Path | None) -> tuple[list[Path], list[dict]]:
-    """The data dir's files to back up (relative paths) and what was left out (path, reason)."""
-    root = settings.data_dir.resolve()
-    rules = _skip_rules(settings, dest)
-    files: list[Path] = []
-    skipped: dict[str, str] = {}
-    for folder, dirs, names in os.walk(root):
-        base = Path(folder)
-        for name in sorted(dirs):
-            sub = base / name
-            rel = sub.relative_to(root).as_posix()
-            if sub in rules:
-                skipped[rel + "/"] = rules[sub]
-            elif base == root and name.startswith(RESTORE_STAGE):
-                skipped[rel + "/"] = "a restore's staging folder (a restore cut short)"
-            elif name.endswith(PARTIAL):
-                skipped[rel + "/"] = "a half-written folder (a training job's output before its final rename)"
-            elif sub.is_symlink():
-                skipped[rel + "/"] = "a symbolic link: its target is not part of the data dir"
-        dirs[:] = sorted(d for d in dirs if (base / d).relative_to(root).as_posix() + "/" not in skipped)
-        for name in sorted(names):
-            path = base / name
-            rel = path.relative_to(root)
-            if base == root and name in DB_SIDECARS:
-                continue  # the online backup takes the database
-            if name.startswith(".") and name.endswith(".tmp"):
-                skipped[rel.as_posix()] = "a temporary file of an atomic write in progress"
-            elif path.is_symlink():
-                skipped[rel.as_posix()] = "a symbolic link: its target is not part of the data dir"
-            else:
-                files.append(rel)
-    return files, [{"path": p, "reason": r} for p, r in sorted(skipped.items())]
 
 
 def _copy_database(src: Path, dst: Path) -> None:
@@ -217,7 +136,7 @@ def backup(settings: Settings, dest: Path | str, *, keep: int | None = None) -> 
         raise BackupError(f"No database at {settings.db_path}: nothing to back up (is --data-dir right?).")
     if dest.exists() and not dest.is_dir():
         raise BackupError(f"{dest} is a file; the backup destination must be a folder.")
-    if _inside(settings.data_dir, dest) and dest.resolve() != settings.data_dir.resolve():
+    if inside(settings.data_dir, dest) and dest.resolve() != settings.data_dir.resolve():
         raise BackupError(f"{dest} contains the data dir {settings.data_dir}; pick a folder outside it.")
     if dest.resolve() == settings.data_dir.resolve():
         raise BackupError("The backup destination cannot be the data dir itself; pick another folder.")
@@ -261,12 +180,12 @@ def _write_backup(settings: Settings, dest: Path, partial: Path, when: datetime)
     db_info = _describe_db(partial / DB_FILE)
     if db_info["integrity_check"] != "ok":
         raise BackupCorruptError(f"The database copy failed integrity_check: {db_info['integrity_check']}")
-    files, skipped = _data_files(settings, dest)
+    files, skipped = data_files(settings, dest)
     entries, vanished = [], []
     root = settings.data_dir.resolve()
     for rel in files:
         try:
-            size, sha = _copy_hashed(root / rel, partial / FILES / rel)
+            size, sha = copy_hashed(root / rel, partial / FILES / rel)
         except FileNotFoundError:  # deleted by the app between the listing and the copy
             vanished.append(rel.as_posix())
             continue
@@ -279,7 +198,7 @@ def _write_backup(settings: Settings, dest: Path, partial: Path, when: datetime)
         "database": {
             "file": DB_FILE,
             "size": (partial / DB_FILE).stat().st_size,
-            "sha256": _sha256(partial / DB_FILE),
+            "sha256": sha256_file(partial / DB_FILE),
             "method": "sqlite3 online backup API",
             **db_info,
         },
@@ -364,7 +283,7 @@ def verify(found: Backup) -> None:
             problems.append(f"{rel} is missing")
         elif path.stat().st_size != size:
             problems.append(f"{rel} has {path.stat().st_size} bytes, the manifest says {size}")
-        elif _sha256(path) != sha:
+        elif sha256_file(path) != sha:
             problems.append(f"{rel} does not match its sha256 in the manifest")
     if problems:
         more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
@@ -397,7 +316,7 @@ def restore(settings: Settings, src: Path | str) -> Backup:
         e["path"]
         for e in entries
         if (data_dir / e["path"]).exists()
-        and not ((data_dir / e["path"]).is_file() and _sha256(data_dir / e["path"]) == e["sha256"])
+        and not ((data_dir / e["path"]).is_file() and sha256_file(data_dir / e["path"]) == e["sha256"])
     ]
     if conflicts:
         shown = ", ".join(conflicts[:5]) + (f" and {len(conflicts) - 5} more" if len(conflicts) > 5 else "")
@@ -415,10 +334,10 @@ def restore(settings: Settings, src: Path | str) -> Backup:
     stage = Path(tempfile.mkdtemp(prefix=prefix, dir=parent if fresh else data_dir))
     try:
         for entry in entries:
-            _, sha = _copy_hashed(found.path / FILES / entry["path"], stage / entry["path"])
+            _, sha = copy_hashed(found.path / FILES / entry["path"], stage / entry["path"])
             if sha != entry["sha256"]:
                 raise BackupCorruptError(f"{entry['path']} changed while it was restored. Nothing restored.")
-        _copy_hashed(found.path / DB_FILE, stage / DB_FILE)
+        copy_hashed(found.path / DB_FILE, stage / DB_FILE)
         if fresh:
             os.replace(stage, data_dir)
         else:
