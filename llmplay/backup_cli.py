@@ -19,7 +19,7 @@ def add_backup_commands(sub) -> None:
         help="back up the database and data files into DEST/llmplay-<UTC time>/ (safe while the app runs)",
     )
     b.add_argument("dest", help="folder for backups (created); each backup is a new folder inside it")
-    b.add_argument("--keep", type=int, help="then delete all but the N newest backups in DEST")
+    b.add_argument("--keep", type=int, metavar="N", help="then delete all but the N newest backups in DEST")
     b.add_argument("--json", action="store_true", help="print the manifest as JSON")
     r = sub.add_parser("restore", help="restore a backup into a data dir that has no database yet")
     r.add_argument("src", help="a backup folder, or the folder holding backups (the newest complete one is used)")
