@@ -57,6 +57,7 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
             signed_in = gr.Markdown(elem_id="signed-in")
             if oauth_enabled():
                 gr.LoginButton(scale=0)
+        role_css = gr.HTML("", padding=False, elem_id="role-css")  # hides the tabs the role cannot use
         with gr.Tabs(elem_id="main-tabs") as tabs:
             with gr.Tab("Playground", id="playground"):
                 build_playground(engine, demo)
@@ -89,8 +90,8 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
             # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order: Feedback.
         _wire_open_in_compare(evaluate, compare, tabs)
         # After every tab: the role's view of the page (the guards on the handlers are what enforce it).
-        needs = {train_tab: "admin", loop_tab: "admin", labeling_tab: "label"}
-        _wire_role_view(engine, demo, signed_in, needs, labeling.name)
+        tab_needs = {train_tab.id: "admin", loop_tab.id: "admin", labeling_tab.id: "label"}
+        _wire_role_view(engine, demo, signed_in, role_css, tab_needs, labeling.name)
         # Trained versions join every model picker as soon as a job registers them: on page load, on switching
         # tabs, and when the Train tab sees a job finish.
         pickers = model_pickers(demo, engine, exclude=(*train.pickers, *loop.pickers))
@@ -98,23 +99,27 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
     return demo
 
 
-def _wire_role_view(engine: Engine, demo: gr.Blocks, signed_in: gr.Markdown, needs: dict, labeler_name) -> None:
+def _wire_role_view(engine: Engine, demo: gr.Blocks, signed_in, role_css, tab_needs: dict, labeler_name) -> None:
     """On page load: the header line, the tabs and controls the caller's role may use (others hidden), and
-    with users the labeler name fixed to the login name."""
+    with users the labeler name fixed to the login name. Tabs are hidden by a style rule: Gradio 6.31 ignores
+    a ``visible`` update of a gr.Tab (its button stays)."""
     settings = engine.settings
     # Components the tabs marked with ui.access.needs(), e.g. the model panel or the template writes.
     marked = {block: block.llmplay_needs for block in demo.blocks.values() if hasattr(block, "llmplay_needs")}
-    marked |= needs
     targets = list(marked)
 
     def role_view(request: gr.Request):
         role = role_of_request(settings, request)
         shown = [gr.update(visible=visible_for(role, marked[t])) for t in targets]
+        hidden = [
+            f'#main-tabs button[data-tab-id="{tab}"]' for tab, need in tab_needs.items() if not visible_for(role, need)
+        ]
+        css = f"<style>{', '.join(hidden)} {{display: none !important}}</style>" if hidden else ""
         name = getattr(request, "username", None)
         fixed = gr.Textbox(value=name, interactive=False) if name else gr.skip()
-        return [header_text(settings, request), *shown, fixed]
+        return [header_text(settings, request), css, *shown, fixed]
 
-    demo.load(role_view, None, [signed_in, *targets, labeler_name], api_visibility="private")
+    demo.load(role_view, None, [signed_in, role_css, *targets, labeler_name], api_visibility="private")
 
 
 def _wire_open_in_compare(evaluate: EvaluateHandle, compare: CompareHandle, tabs: gr.Tabs) -> None:
