@@ -295,7 +295,20 @@ def _read_parquet(path: Path, filename: str, max_rows: int, limit: int) -> pd.Da
             f"{filename} expands to {_human(expanded)} of data once decompressed; the limit is {_human(limit)} "
             f"({PARQUET_EXPANSION}x the upload limit, setting upload_max_bytes). Upload fewer or shorter rows."
         )
-    df = pd.read_parquet(path)
+    # Dictionary encoding stores a repeated value once, so the footer undercounts what reading builds: count
+    # the decoded bytes batch by batch and stop at the limit.
+    import pyarrow as pa
+
+    parquet, batches, decoded = pq.ParquetFile(path), [], 0
+    for batch in parquet.iter_batches(batch_size=8):
+        decoded += batch.nbytes
+        if decoded > limit:
+            raise DatasetError(
+                f"{filename} expands to more than {_human(limit)} of data once decoded ({PARQUET_EXPANSION}x the "
+                "upload limit, setting upload_max_bytes). Upload fewer or shorter rows."
+            )
+        batches.append(batch)
+    df = pa.Table.from_batches(batches, schema=parquet.schema_arrow).to_pandas()
     rows = [[_cell(v) for v in row] for row in df.itertuples(index=False, name=None)]
     return _frame(names, rows, filename)
 

@@ -65,22 +65,25 @@ class ImportResult:
 
 def _read(path: Path, filename: str) -> list[tuple[int, dict]]:
     """(line number, row) for every row of the file; bad structure raises naming the line."""
+    suffix = Path(filename).suffix.lower()
+    if suffix not in (".jsonl", ".ndjson", ".json", ".csv"):  # before reading a byte of it
+        raise FeedbackError(f"{filename}: import takes .jsonl, .json or .csv files, not {short(suffix or 'none')}.")
     size = path.stat().st_size
     if size > MAX_IMPORT_BYTES:
         raise FeedbackError(f"{filename} is {size / 2**20:.1f} MB; the import limit is 20 MB. Split the file.")
+    data = path.read_bytes()
+    if data.startswith((b"\x1f\x8b", b"PK\x03\x04")):  # gzip, zip: never decompressed here
+        raise FeedbackError(f"{filename} is a compressed archive; import the plain .jsonl, .json or .csv file.")
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise FeedbackError(f"{filename} is not UTF-8 text (byte {exc.start}); save it as UTF-8.") from None
-    suffix = Path(filename).suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         rows = _jsonl(text, filename)
     elif suffix == ".json":
         rows = _json_array(text, filename)
-    elif suffix == ".csv":
-        rows = _csv(text, filename)
     else:
-        raise FeedbackError(f"{filename}: import takes .jsonl, .json or .csv files, not {short(suffix or 'none')}.")
+        rows = _csv(text, filename)
     if not rows:
         raise FeedbackError(f"{filename} has no rows.")
     return rows

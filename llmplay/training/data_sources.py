@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from llmplay.errors import LlmplayError
@@ -140,8 +141,6 @@ def rows_from_table(
 def check_data_file(settings: Settings, path, error: type[TrainDataError] = TrainDataError) -> None:
     """The size limit of uploads (upload_max_bytes) for the training files read outside read_table (CoNLL,
     plain text, DPO JSON): checked before a byte is read."""
-    from pathlib import Path
-
     try:
         size = Path(path).stat().st_size
     except OSError:
@@ -169,6 +168,47 @@ def records_from_file(settings: Settings, path: str) -> list[dict[str, Any]]:
         for i, record in enumerate(records):
             record["messages"] = _json_cell(record["messages"], i, "messages")
     return records
+
+
+def pair_records(settings: Settings, path: str | None) -> list[dict]:
+    """DPO pairs from a file: JSONL / JSON read as JSON (chat prompts stay lists), other tables through the
+    evaluation reader."""
+    file = Path(path or "")
+    if file.suffix.lower() not in (".jsonl", ".json"):
+        return [{k: _maybe_turns(v) for k, v in r.items()} for r in records_from_file(settings, str(file))]
+    check_data_file(settings, file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TrainDataError(f"Cannot read data.file {path!r}: {exc}") from None
+    if file.suffix.lower() == ".json":
+        try:
+            records = json.loads(text)
+        except ValueError as exc:
+            raise TrainDataError(f"data.file {path!r} is not valid JSON: {exc}") from None
+        if not isinstance(records, list):
+            raise TrainDataError(f"data.file {path!r} must hold a JSON list of pairs.")
+        check_row_count(len(records), f"data.file {path!r}")
+        return records
+    records = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except ValueError as exc:
+                raise TrainDataError(f"data.file {path!r} line {n} is not valid JSON: {exc}") from None
+    check_row_count(len(records), f"data.file {path!r}")
+    return records
+
+
+def _maybe_turns(value):
+    """A table cell that holds chat turns as JSON text (CSV has only text)."""
+    if isinstance(value, str) and value.lstrip().startswith("[{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 CONSUMER_PREFIX = "training-job:"  # what a job records on the feedback items it trained on (entry.py)

@@ -42,8 +42,7 @@ from llmplay.training.data_sources import (
     CONSUMER_PREFIX,
     TrainDataError,
     TrainRow,
-    check_data_file,
-    check_row_count,
+    pair_records,
     record_ids,
     seeded_subset,
 )
@@ -84,7 +83,7 @@ def load_pairs(config: TrainConfig, settings: Settings) -> PreferenceData:
     if d.source == "rows":
         records, source, first = [dict(r) for r in d.rows or []], "inline rows", 1
     elif d.source == "file":
-        records, source, first = _file_records(settings, d.file), f"file {d.file}", 1
+        records, source, first = pair_records(settings, d.file), f"file {d.file}", 1
     elif d.source == "feedback":
         records, source, first = feedback_pairs(settings), "accepted feedback pairs", 1
     else:
@@ -121,48 +120,6 @@ def feedback_pairs(settings: Settings) -> list[dict]:
             "the Arena or Compare, answer a preference queue, or correct replies first."
         )
     return records
-
-
-def _file_records(settings: Settings, path: str | None) -> list[dict]:
-    """JSONL / JSON read as JSON (chat prompts stay lists); other tables through the evaluation reader."""
-    file = Path(path or "")
-    if file.suffix.lower() not in (".jsonl", ".json"):
-        from llmplay.training.data_sources import records_from_file
-
-        return [{k: _maybe_turns(v) for k, v in r.items()} for r in records_from_file(settings, str(file))]
-    check_data_file(settings, file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TrainDataError(f"Cannot read data.file {path!r}: {exc}") from None
-    if file.suffix.lower() == ".json":
-        try:
-            records = json.loads(text)
-        except ValueError as exc:
-            raise TrainDataError(f"data.file {path!r} is not valid JSON: {exc}") from None
-        if not isinstance(records, list):
-            raise TrainDataError(f"data.file {path!r} must hold a JSON list of pairs.")
-        check_row_count(len(records), f"data.file {path!r}")
-        return records
-    records = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except ValueError as exc:
-                raise TrainDataError(f"data.file {path!r} line {n} is not valid JSON: {exc}") from None
-    check_row_count(len(records), f"data.file {path!r}")
-    return records
-
-
-def _maybe_turns(value):
-    """A table cell that holds chat turns as JSON text (CSV has only text)."""
-    if isinstance(value, str) and value.lstrip().startswith("[{"):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
 
 
 def _pair_row(row_id, record: dict) -> TrainRow:
