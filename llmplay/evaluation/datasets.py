@@ -301,6 +301,9 @@ def _read_parquet(path: Path, filename: str, max_rows: int, limit: int) -> pd.Da
 
     parquet, batches, decoded = pq.ParquetFile(path), [], 0
     for batch in parquet.iter_batches(batch_size=8):
+        # A column written as an Arrow dictionary comes back as one: decode it, so its size is what it holds.
+        columns = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
+        batch = pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
         decoded += batch.nbytes
         if decoded > limit:
             raise DatasetError(
@@ -308,7 +311,7 @@ def _read_parquet(path: Path, filename: str, max_rows: int, limit: int) -> pd.Da
                 "upload limit, setting upload_max_bytes). Upload fewer or shorter rows."
             )
         batches.append(batch)
-    df = pa.Table.from_batches(batches, schema=parquet.schema_arrow).to_pandas()
+    df = pa.Table.from_batches(batches).to_pandas() if batches else pd.DataFrame(columns=names)
     rows = [[_cell(v) for v in row] for row in df.itertuples(index=False, name=None)]
     return _frame(names, rows, filename)
 
