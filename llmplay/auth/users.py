@@ -6,6 +6,9 @@ removed nor demoted, so an instance never locks its operators out.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -126,7 +129,22 @@ def authenticate(settings: Settings, name: str, password: str) -> str | None:
     if row is None:
         verify_password(_DUMMY_HASH, password)
         return None
-    return row[0] if verify_password(row[1], password) else None
+    role, stored = row
+    key = (name, hmac.new(_CACHE_KEY, password.encode("utf-8", "surrogatepass"), hashlib.sha256).digest())
+    if _verified.get(key) == stored:  # verified before against this very hash (a new password misses)
+        return role
+    if not verify_password(stored, password):
+        return None
+    if len(_verified) > 10_000:
+        _verified.clear()
+    _verified[key] = stored
+    return role
+
+
+# argon2 costs ~64 MiB and tens of ms per check, by design; HTTP Basic sends the password with every REST call,
+# so a password verified once is remembered (as a keyed digest, per process) against the hash it matched.
+_CACHE_KEY = secrets.token_bytes(32)
+_verified: dict[tuple[str, bytes], str] = {}
 
 
 # has_users runs on every guarded call; a count cached for a second keeps labeling submits cheap, and a user

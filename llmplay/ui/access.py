@@ -176,3 +176,32 @@ def needs(permission: str, *components: gr.components.Component | gr.blocks.Bloc
     """Mark components that only roles with ``permission`` see; app.py shows or hides them on page load."""
     for component in components:
         component.llmplay_needs = permission
+
+
+AUDIT_HEADERS = ["At", "User", "Role", "Action", "Target", "Allowed"]
+
+
+def build_audit_panel(settings: Settings) -> None:
+    """Admins' view of the users and the audit log (refused attempts, admin actions), newest first."""
+    from llmplay.auth.access import audit_rows
+    from llmplay.auth.users import list_users
+
+    def show(limit: float | None = 100) -> tuple:
+        rows = audit_rows(settings, int(limit or 100))
+        table = [
+            [r["at"], r["user"], r["role"], r["action"], r["target"], "yes" if r["allowed"] else "REFUSED"]
+            for r in rows
+        ]
+        people = list_users(settings)
+        listed = ", ".join(f"{u.name} ({u.role})" for u in people) or "none: single-user mode"
+        return f"**Users:** {listed}", table
+
+    with gr.Accordion("Users & audit log", open=False, elem_id="audit-panel") as panel:
+        with gr.Row():
+            limit = gr.Number(100, precision=0, minimum=1, maximum=10_000, label="Rows", scale=0)
+            refresh = gr.Button("Refresh", scale=0)
+        users = gr.Markdown()
+        table = gr.Dataframe(headers=AUDIT_HEADERS, interactive=False, wrap=True, max_height=360, elem_id="audit-log")
+    needs("admin", panel)
+    # Reading the log is an admin action too (it names who tried what).
+    refresh.click(Guard(settings)("admin", "view the audit log", show), limit, [users, table], api_name="audit_log")

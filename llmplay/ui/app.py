@@ -17,7 +17,7 @@ import gradio as gr
 
 from llmplay.engine import Engine
 from llmplay.tempfiles import claim_upload_dir, exports_dir
-from llmplay.ui.access import header_text, oauth_enabled, role_of_request, visible_for
+from llmplay.ui.access import build_audit_panel, header_text, oauth_enabled, role_of_request, visible_for
 from llmplay.ui.arena_tab import build_arena_tab, build_leaderboard_tab
 from llmplay.ui.compare_tab import CompareHandle, build_compare_tab
 from llmplay.ui.evaluate_tab import EvaluateHandle, build_evaluate_tab
@@ -89,6 +89,7 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
                 loop = build_loop_tab(engine, demo, prompts_dir, scheduler=scheduler)
             # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order: Feedback.
         _wire_open_in_compare(evaluate, compare, tabs)
+        build_audit_panel(engine.settings)  # admins only; before the role view, which hides it from others
         # After every tab: the role's view of the page (the guards on the handlers are what enforce it).
         tab_needs = {train_tab.id: "admin", loop_tab.id: "admin", labeling_tab.id: "label"}
         _wire_role_view(engine, demo, signed_in, role_css, tab_needs, labeling.name)

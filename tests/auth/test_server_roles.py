@@ -98,3 +98,12 @@ def test_rest_labeling_needs_credentials_of_that_labeler(team):
     admin = httpx.post(url, json=body, auth=team.auth("ada"))
     assert admin.status_code == 200, admin.text
     assert (team.items[1], '"good"') in responses(team, "ada")
+
+
+def test_only_admins_read_the_audit_log(team, clients):
+    with pytest.raises(Exception, match=r"'lab' \(labeler\) may not view the audit log"):
+        clients["lab"].predict(50, api_name="/audit_log")
+    users, table = clients["ada"].predict(50, api_name="/audit_log")
+    assert "ada (admin)" in users and "lab (labeler)" in users and "vic (viewer)" in users
+    rows = [tuple(r) for r in table["data"]]
+    assert any(r[1] == "lab" and r[3] == "view the audit log" and r[5] == "REFUSED" for r in rows)

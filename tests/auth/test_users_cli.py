@@ -82,5 +82,12 @@ def test_hash_is_not_the_password_and_verifies(tmp_path):
     assert "s3cret-pass" not in stored and stored.startswith("$argon2id$")
     assert users.verify_password(stored, "s3cret-pass")
     assert not users.verify_password(stored, "s3cret-pasS")
+    # The second check is remembered (no second argon2 run); a wrong password or a removed user still fails.
+    assert [users.authenticate(settings, "dora", "s3cret-pass") for _ in range(2)] == ["viewer", "viewer"]
+    assert users.authenticate(settings, "dora", "s3cret-pasS") is None
+    users.add_user(settings, "ed", "admin", "ed-password")
+    users.remove_user(settings, "dora")
+    assert users.authenticate(settings, "dora", "s3cret-pass") is None
+    users.add_user(settings, "dora", "viewer", "s3cret-pass")
     with pytest.raises(users.UserError, match="exists already"):
         users.add_user(settings, "dora", "admin", "another-pass")
