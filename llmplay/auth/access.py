@@ -50,8 +50,14 @@ def resolve_caller(settings: Settings, username: str | None, oauth: OAuthConfig 
         role = oauth.role_for(name)
         if role is None:
             why = "Log in with Hugging Face first." if not name else f"Hub user {name!r} is on no allow-list."
-            _refuse(settings, name, "", "use the app", "", why + " An admin adds names to LLMPLAY_ADMINS, "
-                    "LLMPLAY_LABELERS or LLMPLAY_VIEWERS.")
+            _refuse(
+                settings,
+                name,
+                "",
+                "use the app",
+                "",
+                why + " An admin adds names to LLMPLAY_ADMINS, LLMPLAY_LABELERS or LLMPLAY_VIEWERS.",
+            )
         return Caller(name, role)
     if not has_users(settings):
         return Caller(LOCAL, "admin", single_user=True)
@@ -68,7 +74,11 @@ def check(settings: Settings, caller: Caller, permission: str, action: str, targ
     if not allows(caller.role, permission):
         need = needed_role(permission)
         _refuse(
-            settings, caller.name, caller.role, action, target,
+            settings,
+            caller.name,
+            caller.role,
+            action,
+            target,
             f"{caller.name!r} ({caller.role}) may not {action}: needs the {need} role.",
         )
     if permission == "admin":
