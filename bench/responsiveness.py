@@ -9,7 +9,7 @@ and during a LoRA job, against the app as its own process.
    through the app's HTTP API (``/api/labeling/next`` + ``/submit``) with a think time of ``--think`` s
    between items, as people do; a page opener fetching what a browser needs before the page shows (``GET /``
    and Gradio's ``/config``) every second; a chat client asking the Playground (``/chat``, 32 new tokens,
-   greedy) one reply after another: time to first token and tokens/s.
+   greedy) one reply after another with ``--chat-think`` s between them: time to first token and tokens/s.
 3. Starts a training job the way the app's job runner does (``python -m llmplay.training.entry CONFIG`` with
    the runner's environment, ``LLMPLAY_JOB_NICE`` = ``--nice``): SmolLM2-135M + LoRA on 500 Financial
    PhraseBank rows, enough steps to outlast the phase. Once its first step is logged, the training phase
@@ -97,7 +97,7 @@ def page_opener(url: str, phase: Phase, stop: threading.Event) -> None:
             stop.wait(1.0)
 
 
-def chatter(url: str, phase: Phase, stop: threading.Event) -> None:
+def chatter(url: str, phase: Phase, stop: threading.Event, think_s: float) -> None:
     from gradio_client import Client
 
     client = Client(url, verbose=False)
@@ -107,8 +107,11 @@ def chatter(url: str, phase: Phase, stop: threading.Event) -> None:
             first = None
             job = client.submit("Name three colours of the rainbow.", [], MODEL, "", 32, 0.0, 1.0, 0, 1.0, "", "",
                                 "auto", api_name="/chat")  # fmt: skip
-            for _ in job:
-                first = first or time.perf_counter()
+            for out in job:  # (chatbot, status): the first update whose reply has text is the first token
+                history = out[0] if isinstance(out, list | tuple) and out else None
+                last = history[-1] if isinstance(history, list) and history else {}
+                if first is None and isinstance(last, dict) and last.get("role") == "assistant" and last.get("content"):
+                    first = time.perf_counter()
             final = job.result()
             status = str(final[-1]) if isinstance(final, list | tuple) else str(final)
             tok_s = _tokens(status)
@@ -117,6 +120,7 @@ def chatter(url: str, phase: Phase, stop: threading.Event) -> None:
                 continue
             phase.add("ttft", first - started)
             phase.add("tok_s", tok_s)
+            stop.wait(think_s)  # the person reads the reply before asking again
     except Exception as exc:
         phase.add("errors", f"chat: {type(exc).__name__}: {exc}")
     finally:
@@ -129,12 +133,29 @@ def _tokens(status: str) -> float | None:
     return float(found.group(1)) if found else None
 
 
-def measure(url: str, queue: str, labelers: int, seconds: float, think_s: float, tag: str) -> Phase:
+def warm_up(url: str, queue: str) -> None:
+    """One whole reply and one label before measuring: the first reply loads the model (not what is measured)."""
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    try:
+        client.predict("Hi", [], MODEL, "", 8, 0.0, 1.0, 0, 1.0, "", "", "auto", api_name="/chat")
+    finally:
+        client.close()
+    rest = RestApi(url)
+    try:
+        item = rest.predict(queue, "warm", api_name="/labeling_next")
+        rest.predict(queue, "warm", item["item_id"], LABELS[0], uuid.uuid4().hex, api_name="/labeling_submit")
+    finally:
+        rest.close()
+
+
+def measure(url: str, queue: str, labelers: int, seconds: float, think_s: float, tag: str, chat_think_s: float):
     phase, stop = Phase(), threading.Event()
     threads = [threading.Thread(target=labeler, args=(url, queue, f"{tag}-{i}", phase, stop, think_s))
                for i in range(labelers)]  # fmt: skip
     threads += [threading.Thread(target=page_opener, args=(url, phase, stop)),
-                threading.Thread(target=chatter, args=(url, phase, stop))]  # fmt: skip
+                threading.Thread(target=chatter, args=(url, phase, stop, chat_think_s))]  # fmt: skip
     for t in threads:
         t.start()
     time.sleep(seconds)
@@ -212,6 +233,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each phase")
     parser.add_argument("--labelers", type=int, default=4)
     parser.add_argument("--think", type=float, default=0.5, help="seconds a labeler waits between items")
+    parser.add_argument("--chat-think", type=float, default=2.0, help="seconds between Playground replies")
     parser.add_argument("--nice", type=int, default=10, help="the training process's niceness (the app's default)")
     args = parser.parse_args()
     fpb_split(0, 1, 0)  # exits with a clear message when the shared data sets are missing
@@ -224,8 +246,8 @@ def main() -> None:
         try:
             wait_for(url, app)
             queue = make_queue(data_dir / "llmplay.db", items=2000, k=1)
-            measure(url, queue, 1, 5, args.think, "warm")  # the model's first reply loads it: not measured
-            idle = measure(url, queue, args.labelers, args.seconds, args.think, "idle")
+            warm_up(url, queue)
+            idle = measure(url, queue, args.labelers, args.seconds, args.think, "idle", args.chat_think)
             job, log = start_training(data_dir, args.nice, steps=100_000)
             deadline = time.monotonic() + 600
             while job_steps(data_dir / "llmplay.db") < 1:
@@ -234,7 +256,7 @@ def main() -> None:
                     raise SystemExit(f"the training job did not start training:\n{tail}")
                 time.sleep(1)
             steps_before = job_steps(data_dir / "llmplay.db")
-            busy = measure(url, queue, args.labelers, args.seconds, args.think, "busy")
+            busy = measure(url, queue, args.labelers, args.seconds, args.think, "busy", args.chat_think)
             steps_in_phase = job_steps(data_dir / "llmplay.db") - steps_before
         finally:
             if job is not None and job.poll() is None:

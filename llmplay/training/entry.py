@@ -47,6 +47,7 @@ from pathlib import Path
 
 from llmplay import exitcodes
 from llmplay.errors import LlmplayError
+from llmplay.processes import lower_priority
 from llmplay.settings import Settings
 from llmplay.training import records, registry
 from llmplay.training.callbacks import StopRequest, install_sigterm_handler, job_callbacks, peak_rss_mb, rank
@@ -75,17 +76,6 @@ def read_config(path: str) -> TrainConfig:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise LlmplayError(f"Cannot read the training config {path}: {exc}") from None
     return TrainConfig.from_dict(data)
-
-
-def lower_priority(nice: str) -> None:
-    """Run at ``nice`` (the app's job runner sets LLMPLAY_JOB_NICE, default 10) before torch starts its threads:
-    Linux keeps a niceness per thread and new threads inherit it."""
-    try:
-        step = int(nice or 0)
-    except ValueError:
-        return
-    if step > 0:
-        os.nice(min(step, 19))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -100,12 +100,18 @@ def test_the_child_runs_at_a_lower_cpu_priority(runner, monkeypatch):
     finished = runner.wait(runner.submit(config(steps=1)).id)
     assert f"LLMPLAY_JOB_NICE={JOB_NICE}" in runner.log_tail(finished.id)
     # The real entry applies it before torch starts threads; a niceness only grows, so check in a child.
-    probe = "import os; from llmplay.training.entry import lower_priority as lp; lp('10'); print(os.nice(0))"
+    probe = "import os; from llmplay.processes import lower_priority as lp; lp('10'); print(os.nice(0))"
     base = int(subprocess.check_output([sys.executable, "-c", "import os; print(os.nice(0))"], text=True))
     shown = subprocess.check_output([sys.executable, "-c", probe], text=True)
     assert int(shown) == min(base + 10, 19)
     off = subprocess.check_output([sys.executable, "-c", probe.replace("lp('10')", "lp('0')")], text=True)
     assert int(off) == base
+    # In its own session (as the runner starts it) the job also lowers its autogroup, which is what the kernel
+    # weighs against the app's group when autogroup scheduling is on.
+    if Path("/proc/self/autogroup").exists():
+        group = probe.replace("print(os.nice(0))", "print(open('/proc/self/autogroup').read())")
+        shown = subprocess.check_output([sys.executable, "-c", group], text=True, start_new_session=True)
+        assert shown.split()[-1] == "10", shown
 
 
 def test_cancel_stops_the_process_within_seconds_keeps_the_checkpoint_and_resume_finishes(runner):
