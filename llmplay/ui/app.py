@@ -23,6 +23,7 @@ from llmplay.ui.compare_tab import CompareHandle, build_compare_tab
 from llmplay.ui.evaluate_tab import EvaluateHandle, build_evaluate_tab
 from llmplay.ui.models_panel import model_pickers, refresh_model_pickers
 from llmplay.ui.playground import build_playground
+from llmplay.ui.queueing import QUEUE_MAX
 from llmplay.ui.templates_tab import build_templates_tab
 from llmplay.ui.train_tab import build_train_tab
 
@@ -155,7 +156,8 @@ def launch(engine: Engine, host: str | None = None, port: int | None = None, con
     claim_upload_dir(settings)
     warm_default_model(engine)
     demo = build_app(engine)
-    demo.queue(default_concurrency_limit=concurrency)
+    # Model-running events share one limit (llmplay/ui/queueing.py); a full queue answers "busy, try again".
+    demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX)
     kwargs["share"] = False  # never open a public tunnel: the app may hold keys and private models
     kwargs.setdefault("max_file_size", settings.upload_max_bytes)
     # Without it, what Gradio rejects before a handler runs (a payload of the wrong shape, a value a component

@@ -85,6 +85,7 @@ from llmplay.ui import fields
 from llmplay.ui.access import Guard
 from llmplay.ui.models_panel import TEXT_KINDS, generative_names, offer_kinds
 from llmplay.ui.playground import format_error, parse_params
+from llmplay.ui.queueing import GENERATION
 from llmplay.ui.templates_tab import parse_values, template_choices
 
 log = logging.getLogger(__name__)
@@ -524,6 +525,7 @@ def build_arena_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | N
         [battle_id, reply_a, reply_b, status],
         api_name="arena_battle",
         show_progress="minimal",
+        **GENERATION,
     )
     running.then(_votes_enabled, [battle_id, status], list(buttons.values()), **private)
     stop.click(lambda: "⏹️ Stopped.", None, status, cancels=[running], **private)

@@ -98,6 +98,7 @@ from llmplay.ui.access import Guard
 from llmplay.ui.models_panel import generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
 from llmplay.ui.playground import UI_DTYPES, format_error, format_stats, parse_params
+from llmplay.ui.queueing import GENERATION
 from llmplay.ui.templates_tab import parse_values, template_choices
 
 log = logging.getLogger(__name__)
@@ -596,8 +597,8 @@ def build_compare_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str |
     guard = Guard(engine.settings)  # comparing spends model time; feedback is a vote or a correction
     prefer = guard("vote", "send preference pairs", tab.send_preference, user_param="user")
     correct = guard("label", "send corrections", tab.send_correction, user_param="user")
-    gr.api(guard("generate", "compare models", tab.compare), api_name="compare")
-    gr.api(guard("generate", "compare models", tab.reroll), api_name="reroll")
+    gr.api(guard("generate", "compare models", tab.compare), api_name="compare", **GENERATION)
+    gr.api(guard("generate", "compare models", tab.reroll), api_name="reroll", **GENERATION)
     gr.api(tab.diff_columns, api_name="diff_columns")
     gr.api(tab.export_comparison, api_name="export_comparison")
     gr.api(prefer, api_name="compare_preference")
@@ -649,6 +650,7 @@ def build_compare_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str |
         outputs,
         show_progress="minimal",
         **private,
+        **GENERATION,
     )
     running.then(_clear_sent_message, state, message, **private)
     rerolls = [  # outputs: that column alone, so the others show no progress
@@ -658,6 +660,7 @@ def build_compare_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str |
             [state, status, col.chatbot, col.stats],
             show_progress="minimal",
             **private,
+            **GENERATION,
         )
         for i, col in enumerate(cols)
     ]

@@ -58,6 +58,7 @@ from llmplay.ui import fields
 from llmplay.ui.access import Guard
 from llmplay.ui.models_panel import build_add_model_panel, default_model, describe_model, generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
+from llmplay.ui.queueing import GENERATION
 
 log = logging.getLogger(__name__)
 
@@ -449,6 +450,7 @@ def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
         [chatbot, status],
         api_name="chat",
         show_progress="minimal",  # the status line says what is happening
+        **GENERATION,
     )
     reply.then(_clear_sent_message, status, message, api_visibility="private")
     sent = gr.State({})  # reply index -> the prompt and model it came from (for feedback on it)

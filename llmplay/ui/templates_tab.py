@@ -47,6 +47,7 @@ from llmplay.ui import fields
 from llmplay.ui.access import Guard, needs
 from llmplay.ui.models_panel import default_model, generative_names
 from llmplay.ui.playground import ERROR, format_stats
+from llmplay.ui.queueing import GENERATION
 
 log = logging.getLogger(__name__)
 
@@ -542,12 +543,13 @@ def build_templates_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str
         [reply, run_status],
         show_progress="minimal",
         **private,
+        **GENERATION,
     )
     stop_btn.click(_stopped, None, run_status, cancels=[run], **private)
 
     # Plain-value endpoints for scripts and tests (the form's slots are a UI detail).
     gr.api(tab.render_preview, api_name="render_preview")
-    gr.api(guard("generate", "run templates", tab.run_once), api_name="run_once")
+    gr.api(guard("generate", "run templates", tab.run_once), api_name="run_once", **GENERATION)
     # A (re)loaded page shows the library as it is now, the first template's preview and its history.
     loaded = demo.load(tab.list_templates, [search, picker], picker, **private)
     loaded.then(tab.edited, form, [problems, *slots, preview, token_info], **private)

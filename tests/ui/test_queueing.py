@@ -1,0 +1,48 @@
+"""Model-running events share one concurrency group; cheap events are not queued behind them."""
+
+from __future__ import annotations
+
+import pytest
+
+from llmplay.ui import build_app
+from llmplay.ui.queueing import GENERATION_LIMIT
+
+MODEL_EVENTS = {"chat", "compare", "reroll", "arena_battle", "run_once"}
+CHEAP_EVENTS = {"labeling_next", "labeling_submit", "render_preview", "leaderboard", "diff_columns"}
+
+
+@pytest.fixture(scope="module")
+def demo(engine):
+    app = build_app(engine)
+    yield app
+    app.close()
+
+
+def test_every_model_event_joins_the_generation_group_and_cheap_ones_do_not(demo):
+    by_name = {fn.api_name: fn for fn in demo.fns.values() if isinstance(fn.api_name, str)}
+    wanted = MODEL_EVENTS | CHEAP_EVENTS
+    assert set(by_name) >= wanted, sorted(wanted - set(by_name))
+    for name in MODEL_EVENTS:
+        fn = by_name[name]
+        assert (fn.concurrency_id, fn.concurrency_limit) == ("generation", GENERATION_LIMIT), name
+    for name in CHEAP_EVENTS:
+        assert by_name[name].concurrency_id != "generation", name
+    # The form's own (private) run events share it too: every streaming model event is in the group.
+    grouped = [fn for fn in demo.fns.values() if fn.concurrency_id == "generation"]
+    assert len(grouped) > len(MODEL_EVENTS), "the Compare form, its re-rolls and the template run button"
+
+
+def test_a_bad_setting_is_refused_with_its_name(monkeypatch):
+    import importlib
+
+    import llmplay.ui.queueing as queueing
+
+    monkeypatch.setenv("LLMPLAY_QUEUE_MAX", "lots")
+    with pytest.raises(ValueError, match="LLMPLAY_QUEUE_MAX must be a whole number"):
+        importlib.reload(queueing)
+    monkeypatch.setenv("LLMPLAY_QUEUE_MAX", "0")
+    with pytest.raises(ValueError, match="at least 1"):
+        importlib.reload(queueing)
+    monkeypatch.delenv("LLMPLAY_QUEUE_MAX")
+    importlib.reload(queueing)
+    assert queueing.QUEUE_MAX == 64
