@@ -201,7 +201,20 @@ class TrainTab:
                 raise LlmplayError(f"The YAML is not valid: {exc}") from None
         else:
             data = config_from_form(dict(zip(FORM, form)), self.upload_dir)
-        return TrainConfig.from_dict(data)
+        config = TrainConfig.from_dict(data)
+        self._check_file_place(config)
+        return config
+
+    def _check_file_place(self, config: TrainConfig) -> None:
+        """A browser user names files the server reads: only files under the data dir (uploads land there), so
+        YAML cannot make a job read /etc/passwd or another user's secrets."""
+        file = config.data.file
+        root = self.settings.data_dir.resolve()
+        if file and not Path(file).resolve().is_relative_to(root):
+            raise LlmplayError(
+                f"data.file {file!r} is outside the data folder; upload the file instead (the Train tab reads "
+                f"only files under {root})."
+            )
 
     def to_yaml(self, *form) -> str:
         try:
