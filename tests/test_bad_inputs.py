@@ -418,7 +418,8 @@ def test_gradio_serves_the_exports_folder_and_nothing_else_of_the_data_dir(serve
         reply = httpx.get(url + path)
         assert reply.status_code in (400, 403, 404), (path, reply.status_code)
         assert b"SQLite format" not in reply.content and b"root:" not in reply.content, path
-    assert httpx.get(f"{url}/health").status_code == 200
+    healthy = httpx.get(f"{url}/health")
+    assert healthy.status_code == 200 and healthy.json()["scheduler"]["ok"] is True, healthy.json()
 
 
 def test_an_upload_over_the_limit_is_refused_by_the_server_and_not_stored(served):

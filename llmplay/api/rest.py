@@ -2,7 +2,8 @@
 
 - ``POST /api/labeling/next``   {"queue", "labeler"} -> the next item (claimed) or {} when none is left
 - ``POST /api/labeling/submit`` {"queue", "labeler", "item_id", "value", "client_token"} -> {"response_id", ...}
-- ``GET  /health``              the database, model cache and training queue as JSON; 503 when unhealthy
+- ``GET  /health``              the database, model cache, training queue and loop scheduler as JSON; 503 when
+                                unhealthy (a broken database, or a scheduler thread that should run and does not)
 A refused request answers 400 with {"error": message}. With users configured (``llmplay users add``) the labeling
 routes need HTTP Basic credentials of a labeler or an admin (401 without, 403 for a viewer or for a "labeler"
 field naming someone else; refusals go to the audit log); single-user mode needs none; /health is open.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
+from collections.abc import Callable, Mapping
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
@@ -73,8 +75,9 @@ def _labeler(settings: Settings, credentials: HTTPBasicCredentials | None, label
     return caller.name
 
 
-def health(settings: Settings) -> tuple[bool, dict]:
-    """(healthy, report): the database answers and passes a quick check; the rest is information."""
+def health(settings: Settings, probes: Mapping[str, Callable[[], dict]] | None = None) -> tuple[bool, dict]:
+    """(healthy, report): the database answers and passes a quick check; the rest is information, but for
+    ``probes`` (name -> a report with ``ok``, e.g. the loop scheduler thread), each of which must be ok too."""
     report: dict = {}
     ok = True
     try:
@@ -96,11 +99,18 @@ def health(settings: Settings) -> tuple[bool, dict]:
         ok = False
     cache = settings.cache_dir
     report["model_cache"] = {"path": str(cache), "exists": cache.is_dir()}
+    for name, probe in (probes or {}).items():
+        try:
+            report[name] = probe()
+        except Exception as exc:  # a probe that fails is a part that is not healthy
+            report[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        ok = ok and bool(report[name].get("ok"))
     report["status"] = "ok" if ok else "unhealthy"
     return ok, report
 
 
-def router(settings: Settings) -> APIRouter:
+def router(settings: Settings, probes: Mapping[str, Callable[[], dict]] | None = None) -> APIRouter:
+    """The routes; ``probes`` join /health's report (see ``health``)."""
     r = APIRouter()
 
     @r.post("/api/labeling/next")
@@ -128,7 +138,7 @@ def router(settings: Settings) -> APIRouter:
 
     @r.get("/health")
     def health_route():
-        ok, report = health(settings)
+        ok, report = health(settings, probes)
         return JSONResponse(report, status_code=200 if ok else 503)
 
     return r

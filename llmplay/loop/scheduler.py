@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from llmplay.loop.lines import list_lines
 from llmplay.loop.update import due, mark_dead, run_update
@@ -39,6 +40,8 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last: dict[str, str] = {}  # line -> what the last check said (shown in the Loop tab)
+        self.last_check_at: str | None = None  # UTC ISO time of the last check that ran to its end
+        self.last_error: str | None = None
         if start:
             self.start()
 
@@ -57,7 +60,9 @@ class Scheduler:
         while not self._stop.wait(self.check_s):
             try:
                 self.tick()
-            except Exception:  # a locked database or a vanished file must not stop the scheduler
+                self.last_error = None
+            except Exception as exc:  # a locked database or a vanished file must not stop the scheduler
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("Loop scheduler check failed")
 
     def tick(self) -> list:
@@ -72,4 +77,18 @@ class Scheduler:
             if update is not None:
                 ran.append(update)
                 self.last[line.name] = f"update #{update.id} {update.status}"
+        self.last_check_at = datetime.now(UTC).isoformat(timespec="seconds")
         return ran
+
+    def health(self) -> dict:
+        """For /health: whether the thread runs (``ok`` is False only when it should and does not)."""
+        enabled = self.check_s > 0
+        running = self._thread is not None and self._thread.is_alive()
+        return {
+            "ok": running or not enabled,
+            "enabled": enabled,
+            "running": running,
+            "check_s": self.check_s,
+            "last_check_at": self.last_check_at,
+            "last_error": self.last_error,
+        }

@@ -88,6 +88,7 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
                     engine, jobs=train.tab.runner, runner=evaluate.tab.runner, check_s=check_s, start=check_s > 0
                 )
                 loop = build_loop_tab(engine, demo, prompts_dir, scheduler=scheduler)
+                demo.loop_scheduler = scheduler  # /health reports its thread (server_app)
             # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order: Feedback.
         _wire_open_in_compare(evaluate, compare, tabs)
         build_audit_panel(engine.settings)  # admins only; before the role view, which hides it from others
@@ -199,6 +200,9 @@ class Served:
         self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(timeout=10)
+        scheduler = getattr(self.demo, "loop_scheduler", None)
+        if scheduler is not None:  # the app's loop thread ends with its server
+            scheduler.close()
 
 
 def _add_login(settings, kwargs: dict) -> None:
@@ -225,5 +229,6 @@ def server_app(engine: Engine, demo: gr.Blocks, **kwargs):
     kwargs.pop("share", None)
     _add_login(engine.settings, kwargs)
     app = FastAPI(title=TITLE)
-    app.include_router(router(engine.settings))
+    scheduler = getattr(demo, "loop_scheduler", None)
+    app.include_router(router(engine.settings, {"scheduler": scheduler.health} if scheduler else None))
     return gr.mount_gradio_app(app, demo, path="/", **kwargs)
