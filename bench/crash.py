@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -35,14 +34,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-LABELS = ["positive", "negative", "neutral"]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from load import LABELS, free_port, make_queue, wait_for  # noqa: E402  (shared with bench/load.py)
+
 QUEUE = "crash-bench"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_app(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen:
@@ -58,32 +54,6 @@ def start_app(data_dir: Path, port: int, log_path: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "llmplay.cli", "--data-dir", str(data_dir), "serve"]
     # Its own session: the SIGKILL hits the app only, never this script.
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 240) -> float:
-    import httpx
-
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if proc.poll() is not None:
-            raise SystemExit(f"the app exited with {proc.returncode} before it served (see its log)")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return time.monotonic() - started
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("the app did not become healthy in time")
-
-
-def make_queue(db_path: Path, items: int, k: int) -> None:
-    from llmplay.feedback import store
-    from llmplay.store import connect
-
-    with connect(db_path) as db:
-        queue = store.create_queue(db, QUEUE, "label", labels=LABELS, k=k, user="bench")
-        rows = [{"source": "cli", "prompt": f"Sentence {i}: is this good news?", "output": "x"} for i in range(items)]
-        store.add_items(db, queue, rows, user="bench")
 
 
 class Labeler(threading.Thread):
@@ -153,11 +123,11 @@ def main() -> None:
         data_dir = Path(args.keep) if args.keep else Path(tmp) / "data"
         log_path = Path(tmp) / "app.log"
         db_path = data_dir / "llmplay.db"
-        make_queue(db_path, args.items, k=args.labelers)
+        make_queue(db_path, args.items, k=args.labelers, name=QUEUE)
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         proc = start_app(data_dir, port, log_path)
-        first_start_s = wait_healthy(url, proc)
+        first_start_s = wait_for(url, proc, timeout=240, path="/health", poll_s=0.2)
         acked: list[tuple[str, int, int, str]] = []
         rows, refused, broken, restarts = [], [], 0, []
         try:
@@ -177,7 +147,7 @@ def main() -> None:
                 refused += [r for labeler in labelers for r in labeler.refused]
                 broken += sum(labeler.broken for labeler in labelers)
                 proc = start_app(data_dir, port, log_path)
-                restarts.append(wait_healthy(url, proc))
+                restarts.append(wait_for(url, proc, timeout=240, path="/health", poll_s=0.2))
                 ok, text, present, stored = check(db_path, acked)
                 lost = len(acked) - present
                 rows.append((n, len(round_acked), len(acked), present, lost, text, restarts[-1], stored))

@@ -59,37 +59,32 @@ def start_app(data_dir: Path, port: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
-def wait_for(url: str, proc: subprocess.Popen, timeout: float = 300) -> None:
+def wait_for(url: str, proc: subprocess.Popen, timeout: float = 300, path: str = "/config", poll_s: float = 0.5):
+    """Seconds until ``url + path`` answers 200 (bench/crash.py waits for /health, not for the UI)."""
     import httpx
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
         if proc.poll() is not None:
-            raise SystemExit(f"the app exited with {proc.returncode} before it served")
+            raise SystemExit(f"the app exited with {proc.returncode} before it served (see its log)")
         try:
-            if httpx.get(url + "/config", timeout=2).status_code == 200:
-                return
+            if httpx.get(url + path, timeout=2).status_code == 200:
+                return time.monotonic() - started
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
-    raise SystemExit("the app did not start in time")
+        time.sleep(poll_s)
+    raise SystemExit(f"the app did not answer {path} in time")
 
 
-def make_queue(db_path: Path, items: int, k: int) -> str:
+def make_queue(db_path: Path, items: int, k: int, name: str = "load-bench") -> str:
     from llmplay.feedback import store
     from llmplay.store import connect
 
     with connect(db_path) as db:
-        queue = store.create_queue(db, "load-bench", "label", labels=LABELS, k=k, user="bench")
-        store.add_items(
-            db,
-            queue,
-            [
-                {"source": "cli", "prompt": f"Sentence {i}: is this good news?", "output": LABELS[i % 3]}
-                for i in range(items)
-            ],
-            user="bench",
-        )
+        queue = store.create_queue(db, name, "label", labels=LABELS, k=k, user="bench")
+        rows = [{"source": "cli", "prompt": f"Sentence {i}: is this good news?", "output": LABELS[i % 3]}
+                for i in range(items)]  # fmt: skip
+        store.add_items(db, queue, rows, user="bench")
     return queue.name
 
 

@@ -15,7 +15,7 @@ spec.loader.exec_module(crash)
 
 def test_check_counts_missing_and_changed_responses_as_lost(tmp_path):
     db_path = tmp_path / "llmplay.db"
-    crash.make_queue(db_path, items=3, k=2)
+    crash.make_queue(db_path, items=3, k=2, name=crash.QUEUE)
     acked = []
     with connect(db_path) as db:
         for item in store.list_items(db, crash.QUEUE):
