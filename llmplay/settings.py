@@ -55,6 +55,12 @@ class Settings:
     # matched one-at-a-time bf16; float32: 100%), so evaluations would not be reproducible. bf16 batches
     # run ~1.9x faster: "auto" picks bf16 where the CPU supports it (or on a GPU), "bfloat16" forces it.
     dtype: str = "float32"
+    # How one streamed reply (Playground, Compare, Arena) decodes: "auto" = the fast decoder where it runs
+    # the model, in fast_precision, else transformers; "transformers" = the reference path; "fast/<precision>"
+    # (llmplay.engine.backends). Batches (evaluation runs) always use transformers in `dtype`.
+    backend: str = "auto"
+    # float16 by default: measured by bench/generation.py (see the README's speed table).
+    fast_precision: str = "float16"
     # Limits that protect a shared instance from one huge request.
     max_input_chars: int = 32_000
     max_new_tokens_limit: int = 2048
@@ -83,6 +89,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise LlmplayError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}.")
+        from llmplay.engine.backends import check_choice, check_precision  # the engine owns the names
+
+        object.__setattr__(self, "backend", check_choice(self.backend))
+        check_precision(self.fast_precision)
         positive = ("port", "max_input_chars", "max_new_tokens_limit", "max_batch_size", "upload_max_bytes")
         for name in (*positive, "training_slots"):
             if getattr(self, name) <= 0:
@@ -125,6 +135,8 @@ class Settings:
             "port": _env_int("GRADIO_SERVER_PORT", _env_int("LLMPLAY_PORT", cls.port)),
             "default_model": env.get("LLMPLAY_DEFAULT_MODEL", cls.default_model),
             "dtype": env.get("LLMPLAY_DTYPE", cls.dtype),
+            "backend": env.get("LLMPLAY_BACKEND", cls.backend),
+            "fast_precision": env.get("LLMPLAY_FAST_PRECISION", cls.fast_precision),
             "max_input_chars": _env_int("LLMPLAY_MAX_INPUT_CHARS", cls.max_input_chars),
             "max_new_tokens_limit": _env_int("LLMPLAY_MAX_NEW_TOKENS", cls.max_new_tokens_limit),
             "max_batch_size": _env_int("LLMPLAY_MAX_BATCH_SIZE", cls.max_batch_size),

@@ -25,14 +25,18 @@ class Engine:
         self._providers: dict[tuple, Provider] = {}
         self._lock = threading.Lock()
 
-    def provider(self, model: str, dtype: str | None = None, adapter: str | None = None) -> Provider:
+    def provider(
+        self, model: str, dtype: str | None = None, adapter: str | None = None, backend: str | None = None
+    ) -> Provider:
         spec = self.catalog.get(model)  # raises UnknownModelError with the known names
-        key = (spec, dtype, adapter)
+        key = (spec, dtype, adapter, backend)
         with self._lock:
             if key not in self._providers:
                 cls = provider_class(spec.provider)
                 if spec.provider == "local":
-                    self._providers[key] = cls(spec, self.settings, manager=self.models, dtype=dtype, adapter=adapter)
+                    self._providers[key] = cls(
+                        spec, self.settings, manager=self.models, dtype=dtype, adapter=adapter, backend=backend
+                    )
                 else:
                     if adapter:
                         raise LlmplayError(f"{model!r} is an endpoint; LoRA adapters apply to local models only.")
@@ -59,9 +63,11 @@ class Engine:
         params: GenerationParams | None = None,
         dtype: str | None = None,
         adapter: str | None = None,
+        backend: str | None = None,
     ) -> Iterator[StreamEvent]:
+        """One reply as it is produced; ``backend`` overrides the settings' choice for local models."""
         request = prompt if isinstance(prompt, GenerationRequest) else GenerationRequest.of(prompt, params)
-        return self.provider(model, dtype, adapter).stream(request)
+        return self.provider(model, dtype, adapter, backend).stream(request)
 
     def choose(
         self,

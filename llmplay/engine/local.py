@@ -13,7 +13,10 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
+from llmplay.engine import backends
 from llmplay.engine.base import Provider
+from llmplay.engine.detokenize import TokenStreamer
+from llmplay.engine.sampling import Sampler
 from llmplay.engine.text import base_model_text, stop_holdback, truncate_at_stop
 from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult, OptionScore, StreamEvent
 from llmplay.errors import InvalidRequestError, LlmplayError
@@ -105,11 +108,14 @@ class LocalProvider(Provider):
         manager: ModelManager | None = None,
         dtype: str | None = None,
         adapter: str | None = None,
+        backend: str | None = None,
     ):
         super().__init__(spec, settings)
         self.manager = manager or ModelManager(settings)
         self.dtype = dtype
         self.adapter = adapter
+        # How one streamed reply decodes (llmplay.engine.backends); batches always use transformers.
+        self.backend = backends.check_choice(backend or settings.backend)
         self._prefixes: OrderedDict[tuple, object] = OrderedDict()
 
     def load(self, progress: Callable[[str], None] | None = None) -> LoadedModel:
@@ -229,7 +235,7 @@ class LocalProvider(Provider):
         for row, ids in zip(out[:, width:].tolist(), batch):
             n = _completion_length(row, stop_ids)
             text, hit_stop = truncate_at_stop(tok.decode(row[:n], skip_special_tokens=True), params.stop)
-            results.append(self._result(text, len(ids), n, elapsed, params, hit_stop))
+            results.append(self._result(text, len(ids), n, elapsed, params, hit_stop, backends.reference_label(loaded)))
         return results
 
     def _prefix_cache(self, loaded: LoadedModel, prefix: tuple[int, ...], rows: int):
@@ -251,7 +257,16 @@ class LocalProvider(Provider):
         cache.batch_repeat_interleave(rows)
         return cache
 
-    def _result(self, text: str, prompt_tokens: int, n: int, elapsed: float, params: GenerationParams, hit_stop: bool):
+    def _result(
+        self,
+        text: str,
+        prompt_tokens: int,
+        n: int,
+        elapsed: float,
+        params: GenerationParams,
+        hit_stop: bool,
+        backend: str = "",
+    ):
         return GenerationResult(
             text=text,
             prompt_tokens=prompt_tokens,
@@ -259,6 +274,7 @@ class LocalProvider(Provider):
             latency_s=elapsed,
             finish_reason="length" if n >= params.max_new_tokens and not hit_stop else "stop",
             model=self.spec.name,
+            backend=backend,
         )
 
     # ---- likelihood of given answers -----------------------------------------------------------------
@@ -320,17 +336,31 @@ class LocalProvider(Provider):
 
         params = request.params
         tok = loaded.tokenizer
-        streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True, timeout=600)
         cancel = threading.Event()
         kwargs = self._gen_kwargs(loaded, params)
         kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnEvent(cancel)])
         outcome: dict = {}
+        plan = backends.Plan(backends.reference_label(loaded))
+        if not soft_prompt(loaded):
+            try:
+                plan = backends.plan(loaded, self.backend, self.settings.fast_precision)
+            except Exception as exc:  # a conversion failure costs speed, never the reply
+                plan = backends.Plan(plan.label, note=f"Ran on the reference backend: the fast path failed ({exc}).")
+        if plan.note:
+            yield StreamEvent(status=plan.note)
+        if plan.decoder is not None:
+            streamer = TokenStreamer(tok, timeout=600)
+        else:
+            streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True, timeout=600)
 
         def run() -> None:
             try:
                 with loaded.lock, torch.inference_mode():
                     if params.seed is not None:
                         torch.manual_seed(params.seed)
+                    if plan.decoder is not None:
+                        outcome["tokens"] = self._decode_fast(loaded, plan.decoder, ids, params, streamer, cancel)
+                        return
                     dev = loaded.model.device
                     out = loaded.model.generate(
                         input_ids=torch.tensor([ids], device=dev),
@@ -383,9 +413,38 @@ class LocalProvider(Provider):
             return
         tokens = outcome.get("tokens", [])
         n = _completion_length(tokens, loaded.eos_ids | {tok.pad_token_id})
-        result = self._result(text, len(ids), n, elapsed, params, hit_stop)
+        result = self._result(text, len(ids), n, elapsed, params, hit_stop, plan.label)
         result.time_to_first_token_s = first_token_s
         yield StreamEvent(done=True, result=result)
+
+    def _decode_fast(self, loaded: LoadedModel, decoder, ids: list[int], params: GenerationParams, streamer, cancel):
+        """The fast decoder's tokens, fed to ``streamer`` as transformers' generate would (prompt first)."""
+        import torch
+
+        tok = loaded.tokenizer
+        streamer.put(torch.tensor([ids]))
+        stops = params.stop
+        # A stop string completed by the newest token lies within its last len(stop) tokens (+ slack for
+        # tokens that decode to nothing), so only that tail is decoded.
+        tail = max((len(s) for s in stops), default=0) + 4
+
+        def done(tokens: list[int]) -> bool:
+            # Like transformers' stop_strings: end on the token that completes a stop string.
+            if cancel.is_set():
+                return True
+            return bool(stops) and any(s in tok.decode(tokens[-tail:], skip_special_tokens=True) for s in stops)
+
+        try:
+            return decoder.decode(
+                ids,
+                params.max_new_tokens,
+                Sampler.of(params, loaded.model.generation_config),
+                loaded.eos_ids,
+                on_token=lambda t: streamer.put(torch.tensor([t])),
+                done=done,
+            )
+        finally:
+            streamer.end()
 
     def _load_with_status(self) -> Iterator[StreamEvent]:
         """Load in a thread and report each stage, so the UI can show what the first load is doing."""

@@ -108,6 +108,8 @@ class GenerationResult:
     time_to_first_token_s: float | None = None
     # Extra answer data some providers return (a classifier's per-label probabilities, a tagger's entities).
     details: dict | None = None
+    # What computed the reply, e.g. "fast float16" or "transformers float32" ("" for endpoints).
+    backend: str = ""
 
     @property
     def ok(self) -> bool:

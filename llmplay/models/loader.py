@@ -65,6 +65,8 @@ class LoadedModel:
     adapter: str | None = None
     # Generation on one model is serialised: two threads decoding at once on 2 cores only thrash.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # Other backends' converted copies of these weights (llmplay.engine.backends), built once each.
+    conversions: dict = field(default_factory=dict, repr=False)
 
     @property
     def eos_ids(self) -> set[int]:

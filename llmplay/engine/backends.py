@@ -1,0 +1,89 @@
+"""Which backend decodes a streamed reply of a local model, and in what precision.
+
+Two backends: ``transformers`` (the reference: its ``generate`` in the model's loaded dtype) and ``fast``
+(llmplay.engine.fast_decoder: a lean loop over a converted copy of the weights). A choice is written
+"transformers" or "fast/<precision>"; "auto" means the fast path in the configured precision wherever it
+runs the model, else transformers. Batched generation (evaluation runs) always uses transformers: its
+answers are identical to one-at-a-time decoding in float32, which the evaluation cache relies on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from llmplay.engine.fast_decoder import PRECISIONS, FastDecoder, unsupported_reason
+from llmplay.errors import LlmplayError
+
+log = logging.getLogger(__name__)
+
+AUTO = "auto"
+REFERENCE = "transformers"
+FAST = "fast"
+CHOICES = (AUTO, REFERENCE, *(f"{FAST}/{p}" for p in PRECISIONS))
+_CONVERTING = threading.Lock()
+
+
+def check_choice(value: str) -> str:
+    """``value`` normalised ("fast" means the fast path in the default precision); raises for anything else."""
+    text = (value or AUTO).strip().lower()
+    if text == FAST:
+        return text
+    if text not in CHOICES:
+        raise LlmplayError(f"backend must be one of {', '.join(CHOICES)} (or 'fast'); got {value!r}.")
+    return text
+
+
+def check_precision(value: str) -> str:
+    if value not in PRECISIONS:
+        raise LlmplayError(f"fast_precision must be one of {', '.join(PRECISIONS)}; got {value!r}.")
+    return value
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The backend that will decode: ``decoder`` is None for transformers; ``note`` says why the fast path
+    was not used when it was asked for (an unsupported model)."""
+
+    label: str  # e.g. "fast float16", "transformers float32"
+    decoder: FastDecoder | None = None
+    note: str | None = None
+
+
+def dtype_name(loaded) -> str:
+    return str(loaded.dtype).removeprefix("torch.")
+
+
+def reference_label(loaded) -> str:
+    return f"{REFERENCE} {dtype_name(loaded)}"
+
+
+def plan(loaded, choice: str, default_precision: str) -> Plan:
+    """Decide (and convert the weights once per loaded model and precision) for one streamed reply."""
+    choice = check_choice(choice)
+    reference = Plan(reference_label(loaded))
+    if choice == REFERENCE:
+        return reference
+    precision = default_precision if choice in (AUTO, FAST) else choice.split("/", 1)[1]
+    reason = unsupported_reason(loaded.model)
+    if reason:
+        return Plan(reference.label, note=f"Ran on the reference backend: {reason}.")
+    return Plan(f"{FAST} {precision}", decoder=converted(loaded, precision))
+
+
+def converted(loaded, precision: str) -> FastDecoder:
+    """The fast decoder's copy of ``loaded``'s weights in ``precision``, converted on first use.
+
+    Kept on the LoadedModel, so a new adapter version (a new LoadedModel, keyed by the adapter's content)
+    converts its own merged weights and never reuses another version's."""
+    key = ("fast", precision)
+    decoder = loaded.conversions.get(key)
+    if decoder is None:
+        with _CONVERTING:
+            decoder = loaded.conversions.get(key)
+            if decoder is None:
+                decoder = FastDecoder(loaded.model, precision)
+                log.info("fast decoder: %s in %s, converted in %.2f s", loaded.spec.name, precision, decoder.convert_s)
+                loaded.conversions[key] = decoder
+    return decoder
