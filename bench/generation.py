@@ -1,6 +1,7 @@
-"""Generation throughput: a naive one-at-a-time loop vs llmplay's batched engine, on SmolLM2.
+"""Generation throughput: a naive one-at-a-time loop vs llmplay's batched engine, on SmolLM2, and one
+streamed reply per backend (transformers vs the fast decoder in each precision) on SmolLM2 and Gemma-3-270M.
 
-    .venv/bin/python bench/generation.py [--prompts 32] [--max-new-tokens 64]
+    .venv/bin/python bench/generation.py [--prompts 32] [--max-new-tokens 64] [--stream-models ...]
 
 Phases run in separate processes so each one's peak memory (max RSS) and load time are its own:
   cold   - convert the bundled GGUF into an empty cache (first-ever load)
@@ -9,6 +10,11 @@ Phases run in separate processes so each one's peak memory (max RSS) and load ti
   engine - llmplay's engine: length-grouped, left-padded batches, per dtype (float32, the default
            setting, then bfloat16)
   single - the engine in the same dtype, one prompt at a time: the reference for "same text"
+  stream - engine.stream per backend choice (transformers = reference, fast/<precision>), one reply at a
+           time as the Playground streams it: tokens/s over the replies, time to first token, and the
+           share of replies equal to transformers float32's
+  fpb    - a lower precision's task check: 200 Financial PhraseBank rows (../shared/datasets; skipped
+           without them) classified by a streamed greedy reply, accuracy per backend
 Prompts: the first N instructions of AlpacaEval (../shared/datasets) when present, else a shipped list.
 The last line printed is one JSON object with the headline figures.
 """
@@ -118,8 +124,61 @@ def phase_engine(cache_dir: str, prompts: list[str], max_new: int, one_at_a_time
     }
 
 
-def run_phase(name: str, cache_dir: str, args, dtype: str = "float32") -> dict:
-    cmd = [sys.executable, __file__, "--phase", name, "--cache-dir", cache_dir, "--dtypes", dtype]
+def phase_stream(cache_dir: str, model: str, prompts: list[str], max_new: int, backend: str) -> dict:
+    from llmplay.engine import Engine, GenerationParams
+    from llmplay.settings import Settings
+
+    engine = Engine(Settings(data_dir=Path(cache_dir) / "data", cache_dir=Path(cache_dir)))
+    params = GenerationParams(max_new_tokens=max_new)
+    for _ in engine.stream(model, "Hello", GenerationParams(max_new_tokens=4), backend=backend):  # load, convert
+        pass
+    results = []
+    for prompt in prompts:
+        for event in engine.stream(model, prompt, params, backend=backend):
+            if event.done:
+                results.append(event.result)
+    errors = [r.error for r in results if r.error]
+    if errors:
+        raise SystemExit(f"stream errors: {errors[:3]}")
+    ttfts = [r.time_to_first_token_s for r in results if r.time_to_first_token_s is not None]
+    return {
+        "tokens": sum(r.completion_tokens for r in results),
+        "seconds": sum(r.latency_s for r in results),
+        "ttft_s": sum(ttfts) / len(ttfts),
+        "texts": [r.text for r in results],
+        "label": results[0].backend,
+    }
+
+
+def phase_fpb(cache_dir: str, backend: str, rows: int = 200) -> dict:
+    """Financial PhraseBank rows through the shipped financial-sentiment template, one streamed reply each."""
+    from _data import FPB_LABELS, fpb_split
+
+    from llmplay.engine import Engine, GenerationParams
+    from llmplay.settings import Settings
+    from llmplay.templates import build_request
+    from llmplay.templates.library import TemplateLibrary
+
+    _, held_out = fpb_split(0, train=0, held_out=rows)
+    settings = Settings(data_dir=Path(cache_dir) / "data", cache_dir=Path(cache_dir), prompts_dir=ROOT / "prompts")
+    engine = Engine(settings)
+    template = TemplateLibrary.from_settings(settings).load("financial-sentiment")
+    params = GenerationParams(max_new_tokens=8)
+    correct, answers = 0, []
+    for row in held_out:
+        request, _ = build_request(template, "chat", {"text": row["text"]}, params)
+        for event in engine.stream(MODEL, request, backend=backend):
+            if event.done:
+                text = event.result.text.lower()
+                found = sorted((text.find(label), label) for label in FPB_LABELS if label in text)
+                answer = found[0][1] if found else ""
+                answers.append(answer)
+                correct += answer == row["label"]
+    return {"accuracy": correct / len(held_out), "answers": answers, "rows": len(held_out)}
+
+
+def run_phase(name: str, cache_dir: str, args, dtype: str = "float32", extra: tuple = ()) -> dict:
+    cmd = [sys.executable, __file__, "--phase", name, "--cache-dir", cache_dir, "--dtypes", dtype, *extra]
     cmd += ["--prompts", str(args.prompts), "--max-new-tokens", str(args.max_new_tokens)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -136,8 +195,19 @@ def main() -> None:
         default="float32,bfloat16",
         help="engine dtypes to run; the first (the default setting) is the headline",
     )
+    ap.add_argument(
+        "--stream-models", default=f"{MODEL},gemma-3-270m", help="models whose streamed replies are compared"
+    )
+    ap.add_argument(
+        "--backends",
+        default="transformers,fast/float32,fast/float16,fast/bfloat16",
+        help="stream backends; transformers (float32) is the reference for same text",
+    )
+    ap.add_argument("--fpb-rows", type=int, default=200, help="0 skips the task-accuracy check")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--cache-dir", help=argparse.SUPPRESS)
+    ap.add_argument("--model", help=argparse.SUPPRESS)
+    ap.add_argument("--backend", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.phase:
@@ -146,6 +216,10 @@ def main() -> None:
             out = phase_load(args.cache_dir)
         elif args.phase == "naive":
             out = phase_naive(args.cache_dir, prompts, args.max_new_tokens)
+        elif args.phase == "stream":
+            out = phase_stream(args.cache_dir, args.model, prompts, args.max_new_tokens, args.backend)
+        elif args.phase == "fpb":
+            out = phase_fpb(args.cache_dir, args.backend, args.fpb_rows)
         else:
             out = phase_engine(args.cache_dir, prompts, args.max_new_tokens, args.phase == "single", args.dtypes)
         out["peak_rss_mb"] = peak_rss_mb()
@@ -158,6 +232,15 @@ def main() -> None:
         warm = run_phase("warm", cache_dir, args)
         naive = run_phase("naive", cache_dir, args)
         runs = {d: (run_phase("engine", cache_dir, args, d), run_phase("single", cache_dir, args, d)) for d in dtypes}
+        backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+        streams = {
+            (m, b): run_phase("stream", cache_dir, args, extra=("--model", m, "--backend", b))
+            for m in [m.strip() for m in args.stream_models.split(",") if m.strip()]
+            for b in backends
+        }
+        fpb = {}
+        if args.fpb_rows and (ROOT.parent / "shared" / "datasets" / "financial_phrasebank").exists():
+            fpb = {b: run_phase("fpb", cache_dir, args, extra=("--backend", b)) for b in ("transformers", "auto")}
 
     naive_tok_s = naive["tokens"] / naive["seconds"]
     rows = [("naive loop, float32, 1 at a time", naive)]
@@ -190,9 +273,17 @@ def main() -> None:
         f"(+ {warm['imports_s']:.1f} s one-time library import per process)"
     )
     headline = by_dtype[runs[dtypes[0]][0]["dtype"]]  # the first dtype asked for: the engine's default
+    by_backend, default_row = stream_table(streams, fpb)
     print(
         json.dumps(
             {
+                "backend": default_row.get("backend"),
+                "stream_tok_s": default_row.get("stream_tok_s"),
+                "stream_ttft_s": default_row.get("stream_ttft_s"),
+                "stream_same_text_fraction": default_row.get("stream_same_text_fraction"),
+                "reference_stream_tok_s": default_row.get("reference_stream_tok_s"),
+                "stream_speedup": default_row.get("stream_speedup"),
+                "fpb_accuracy": {b: round(r["accuracy"], 3) for b, r in fpb.items()},
                 "prompts": args.prompts,
                 "max_new_tokens": args.max_new_tokens,
                 "engine_dtype": runs[dtypes[0]][0]["dtype"],
@@ -203,9 +294,48 @@ def main() -> None:
                 "warm_import_s": round(warm["imports_s"], 2),
                 "naive_peak_rss_mb": round(naive["peak_rss_mb"]),
                 "by_dtype": by_dtype,
+                "by_backend": by_backend,
             }
         )
     )
+
+
+def stream_table(streams: dict, fpb: dict) -> tuple[dict, dict]:
+    """Print one row per (model, backend) and return them, plus the default backend's SmolLM2 row."""
+    print(f"\nOne streamed reply at a time ({'; '.join(sorted({m for m, _ in streams}))})\n")
+    print(f"{'model':22} {'backend':22} {'tok/s':>7} {'TTFT s':>7} {'same as transformers fp32':>26}")
+    by_backend: dict = {}
+    for (model, backend), run in streams.items():
+        reference = streams.get((model, "transformers"))
+        same = same_fraction(run["texts"], reference["texts"]) if reference else None
+        row = {
+            "model": model,
+            "choice": backend,
+            "backend": run["label"],
+            "stream_tok_s": round(run["tokens"] / run["seconds"], 1),
+            "stream_ttft_s": round(run["ttft_s"], 3),
+            "stream_same_text_fraction": None if same is None else round(same, 3),
+        }
+        if reference:
+            row["stream_speedup"] = round(row["stream_tok_s"] / (reference["tokens"] / reference["seconds"]), 2)
+            row["reference_stream_tok_s"] = round(reference["tokens"] / reference["seconds"], 1)
+        by_backend[f"{model} {backend}"] = row
+        shown = "-" if same is None else f"{same:.0%}"
+        print(f"{model:22} {run['label']:22} {row['stream_tok_s']:7.1f} {row['stream_ttft_s']:7.3f} {shown:>26}")
+    if fpb:
+        ref = fpb.get("transformers")
+        for backend, run in fpb.items():
+            agree = same_fraction(run["answers"], ref["answers"]) if ref else None
+            print(
+                f"FPB {run['rows']} rows, {backend}: accuracy {run['accuracy']:.1%}"
+                + ("" if agree is None else f", same label as transformers float32 on {agree:.0%}")
+            )
+    # The default: what "auto" picks for SmolLM2 (fast in the configured precision).
+    from llmplay.settings import Settings
+
+    precision = Settings().fast_precision
+    default = by_backend.get(f"{MODEL} fast/{precision}") or by_backend.get(f"{MODEL} transformers") or {}
+    return by_backend, default
 
 
 def same_fraction(a: list[str], b: list[str]) -> float:
