@@ -127,16 +127,17 @@ def cmd_generate(args, settings: Settings) -> int:
     # Bad input (unknown model, empty prompt, a value out of range) exits BAD_INPUT before anything loads;
     # an error result after this point is the model failing: RUN_FAILED.
     engine.provider(model, args.dtype).check_request(request)
-    if args.json:
-        result = engine.generate(model, [request], dtype=args.dtype)[0]
-        print(json.dumps(result.to_dict(), ensure_ascii=False))
-    else:
-        result = None
-        for event in engine.stream(model, request, dtype=args.dtype):
-            if event.status:
-                print(f"[{event.status}]", file=sys.stderr, flush=True)
+    result = None
+    # One streamed reply either way, so --json reports the backend the text output would use.
+    for event in engine.stream(model, request, dtype=args.dtype, backend=args.backend):
+        if event.status:
+            print(f"[{event.status}]", file=sys.stderr, flush=True)
+        if not args.json:
             print(event.delta, end="", flush=True)
-            result = event.result if event.done else result
+        result = event.result if event.done else result
+    if args.json and result is not None:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    elif not args.json:
         print()
     if result is None or result.error:
         print(f"error: {result.error if result else 'no result'}", file=sys.stderr)
@@ -177,13 +178,21 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-m", "--model", help="model name (see `llmplay models`)")
     g.add_argument("--system", help="system message (chat models)")
     g.add_argument("--max-new-tokens", help="1 to the max_new_tokens limit (default 128, or the limit if lower)")
+    from llmplay.engine.backends import CHOICES as backend_choices
+
     g.add_argument("--temperature", default="0", help=f"{span('temperature')}; 0 = greedy (default)")
     g.add_argument("--top-p", default="1", help=span("top_p"))
     g.add_argument("--top-k", default="0", help=f"{span('top_k')}; 0 = off")
     g.add_argument("--repetition-penalty", default="1", help=span("repetition_penalty"))
     g.add_argument("--stop", action="append", help=f"stop string (repeatable, at most {MAX_STOP_STRINGS})")
     g.add_argument("--seed", help=f"{span('seed')} (default: random)")
-    g.add_argument("--dtype", choices=DTYPES, help="weights dtype for local models")
+    g.add_argument("--dtype", choices=DTYPES, help="weights dtype for local models (transformers backend)")
+    g.add_argument(
+        "--backend",
+        choices=backend_choices,
+        help="how the reply decodes: auto (default: the fast decoder where it runs the model), transformers "
+        "(the reference) or fast/<precision>; LLMPLAY_BACKEND sets the default",
+    )
     g.add_argument("--json", action="store_true", help="print text, tokens and latency as JSON")
 
     add_template_commands(sub)

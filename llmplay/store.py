@@ -512,6 +512,13 @@ def m009_users(db: Database) -> None:
     db["audit_log"].create_index(["at"])
 
 
+@MIGRATIONS()
+def m010_output_backend(db: Database) -> None:
+    # Which backend and precision computed a stored output ("transformers float32"); older rows: NULL, and
+    # they were all computed by transformers in their cache key's dtype.
+    db["eval_outputs"].add_column("backend", str)
+
+
 def open_db(path: Path | str) -> Database:
     """Open (creating if needed) the database at ``path`` and apply pending migrations."""
     path = Path(path)

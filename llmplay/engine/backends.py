@@ -22,6 +22,8 @@ AUTO = "auto"
 REFERENCE = "transformers"
 FAST = "fast"
 CHOICES = (AUTO, REFERENCE, *(f"{FAST}/{p}" for p in PRECISIONS))
+# How a stream's status line starts when the fast path was asked for but not used (callers show it as a note).
+FALLBACK = "Ran on the reference backend"
 _CONVERTING = threading.Lock()
 
 
@@ -68,7 +70,7 @@ def plan(loaded, choice: str, default_precision: str) -> Plan:
     precision = default_precision if choice in (AUTO, FAST) else choice.split("/", 1)[1]
     reason = unsupported_reason(loaded.model)
     if reason:
-        return Plan(reference.label, note=f"Ran on the reference backend: {reason}.")
+        return Plan(reference.label, note=f"{FALLBACK}: {reason}.")
     return Plan(f"{FAST} {precision}", decoder=converted(loaded, precision))
 
 

@@ -345,7 +345,7 @@ class LocalProvider(Provider):
             try:
                 plan = backends.plan(loaded, self.backend, self.settings.fast_precision)
             except Exception as exc:  # a conversion failure costs speed, never the reply
-                plan = backends.Plan(plan.label, note=f"Ran on the reference backend: the fast path failed ({exc}).")
+                plan = backends.Plan(plan.label, note=f"{backends.FALLBACK}: the fast path failed ({exc}).")
         if plan.note:
             yield StreamEvent(status=plan.note)
         if plan.decoder is not None:

@@ -1,9 +1,10 @@
 """Stored model outputs and the cache key that finds them again.
 
 An output is reused when everything that decides it is unchanged: the exact text the model sees, the
-model (its catalog entry: weights, endpoint, dtype), the adapter (by content hash, so retraining into the
-same folder is a new adapter), the decoding parameters including the seed, and the answer mode. Failed
-generations are never stored, so they are retried on the next run.
+model (its catalog entry: weights, endpoint, dtype), the backend that decodes it, the adapter (by content
+hash, so retraining into the same folder is a new adapter), the decoding parameters including the seed, and
+the answer mode. Failed generations are never stored, so they are retried on the next run. Each stored
+output names its backend and precision ("transformers float32").
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from llmplay.engine.backends import REFERENCE
 from llmplay.engine.types import GenerationParams, GenerationResult
 from llmplay.models.adapters import adapter_identity
 from llmplay.models.catalog import ModelSpec
@@ -30,6 +32,7 @@ class StoredOutput:
     latency_s: float
     finish_reason: str
     details: dict[str, Any]
+    backend: str = ""
 
     @property
     def tokens_per_s(self) -> float:
@@ -45,12 +48,17 @@ def cache_key(
     params: GenerationParams,
     mode: str,
     options: tuple[str, ...] = (),
+    backend: str = REFERENCE,
 ) -> str:
     model = {k: v for k, v in spec.to_dict().items() if k != "description"}
+    local = spec.provider == "local"
     payload = {
         "prompt": prompt,
         "model": model,
-        "dtype": dtype if spec.provider == "local" else "",
+        "dtype": dtype if local else "",
+        # Evaluation batches decode on transformers (llmplay.engine.backends); another backend's outputs,
+        # even with the same weights, are other outputs.
+        "backend": backend if local else "",
         "adapter": adapter_identity(adapter or spec.adapter),  # a trained version's adapter, by content
         "params": params.to_dict(),
         "mode": mode,
@@ -104,6 +112,7 @@ def insert(
         "completion_tokens": result.completion_tokens,
         "latency_s": result.latency_s,
         "finish_reason": result.finish_reason,
+        "backend": result.backend,
         "details": json.dumps(details or {}),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -119,4 +128,5 @@ def _stored(row: dict) -> StoredOutput:
         latency_s=row["latency_s"] or 0.0,
         finish_reason=row["finish_reason"] or "",
         details=json.loads(row["details"] or "{}"),
+        backend=row.get("backend") or "",
     )

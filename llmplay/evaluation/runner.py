@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from llmplay.engine.backends import REFERENCE
 from llmplay.engine.base import Provider
 from llmplay.engine.engine import Engine
 from llmplay.engine.types import GenerationRequest, GenerationResult
@@ -487,7 +488,12 @@ class EvalRunner:
             except LlmplayError as exc:
                 results.append((GenerationResult.failure(str(exc), cfg.model, time.perf_counter() - began), None))
                 continue
-            result = GenerationResult(text=best, latency_s=time.perf_counter() - began, model=cfg.model)
+            result = GenerationResult(
+                text=best,
+                latency_s=time.perf_counter() - began,
+                model=cfg.model,
+                backend=f"{REFERENCE} {column.dtype}",  # likelihoods: one transformers forward pass
+            )
             results.append((result, {"options": {s.option: round(s.logprob, 4) for s in scores}}))
         return results
 

@@ -17,10 +17,12 @@ any left out take the UI defaults):
     Ranges: llmplay/limits.py; a value outside its range is refused with an error naming it.
 11. ``stop`` (str): stop strings separated by commas or newlines (``\\n`` stands for a newline).
 12. ``dtype`` (str): ``""`` (the settings' default), ``"auto"`` (bf16 where the CPU has it), ``"float32"``
-    or ``"bfloat16"`` (local models).
+    or ``"bfloat16"`` (local models, transformers backend).
+13. ``backend`` (str): ``""`` (the settings' default), ``"auto"``, ``"transformers"`` (the reference) or
+    ``"fast/float16"`` / ``"fast/bfloat16"`` / ``"fast/float32"`` (llmplay/engine/backends.py).
 
 ``status`` is Markdown: the loading stages while a model loads for the first time, then the stats
-(tokens/s, latency, time to first token, token counts, finish reason), or ``"⚠️ Error: ..."``, in
+(backend and precision, tokens/s, latency, time to first token, token counts, finish reason), or ``"⚠️ Error: ..."``, in
 which case ``history`` comes back unchanged.
 
 ``/add_model``: ``(name, source, location, kind, api_model, api_key_env) -> (model, message)``;
@@ -49,7 +51,7 @@ from functools import partial
 
 import gradio as gr
 
-from llmplay.engine import Engine, GenerationParams, GenerationRequest, GenerationResult
+from llmplay.engine import Engine, GenerationParams, GenerationRequest, GenerationResult, backends
 from llmplay.errors import InvalidRequestError, LlmplayError, short
 from llmplay.feedback.sources import rate_reply, send_correction, sent_message
 from llmplay.limits import bounds, check_number, check_stop
@@ -64,6 +66,11 @@ log = logging.getLogger(__name__)
 
 ERROR = "⚠️ Error: "
 UI_DTYPES = ("auto", "float32", "bfloat16")
+BACKEND_CHOICES = [
+    ("auto (fast decoder where it runs the model)", "auto"),
+    ("transformers (reference)", "transformers"),
+    *((f"fast {p}", f"fast/{p}") for p in backends.PRECISIONS),
+]
 
 
 # ---- plain helpers (no gradio state) --------------------------------------------------------------
@@ -156,8 +163,10 @@ def parse_params(
     return params
 
 
-def format_stats(result: GenerationResult, load_s: float | None = None) -> str:
+def format_stats(result: GenerationResult, load_s: float | None = None, notes: list[str] | None = None) -> str:
     parts = [f"**{result.tokens_per_s:.1f} tokens/s**", f"latency {result.latency_s:.2f} s"]
+    if result.backend:
+        parts.insert(0, f"`{result.backend}`")
     if result.time_to_first_token_s is not None:
         parts.append(f"first token {result.time_to_first_token_s:.2f} s")
     parts.append(f"{result.prompt_tokens} prompt + {result.completion_tokens} completion tokens")
@@ -167,7 +176,7 @@ def format_stats(result: GenerationResult, load_s: float | None = None) -> str:
     parts.append(finish)
     if load_s:
         parts.append(f"model load {load_s:.1f} s")
-    return "✅ " + " · ".join(parts)
+    return "✅ " + " · ".join(parts) + "".join(f"  \nℹ️ {note}" for note in notes or [])
 
 
 def format_error(message: str) -> str:
@@ -307,6 +316,7 @@ class Playground:
         seed: int | str | None = None,
         stop: str = "",
         dtype: str = "",
+        backend: str = "",
     ) -> Iterator[tuple[list[dict], str]]:
         """Stream a reply to ``message``; see the module docstring for the inputs."""
         try:
@@ -317,7 +327,8 @@ class Playground:
         try:
             limits = (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop)
             params = parse_params(*limits, settings=self.engine.settings)
-            yield from self._stream_reply(message, history, model, system_message, params, dtype)
+            backend = backends.check_choice(backend) if backend else None
+            yield from self._stream_reply(message, history, model, system_message, params, dtype, backend)
         except LlmplayError as exc:
             yield history, format_error(str(exc))
         except Exception as exc:  # never let a handler fail: the app must keep serving
@@ -325,7 +336,14 @@ class Playground:
             yield history, format_error(f"something unexpected went wrong ({type(exc).__name__}: {exc}).")
 
     def _stream_reply(
-        self, message: str, history: list[dict], model: str, system_message: str, params: GenerationParams, dtype: str
+        self,
+        message: str,
+        history: list[dict],
+        model: str,
+        system_message: str,
+        params: GenerationParams,
+        dtype: str,
+        backend: str | None = None,
     ) -> Iterator[tuple[list[dict], str]]:
         if not (message or "").strip():
             raise InvalidRequestError("The message is empty: type a message first.")
@@ -337,10 +355,13 @@ class Playground:
 
         sent = history + [{"role": "user", "content": message}]
         yield sent, f"✍️ Generating with **{model}**…"
-        reply, stages, load_started, load_s = "", [], None, None
+        reply, stages, notes, load_started, load_s = "", [], [], None, None
         result: GenerationResult | None = None
-        with closing(self.engine.stream(model, request, dtype=dtype)) as events:
+        with closing(self.engine.stream(model, request, dtype=dtype, backend=backend)) as events:
             for event in events:
+                if event.status and event.status.startswith(backends.FALLBACK):
+                    notes.append(event.status)  # why the fast path was not used: shown with the stats
+                    continue
                 if event.status:
                     load_started = load_started or time.perf_counter()
                     stages.append(event.status)
@@ -357,7 +378,7 @@ class Playground:
             raise LlmplayError(f"{model} ended the reply without a result; try again.")
         if result.error:
             raise LlmplayError(result.error)
-        yield sent + [{"role": "assistant", "content": result.text}], format_stats(result, load_s)
+        yield sent + [{"role": "assistant", "content": result.text}], format_stats(result, load_s, notes)
 
 
 def _clear_sent_message(status: str):
@@ -436,12 +457,18 @@ def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
                 dtype = gr.Dropdown(
                     list(UI_DTYPES),
                     value=settings.dtype if settings.dtype in UI_DTYPES else "auto",
-                    label="Weights dtype (local models)",
+                    label="Weights dtype (transformers backend)",
+                )
+                backend = gr.Dropdown(
+                    BACKEND_CHOICES,
+                    value=settings.backend if settings.backend in {v for _, v in BACKEND_CHOICES} else "auto",
+                    label="Backend for streamed replies (local models)",
+                    info="auto = the fast decoder where it runs the model; transformers float32 is the reference",
                 )
             build_add_model_panel(engine, model)
 
     inputs = [message, chatbot, model, system_message, max_new_tokens, temperature, top_p, top_k]
-    inputs += [repetition_penalty, seed, stop, dtype]
+    inputs += [repetition_penalty, seed, stop, dtype, backend]
     guard = Guard(settings)  # every state-changing handler checks its caller's role (llmplay/ui/access.py)
     reply = gr.on(
         [send.click, message.submit],

@@ -199,3 +199,12 @@ def test_backend_settings_are_checked(tmp_path, monkeypatch):
 def test_batches_stay_on_the_reference_and_say_so(engine):
     [result] = engine.generate(CHAT_MODEL, [PARIS_QUESTION], GenerationParams(max_new_tokens=16))
     assert result.backend == "transformers float32"
+
+
+def test_the_backend_is_part_of_an_evaluation_output_cache_key(engine):
+    from llmplay.evaluation.outputs import cache_key
+
+    spec = engine.catalog.get(CHAT_MODEL)
+    common = dict(prompt="p", spec=spec, dtype="float32", adapter=None, params=GenerationParams(), mode="generate")
+    assert cache_key(**common) == cache_key(**common, backend="transformers")
+    assert cache_key(**common, backend="fast float16") != cache_key(**common)

@@ -83,6 +83,11 @@ def test_sentiment_run_accuracy_matches_an_independent_recomputation(runner, eng
     assert column["latency_s"]["score"] > 0 and column["tokens_per_s"]["score"] > 0 and column["output_tokens"]["n"]
     board = scoreboard(info)
     assert set(board["metric"]) >= {"accuracy", "latency_s", "tokens_per_s"}
+    # Every stored output names what computed it: evaluation batches decode on the reference backend.
+    with connect(engine.settings.db_path) as db:
+        sql = "select o.backend from eval_cells c join eval_outputs o on o.id = c.output_id where c.run_id = ?"
+        produced = {r["backend"] for r in db.query(sql, [run_id])}
+    assert produced == {"transformers float32"}
 
 
 def test_rerun_is_served_from_the_cache_and_one_changed_column_regenerates(runner, engine, fpb30):
@@ -132,6 +137,10 @@ def test_likelihood_mode_never_leaves_an_answer_unparseable(runner, engine, fpb3
             for d in db.query("select details from eval_outputs where mode = ?", ["likelihood"])
         ]
     assert details and set(details[0]["options"]) == set(LABELS)
+    with connect(engine.settings.db_path) as db:
+        assert {r["backend"] for r in db.query("select backend from eval_outputs where mode = 'likelihood'")} == {
+            "transformers float32"
+        }
 
 
 def test_ner_run_scores_entities_with_seqeval_on_conll_rows(runner, engine):

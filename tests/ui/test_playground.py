@@ -13,7 +13,7 @@ import shutil
 import pytest
 
 from llmplay.ui.playground import ERROR, build_prompt, content_text, parse_params, parse_stop
-from tests.conftest import CHAT_MODEL, PARIS_QUESTION
+from tests.conftest import BASE_MODEL, CHAT_MODEL, PARIS_QUESTION
 
 GREEDY = {"max_new_tokens": 24, "temperature": 0}
 
@@ -89,6 +89,17 @@ def test_paris_reply_streams_in_with_stats(client):
     assert "tokens/s" in status and "first token" in status and "finish: stop" in status, status
     partial_replies = {reply_of(h) for h, _ in job.outputs() if h and h[-1]["role"] == "assistant"}
     assert len(partial_replies) >= 3, f"expected the reply to stream in pieces; got {partial_replies}"
+
+
+def test_the_stats_name_the_backend_and_the_selector_switches_it(client):
+    history, status = ask(client, PARIS_QUESTION)  # the default: the fast decoder for SmolLM2
+    assert "`fast float16`" in status and "Paris" in reply_of(history), status
+    history, status = ask(client, PARIS_QUESTION, backend="transformers")
+    assert "`transformers float32`" in status and "Paris" in reply_of(history), status
+    history, status = ask(
+        client, "The capital of France is", model=BASE_MODEL, backend="fast/float16", max_new_tokens=4
+    )
+    assert "`transformers float32`" in status and "Ran on the reference backend" in status, status
 
 
 def test_history_is_sent_as_messages(client):
