@@ -233,11 +233,12 @@ def main() -> None:
         naive = run_phase("naive", cache_dir, args)
         runs = {d: (run_phase("engine", cache_dir, args, d), run_phase("single", cache_dir, args, d)) for d in dtypes}
         backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-        streams = {
-            (m, b): run_phase("stream", cache_dir, args, extra=("--model", m, "--backend", b))
-            for m in [m.strip() for m in args.stream_models.split(",") if m.strip()]
-            for b in backends
-        }
+        streams = {}
+        for m in [m.strip() for m in args.stream_models.split(",") if m.strip()]:
+            # Other models: the reference and what "auto" picks for them (every row of the fast decoder on a
+            # model it does not run would repeat the reference).
+            for b in backends if m == MODEL else ["transformers", "auto"]:
+                streams[(m, b)] = run_phase("stream", cache_dir, args, extra=("--model", m, "--backend", b))
         fpb = {}
         if args.fpb_rows and (ROOT.parent / "shared" / "datasets" / "financial_phrasebank").exists():
             fpb = {b: run_phase("fpb", cache_dir, args, extra=("--backend", b)) for b in ("transformers", "auto")}
@@ -281,6 +282,7 @@ def main() -> None:
                 "stream_tok_s": default_row.get("stream_tok_s"),
                 "stream_ttft_s": default_row.get("stream_ttft_s"),
                 "stream_same_text_fraction": default_row.get("stream_same_text_fraction"),
+                "stream_matching_prefix_share": default_row.get("stream_matching_prefix_share"),
                 "reference_stream_tok_s": default_row.get("reference_stream_tok_s"),
                 "stream_speedup": default_row.get("stream_speedup"),
                 "fpb_accuracy": {b: round(r["accuracy"], 3) for b, r in fpb.items()},
@@ -303,7 +305,7 @@ def main() -> None:
 def stream_table(streams: dict, fpb: dict) -> tuple[dict, dict]:
     """Print one row per (model, backend) and return them, plus the default backend's SmolLM2 row."""
     print(f"\nOne streamed reply at a time ({'; '.join(sorted({m for m, _ in streams}))})\n")
-    print(f"{'model':22} {'backend':22} {'tok/s':>7} {'TTFT s':>7} {'same as transformers fp32':>26}")
+    print(f"{'model':22} {'backend':22} {'tok/s':>7} {'TTFT s':>7} {'same as transformers fp32':>26} {'prefix':>7}")
     by_backend: dict = {}
     for (model, backend), run in streams.items():
         reference = streams.get((model, "transformers"))
@@ -315,13 +317,20 @@ def stream_table(streams: dict, fpb: dict) -> tuple[dict, dict]:
             "stream_tok_s": round(run["tokens"] / run["seconds"], 1),
             "stream_ttft_s": round(run["ttft_s"], 3),
             "stream_same_text_fraction": None if same is None else round(same, 3),
+            # Per prompt, the share of the reference reply's characters that the reply repeats before it first
+            # differs (1.0 = same text); the mean over prompts.
+            "stream_matching_prefix_share": None
+            if not reference
+            else round(prefix_share(run["texts"], reference["texts"]), 3),
         }
         if reference:
             row["stream_speedup"] = round(row["stream_tok_s"] / (reference["tokens"] / reference["seconds"]), 2)
             row["reference_stream_tok_s"] = round(reference["tokens"] / reference["seconds"], 1)
         by_backend[f"{model} {backend}"] = row
         shown = "-" if same is None else f"{same:.0%}"
-        print(f"{model:22} {run['label']:22} {row['stream_tok_s']:7.1f} {row['stream_ttft_s']:7.3f} {shown:>26}")
+        prefix = "-" if same is None else f"{row['stream_matching_prefix_share']:.0%}"
+        figures = f"{row['stream_tok_s']:7.1f} {row['stream_ttft_s']:7.3f} {shown:>26} {prefix:>7}"
+        print(f"{model:22} {run['label']:22} {figures}")
     if fpb:
         ref = fpb.get("transformers")
         for backend, run in fpb.items():
@@ -336,6 +345,16 @@ def stream_table(streams: dict, fpb: dict) -> tuple[dict, dict]:
     precision = Settings().fast_precision
     default = by_backend.get(f"{MODEL} fast/{precision}") or by_backend.get(f"{MODEL} transformers") or {}
     return by_backend, default
+
+
+def prefix_share(texts: list[str], references: list[str]) -> float:
+    shares = []
+    for text, ref in zip(texts, references):
+        n = 0
+        while n < min(len(text), len(ref)) and text[n] == ref[n]:
+            n += 1
+        shares.append(1.0 if text == ref else n / max(len(ref), 1))
+    return sum(shares) / len(shares)
 
 
 def same_fraction(a: list[str], b: list[str]) -> float:
