@@ -120,7 +120,20 @@ def test_closing_a_fast_stream_stops_decoding_and_frees_the_model(engine):
     assert "Paris" in after.text
 
 
-def test_an_unsupported_architecture_falls_back_with_a_note(engine):
+def test_gemma3_decodes_on_the_fast_path_with_the_reference_text(engine):
+    prompts = ["The capital of France is", "Once upon a time", "Water boils at"]
+    params = GenerationParams(max_new_tokens=24)
+    for prompt in prompts:
+        _, reference, _ = stream(engine, prompt, params, REFERENCE, model=BASE_MODEL)
+        text, fast, _ = stream(engine, prompt, params, FAST32, model=BASE_MODEL)
+        assert fast.backend == "fast float32" and text == fast.text == reference.text
+        assert fast.completion_tokens == reference.completion_tokens
+    _, auto, _ = stream(engine, prompts[0], params, None, model=BASE_MODEL)
+    assert auto.backend == f"fast {engine.settings.fast_precision}"
+
+
+def test_an_unsupported_architecture_falls_back_with_a_note(engine, monkeypatch):
+    monkeypatch.setattr(fast_decoder, "SUPPORTED", ("llama",))  # as for any architecture it does not implement
     text, result, statuses = stream(engine, "The capital of France is", GenerationParams(max_new_tokens=6), FAST16,
                                     model=BASE_MODEL)  # fmt: skip
     assert result.backend.startswith("transformers") and text == result.text and result.completion_tokens > 0
