@@ -309,6 +309,7 @@ class ColumnRun:
             "error": self.error,
             "ttft_s": _round(result.time_to_first_token_s) if result else None,
             "tok_s": round(result.tokens_per_s, 2) if result and result.ok else None,
+            "backend": result.backend if result and result.ok else None,
             "tokens": result.completion_tokens if result else None,
             "finish_reason": result.finish_reason if result else None,
             "result": result.to_dict() if result else None,
@@ -524,11 +525,15 @@ def export_markdown(snapshot: dict) -> str:
         lines += [f"**Message:** {inputs['message']}", ""]
     if inputs.get("values"):
         lines += [f"**Template values:** `{inputs['values']}`", ""]
-    lines += ["| column | model | template | TTFT (s) | tokens/s | tokens | finish |", "|---|---|---|---|---|---|---|"]
+    lines += [
+        "| column | model | template | backend | TTFT (s) | tokens/s | tokens | finish |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     columns = snapshot.get("columns", [])
     for col in columns:
         cfg = col.get("config") or {}
-        cells = [col.get("column"), col.get("model"), cfg.get("template") or "—", col.get("ttft_s"), col.get("tok_s")]
+        cells = [col.get("column"), col.get("model"), cfg.get("template") or "—", col.get("backend")]
+        cells += [col.get("ttft_s"), col.get("tok_s")]
         cells += [col.get("tokens"), "error" if col.get("error") else col.get("finish_reason")]
         lines.append("| " + " | ".join("—" if c is None else str(c) for c in cells) + " |")
     for col in columns:
