@@ -15,7 +15,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from llmplay.engine import Engine
+from llmplay.engine import Engine, backends
 from llmplay.tempfiles import claim_upload_dir, exports_dir
 from llmplay.ui.access import build_audit_panel, header_text, oauth_enabled, role_of_request, visible_for
 from llmplay.ui.arena_tab import build_arena_tab, build_leaderboard_tab
@@ -33,14 +33,17 @@ log = logging.getLogger(__name__)
 
 
 def warm_default_model(engine: Engine) -> threading.Thread:
-    """Load (and on a first run convert) the default model in the background while the server starts,
-    so the first visitor does not wait for it. A request that arrives meanwhile waits on the same load."""
+    """Load (and on a first run convert) the default model and its fast-decoder weights in the background
+    while the server starts, so the first visitor does not wait for them. A request that arrives meanwhile
+    waits on the same load."""
 
     def load() -> None:
         try:
             spec = engine.catalog.get(engine.settings.default_model)
             if spec.provider == "local":
-                engine.models.get(spec)
+                loaded = engine.models.get(spec)
+                # and the fast decoder's copy of its weights, so the first reply does not convert them
+                backends.plan(loaded, engine.settings.backend, engine.settings.fast_precision)
         except Exception as exc:  # the Playground reports load errors to the user when they pick the model
             log.warning("Could not preload %s: %s", engine.settings.default_model, exc)
 

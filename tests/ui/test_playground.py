@@ -221,6 +221,8 @@ def test_default_model_is_preloaded_in_the_background(session_settings, engine):
     assert not fresh.models.is_loaded(spec)
     warm_default_model(fresh).join(timeout=120)
     assert fresh.models.is_loaded(spec)
+    loaded = fresh.models.get(spec)
+    assert ("fast", session_settings.fast_precision) in loaded.conversions  # the first reply converts nothing
 
 
 # ---- feedback on a reply ----------------------------------------------------------------------------------
