@@ -156,7 +156,7 @@ def phase_stream(cache_dir: str, model: str, prompts: list[str], max_new: int, b
 
 def phase_fpb(cache_dir: str, backend: str, rows: int = 200) -> dict:
     """Financial PhraseBank rows through the shipped financial-sentiment template, one streamed reply each."""
-    from _data import FPB_LABELS, fpb_split
+    from _data import fpb_split
 
     from llmplay.engine import Engine, GenerationParams
     from llmplay.settings import Settings
@@ -173,9 +173,7 @@ def phase_fpb(cache_dir: str, backend: str, rows: int = 200) -> dict:
         request, _ = build_request(template, "chat", {"text": row["text"]}, params)
         for event in engine.stream(MODEL, request, backend=backend):
             if event.done:
-                text = event.result.text.lower()
-                found = sorted((text.find(label), label) for label in FPB_LABELS if label in text)
-                answer = found[0][1] if found else ""
+                answer = template.output.extract(event.result.text) or ""  # as an evaluation run scores it
                 answers.append(answer)
                 correct += answer == row["label"]
     return {"accuracy": correct / len(held_out), "answers": answers, "rows": len(held_out)}

@@ -8,15 +8,11 @@ from llmplay.engine import GenerationParams, backends, fast_decoder
 from llmplay.errors import LlmplayError
 from llmplay.settings import Settings
 from tests.conftest import BASE_MODEL, CHAT_MODEL, PARIS_QUESTION
+from tests.engine.test_local import QUESTIONS
 
 REFERENCE, FAST32, FAST16 = "transformers", "fast/float32", "fast/float16"
 SHORT_PROMPTS = [
-    "Name three primary colors.",
-    "What is 12 times 12?",
-    "Write one sentence about cats.",
-    "Translate 'good morning' into French.",
-    "Who wrote Romeo and Juliet?",
-    "Give me a synonym for happy.",
+    *QUESTIONS,
     "What is the boiling point of water?",
     "Name a planet in our solar system.",
     "What colour is the sky on a clear day?",
