@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -530,8 +531,25 @@ def open_db(path: Path | str) -> Database:
         db.enable_wal()
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute("PRAGMA foreign_keys=ON")
-    MIGRATIONS.apply(db)
+    _apply_migrations(db)
     return db
+
+
+def _apply_migrations(db: Database, patience_s: float = 30.0) -> None:
+    """Apply pending migrations, retrying while another process applies them: two processes opening a new
+    database at once (the app and a training job) read the migration state, then one's write fails at once
+    with "database is locked" (a deferred read cannot wait for the write lock). A retry finds them applied."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            MIGRATIONS.apply(db)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            if db.conn.in_transaction:
+                db.conn.rollback()
+            time.sleep(0.1)
 
 
 @contextmanager
