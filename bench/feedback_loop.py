@@ -1,18 +1,25 @@
 """The continual-learning loop on real data, through the code the scheduler runs (llmplay.loop.update.run_update).
 
-    .venv/bin/python bench/feedback_loop.py [--batch 50] [--batches 4] [--quick] [--skip-no-replay]
+    .venv/bin/python bench/feedback_loop.py [--batch 50] [--batches 4] [--variants replay,noreplay,stacked]
+                                            [--quick] [--set KEY=VALUE ...]
 
 Setup (a fresh data dir): Financial PhraseBank AllAgree split as bench/finetune.py does (bench/_data.fpb_split):
-the 300 held-out rows are the line's frozen regression set (gate b); labelers' corrections are training rows:
+the 300 held-out rows are every line's frozen regression set (gate b); labelers' corrections are training rows:
 SmolLM2's own answer (greedy, financial-sentiment template) is the item's output and the gold label is the
-labeler's answer, in a label queue (k = 1, so each answer is accepted).
-1. Line ``fpb`` (replay on: LineSettings defaults): ``--batches`` batches of ``--batch`` corrections arrive, one
-   update after each (the trigger fires at the batch size); then a harmful batch (every label wrong) and one more
-   update, which the gates must reject.
-2. Line ``fpb-noreplay``: the same good batches, replay and general data off and the probe gate opened wide, so
-   every update is promoted: how much the general probe drops without replay.
-Per update: status, why, held-out (regression set) accuracy of the candidate with its 95% interval, the probe
-(exact match, perplexity) vs the base, wall time (training job + gates). The last line is one JSON object.
+labeler's answer, in one label queue (k = 1, so each answer is accepted) that every line learns from. The
+held-out share is chosen per item, so all lines train on the same rows and are judged on the same rows.
+Batches of ``--batch`` corrections arrive; after each, every line runs one update (the trigger fires at the
+batch size). The lines (``--variants``):
+- ``replay``: LineSettings defaults (continued training, replay of earlier feedback and general data). After
+  the good batches a harmful batch (every label wrong) arrives and it runs one more update, which the gates must
+  reject.
+- ``noreplay``: replay and general data off, the probe gates opened wide so every update is promoted: how much
+  the general probe moves without replay.
+- ``stacked``: no replay either, but each update trains a fresh adapter on top of the frozen active version
+  (``start_from: stacked``), probe gates opened wide: the other way to forget less, against replay.
+Per update: status, why, regression-set accuracy of the candidate with its 95% interval, the probe (exact
+match, text perplexity, reply perplexity) vs the base, wall time (training job + gates). The last line is
+one JSON object.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from _data import FPB, FPB_LABELS, fpb_split, require  # noqa: E402
 MODEL = "smollm2-135m-instruct"
 TEMPLATE = "financial-sentiment"
 REGRESSION = "fpb-regression"
+QUEUE = "fpb-corrections"
 
 
 def make_engine(data_dir: Path):
@@ -90,42 +98,115 @@ def candidate_interval(settings, run_id: int | None, metric: str = "accuracy") -
     return out
 
 
-def run_line(engine, jobs, runner, line: str, batches: list, answers: list, harmful: list | None) -> list[dict]:
+def update_report(engine, line: str, n: int, bad: bool, update, wall: float) -> dict:
+    gates = {g["gate"]: g for g in update.gates}
+    regression = gates.get("regression", {})
+
+    def figures(gate: str) -> dict:
+        return {k: gates.get(gate, {}).get(k) for k in ("baseline", "candidate", "difference")}
+
+    return {
+        "line": line,
+        "update": n,
+        "harmful": bad,
+        "status": update.status,
+        "reasons": update.reasons,
+        "error": update.error,
+        "trained_rows": len(update.feedback_ids),
+        "replay_rows": len(update.replay_ids),
+        "general_rows": len(update.general_ids),
+        "heldout_feedback_rows": len(update.heldout_ids),
+        "regression": candidate_interval(engine.settings, regression.get("run_id")),
+        "feedback_gate": figures("feedback"),
+        "probe_task": figures("probe_task"),
+        "probe_ppl": figures("probe_perplexity"),
+        "probe_reply": figures("probe_reply"),
+        "wall_s": round(wall, 1),
+    }
+
+
+def run_round(engine, jobs, runner, lines: list[str], n: int, bad: bool) -> list[dict]:
+    """One update of each line (the batch already arrived)."""
     from llmplay.loop.update import run_update
-    from llmplay.store import connect
 
     reports = []
-    plan = [(b, a, False) for b, a in zip(batches, answers)] + ([(harmful[0], harmful[1], True)] if harmful else [])
-    for n, (rows, replies, bad) in enumerate(plan, 1):
-        with connect(engine.settings.db_path) as db:
-            add_batch(db, f"{line}-q", rows, replies, harmful=bad)
+    for line in lines:
         started = time.perf_counter()
         update = run_update(engine, line, jobs=jobs, runner=runner, trigger="bench")
         wall = time.perf_counter() - started
         if update is None:
             raise SystemExit(f"{line}: no update started after batch {n} (trigger did not fire)")
-        gates = {g["gate"]: g for g in update.gates}
-        regression = gates.get("regression", {})
-        report = {
-            "line": line,
-            "update": n,
-            "harmful": bad,
-            "status": update.status,
-            "reasons": update.reasons,
-            "error": update.error,
-            "trained_rows": len(update.feedback_ids),
-            "replay_rows": len(update.replay_ids),
-            "general_rows": len(update.general_ids),
-            "heldout_feedback_rows": len(update.heldout_ids),
-            "regression": candidate_interval(engine.settings, regression.get("run_id")),
-            "feedback_gate": {k: gates.get("feedback", {}).get(k) for k in ("baseline", "candidate", "difference")},
-            "probe_task": {k: gates.get("probe_task", {}).get(k) for k in ("baseline", "candidate", "difference")},
-            "probe_ppl": {k: gates.get("probe_perplexity", {}).get(k) for k in ("baseline", "candidate", "difference")},
-            "wall_s": round(wall, 1),
-        }
+        report = update_report(engine, line, n, bad, update, wall)
         print(json.dumps(report), flush=True)
         reports.append(report)
     return reports
+
+
+def last_promoted(reports: list[dict]) -> dict | None:
+    return next((r for r in reversed(reports) if r["status"] == "promoted" and not r["harmful"]), None)
+
+
+def probe_ok(r: dict) -> bool:
+    task, ppl, reply = r["probe_task"], r["probe_ppl"], r["probe_reply"]
+    return (
+        task["difference"] is not None
+        and task["difference"] >= -0.02
+        and ppl["difference"] <= 0.05
+        and reply["difference"] <= 0.05
+    )
+
+
+def drift(r: dict | None) -> dict:
+    """A version's probe vs the base: task points lost, text and reply perplexity rise in %."""
+    if r is None:
+        return {}
+    return {
+        "probe_drop": round(-(r["probe_task"]["difference"] or 0) * 100, 1),
+        "ppl_rise": round((r["probe_ppl"]["difference"] or 0) * 100, 1),
+        "reply_ppl_rise": round((r["probe_reply"]["difference"] or 0) * 100, 1),
+        "accuracy": r["regression"].get("candidate", [None])[0],
+    }
+
+
+def summary(reports: dict[str, list[dict]], variants: list[str]) -> dict:
+    """The headline figures of the run (the bench's last line), from the per-update reports of each line."""
+    out: dict = {}
+    main_reports = reports["replay"]
+    first = main_reports[0]["regression"].get("active", [None])[0]
+    promoted = [r for r in main_reports if r["status"] == "promoted"]
+    best = last_promoted(main_reports)
+    final = best["regression"]["candidate"][0] if best else first
+    out |= {
+        "base_accuracy": first,
+        "final_accuracy": final,
+        "gain_points": round((final - first) * 100, 1) if first is not None and final is not None else None,
+        "updates": len(main_reports),
+        "promoted": len(promoted),
+        "probe_ok_all_promoted": all(probe_ok(r) for r in promoted),
+        "harmful_promoted": any(r["harmful"] and r["status"] == "promoted" for r in main_reports),
+        "max_update_s": max(r["wall_s"] for r in main_reports),
+        "per_update": [
+            {k: r[k] for k in ("update", "status", "wall_s")} | {"accuracy": r["regression"].get("candidate")}
+            for r in main_reports
+        ],
+    }
+    out["replay"] = drift(best)
+    for variant in variants[1:]:
+        out[variant] = drift(reports[variant][-1])  # its last candidate, promoted or not
+    if "noreplay" in reports:
+        out["probe_drop_no_replay"] = out["noreplay"]["probe_drop"]
+        out["reply_ppl_rise_no_replay"] = out["noreplay"]["reply_ppl_rise"]
+    return out
+
+
+VARIANTS = {
+    "replay": {},
+    "noreplay": {"replay_ratio": 0.0, "general_ratio": 0.0, "probe_task_margin": 1.0, "probe_ppl_margin": 10.0},
+    "stacked": {
+        "start_from": "stacked", "replay_ratio": 0.0, "general_ratio": 0.0, "probe_task_margin": 1.0,
+        "probe_ppl_margin": 10.0,
+    },
+}  # fmt: skip
 
 
 def main() -> None:
@@ -134,8 +215,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="2 batches of 12, 40 regression rows: checks the script")
-    parser.add_argument("--skip-no-replay", action="store_true")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a line setting for both lines")
+    parser.add_argument("--variants", default="replay,noreplay,stacked", help="lines to run (replay always runs)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a line setting for all lines")
     args = parser.parse_args()
     require(FPB)
     import pandas as pd
@@ -150,6 +231,10 @@ def main() -> None:
 
     if args.quick:
         args.batch, args.batches = 12, 2
+    variants = ["replay"] + [v for v in args.variants.split(",") if v and v != "replay"]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)} (known: {', '.join(VARIANTS)})")
     train, held = fpb_split(args.seed)
     held = held[:40] if args.quick else held
     needed = args.batch * (args.batches + 1)
@@ -157,6 +242,8 @@ def main() -> None:
     assert needed <= len(train)
     extra = {k: yaml.safe_load(v) for k, v in (pair.split("=", 1) for pair in args.set)}
     out: dict = {"model": MODEL, "batch": args.batch, "batches": args.batches, "settings": extra}
+    names = {v: "fpb" if v == "replay" else f"fpb-{v}" for v in variants}
+    reports: dict[str, list[dict]] = {v: [] for v in variants}
     with tempfile.TemporaryDirectory(prefix="llmplay-bench-loop-") as tmp:
         engine = make_engine(Path(tmp))
         runner = EvalRunner(engine)
@@ -168,57 +255,27 @@ def main() -> None:
         out["label_answers_s"] = round(time.perf_counter() - started, 1)
         per_batch = [answers[i * args.batch : (i + 1) * args.batch] for i in range(args.batches + 1)]
         common = {"min_new_rows": round(args.batch * 0.6), "regression_dataset": REGRESSION, "max_new_tokens": 4}
-        common |= extra
+        if args.quick:  # 12 rows a batch: enough held out for gate (a) (5 rows) and enough left to train
+            common |= {"heldout_fraction": 0.5, "min_new_rows": 2}
         with connect(engine.settings.db_path) as db:
-            for name, settings in (
-                ("fpb", common | {"queues": ["fpb-q"]}),
-                ("fpb-noreplay", common | {"queues": ["fpb-noreplay-q"], "replay_ratio": 0.0, "general_ratio": 0.0,
-                                           "probe_task_margin": 1.0, "probe_ppl_margin": 10.0}),
-            ):  # fmt: skip
-                store.create_queue(db, f"{name}-q", "label", labels=list(FPB_LABELS), user="bench")
-                lines.create_line(db, name, MODEL, TEMPLATE, settings=settings, user="bench")
+            store.create_queue(db, QUEUE, "label", labels=list(FPB_LABELS), user="bench")
+            for variant in variants:
+                settings = common | VARIANTS[variant] | extra | {"queues": [QUEUE]}
+                lines.create_line(db, names[variant], MODEL, TEMPLATE, settings=settings, user="bench")
         try:
-            good = batches[: args.batches]
-            reports = run_line(
-                engine, jobs, runner, "fpb", good, per_batch[: args.batches], (batches[-1], per_batch[-1])
-            )
-            no_replay = [] if args.skip_no_replay else run_line(
-                engine, jobs, runner, "fpb-noreplay", good, per_batch[: args.batches], None
-            )  # fmt: skip
+            for n in range(args.batches):
+                with connect(engine.settings.db_path) as db:
+                    add_batch(db, QUEUE, batches[n], per_batch[n])
+                for variant, report in zip(
+                    variants, run_round(engine, jobs, runner, list(names.values()), n + 1, False)
+                ):
+                    reports[variant].append(report)
+            with connect(engine.settings.db_path) as db:  # the harmful batch: only the replay line learns from it
+                add_batch(db, QUEUE, batches[-1], per_batch[-1], harmful=True)
+            reports["replay"] += run_round(engine, jobs, runner, [names["replay"]], args.batches + 1, True)
         finally:
             jobs.close()
-    first = reports[0]["regression"].get("active", [None])[0]
-    promoted = [r for r in reports if r["status"] == "promoted"]
-    good_reports = [r for r in reports if not r["harmful"]]
-    final = next((r["regression"]["candidate"][0] for r in reversed(good_reports) if r["status"] == "promoted"), first)
-
-    def probe_ok(r: dict) -> bool:
-        task, ppl = r["probe_task"], r["probe_ppl"]
-        return task["difference"] is not None and task["difference"] >= -0.02 and ppl["difference"] <= 0.05
-
-    out |= {
-        "base_accuracy": first,
-        "final_accuracy": final,
-        "gain_points": round((final - first) * 100, 1) if first is not None and final is not None else None,
-        "updates": len(reports),
-        "promoted": len(promoted),
-        "probe_ok_all_promoted": all(probe_ok(r) for r in promoted),
-        "harmful_promoted": any(r["harmful"] and r["status"] == "promoted" for r in reports),
-        "max_update_s": max(r["wall_s"] for r in reports),
-        "per_update": [
-            {k: r[k] for k in ("update", "status", "wall_s")} | {"accuracy": r["regression"].get("candidate")}
-            for r in reports
-        ],
-    }
-    if no_replay:
-        last = no_replay[-1]
-        out["probe_drop_no_replay"] = round(-(last["probe_task"]["difference"] or 0) * 100, 1)  # points vs base
-        out["ppl_rise_no_replay"] = round((last["probe_ppl"]["difference"] or 0) * 100, 1)  # % vs base
-        out["final_accuracy_no_replay"] = last["regression"].get("candidate", [None])[0]
-        with_replay = next((r for r in reversed(good_reports) if r["status"] == "promoted"), None)
-        if with_replay:
-            out["probe_drop_replay"] = round(-(with_replay["probe_task"]["difference"] or 0) * 100, 1)
-            out["ppl_rise_replay"] = round((with_replay["probe_ppl"]["difference"] or 0) * 100, 1)
+    out |= summary(reports, variants)
     print(json.dumps(out))
 
 

@@ -2,8 +2,8 @@
 
 - A line's feedback: accepted answers (llmplay.feedback.accepted) of its queues (or, with none set, of every
   queue whose items were rendered with the line's template), correction and label tasks.
-- Held out: a fixed share of those items, chosen by a hash of (line, item id), so an item is held out for
-  every update of the line and no update ever trains on it (gate a).
+- Held out: a fixed share of those items, chosen by a hash of the item id (the same items for every line),
+  so an item is held out for every update of the line and no update ever trains on it (gate a).
 - New rows: accepted items no update of this line consumed yet; new pairs: accepted choices of the line's
   ``preference_queues`` (trained by a DPO step, the previous version as its reference). Replay: a seeded sample
   of the items earlier
@@ -39,8 +39,11 @@ def consumer_name(line: Line, update_id: int) -> str:
     return f"{consumer_prefix(line)}update-{update_id}"
 
 
-def is_heldout(line_name: str, item_id: int, fraction: float) -> bool:
-    digest = hashlib.sha256(f"{line_name}:{item_id}".encode()).digest()
+def is_heldout(item_id: int, fraction: float) -> bool:
+    """Whether a feedback item belongs to the held-out share ``fraction``: a hash of its id alone, so every line
+    holds out the same items (lines that learn from one queue are judged on the same rows), and a smaller
+    share is a subset of a larger one."""
+    digest = hashlib.sha256(f"heldout:{item_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 
 
@@ -97,12 +100,16 @@ def gather(db: Database, line: Line, *, seed: int = 0) -> UpdateData:
     s = line.settings
     promoted, rejected = _updates_by_outcome(db, line)
     heldout, new, earlier = [], [], []
+    trained = promoted | rejected
     for a in line_feedback(db, line):
-        if is_heldout(line.name, a.item.id, s.heldout_fraction):
+        consumed = set(a.consumed_by)
+        # An item this line trained on is never held out, whatever the hash says (a raised heldout_fraction,
+        # or a line from before the hash was per item): the gate only judges rows no update saw.
+        if is_heldout(a.item.id, s.heldout_fraction) and not trained & consumed:
             heldout.append(a)
-        elif promoted & set(a.consumed_by):
+        elif promoted & consumed:
             earlier.append(a)  # trained into a version that became active: replayable
-        elif not rejected & set(a.consumed_by):
+        elif not rejected & consumed:
             new.append(a)  # rows of a rejected update are spent: they made the model worse
     # (rows of a failed update were never marked consumed, so they are new again)
     pairs = []

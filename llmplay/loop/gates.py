@@ -32,7 +32,7 @@ SCORED = ("accuracy", "exact_match", "numeric_match", "entity_f1", "macro_f1", "
 
 @dataclass
 class GateResult:
-    gate: str  # feedback | regression | probe_task | probe_perplexity
+    gate: str  # feedback | regression | probe_task | probe_perplexity | probe_reply
     metric: str
     baseline: float | None  # active (a, b) or base (c)
     candidate: float | None
@@ -160,11 +160,15 @@ def run_gates(engine, runner, line: Line, active: str, candidate: str, data: Upd
     results.append(
         GateResult("probe_task", "exact_match", base, cand, iv.estimate, iv.low, iv.high, iv.n, ok, why, run_id)
     )
-    base_ppl = probe.perplexity(engine, line.base_model)
-    cand_ppl = probe.perplexity(engine, candidate)
-    rise = cand_ppl / base_ppl - 1
-    ok = rise <= s.probe_ppl_margin
-    why = "" if ok else f"general-text perplexity rose {rise:.1%} vs the base ({base_ppl:.2f} → {cand_ppl:.2f}"
-    why += f"; allowed {s.probe_ppl_margin:.0%})" if why else ""
-    results.append(GateResult("probe_perplexity", "perplexity", base_ppl, cand_ppl, rise, passed=ok, reason=why))
+    for gate, measure, what in (
+        ("probe_perplexity", probe.perplexity, "general-text perplexity"),
+        ("probe_reply", probe.reply_perplexity, "reply perplexity on everyday instructions"),
+    ):
+        base_ppl, cand_ppl = measure(engine, line.base_model), measure(engine, candidate)
+        rise = cand_ppl / base_ppl - 1
+        ok = rise <= s.probe_ppl_margin
+        why = "" if ok else (
+            f"{what} rose {rise:.1%} vs the base ({base_ppl:.2f} → {cand_ppl:.2f}; allowed {s.probe_ppl_margin:.0%})"
+        )  # fmt: skip
+        results.append(GateResult(gate, "perplexity", base_ppl, cand_ppl, rise, passed=ok, reason=why))
     return results

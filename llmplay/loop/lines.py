@@ -20,7 +20,7 @@ from llmplay.store import immediate
 
 LINES, UPDATES, EVENTS = "loop_lines", "loop_updates", "loop_events"
 LINE_PREFIX = "line:"  # a picker name: "line:fpb" serves that line's active version
-START_FROM = ("active", "base")
+START_FROM = ("active", "base", "stacked")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # As llmplay.feedback.records.check_name: a queue name never reaches a path or a query unchecked.
 _QUEUE_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$")
@@ -46,7 +46,9 @@ class LineSettings:
     # Trigger: an update when at least this many new accepted rows arrived, and/or every N minutes (0 = off).
     min_new_rows: int = 50
     interval_minutes: int = 0
-    # "active": continue training the active version; "base": a fresh adapter on the base every update.
+    # "active": continue training the active version's adapter; "base": a fresh adapter on the base every
+    # update; "stacked": a fresh adapter on top of the frozen active version (only the new weights change,
+    # so what earlier versions learned stays as it was: a way to forget less besides replay).
     start_from: str = "active"
     # Replay, as a share of the new rows: earlier accepted feedback, and general instruction data (probe.py).
     replay_ratio: float = 0.5

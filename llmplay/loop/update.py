@@ -169,6 +169,7 @@ def training_config(line: Line, records: list[dict], parent_label: str | None) -
         "task": "sft",
         "method": s.method,
         "parent_version": parent_label,
+        "stack_on_parent": bool(parent_label) and s.start_from == "stacked",
         "data": {"source": "rows", "rows": records, "format": "messages", "validation_fraction": 0.0},
         "epochs": s.epochs,
         "learning_rate": s.learning_rate,
@@ -235,7 +236,7 @@ def run_update(
         records = loop_data.training_records(gathered, template)
         with connect(settings.db_path) as db:
             active = active_label(db, line)
-        continued = line.settings.start_from == "active" and line.active_version_id is not None
+        continued = line.settings.start_from != "base" and line.active_version_id is not None
         parent_label = registry.get_version(settings.db_path, line.active_version_id).label if continued else None
         _set(
             settings.db_path,

@@ -28,18 +28,20 @@ FORM_FIELDS = (
 )
 WHOLE = {"min_new_rows", "interval_minutes", "batch_size"}
 OPTIONAL = {"regression_dataset", "regression_template"}  # blank = none / the line's template
-GATES = ("feedback", "regression", "probe_task", "probe_perplexity")
+GATES = ("feedback", "regression", "probe_task", "probe_perplexity", "probe_reply")
 GATE_TITLES = {
     "feedback": "(a) held-out feedback",
     "regression": "(b) regression set",
     "probe_task": "(c) probe task",
-    "probe_perplexity": "(c) probe perplexity",
+    "probe_perplexity": "(c) probe text perplexity",
+    "probe_reply": "(c) probe reply perplexity",
 }
+PERPLEXITY_GATES = {"probe_perplexity": "text", "probe_reply": "replies"}
 TIMELINE_HEADERS = [
     "update", "started", "status", "trigger", "trained", "replayed", "general", "held out",
     *(GATE_TITLES[g] for g in GATES), "reasons", "promoted by", "candidate",
 ]  # fmt: skip
-TIMELINE_WIDTHS = ["60px", "100px", "90px", "70px", *["60px"] * 4, *["230px"] * 4, "200px", "90px", "150px"]
+TIMELINE_WIDTHS = ["60px", "100px", "90px", "70px", *["60px"] * 4, *["230px"] * 5, "200px", "90px", "150px"]
 EVENT_HEADERS = ["at", "user", "action", "from", "to", "update", "detail"]
 BASE = "base model"
 
@@ -76,7 +78,7 @@ def gate_cell(gate: dict | None) -> str:
     mark = "✅ pass" if gate.get("passed") else "❌ fail"
     if gate.get("difference") is None:
         return f"{mark}: {gate.get('reason') or 'no figures'}"
-    if gate["gate"] == "probe_perplexity":
+    if gate["gate"] in PERPLEXITY_GATES:
         return f"{mark} · ppl {_num(gate['baseline'], 2)} → {_num(gate['candidate'], 2)} ({gate['difference']:+.1%})"
     gate = {k: v + 0.0 if isinstance(v, float) else v for k, v in gate.items()}  # -0.0 reads as +0.000
     interval = ""
@@ -116,15 +118,21 @@ def timeline_rows(updates: list, version_labels: dict[int, str]) -> list[list]:
 
 def forgetting_frames(updates: list) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The general probe per update, oldest first: (task accuracy rows, perplexity rows), each with the
-    columns update, series (candidate / base), value; updates without probe figures are left out."""
+    columns update, series (candidate / base; the perplexity series also say text / replies), value;
+    updates without probe figures are left out."""
     frames = {"probe_task": [], "probe_perplexity": []}
     for u in sorted(updates, key=lambda u: u.id):
         for g in u.gates:
-            if g.get("gate") in frames and g.get("candidate") is not None and g.get("baseline") is not None:
-                frames[g["gate"]] += [
-                    {"update": u.id, "series": "base", "value": float(g["baseline"])},
-                    {"update": u.id, "series": "candidate", "value": float(g["candidate"])},
-                ]
+            gate = g.get("gate")
+            if gate not in frames and gate not in PERPLEXITY_GATES:
+                continue
+            if g.get("candidate") is None or g.get("baseline") is None:
+                continue
+            what = f" ({PERPLEXITY_GATES[gate]})" if gate in PERPLEXITY_GATES else ""
+            frames["probe_task" if gate == "probe_task" else "probe_perplexity"] += [
+                {"update": u.id, "series": f"base{what}", "value": float(g["baseline"])},
+                {"update": u.id, "series": f"candidate{what}", "value": float(g["candidate"])},
+            ]
     empty = {"update": pd.Series(dtype=int), "series": pd.Series(dtype=str), "value": pd.Series(dtype=float)}
     return tuple(pd.DataFrame(rows) if rows else pd.DataFrame(empty) for rows in frames.values())
 

@@ -206,3 +206,46 @@ def test_preference_pairs_of_the_lines_queues_become_dpo_rows_and_count_for_the_
 
     parsed = TrainConfig.from_dict(config)  # a valid DPO job on the previous version
     assert parsed.task == "dpo" and parsed.parent_version == "smollm2-135m-instruct + fpb v1"
+
+
+def test_two_lines_on_one_queue_hold_out_the_same_items_and_a_trained_item_is_never_held_out(db_path):
+    from llmplay.feedback.store import mark_consumed
+
+    with connect(db_path) as db:
+        line = make_line(db, heldout_fraction=0.2)
+        other = lines.create_line(db, "fpb-2", "smollm2-135m-instruct", "financial-sentiment",
+                                  settings={"queues": ["fpb-review"], "heldout_fraction": 0.2})  # fmt: skip
+        add_accepted(db, 40)
+        first, second = loop_data.gather(db, line), loop_data.gather(db, other)
+        assert first.heldout and [a.item.id for a in first.heldout] == [a.item.id for a in second.heldout]
+        # A smaller share is a subset of a larger one.
+        wide = lines.update_settings(db, "fpb-2", {"heldout_fraction": 0.5})
+        assert {a.item.id for a in first.heldout} < {a.item.id for a in loop_data.gather(db, wide).heldout}
+        # The first line trained on its new rows; raising its share later must not hold out any of them.
+        update_id = (
+            db["loop_updates"].insert({"line_id": line.id, "status": "promoted", "started_at": lines.now()}).last_pk
+        )
+        mark_consumed(db, first.feedback_ids, loop_data.consumer_name(line, update_id))
+        raised = loop_data.gather(db, lines.update_settings(db, "fpb", {"heldout_fraction": 0.5}))
+        assert not {a.item.id for a in raised.heldout} & set(first.feedback_ids)
+        assert {a.item.id for a in raised.heldout} == {a.item.id for a in first.heldout}
+        assert {a.item.id for a in raised.replay} <= set(first.feedback_ids)
+
+
+def test_a_stacked_line_trains_a_fresh_adapter_on_the_frozen_active_version():
+    from llmplay.loop.update import training_config
+    from llmplay.training.config import TrainConfig
+
+    def line_with(start_from: str) -> lines.Line:
+        return lines.Line(1, "fpb", "smollm2-135m-instruct", "financial-sentiment", 3, None,
+                          lines.LineSettings.from_dict({"start_from": start_from}), "u", lines.now(), None)  # fmt: skip
+
+    rows = [{"id": "fb1", "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}]
+    parent = "smollm2-135m-instruct + fpb v1"
+    stacked = TrainConfig.from_dict(training_config(line_with("stacked"), rows, parent))
+    assert stacked.stack_on_parent and stacked.parent_version == parent
+    continued = TrainConfig.from_dict(training_config(line_with("active"), rows, parent))
+    assert not continued.stack_on_parent and continued.parent_version == parent
+    # The first update of a stacked line has no version to stack on: a fresh adapter on the base.
+    first = TrainConfig.from_dict(training_config(line_with("stacked"), rows, None))
+    assert not first.stack_on_parent and first.parent_version is None

@@ -36,11 +36,12 @@ def test_an_update_trains_gates_and_an_admin_promotes_then_rolls_back(engine):
         jobs.close()
     assert update is not None and update.status == "rejected", update
     gates = {g["gate"]: g for g in update.gates}
-    assert set(gates) == {"feedback", "regression", "probe_task", "probe_perplexity"}
+    assert set(gates) == {"feedback", "regression", "probe_task", "probe_perplexity", "probe_reply"}
     assert not gates["feedback"]["passed"] and "held-out feedback" in gates["feedback"]["reason"]
     assert gates["feedback"]["n"] == len(update.heldout_ids) >= 5
     assert any("held-out feedback" in r for r in update.reasons)
-    assert gates["probe_perplexity"]["baseline"] > 1 and gates["probe_perplexity"]["candidate"] > 1
+    for gate in ("probe_perplexity", "probe_reply"):
+        assert gates[gate]["baseline"] > 1 and gates[gate]["candidate"] > 1 and gates[gate]["passed"]
     # Lineage: what it trained on, disjoint from the held-out items; the version it made belongs to the line.
     assert update.feedback_ids and not set(update.feedback_ids) & set(update.heldout_ids)
     version = get_version(settings.db_path, update.candidate_version_id)

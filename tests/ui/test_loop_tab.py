@@ -39,6 +39,7 @@ def gates(feedback_gain: float, regression_drop: float = 0.0, probe_task: float 
         GateResult("probe_task", "exact_match", 0.70, probe_task, probe_task - 0.70, -0.05, 0.04, 50,
                    True, "").to_dict(),
         GateResult("probe_perplexity", "perplexity", 12.0, 12.3, 0.025, passed=True).to_dict(),
+        GateResult("probe_reply", "perplexity", 15.0, 15.3, 0.02, passed=True).to_dict(),
     ]  # fmt: skip
 
 
@@ -136,13 +137,14 @@ def test_the_timeline_shows_each_stored_gate_with_its_interval(tab, settings):
     assert "dropped by 0.090" in rejected["reasons"]
     first = rows[seeded["updates"][0]]
     assert first["(a) held-out feedback"].startswith("✅ pass · accuracy 0.550 → 0.650 (+0.100, 95% CI +0.050")
-    assert first["(c) probe perplexity"] == "✅ pass · ppl 12.00 → 12.30 (+2.5%)"
+    assert first["(c) probe text perplexity"] == "✅ pass · ppl 12.00 → 12.30 (+2.5%)"
+    assert first["(c) probe reply perplexity"] == "✅ pass · ppl 15.00 → 15.30 (+2.0%)"
     assert first["promoted by"] == "gates" and first["candidate"] == seeded["versions"][0].label
     # The forgetting chart: base and candidate probe accuracy per update, oldest first.
     task = shown.probe_task
     cand = task[task.series == "candidate"]
     assert list(cand["update"]) == seeded["updates"] and list(cand["value"]) == pytest.approx([0.70, 0.68, 0.70])
-    assert set(shown.probe_ppl.series) == {"base", "candidate"}
+    assert set(shown.probe_ppl.series) == {"base (text)", "candidate (text)", "base (replies)", "candidate (replies)"}
 
 
 def test_status_line_names_the_active_version_the_candidate_and_the_trigger(tab, settings):
