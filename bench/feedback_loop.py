@@ -1,6 +1,6 @@
 """The continual-learning loop on real data, through the code the scheduler runs (llmplay.loop.update.run_update).
 
-    .venv/bin/python bench/feedback_loop.py [--batch 50] [--batches 4] [--variants replay,noreplay,stacked]
+    .venv/bin/python bench/feedback_loop.py [--batch 50] [--batches 4] [--variants replay,noreplay,fresh,stacked]
                                             [--quick] [--set KEY=VALUE ...]
 
 Setup (a fresh data dir): Financial PhraseBank AllAgree split as bench/finetune.py does (bench/_data.fpb_split):
@@ -15,10 +15,12 @@ batch size). The lines (``--variants``):
   reject.
 - ``noreplay``: replay and general data off, the probe gates opened wide so every update is promoted: how much
   the general probe moves without replay.
+- ``fresh``: as ``replay``, but every update trains a fresh adapter on the base (``start_from: base``) instead
+  of continuing the active version: which default learns more from the same rows.
 - ``stacked``: no replay either, but each update trains a fresh adapter on top of the frozen active version
   (``start_from: stacked``), probe gates opened wide: the other way to forget less, against replay.
 Per update: status, why, regression-set accuracy of the candidate with its 95% interval, the probe (exact
-match, text perplexity, reply perplexity) vs the base, wall time (training job + gates). The last line is
+match, text perplexity, reply drift) vs the base, wall time (training job + gates). The last line is
 one JSON object.
 """
 
@@ -157,13 +159,14 @@ def probe_ok(r: dict) -> bool:
 
 
 def drift(r: dict | None) -> dict:
-    """A version's probe vs the base: task points lost, text and reply perplexity rise in %."""
+    """A version's probe vs the base: task points lost, text perplexity rise and reply drift (perplexity rise on the
+    base's own replies) in %."""
     if r is None:
         return {}
     return {
         "probe_drop": round(-(r["probe_task"]["difference"] or 0) * 100, 1),
         "ppl_rise": round((r["probe_ppl"]["difference"] or 0) * 100, 1),
-        "reply_ppl_rise": round((r["probe_reply"]["difference"] or 0) * 100, 1),
+        "reply_drift": round((r["probe_reply"]["difference"] or 0) * 100, 1),
         "accuracy": r["regression"].get("candidate", [None])[0],
     }
 
@@ -192,16 +195,22 @@ def summary(reports: dict[str, list[dict]], variants: list[str]) -> dict:
     }
     out["replay"] = drift(best)
     for variant in variants[1:]:
-        out[variant] = drift(reports[variant][-1])  # its last candidate, promoted or not
+        best_v = last_promoted(reports[variant])
+        out[variant] = drift(reports[variant][-1]) | {  # drift: its last candidate, promoted or not
+            "candidates": [r["regression"].get("candidate", [None])[0] for r in reports[variant]],
+            "statuses": [r["status"] for r in reports[variant]],
+            "final_accuracy": best_v["regression"]["candidate"][0] if best_v else first,
+        }
     if "noreplay" in reports:
         out["probe_drop_no_replay"] = out["noreplay"]["probe_drop"]
-        out["reply_ppl_rise_no_replay"] = out["noreplay"]["reply_ppl_rise"]
+        out["reply_drift_no_replay"] = out["noreplay"]["reply_drift"]
     return out
 
 
 VARIANTS = {
     "replay": {},
     "noreplay": {"replay_ratio": 0.0, "general_ratio": 0.0, "probe_task_margin": 1.0, "probe_ppl_margin": 10.0},
+    "fresh": {"start_from": "base"},  # replay as the default line, but a fresh adapter on the base every update
     "stacked": {
         "start_from": "stacked", "replay_ratio": 0.0, "general_ratio": 0.0, "probe_task_margin": 1.0,
         "probe_ppl_margin": 10.0,
@@ -215,7 +224,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="2 batches of 12, 40 regression rows: checks the script")
-    parser.add_argument("--variants", default="replay,noreplay,stacked", help="lines to run (replay always runs)")
+    parser.add_argument("--variants", default="replay,noreplay,fresh,stacked", help="lines to run (replay always runs)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a line setting for all lines")
     args = parser.parse_args()
     require(FPB)

@@ -8,7 +8,8 @@
   ``preference_queues`` (trained by a DPO step, the previous version as its reference). Replay: a seeded sample
   of the items earlier
   updates consumed (``replay_ratio`` x the new rows) and of the shipped general instructions
-  (``general_ratio`` x the new rows; llmplay/loop/probe_data/general_replay.jsonl).
+  (``general_ratio`` x the new rows; llmplay/loop/probe_data/general_replay.jsonl), answered with the base
+  model's own replies (``with_base_replies``: self-rehearsal keeps how the base answers ordinary requests).
 Rows become chat ``messages`` rendered through the same template path inference uses (template variables of
 the item when it has them, else its stored prompt), plus the accepted answer as the assistant turn.
 """
@@ -128,6 +129,13 @@ def gather(db: Database, line: Line, *, seed: int = 0) -> UpdateData:
     return UpdateData(new, replay, general, heldout, notes, pairs)
 
 
+def with_base_replies(data: UpdateData, replies: dict[str, str]) -> UpdateData:
+    """The general rows with the base model's reply to each prompt as their completion (probe.base_replies);
+    a prompt the base gave no usable reply to is left out."""
+    data.general = [g | {"completion": replies[g["prompt"]]} for g in data.general if replies.get(g["prompt"])]
+    return data
+
+
 def usable_heldout(data: UpdateData) -> int:
     """Held-out rows the feedback gate can evaluate (they carry the template's input variables)."""
     return sum(1 for a in data.heldout if a.item.input)
@@ -155,6 +163,9 @@ def training_records(data: UpdateData, template) -> list[dict]:
     """Inline rows (format messages) for the update's training job; ids say where each row came from."""
     rows = [{"id": f"fb{a.item.id}", "messages": messages_for(a.item, template, a.value)} for a in data.new]
     rows += [{"id": f"replay{a.item.id}", "messages": messages_for(a.item, template, a.value)} for a in data.replay]
+    missing = [g["id"] for g in data.general if not g.get("completion")]
+    if missing:  # general rows are answered by the base first (with_base_replies)
+        raise ValueError(f"general rows {missing[:5]} have no completion: call with_base_replies first")
     rows += [
         {
             "id": f"general{g['id']}",

@@ -14,6 +14,7 @@ A difference is judged on its point estimate; the 95% interval is stored and sho
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import pandas as pd
 
@@ -161,10 +162,10 @@ def run_gates(engine, runner, line: Line, active: str, candidate: str, data: Upd
         GateResult("probe_task", "exact_match", base, cand, iv.estimate, iv.low, iv.high, iv.n, ok, why, run_id)
     )
     for gate, measure, what in (
-        ("probe_perplexity", probe.perplexity, "general-text perplexity"),
-        ("probe_reply", probe.reply_perplexity, "reply perplexity on everyday instructions"),
+        ("probe_perplexity", partial(probe.perplexity, engine), "general-text perplexity"),
+        ("probe_reply", partial(probe.reply_drift, engine, line.base_model), "perplexity of the base's own replies"),
     ):
-        base_ppl, cand_ppl = measure(engine, line.base_model), measure(engine, candidate)
+        base_ppl, cand_ppl = measure(line.base_model), measure(candidate)
         rise = cand_ppl / base_ppl - 1
         ok = rise <= s.probe_ppl_margin
         why = "" if ok else (

@@ -1,14 +1,18 @@
 """The general-ability probe that ships with llmplay (gate c): does a new version forget what the base could do?
 
-Two figures, both written for llmplay and licensed with it (llmplay/loop/probe_data/):
+Three figures, on data written for llmplay and licensed with it (llmplay/loop/probe_data/):
 - perplexity on ``probe_text.txt`` (everyday English prose, ~580 words), computed with the loaded model in
   llmplay (a trained version's adapter applied), in windows of at most 512 tokens;
-- reply perplexity on ``probe_replies.jsonl`` (40 everyday instructions with a written reply): the loss of the
-  reply tokens only, each prompt rendered through the chat path inference uses. This is where narrow training
-  shows first: a model that learned to answer every turn with one label finds ordinary replies unlikely;
+- reply drift on ``probe_prompts.jsonl`` (40 everyday instructions): the perplexity of the BASE model's own
+  greedy replies under a version (only the reply tokens; each prompt rendered through the chat path inference
+  uses). The base itself scores low on its own replies; a version that drifted from how the base answers
+  ordinary requests (one that learned to answer every turn with a label) finds them unlikely, so this is where
+  narrow training shows first. Written references would instead measure closeness to their writer's style;
 - exact-match accuracy on ``probe_tasks.jsonl`` (40 one-word questions: capitals, arithmetic, opposites),
   through the evaluation runner with the ``general-probe`` template (batched and cached like any run).
-The general instructions used for replay (``general_replay.jsonl``) are a different set.
+The general instructions used for replay (``general_replay.jsonl``) are a different set of prompts. Replay
+trains on the base model's own sampled replies to them (self-rehearsal: it keeps how the base answers rather
+than teaching a new style); ``base_replies`` generates each once and caches it in the data dir.
 """
 
 from __future__ import annotations
@@ -35,12 +39,63 @@ def probe_tasks() -> list[dict]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def probe_replies() -> list[dict]:
-    lines = (PROBE_DATA / "probe_replies.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+REPLY_TOKENS = 64  # the base's replies: long enough for a few sentences, cut back to the last whole one
+_SENTENCE_END = (".", "!", "?", "\n")
 
 
-def reply_perplexity(engine, model: str, pairs: list[dict] | None = None) -> float:
+def probe_prompts() -> list[str]:
+    lines = (PROBE_DATA / "probe_prompts.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["prompt"] for line in lines if line.strip()]
+
+
+def _whole(text: str, finish_reason: str) -> str | None:
+    """A reply cut at the token limit ends at its last whole sentence (training on a half sentence would teach
+    the model to stop mid-way); None when there is none."""
+    text = text.strip()
+    if finish_reason != "length":
+        return text or None
+    end = max(text.rfind(c) for c in _SENTENCE_END)
+    return text[: end + 1].strip() if end > 0 else None
+
+
+def base_replies(engine, model: str, prompts: list[str], *, sampled: bool = False) -> dict[str, str]:
+    """The base model's replies to ``prompts`` (prompt -> reply; prompts without a usable reply are left out):
+    greedy, or ``sampled`` at temperature 1 (seeded), generated once per (model, mode, prompt) and cached in
+    ``<data dir>/loop/base_replies.json``.
+
+    Rehearsal trains on sampled replies: the expected gradient of a model's log-likelihood on its own samples is
+    zero, so they pull a version back toward the base's distribution and teach nothing new. Greedy replies
+    would sharpen it instead (measured, bench/feedback_loop.py: general-text perplexity +9.8% after two updates
+    with greedy rehearsal, +0.3% without rehearsal). The probe scores the greedy ones: the base's likeliest
+    answers."""
+    from llmplay.atomicfile import atomic_write
+    from llmplay.engine.types import GenerationParams
+    from llmplay.errors import LlmplayError
+
+    spec = engine.catalog.get(model)
+    mode = "sampled" if sampled else "greedy"
+    identity = f"{spec.name}|{spec.source}|{spec.location}|{spec.gguf_file or ''}|{REPLY_TOKENS}|{mode}"
+    path = engine.settings.data_dir / "loop" / "base_replies.json"
+    try:
+        cache = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except (OSError, ValueError):
+        cache = {}  # a damaged cache is only a cache: the replies are generated again
+    known = cache.setdefault(identity, {})
+    missing = [p for p in dict.fromkeys(prompts) if p not in known]
+    if missing:
+        params = GenerationParams(max_new_tokens=REPLY_TOKENS, temperature=1.0 if sampled else 0.0, seed=0)
+        results = engine.generate(model, missing, params)
+        failed = [r.error for r in results if r.error]
+        if failed:
+            raise LlmplayError(f"The base model {model!r} could not answer the loop's general prompts: {failed[0]}")
+        for prompt, result in zip(missing, results):
+            known[prompt] = _whole(result.text, result.finish_reason)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(cache, ensure_ascii=False, indent=0))
+    return {p: known[p] for p in prompts if known.get(p)}
+
+
+def reply_perplexity(engine, model: str, pairs: list[dict]) -> float:
     """exp(mean loss of the reply tokens) of ``model`` on instruction -> reply ``pairs`` (prompt, completion),
     each prompt rendered as inference renders it and each reply formatted as training formats it."""
     import torch
@@ -52,7 +107,7 @@ def reply_perplexity(engine, model: str, pairs: list[dict] | None = None) -> flo
     loaded = engine.models.get(spec)
     total, count = 0.0, 0
     with loaded.lock, torch.no_grad():
-        for pair in pairs or probe_replies():
+        for pair in pairs:
             row = TrainRow(id=pair.get("id", 0), target=pair["completion"], prompt=pair["prompt"])
             prompt_text, completion_text = formatted_text(loaded, row)
             prompt_ids = encode_prompt(loaded, prompt_text)
@@ -63,6 +118,12 @@ def reply_perplexity(engine, model: str, pairs: list[dict] | None = None) -> flo
             total += float(loss)
             count += len(reply_ids)
     return math.exp(total / max(count, 1))
+
+
+def reply_drift(engine, base_model: str, model: str) -> float:
+    """Perplexity of ``model`` on the base model's own replies to the probe's prompts (the base: its floor)."""
+    replies = base_replies(engine, base_model, probe_prompts())
+    return reply_perplexity(engine, model, [{"prompt": p, "completion": r} for p, r in replies.items()])
 
 
 def perplexity(engine, model: str, text: str | None = None) -> float:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from llmplay.errors import LlmplayError
 from llmplay.feedback.store import mark_consumed
 from llmplay.loop import data as loop_data
+from llmplay.loop import probe
 from llmplay.loop.gates import MIN_HELDOUT
 from llmplay.loop.lines import UPDATES, Line, LoopError, active_label, event, get_line, now, set_active
 from llmplay.processes import pid_alive
@@ -29,6 +30,7 @@ from llmplay.store import connect, immediate
 log = logging.getLogger(__name__)
 FINAL = ("promoted", "rejected", "failed")
 TRAIN_TIMEOUT_S = 3 * 3600
+DPO_MICRO_BATCH = 2
 
 
 @dataclass(frozen=True)
@@ -190,7 +192,10 @@ def dpo_config(line: Line, pairs: list[dict], parent_label: str | None) -> dict:
         "data": {"source": "rows", "rows": pairs, "validation_fraction": 0.0},
         "epochs": s.epochs,
         "learning_rate": s.learning_rate,
-        "batch_size": min(s.batch_size, 8),
+        # Each pair is two sequences through the policy and the reference, and a template's prompt can be
+        # hundreds of tokens: micro-batches of 2 pairs (6 pairs at once took 12 GB), accumulated to the batch.
+        "batch_size": min(s.batch_size, DPO_MICRO_BATCH),
+        "grad_accum": max(1, min(s.batch_size, 8) // DPO_MICRO_BATCH),
         "seed": s.seed,
     }
 
@@ -232,6 +237,9 @@ def run_update(
                 f"template's variables; the feedback gate needs {MIN_HELDOUT}. Collect more feedback or raise "
                 "heldout_fraction; nothing was trained."
             )
+        if gathered.general:  # self-rehearsal: the general rows carry the base model's own replies
+            prompts = [g["prompt"] for g in gathered.general]
+            loop_data.with_base_replies(gathered, probe.base_replies(engine, line.base_model, prompts, sampled=True))
         template, _ = load_template(runner.library, line.template)
         records = loop_data.training_records(gathered, template)
         with connect(settings.db_path) as db:

@@ -84,137 +84,34 @@ from llmplay.compare import (
     prepare_column,
     prepare_reroll,
 )
-from llmplay.engine import Engine, GenerationParams, GenerationResult
+from llmplay.engine import Engine, GenerationParams
 from llmplay.errors import LlmplayError, short
-from llmplay.evaluation.handoff import RowHandoff, row_for_compare
+from llmplay.evaluation.handoff import row_for_compare
 from llmplay.feedback.sources import sent_message
 from llmplay.limits import check_number
 from llmplay.store import connect
 from llmplay.tempfiles import export_folder
 from llmplay.templates import TemplateLibrary
 from llmplay.textdiff import diff_html, similarity
-from llmplay.ui import fields
 from llmplay.ui.access import Guard
+from llmplay.ui.compare_columns import MIN_COLUMNS, column_widgets
+from llmplay.ui.compare_view import (
+    chat_view,
+    column_params,
+    failure,
+    handoff_dict,
+    handoff_status,
+    with_stats,
+)
 from llmplay.ui.models_panel import generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
-from llmplay.ui.playground import UI_DTYPES, format_error, format_stats, parse_params
+from llmplay.ui.playground import format_error
 from llmplay.ui.queueing import GENERATION
 from llmplay.ui.templates_tab import parse_values, template_choices
 
 log = logging.getLogger(__name__)
 
-MIN_COLUMNS = 2
 NO_TEMPLATE = "(none — free message)"
-PARAM_DEFAULTS = {
-    "max_new_tokens": 128,
-    "temperature": 0.0,
-    "top_p": 1.0,
-    "top_k": 0,
-    "repetition_penalty": 1.0,
-    "seed": "",
-    "stop": "",
-}
-STEPS = {"temperature": 0.05, "top_p": 0.05, "top_k": 1, "repetition_penalty": 0.05}
-SLIDERS = {name: fields.slider_range(name, step) for name, step in STEPS.items()}  # ranges: llmplay.limits
-
-
-# ---- plain helpers (no gradio state) --------------------------------------------------------------
-def column_params(column: dict, settings=None) -> GenerationParams:
-    """Decoding parameters from an API column dict; missing keys take the defaults, bad ones are named."""
-    merged = {k: column.get(k, default) for k, default in PARAM_DEFAULTS.items()}
-    return parse_params(*merged.values(), settings=settings)
-
-
-def column_stats(col: dict) -> str:
-    """One column's status line, as the tab shows it."""
-    if col.get("error"):
-        return format_error(col["error"])
-    state = col.get("state")
-    if state == "done" and col.get("result"):
-        result = GenerationResult(**{k: v for k, v in col["result"].items() if k != "tokens_per_s"})
-        seed = (col.get("config") or {}).get("params", {}).get("seed")
-        sampled = (col.get("config") or {}).get("params", {}).get("temperature", 0) > 0
-        return format_stats(result) + (f" · seed {seed}" if sampled and seed is not None else "")
-    if state == "loading":
-        return f"⏳ {col.get('loading')}"
-    if state == "generating":
-        return f"✍️ Generating with **{col.get('model')}**…"
-    if col.get("waits_for"):
-        return f"⏳ Waiting for column {col['waits_for']}: it uses the same model, which generates one reply at a time."
-    return "⏳ Waiting…"
-
-
-def chat_view(history: list[dict] | None) -> list[dict]:
-    """A conversation as the Chatbot shows it: system messages are settings, not turns."""
-    return [{"role": m["role"], "content": m["content"]} for m in history or [] if m.get("role") != "system"]
-
-
-def api_column(config: ColumnConfig) -> dict:
-    """A column config as an API column dict (the inverse of ``CompareTab.column_config``)."""
-    params = config.params
-    return {
-        "model": config.model,
-        "template": config.template or "",
-        "adapter": config.adapter or "",
-        "dtype": config.dtype or "",
-        "same_as_first": False,
-        "max_new_tokens": params.max_new_tokens,
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "top_k": params.top_k,
-        "repetition_penalty": params.repetition_penalty,
-        "seed": "" if params.seed is None else str(params.seed),
-        # The stop box separates entries with newlines and reads a typed "\n" as a newline.
-        "stop": "\n".join(s.replace("\n", "\\n").replace("\t", "\\t") for s in params.stop),
-    }
-
-
-def handoff_dict(handoff: RowHandoff, default_dtype: str) -> dict:
-    """``/open_in_compare``'s result: the row as ``/compare`` inputs (see the module docstring)."""
-    columns = [api_column(c) | ({"dtype": ""} if c.dtype == default_dtype else {}) for c in handoff.columns]
-    notes = list(handoff.notes)
-    if any("," in stop for c in handoff.columns for stop in c.params.stop):
-        notes.append("A stop string holds a comma, which the stop box reads as a separator: check the stop strings.")
-    if len(columns) < MIN_COLUMNS:
-        columns.append(dict(columns[0]))
-        notes.append("The run has one column; column 2 repeats it: change its model or template to compare.")
-    return {
-        "run_id": handoff.run_id,
-        "row": handoff.row,
-        "count": len(columns),
-        "columns": columns,
-        "values": handoff.values,
-        "titles": list(handoff.titles),
-        "outputs": list(handoff.outputs),
-        "notes": notes,
-        "error": None,
-    }
-
-
-def handoff_status(handoff: dict) -> str:
-    """What the Compare tab says after opening a row: where it comes from, the run's replies, the notes."""
-    lines = [f"📥 Opened row {handoff['row']} of run #{handoff['run_id']}: press **Compare** to rerun it live."]
-    for number, (title, output) in enumerate(zip(handoff["titles"], handoff["outputs"]), 1):
-        shown = "(failed in the run)" if output is None else f"“{_clip(output, 160)}”"
-        lines.append(f"- Column {number} ({title}) replied in the run: {shown}")
-    lines += [f"- ℹ️ {note}" for note in handoff["notes"]]
-    return "\n".join(lines)
-
-
-def _clip(text: str, chars: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= chars else text[: chars - 1] + "…"
-
-
-def failure(message: str) -> dict:
-    return {"input": {}, "columns": [], "done": True, "wall_s": None, "error": format_error(message)}
-
-
-def with_stats(snapshot: dict) -> dict:
-    for col in snapshot.get("columns", []):
-        col["stats"] = column_stats(col)
-    snapshot.setdefault("error", None)
-    return snapshot
 
 
 # ---- handlers ---------------------------------------------------------------------------------------
@@ -431,59 +328,6 @@ def _clear_sent_message(snapshot: dict):
 
 # ---- layout -----------------------------------------------------------------------------------------
 @dataclass
-class ColumnWidgets:
-    """One column's components; ``read`` turns their values into the API's column dict."""
-
-    box: gr.Column
-    model: gr.Dropdown
-    template: gr.Dropdown
-    same: gr.Checkbox | None
-    params: gr.Group
-    max_new_tokens: gr.Number
-    temperature: gr.Slider
-    top_p: gr.Slider
-    top_k: gr.Slider
-    repetition_penalty: gr.Slider
-    seed: gr.Textbox
-    stop: gr.Textbox
-    dtype: gr.Dropdown
-    adapter: gr.Textbox
-    chatbot: gr.Chatbot
-    stats: gr.Markdown
-    reroll: gr.Button
-
-    def fields(self) -> dict[str, gr.components.Component]:
-        names = ["model", "template", "adapter", "dtype", "same", *PARAM_DEFAULTS]
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}  # column 1 has no "same"
-
-    def inputs(self) -> set:
-        return set(self.fields().values())
-
-    def read(self, data: dict) -> dict:
-        values = {name: data[comp] for name, comp in self.fields().items()}
-        values["same_as_first"] = bool(values.pop("same", False))
-        return values
-
-    def fill(self, column: dict, number: int, notes: list[str]) -> dict:
-        """Updates that put an API column dict into the widgets (``read`` in reverse); values the widgets
-        cannot hold are brought into range, and ``notes`` says so."""
-        out = {self.model: column["model"], self.template: column["template"], self.adapter: column["adapter"]}
-        out[self.dtype] = column["dtype"] if column["dtype"] in ("", *UI_DTYPES) else ""
-        if out[self.dtype] != column["dtype"]:
-            notes.append(f"Column {number}: dtype {column['dtype']} is not offered here; it gets the default.")
-        if self.same is not None:
-            out[self.same] = False  # each column shows its own decoding
-        for name in PARAM_DEFAULTS:
-            value = column[name]
-            low, high = SLIDERS.get(name, (value, value))
-            if not low <= value <= high:
-                notes.append(f"Column {number}: {name} {value} is outside this tab's range; set to the nearest end.")
-                value = min(max(value, low), high)
-            out[getattr(self, name)] = value
-        return out
-
-
-@dataclass
 class CompareHandle:
     """What the app needs to open an evaluation row here: ``tab.open_eval_row(run_id, row)`` gives the row as
     data (a handoff), ``fill(handoff)`` the updates of ``outputs``: the form, a cleared comparison, the status."""
@@ -491,49 +335,6 @@ class CompareHandle:
     tab: CompareTab
     outputs: list[gr.components.Component]
     fill: Callable[[dict], dict]
-
-
-def _column_widgets(number: int, model: str | None, names: list[str], choices, settings) -> ColumnWidgets:
-    limit = settings.max_new_tokens_limit
-    with gr.Column(visible=number <= MIN_COLUMNS, min_width=260) as box:
-        gr.Markdown(f"### Column {number}")
-        model_dd = gr.Dropdown(names, value=model, label="Model", allow_custom_value=True)
-        template = gr.Dropdown(choices, value="", label="Template", allow_custom_value=True)
-        same = gr.Checkbox(True, label="Same decoding as column 1") if number > 1 else None
-        with gr.Accordion("Decoding and weights", open=False, elem_id=f"compare-decoding-{number}"):
-            with gr.Group(visible=number == 1) as params:
-                max_new_tokens = fields.number(
-                    "max_new_tokens",
-                    min(128, limit),
-                    settings,
-                    label=f"Max new tokens (1–{limit})",
-                    elem_id=f"compare-max-new-tokens-{number}",
-                )
-                temperature = fields.slider(
-                    "temperature", 0, step=STEPS["temperature"], label="Temperature (0 = greedy)"
-                )
-                top_p = fields.slider("top_p", 1, step=STEPS["top_p"], label="Top-p")
-                top_k = fields.slider("top_k", 0, step=STEPS["top_k"], label="Top-k (0 = off)")
-                repetition_penalty = fields.slider(
-                    "repetition_penalty", 1, step=STEPS["repetition_penalty"], label="Repetition penalty"
-                )
-                seed = gr.Textbox("", label="Seed (blank = random)", placeholder="random")
-                stop = gr.Textbox("", label="Stop strings", placeholder="comma or newline separated; \\n = newline")
-            dtype = gr.Dropdown([("settings default", ""), *UI_DTYPES], value="", label="Weights dtype (local models)")
-            adapter = gr.Textbox("", label="LoRA adapter folder (local models, optional)", placeholder="none")
-        chatbot = gr.Chatbot(
-            label=f"Column {number}",
-            elem_id=f"compare-chat-{number}",
-            height=380,
-            feedback_options=None,
-            buttons=["copy", "copy_all"],
-        )
-        stats = gr.Markdown(elem_id=f"compare-stats-{number}")
-        reroll = gr.Button("Re-roll", size="sm", elem_id=f"compare-reroll-{number}")
-    return ColumnWidgets(
-        box, model_dd, template, same, params, max_new_tokens, temperature, top_p, top_k,
-        repetition_penalty, seed, stop, dtype, adapter, chatbot, stats, reroll,
-    )  # fmt: skip
 
 
 def build_compare_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | None = None) -> CompareHandle:
@@ -547,7 +348,7 @@ def build_compare_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str |
         system_message = gr.Textbox("", label="System message (columns without a template)", scale=3)
     with gr.Row(equal_height=False):
         cols = [
-            _column_widgets(i + 1, names[i % len(names)] if names else None, names, choices, engine.settings)
+            column_widgets(i + 1, names[i % len(names)] if names else None, names, choices, engine.settings)
             for i in range(MAX_COLUMNS)
         ]
     with gr.Row(equal_height=False):

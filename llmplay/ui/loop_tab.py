@@ -318,7 +318,12 @@ def _form_components(tab: LoopTab) -> list:
     with gr.Row():
         min_rows = gr.Number(d.min_new_rows, label="Trigger: new accepted rows (0 = off)", precision=0)
         interval = gr.Number(d.interval_minutes, label="Trigger: every N minutes (0 = off)", precision=0)
-        start_from = gr.Radio(list(loop_lines.START_FROM), value=d.start_from, label="An update starts from")
+        start_from = gr.Radio(
+            list(loop_lines.START_FROM),
+            value=d.start_from,
+            label="An update starts from",
+            info="active: continue its adapter · base: a fresh adapter · stacked: a new adapter on the frozen one",
+        )
     with gr.Row():
         replay = gr.Number(d.replay_ratio, label="Replay of earlier feedback (share of new rows)")
         general = gr.Number(d.general_ratio, label="General instructions (share of new rows)")

@@ -113,6 +113,7 @@ def test_heldout_items_are_stable_and_replay_takes_the_configured_share(db_path)
         assert len(second.replay) == round(len(second.new) * 0.5)
         assert {a.item.id for a in second.replay} <= set(first.feedback_ids)
         assert len(second.general) == round(len(second.new) * 0.25)
+        loop_data.with_base_replies(second, {g["prompt"]: "A reply." for g in second.general})
         records = loop_data.training_records(second, None)
         replay_share = sum(r["id"].startswith("replay") for r in records) / sum(
             r["id"].startswith("fb") for r in records

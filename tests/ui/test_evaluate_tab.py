@@ -20,7 +20,7 @@ from gradio_client import handle_file
 from llmplay.errors import InvalidRequestError
 from llmplay.evaluation.datasets import list_datasets
 from llmplay.evaluation.results import get_run
-from llmplay.ui.evaluate_tab import row_from_grid
+from llmplay.ui.evaluate_layout import row_from_grid
 from llmplay.ui.evaluate_view import bar_chart_svg, build_config
 from llmplay.ui.playground import ERROR
 from tests.conftest import CHAT_MODEL
