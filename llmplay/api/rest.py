@@ -7,6 +7,8 @@
 A refused request answers 400 with {"error": message}. With users configured (``llmplay users add``) the labeling
 routes need HTTP Basic credentials of a labeler or an admin (401 without, 403 for a viewer or for a "labeler"
 field naming someone else; refusals go to the audit log); single-user mode needs none; /health is open.
+A ``client_token`` already used for another item or labeler answers 409 (the same labeler, item and token
+again returns the stored response).
 These calls skip Gradio's event queue (its polling adds
 ~50-100 ms to every call, bench/load.py) and run in FastAPI's thread pool, so they are not queued behind model
 generation either; the same functions serve the Labeling tab's Gradio endpoints (llmplay/feedback/api.py).
@@ -28,6 +30,7 @@ from llmplay.auth.access import AccessDenied, Caller, check, resolve_caller, sin
 from llmplay.auth.users import authenticate
 from llmplay.errors import LlmplayError
 from llmplay.feedback import api as labeling
+from llmplay.feedback.records import ClientTokenConflict
 from llmplay.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,8 @@ class SubmitRequest(BaseModel):
 
 
 def _refused(exc: Exception) -> JSONResponse:
+    if isinstance(exc, ClientTokenConflict):  # the token names another answer: a conflict, not a bad request
+        return JSONResponse({"error": str(exc)}, status_code=409)
     if isinstance(exc, LlmplayError):
         return JSONResponse({"error": str(exc)}, status_code=400)
     log.exception("HTTP labeling call failed")

@@ -40,6 +40,10 @@ class FeedbackError(InvalidRequestError):
     """A feedback request that cannot be done as asked; the message says why and what to do."""
 
 
+class ClientTokenConflict(FeedbackError):
+    """A response's client token was already used for another labeler's or another item's answer (HTTP 409)."""
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 

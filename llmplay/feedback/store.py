@@ -45,6 +45,7 @@ from llmplay.feedback.records import (  # noqa: F401  (re-exported: callers use 
     RESPONSES,
     TASKS,
     Adjudication,
+    ClientTokenConflict,
     FeedbackError,
     Item,
     Progress,
@@ -329,8 +330,10 @@ def respond(
 ) -> Response:
     """Store ``labeler``'s response to an item: a draft, a submitted answer, or 'discarded' (the labeler
     will not answer this item; it does not fill a slot). One response per labeler and item: a second call
-    edits it (audited). The same ``client_token`` twice is one response (a double click or a retried request
-    returns the stored one). A submit to an item whose ``k`` slots are taken by others is refused."""
+    edits it (audited). The same ``client_token`` twice from the same labeler for the same item is one
+    response (a double click or a retried request returns the stored one); the token already used for another
+    item or by another labeler is a ``ClientTokenConflict`` and stores nothing. A submit to an item whose ``k``
+    slots are taken by others is refused."""
     labeler = labeler_name(labeler)
     if status not in RESPONSE_STATUSES:
         raise FeedbackError(f"Status {short(status)} is not one of {', '.join(RESPONSE_STATUSES)}.")
@@ -342,7 +345,13 @@ def respond(
         if client_token:
             same = list(db[RESPONSES].rows_where("client_token = ?", [client_token], limit=1))
             if same:
-                return Response.from_row(same[0])
+                stored = Response.from_row(same[0])
+                if stored.labeler != labeler or stored.item_id != item_id:  # never another answer's id or value
+                    raise ClientTokenConflict(
+                        f"Client token {short(client_token)} was already used for another answer (another item or "
+                        f"labeler); this answer to item {item_id} was not stored. Send a fresh token per answer."
+                    )
+                return stored
         item = get_item(db, item_id)
         queue = get_queue(db, item.queue_id)
         if item.status == "discarded":

@@ -60,6 +60,24 @@ def test_labeling_over_plain_http_stores_once_and_refuses_with_a_message(served)
     assert httpx.get(url + "/").status_code == 200  # the Gradio app is served at / beside the routes
 
 
+def test_a_client_token_reused_for_another_item_is_a_409_and_stores_nothing(served):
+    url, settings = served
+    submit = f"{url}/api/labeling/submit"
+    with connect(settings.db_path) as db:
+        first, second = [i.id for i in store.list_items(db, "q")][:2]
+    body = {"queue": "q", "labeler": "ann", "item_id": first, "value": "no", "client_token": "tok-1"}
+    assert httpx.post(submit, json=body).status_code == 200
+    reused = httpx.post(submit, json=body | {"item_id": second, "value": "yes"})
+    assert reused.status_code == 409 and "already used for another answer" in reused.json()["error"]
+    other = httpx.post(submit, json=body | {"labeler": "bo"})  # another labeler's token: not their response
+    assert other.status_code == 409 and "response_id" not in other.json()
+    retry = httpx.post(submit, json=body)  # the same labeler, item and token: the stored response again
+    assert retry.status_code == 200 and retry.json()["item_id"] == first
+    with connect(settings.db_path) as db:
+        stored = [(r.item_id, r.labeler, r.value) for r in store.list_responses(db, queue="q")]
+    assert stored == [(first, "ann", "no")]
+
+
 def test_health_reports_the_database_and_a_broken_one_as_unhealthy(served):
     url, settings = served
     ok = httpx.get(f"{url}/health")

@@ -100,6 +100,21 @@ def test_same_client_token_twice_is_stored_once(db):
     assert _count(db, "feedback_audit", "action = 'edit'") == 0
 
 
+def test_a_client_token_reused_on_another_item_or_by_another_labeler_is_a_conflict(db):
+    fs.create_queue(db, "lab", "label", labels=["yes", "no"], k=2)
+    first, second = _items(db, "lab", 2)
+    mine = fs.respond(db, first.id, "ann", "yes", client_token="tok-9")
+    with pytest.raises(fs.ClientTokenConflict, match="already used for another answer"):
+        fs.respond(db, second.id, "ann", "no", client_token="tok-9")  # another item: not silently dropped
+    with pytest.raises(fs.ClientTokenConflict) as other:
+        fs.respond(db, first.id, "bo", "no", client_token="tok-9")  # another labeler: not ann's answer back
+    assert "ann" not in str(other.value) and '"yes"' not in str(other.value)
+    assert fs.respond(db, first.id, "ann", "yes", client_token="tok-9").id == mine.id  # the retry still works
+    assert [(r.item_id, r.labeler, r.value) for r in fs.list_responses(db, queue="lab")] == [(first.id, "ann", "yes")]
+    fresh = fs.respond(db, second.id, "ann", "no", client_token="tok-10")  # with its own token it is stored
+    assert fresh.item_id == second.id and fresh.value == "no"
+
+
 def test_k3_item_leaves_the_queue_after_three_submits(db):
     fs.create_queue(db, "k3", "label", labels=["yes", "no"], k=3)
     (only,) = _items(db, "k3", 1)
