@@ -14,6 +14,9 @@
 - ``csv``: one row per open item (accepted or not) for review in a spreadsheet: the item's fields, one
   ``response:<labeler>`` column each, the accepted value and how it was decided.
 
+Every row's prompt is the item's training prompt (``training_prompt.py``): an evaluation row's template turns,
+never the text after a model's chat template; an item without one is left out (``skipped`` says why).
+
 DPO and KTO pick one layout per export: ``conversational`` (the prompt as chat turns, replies as one
 assistant turn each) unless every exported prompt is a plain string, then ``standard`` (plain strings, as a
 base model's completion prompt is). TRL takes exactly these columns, so provenance is not a column:
@@ -35,6 +38,7 @@ from llmplay.atomicfile import atomic_write
 from llmplay.errors import short
 from llmplay.feedback.accepted import Accepted, accepted_items, agree_key
 from llmplay.feedback.store import FeedbackError, Item, Queue, get_queue, list_items, list_responses
+from llmplay.feedback.training_prompt import training_prompt
 
 FORMATS = ("sft", "dpo", "kto", "csv")
 LAYOUTS = ("auto", "conversational", "standard")
@@ -131,38 +135,48 @@ def export_rows(
         )
     if fmt == "csv":
         return _csv_rows(db, queue)
-    accepted = accepted_items(db, queue, unconsumed_by=unconsumed_by)
+    rows, ids, skipped = [], [], {}
+    # Each item's training prompt (training_prompt.py: an evaluation row's template turns, never the text
+    # after the model's chat template); an item without one is left out, with the reason.
+    accepted, prompts = [], {}
+    for a in accepted_items(db, queue, unconsumed_by=unconsumed_by):
+        prompt, reason = training_prompt(db, a.item)
+        if prompt is None:
+            skipped[reason] = skipped.get(reason, 0) + 1
+        else:
+            accepted.append(a)
+            prompts[a.item.id] = prompt
     if fmt == "sft":
         layout = "conversational"  # SFT's messages layout; a string prompt is one user turn
     elif layout == "auto":
-        layout = "standard" if all(isinstance(a.item.prompt, str) for a in accepted) else "conversational"
-    elif layout == "standard" and any(not isinstance(a.item.prompt, str) for a in accepted):
+        layout = "standard" if all(isinstance(p, str) for p in prompts.values()) else "conversational"
+    elif layout == "standard" and any(not isinstance(p, str) for p in prompts.values()):
         raise FeedbackError(
             f"Queue {queue.name!r} has chat prompts; the standard layout needs plain-text prompts. "
             "Use the conversational layout."
         )
-    rows, ids, skipped = [], [], {}
 
     def add(row: dict, item: Item) -> None:
         rows.append(row)
         ids.append(item.id)
 
     for a in accepted:
+        prompt = prompts[a.item.id]
         if fmt == "sft":
             answer, reason = _sft_answer(a)
             if answer is not None:
-                add({"messages": [*_turns(a.item.prompt), {"role": "assistant", "content": answer}]}, a.item)
+                add({"messages": [*_turns(prompt), {"role": "assistant", "content": answer}]}, a.item)
         elif fmt == "dpo":
             chosen, rejected, reason = _pairs(a)
             if chosen is not None:
-                prompt, chosen_turns = _wrap(layout, a.item.prompt, chosen)
-                add({"prompt": prompt, "chosen": chosen_turns, "rejected": _reply(layout, rejected)}, a.item)
+                shown, chosen_turns = _wrap(layout, prompt, chosen)
+                add({"prompt": shown, "chosen": chosen_turns, "rejected": _reply(layout, rejected)}, a.item)
         elif a.queue.task == "rating":
             side = rating_side(a.queue, a.value)
             reason = "rating at the middle of the scale" if side is None else None
             if side is not None and (a.item.output or "").strip():
-                prompt, completion = _wrap(layout, a.item.prompt, a.item.output)
-                add({"prompt": prompt, "completion": completion, "label": side}, a.item)
+                shown, completion = _wrap(layout, prompt, a.item.output)
+                add({"prompt": shown, "completion": completion, "label": side}, a.item)
         else:
             chosen, rejected, reason = _pairs(a)
             if a.queue.task == "correction" and chosen is None:
@@ -170,8 +184,8 @@ def export_rows(
             if chosen is not None:
                 for reply, label in ((chosen, True), (rejected, False)):
                     if reply is not None:
-                        prompt, completion = _wrap(layout, a.item.prompt, reply)
-                        add({"prompt": prompt, "completion": completion, "label": label}, a.item)
+                        shown, completion = _wrap(layout, prompt, reply)
+                        add({"prompt": shown, "completion": completion, "label": label}, a.item)
         if reason:
             skipped[reason] = skipped.get(reason, 0) + 1
     return Export(fmt, layout, rows, ids, skipped)

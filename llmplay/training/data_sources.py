@@ -219,24 +219,31 @@ def feedback_records(settings: Settings) -> list[dict[str, Any]]:
     """Accepted corrections of the feedback store (every correction queue, see feedback/accepted.py) that no
     training job used yet: the prompt as chat turns and the corrected answer; ``id`` is the feedback item's."""
     from llmplay.feedback.accepted import accepted_items  # the feedback store's own rule for what is final
+    from llmplay.feedback.training_prompt import training_prompt  # and its rule for the prompt to train on
 
     with connect(settings.db_path) as db:
         accepted = accepted_items(db, task="correction", unconsumed_by=CONSUMER_PREFIX)
-    accepted = [a for a in accepted if LEGACY_CONSUMER not in a.consumed_by]
+        accepted = [a for a in accepted if LEGACY_CONSUMER not in a.consumed_by]
+        # An evaluation row's stored prompt holds the model's chat template already: train on its template
+        # turns; a row without them is left out (and stays unconsumed), never trained on with special tokens.
+        prompts = [(a, training_prompt(db, a.item)) for a in accepted]
     if not accepted:
         raise TrainDataError(
             "The feedback store has no accepted corrections that a training job has not used yet. Correct some "
             "replies in the Playground, Compare or the Arena, or answer the items of a correction queue first."
         )
-    records = []
-    for a in accepted:
-        # An evaluation row's prompt holds the model's chat template already: its template turns are in meta.
-        prompt = a.item.meta.get("messages") or a.item.prompt
+    records, refused = [], []
+    for a, (prompt, reason) in prompts:
+        if prompt is None:
+            refused.append(f"item {a.item.id}: {reason}")
+            continue
         # One shape for both kinds of prompt: the chat turns, then the corrected answer as the assistant's
         # (a base model gets a lone user turn as raw text, as Compare sends it).
         turns = prompt if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
         answer = {"role": "assistant", "content": a.value or ""}
         records.append({"id": a.item.id, "messages": [*turns, answer]})
+    if not records:
+        raise TrainDataError(f"No accepted correction can be trained on: {'; '.join(refused[:_SHOWN])}.")
     return records
 
 

@@ -10,7 +10,8 @@ import pytest
 from trl.data_utils import is_conversational, maybe_apply_chat_template
 
 from llmplay.feedback import store as fs
-from llmplay.feedback.exports import export_file, export_rows, provenance_path
+from llmplay.feedback.exports import export_file, export_rows, provenance_path, to_text
+from llmplay.settings import Settings
 from tests.conftest import CHAT_MODEL
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
@@ -181,3 +182,46 @@ def test_unknown_format_or_queue_is_a_clear_error(db, queues, tmp_path):
     with pytest.raises(fs.FeedbackError, match="no feedback queue 'missing'"):
         export_file(db, "missing", "sft", tmp_path / "x.jsonl")
     assert not (tmp_path / "x.jsonl").exists()
+
+
+# ---- evaluation rows: the template's turns, never the text after a chat template ---------------------------
+
+EVAL_TEMPLATE = (
+    "name: yes-no\ntask: classification\nvariables: [text]\nsystem: Answer yes or no.\nbody: 'Is {{ text }} true?'\n"
+)
+CHAT_TEXT = (
+    "<|im_start|>system\nAnswer yes or no.<|im_end|>\n<|im_start|>user\nIs {} true?<|im_end|>\n<|im_start|>assistant\n"
+)
+
+
+def _eval_item(db, text: str, version_id: int | None, row: int) -> fs.Item:
+    """An evaluation row as eval_rows.py stored it before items carried meta.messages: the chat-templated text."""
+    return fs.add_item(
+        db, "eval-fix", source="eval-run:7", prompt=CHAT_TEXT.format(text), output="maybe", input={"text": text},
+        template="yes-no", template_version_id=version_id, meta={"run_id": 7, "row": row},
+    )[0]  # fmt: skip
+
+
+def test_evaluation_rows_export_their_templates_turns_or_are_left_out_with_a_reason(db, db_path, tmp_path):
+    from llmplay.templates.versions import add_version
+    from llmplay.training.data_sources import feedback_records
+
+    version = add_version(db, "yes-no", EVAL_TEMPLATE, "lead", "test")
+    fs.create_queue(db, "eval-fix", "correction")
+    rebuilt = _eval_item(db, "water wet", version.id, 0)  # the version is stored: its turns are rebuilt
+    gone = _eval_item(db, "fire cold", 999_999, 1)  # the version is gone: no turns to train on
+    for item, answer in ((rebuilt, "yes"), (gone, "no")):
+        fs.respond(db, item.id, "ann", answer)
+
+    turns = [{"role": "system", "content": "Answer yes or no."}, {"role": "user", "content": "Is water wet true?"}]
+    sft = export_rows(db, "eval-fix", "sft")
+    assert sft.rows == [{"messages": [*turns, {"role": "assistant", "content": "yes"}]}]
+    assert sft.item_ids == [rebuilt.id] and list(sft.skipped.values()) == [1]
+    assert "template" in next(iter(sft.skipped)), sft.skipped
+    dpo, kto = export_rows(db, "eval-fix", "dpo"), export_rows(db, "eval-fix", "kto")
+    assert dpo.layout == kto.layout == "conversational" and dpo.rows[0]["prompt"] == turns
+    for export in (sft, dpo, kto):
+        assert "<|im_start|>" not in to_text(export)
+
+    records = feedback_records(Settings(data_dir=tmp_path))  # training on the feedback store: the same rule
+    assert [r["id"] for r in records] == [rebuilt.id] and records[0]["messages"][:-1] == turns

@@ -236,6 +236,49 @@ def test_a_label_queue_for_a_run_takes_the_templates_labels_and_chosen_rows(engi
         assert len(list_items(db, name)) == 2, "refused calls add nothing"
 
 
+def test_sft_export_of_evaluation_rows_holds_the_templates_turns_and_trains_on_them(engine, eval_run):
+    """An evaluation row's stored prompt is SmolLM2's chat-templated text; its SFT export and the training rows
+    read from that export are the template's own turns, with no chat-template token left in them."""
+    import json
+
+    from llmplay.feedback.exports import export_rows, to_text
+    from llmplay.templates import build_messages, parse_template
+    from llmplay.training.config import DataConfig
+    from llmplay.training.data import formatted_text
+    from llmplay.training.data_sources import record_ids, rows_from_records
+
+    name = f"sft-{uuid.uuid4().hex[:8]}"
+    with connect(engine.settings.db_path) as db:
+        create_eval_queue(db, eval_run, name, "correction", user="lead")
+        queue_eval_rows(db, eval_run, name, column=0, which="all", user="lead")
+        items = list_items(db, name)
+        for item in items:
+            respond(db, item.id, "ann", ROWS[item.meta["row"]][1])
+        export = export_rows(db, name, "sft")
+    assert len(items) == len(ROWS) and all("<|im_start|>" in i.prompt for i in items), "the run stored chat text"
+
+    template = parse_template(TEMPLATE)
+    assert export.item_ids == [i.id for i in items] and not export.skipped
+    for item, row in zip(items, export.rows):
+        sentence, label = ROWS[item.meta["row"]]
+        assert row["messages"] == [
+            *build_messages(template, {"text": sentence}),
+            {"role": "assistant", "content": label},
+        ]
+    text = to_text(export)
+    assert "<|im_start|>" not in text and "<|im_end|>" not in text
+
+    records = [json.loads(line) for line in text.splitlines()]
+    rows, fmt = rows_from_records(records, record_ids(records), "sft", DataConfig(source="file"))
+    assert fmt == "messages"
+    loaded = engine.models.get(engine.catalog.get(CHAT_MODEL))
+    for train_row, (sentence, label) in zip(rows, [ROWS[i.meta["row"]] for i in items]):
+        assert train_row.messages == build_messages(template, {"text": sentence}) and train_row.target == label
+        prompt_text, completion = formatted_text(loaded, train_row)
+        assert prompt_text.count("<|im_start|>user") == 1, "the chat template is applied once, by training"
+        assert sentence in prompt_text and completion.startswith(label)
+
+
 # ---- training ---------------------------------------------------------------------------------------------
 
 
