@@ -7,7 +7,9 @@ needs from text typed by any user:
 - static checks before anything runs: no ``include``/``import``/``extends`` (no file access), no ``self``,
   no ``_private`` attribute names, so such templates fail validation with a message instead of at render;
 - bounds: ``range`` is capped, string repetition, ``%`` formatting, concatenation and the output are
-  capped in size, big numeric arguments to string methods and filters are refused, and a wall-time
+  capped in size, integers are capped in size (every arithmetic operator checks its operands and result,
+  and ``**`` its result before computing it: one big-int operation holds the GIL for seconds, out of reach
+  of the clock below), big numeric arguments to string and int methods and filters are refused, and a wall-time
   limit is checked on every call, attribute access, loop step and output chunk (so an exponential macro
   or a nested loop stops within the limit instead of pinning a CPU).
 """
@@ -31,6 +33,7 @@ from llmplay.errors import LlmplayError
 
 MAX_RANGE = 10_000  # items one range() may produce
 MAX_OUTPUT_CHARS = 200_000  # any string the template builds, and the whole output (far above any context)
+MAX_INT_BITS = 4096  # any integer the template builds or computes with (about 1,233 decimal digits)
 TIME_LIMIT_S = 2.0  # wall time for one render
 COMPILED_CACHE_SIZE = 512  # distinct template sources kept compiled
 # A number in a format string at least this long (e.g. "%0999999999d") would allocate huge strings.
@@ -74,7 +77,9 @@ class _RenderBudget:
 
 class BoundedSandbox(ImmutableSandboxedEnvironment):
     code_generator_class = _BoundedCodeGenerator
-    intercepted_binops = frozenset({"*", "**", "%", "+"})
+    # Every arithmetic operator, so none is constant-folded at compile time and each is size-checked.
+    intercepted_binops = frozenset({"*", "**", "%", "+", "-", "/", "//"})
+    intercepted_unops = frozenset({"-", "+"})
 
     def __init__(self, time_limit_s: float = TIME_LIMIT_S):
         super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
@@ -95,14 +100,20 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             budget.check()
 
     def bounded(self, value: Any) -> Any:
-        if isinstance(value, str | list | tuple) and len(value) > MAX_OUTPUT_CHARS:
+        if isinstance(value, str | bytes | list | tuple) and len(value) > MAX_OUTPUT_CHARS:
             raise SecurityError(f"the template built a value longer than {MAX_OUTPUT_CHARS:,} characters")
+        _check_int("the template built", value)
         return value
 
     def _range(self, *args: int) -> Iterator[int]:
         r = range(*args)
-        if len(r) > MAX_RANGE:
-            raise SecurityError(f"range() is limited to {MAX_RANGE:,} items; got {len(r):,}")
+        try:
+            count = len(r)
+        except OverflowError:  # more items than a machine word counts
+            count = None
+        if count is None or count > MAX_RANGE:
+            got = "more than a machine word counts" if count is None else f"{count:,}"
+            raise SecurityError(f"range() is limited to {MAX_RANGE:,} items; got {got}")
         for i in r:  # a generator, so nested loops check the clock on every step
             self._tick()
             yield i
@@ -126,28 +137,40 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
         self._tick()
+        _check_int(f"the {operator} operator got", left)
+        _check_int(f"the {operator} operator got", right)
         if operator == "*":
             seq, times = (left, right) if isinstance(right, int) else (right, left)
             if isinstance(seq, str | list | tuple) and isinstance(times, int) and _size(seq) * times > MAX_OUTPUT_CHARS:
                 raise SecurityError(f"repeating a value {times:,} times would exceed {MAX_OUTPUT_CHARS:,} characters")
-        elif operator == "**" and isinstance(left, int | float) and isinstance(right, int | float):
-            # bits of the result ~ bits(left) * right: refuse numbers that take seconds to compute or print
-            if abs(right) > 1000 or (isinstance(left, int) and left.bit_length() * abs(right) > 100_000):
-                raise SecurityError("the power (**) is too large to compute")
+        elif operator == "**" and isinstance(left, int) and isinstance(right, int) and right > 0:
+            # The result has at least (bits(left) - 1) * right bits: refuse before computing it; what passes
+            # costs at most twice the bound, and the result check below catches the rest.
+            if (abs(left).bit_length() - 1) * right > MAX_INT_BITS:
+                raise SecurityError(
+                    f"the power (**) is too large to compute (integers are limited to {MAX_INT_BITS:,} bits)"
+                )
         elif operator == "%":
             _check_format_string("the % operator", left)
         return self.bounded(super().call_binop(context, operator, left, right))
 
+    def call_unop(self, context, operator: str, arg: Any) -> Any:
+        self._tick()
+        _check_int(f"the unary {operator} operator got", arg)
+        return self.bounded(super().call_unop(context, operator, arg))
+
     def call(__self, __context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
         __self._tick()
         owner = getattr(__obj, "__self__", None)
+        name = getattr(__obj, "__name__", "")
         if isinstance(owner, str):  # str methods: center, ljust, zfill, replace, join, ...
-            name = getattr(__obj, "__name__", "")
             if name == "join" and args and not isinstance(args[0], str):
                 args = (list(args[0]), *args[1:])
                 _precheck("str.join", "join", args[0], (owner,), {})
             else:
                 _precheck(f"str.{name}", name, owner, args, kwargs)
+        elif isinstance(owner, int | float):  # number methods: to_bytes(10**9) allocates its argument
+            _precheck(f"{type(owner).__name__}.{name}", name, owner, args, kwargs)
         return __self.bounded(super().call(__context, __obj, *args, **kwargs))
 
     def wrap_str_format(self, value: Any):
@@ -234,6 +257,13 @@ def _size(value: Any) -> int:
     if isinstance(value, str):
         return len(value)
     return sum(len(x) if isinstance(x, str) else 1 for x in value)
+
+
+def _check_int(what: str, value: Any) -> None:
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise SecurityError(
+            f"{what} an integer of {value.bit_length():,} bits; integers are limited to {MAX_INT_BITS:,} bits"
+        )
 
 
 def _check_format_string(what: str, fmt: Any) -> None:

@@ -81,3 +81,72 @@ def test_ordinary_templates_still_work():
 
 def test_output_just_under_the_cap_is_allowed():
     assert len(BoundedSandbox().render("{{ 'x' * n }}", {"n": MAX_OUTPUT_CHARS})) == MAX_OUTPUT_CHARS
+
+
+# Integer arithmetic: one big-int operation holds the GIL and never reaches the sandbox's clock, so the
+# render must refuse the operation itself. Each case runs in a subprocess with a timeout, so a sandbox
+# without the bound fails the test instead of hanging it.
+_RENDER_SCRIPT = """
+import json, sys, time
+from llmplay.templates.sandbox import BoundedSandbox
+source, values = sys.argv[1], eval(sys.argv[2])
+started = time.monotonic()
+try:
+    out, error = BoundedSandbox(time_limit_s=1.0).render(source, values), None
+except Exception as exc:
+    out, error = None, f"{type(exc).__name__}: {exc}"
+print(json.dumps({"out": out, "error": error, "seconds": time.monotonic() - started}))
+"""
+_HUGE = "{'a': 1 << 23_000_000, 'b': (1 << 11_000_000) + 12345}"  # cheap to build, slow to divide or multiply
+
+BIG_NUMBERS = [
+    (
+        "repeated squaring",
+        "{% set ns = namespace(a=7**1000) %}{% for i in range(16) %}{% set ns.a = ns.a * ns.a %}{% endfor %}"
+        "{{ ns.a.bit_length() }}",
+        "{}",
+        "integer",
+    ),
+    ("remainder of huge values", "{{ (a % b).bit_length() }}", _HUGE, "integer"),
+    ("floor division of huge values", "{{ (a // b).bit_length() }}", _HUGE, "integer"),
+    ("product of huge values", "{{ (a * b).bit_length() }}", _HUGE, "integer"),
+    ("negated huge value", "{{ (-a).bit_length() }}", _HUGE, "integer"),
+    ("product of bounded literals", "{{ (7**1000 * 7**1000).bit_length() }}", "{}", "integer"),
+    ("power just over the bound", "{{ (2 ** 5000).bit_length() }}", "{}", "power"),
+    ("int filter on a long number", "{{ (('9' * 4000)|int).bit_length() }}", "{}", "integer"),
+    ("int.to_bytes amplifier", "{{ (10).to_bytes(10**8, 'big')|length }}", "{}", "too large"),
+    ("range past a machine word", "{% for i in range(10**30) %}x{% endfor %}", "{}", "range() is limited"),
+]
+
+
+@pytest.mark.parametrize(("label", "source", "values", "message"), BIG_NUMBERS, ids=[b[0] for b in BIG_NUMBERS])
+def test_big_numbers_are_refused_at_once(label, source, values, message):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", _RENDER_SCRIPT, source, values],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            cwd=ROOT,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{label}: the render did not stop within 20 s")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["error"] is not None and message in result["error"], result
+    assert result["error"].startswith("TemplateRenderError: Blocked by the template sandbox"), result
+    assert result["seconds"] < 0.5, result
+
+
+def test_ordinary_arithmetic_still_works():
+    source = (
+        "{{ 2 ** 64 }}|{{ (2 ** 100) // 3 % 1000 }}|{{ -7 // 2 }}|{{ 7 / 2 }}|{{ 10 - 3 }}|{{ -(3) }}"
+        "|{{ 2 ** 4095 > 0 }}"
+    )
+    assert BoundedSandbox().render(source, {}) == f"{2**64}|{(2**100) // 3 % 1000}|-4|3.5|7|-3|True"
