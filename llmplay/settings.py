@@ -22,6 +22,16 @@ def _env_int(name: str, default: int) -> int:
         raise LlmplayError(f"Environment variable {name}={raw!r} must be an integer.") from None
 
 
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise LlmplayError(f"Environment variable {name}={raw!r} must be a number.") from None
+
+
 def _env_flag(name: str) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     if raw in ("", "0", "false", "no", "off"):
@@ -69,7 +79,9 @@ class Settings:
     upload_max_bytes: int = 50 * 1024 * 1024
     # Training jobs that run at once; the rest wait in the queue. One: two jobs on a 2-core CPU only thrash.
     training_slots: int = 1
-    # The prompt-template library (YAML files). LLMPLAY_PROMPTS_DIR overrides it.
+    # The shipped prompt-template library (YAML files), only read: the team's templates (saved, imported,
+    # restored) live in templates_dir, in the data dir, and win over a shipped one of the same name.
+    # LLMPLAY_PROMPTS_DIR overrides it.
     prompts_dir: Path = Path("prompts")
     # Extra models (Hub ids, local folders, endpoints) a user added; YAML list. Defaults to <data_dir>/models.yaml.
     models_file: Path | None = None
@@ -85,6 +97,8 @@ class Settings:
     # such code runs with the server's rights, so only the operator turns it on (LLMPLAY_TRUST_REMOTE_CODE=1),
     # and then only for models whose catalog entry asks for it.
     trust_remote_code: bool = False
+    # How long a login lasts (LLMPLAY_SESSION_HOURS); removing a user or changing their role ends it sooner.
+    session_hours: float = 12.0
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -97,6 +111,8 @@ class Settings:
         for name in (*positive, "training_slots"):
             if getattr(self, name) <= 0:
                 raise LlmplayError(f"Setting {name} must be positive; got {getattr(self, name)}.")
+        if not 0 < self.session_hours < 24 * 366:  # also refuses nan
+            raise LlmplayError(f"Setting session_hours must be between 0 and a year; got {self.session_hours}.")
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "prompts_dir", Path(self.prompts_dir))
         object.__setattr__(self, "allowed_model_dirs", tuple(Path(d) for d in self.allowed_model_dirs))
@@ -116,6 +132,11 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "llmplay.db"
+
+    @property
+    def templates_dir(self) -> Path:
+        """The team's templates: what the app and the CLI save, in every backup (read before prompts_dir)."""
+        return self.data_dir / "prompts"
 
     @property
     def runs_dir(self) -> Path:
@@ -153,6 +174,7 @@ class Settings:
         values["allowed_key_envs"] = _env_list("LLMPLAY_ALLOWED_KEY_ENVS")
         values["allowed_endpoints"] = _env_list("LLMPLAY_ALLOWED_ENDPOINTS")
         values["trust_remote_code"] = _env_flag("LLMPLAY_TRUST_REMOTE_CODE")
+        values["session_hours"] = _env_float("LLMPLAY_SESSION_HOURS", cls.session_hours)
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
         if unknown:

@@ -14,7 +14,11 @@ from llmplay.settings import Settings
 
 def add_template_commands(subparsers) -> None:
     t = subparsers.add_parser("templates", help="prompt templates: list, validate, render, history")
-    t.add_argument("--prompts-dir", help="template folder (default ./prompts or $LLMPLAY_PROMPTS_DIR)")
+    t.add_argument(
+        "--prompts-dir",
+        help="the shipped template folder, only read (default ./prompts or $LLMPLAY_PROMPTS_DIR); "
+        "restores are written to $LLMPLAY_DATA_DIR/prompts",
+    )
     actions = t.add_subparsers(dest="action", required=True)
 
     actions.add_parser("list", help="list the templates (invalid ones marked)")
@@ -62,7 +66,7 @@ def cmd_templates(args, settings: Settings) -> int:
 def _list(args, settings, library) -> int:
     rows = [(s.name, s.task or "?", s.description if s.valid else "INVALID: " + s.problems[0]) for s in library.list()]
     if not rows:
-        print(f"No templates in {library.folder}/")
+        print(f"No templates in {library.where}")
         return 0
     width = [max(len(r[i]) for r in rows) for i in range(2)]
     for name, task, text in rows:
@@ -73,9 +77,9 @@ def _list(args, settings, library) -> int:
 def _validate(args, settings, library) -> int:
     from llmplay.templates.library import validate_files
 
-    paths = [Path(p) for p in args.paths] or [library.folder / f"{n}.yaml" for n in library.names()]
+    paths = [Path(p) for p in args.paths] or [library.path(n) for n in library.names()]
     if not paths:
-        print(f"No templates in {library.folder}/", file=sys.stderr)
+        print(f"No templates in {library.where}", file=sys.stderr)
         return exitcodes.BAD_INPUT  # nothing was checked: a wrong folder, not an invalid template
     bad = 0
     for path, (_, problems) in validate_files(paths).items():

@@ -1,5 +1,12 @@
 """The template library: one YAML file per template in a folder, with its history in SQLite.
 
+Two folders: the team's own (``folder``: ``<data dir>/prompts``, where every save, import, duplicate and
+restore writes, so templates are in every backup and survive a redeploy) over the shipped library
+(``shipped``: the checkout's ``prompts/``, only read). A name reads the team's file when there is one, else
+the shipped one: a shipped template nobody edited follows the shipped file (an upgrade's new content is
+recorded as its next version), an edited one keeps the edit. Deleting a shipped template leaves a marker
+(``.<name>.deleted``) in the team's folder, since the shipped file is never touched.
+
 The file holds the current version (so the folder can live in git and be edited by hand); the database
 holds every version. A save writes the new file to a temp file, records the version in an open
 transaction, renames the file into place and then commits. A crash before the rename leaves both as
@@ -25,6 +32,7 @@ from llmplay.templates.versions import Version
 SUFFIX = ".yaml"
 MAX_FILE_BYTES = 1024 * 1024  # a template is a few KB; refuse imports of anything huge
 RECORDED_MESSAGE = "recorded from the file (first seen, edited outside llmplay, or an interrupted save)"
+DELETED = ".{name}.deleted"  # in the team's folder: a shipped template the team deleted
 
 
 @dataclass(frozen=True)
@@ -54,28 +62,44 @@ def default_author() -> str:
 
 
 class TemplateLibrary:
-    def __init__(self, folder: Path | str, db_path: Path | str):
+    def __init__(self, folder: Path | str, db_path: Path | str, shipped: Path | str | None = None):
+        """``folder``: where templates are written (and read first); ``shipped``: a read-only library under it."""
         self.folder = Path(folder)
         self.db_path = Path(db_path)
+        self.shipped = Path(shipped) if shipped is not None else None
+        if self.shipped is not None and self.shipped.resolve() == self.folder.resolve():
+            self.shipped = None  # one folder: it is the team's
 
     @classmethod
     def from_settings(cls, settings, folder: Path | str | None = None) -> TemplateLibrary:
-        return cls(folder or settings.prompts_dir, settings.db_path)
+        """The data dir's templates (``settings.templates_dir``) over the shipped library ``folder`` (default
+        ``settings.prompts_dir``)."""
+        return cls(settings.templates_dir, settings.db_path, shipped=folder or settings.prompts_dir)
+
+    @property
+    def where(self) -> str:
+        """The folders read, for messages."""
+        return f"{self.folder}/" + (f" or {self.shipped}/" if self.shipped is not None else "")
 
     # ---- reading ------------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
-        if not NAME_RE.match(name or ""):
-            raise LlmplayError(f"{short(name)} is not a template name (lowercase letters, digits, '-' and '_').")
-        return self.folder / f"{name}{SUFFIX}"
+        """The file that holds the template: the team's, else the shipped one (unless deleted), else where a
+        save would write it."""
+        own = self._own(name)
+        shipped = self._shipped(name)
+        if not own.is_file() and shipped is not None and shipped.is_file() and not self._marker(name).exists():
+            return shipped
+        return own
 
     def names(self) -> list[str]:
-        if not self.folder.is_dir():
-            return []
-        return sorted(p.stem for p in self.folder.glob(f"*{SUFFIX}") if not p.name.startswith("."))
+        names = set(self._stems(self.folder))
+        if self.shipped is not None:
+            names |= {n for n in self._stems(self.shipped) if not self._marker(n).exists()}
+        return sorted(names)
 
     def list(self, query: str = "") -> list[TemplateSummary]:
         """Every template file (invalid ones too, with their problems), filtered by a search text."""
-        checked = validate_files(self.folder / f"{n}{SUFFIX}" for n in self.names())
+        checked = validate_files(self.path(n) for n in self.names())
         out = []
         for path, (template, problems) in checked.items():
             summary = TemplateSummary(
@@ -93,7 +117,7 @@ class TemplateLibrary:
     def read_text(self, name: str) -> str:
         path = self.path(name)
         if not path.is_file():
-            raise LlmplayError(f"No template named {name!r} in {self.folder}/ (known: {', '.join(self.names())}).")
+            raise LlmplayError(f"No template named {name!r} in {self.where} (known: {', '.join(self.names())}).")
         return path.read_text(encoding="utf-8")
 
     def load(self, name: str) -> Template:
@@ -111,7 +135,7 @@ class TemplateLibrary:
         if template.name and NAME_RE.match(template.name):
             if new and self.path(template.name).exists():
                 problems.append(f"a template named {template.name!r} already exists")
-            checked = validate_files(self.folder / f"{n}{SUFFIX}" for n in self.names())
+            checked = validate_files(self.path(n) for n in self.names())
             clashes = [p.name for p, (t, _) in checked.items() if t and t.name == template.name and p.stem != t.name]
             if clashes:
                 problems.append(f"the name {template.name!r} is already declared in {', '.join(clashes)}")
@@ -186,13 +210,17 @@ class TemplateLibrary:
         return self._write(name, old.content, author, message or f"restored v{number}")
 
     def delete(self, name: str) -> None:
-        """Remove the file; the history stays (``deleted()`` lists it, ``restore`` brings it back)."""
+        """Remove the file; the history stays (``deleted()`` lists it, ``restore`` brings it back). A shipped
+        template is hidden by a marker in the team's folder: the shipped file is never touched."""
         path = self.path(name)
         if not path.exists():
             raise LlmplayError(f"No template named {name!r}.")
         with connect(self.db_path) as db, db.atomic():
             self._record_file(db, name)  # so the deleted content is in the history
-        path.unlink()
+        shipped = self._shipped(name)
+        if shipped is not None and shipped.is_file():
+            atomic_write(self._marker(name), "")
+        self._own(name).unlink(missing_ok=True)
 
     def duplicate(self, name: str, new_name: str, author: str = "") -> SaveResult:
         text = self.read_text(name)
@@ -229,6 +257,7 @@ class TemplateLibrary:
     # ---- internals ----------------------------------------------------------------------------------
     def _write(self, name: str, text: str, author: str, message: str) -> SaveResult:
         path = self.path(name)
+        own, shipped = self._own(name), self._shipped(name)
         self.folder.mkdir(parents=True, exist_ok=True)
         with connect(self.db_path) as db:
             with db.atomic():
@@ -238,8 +267,31 @@ class TemplateLibrary:
                 if latest is not None and latest.content == text and on_disk == text:
                     return SaveResult(latest, created=False)
                 version = v.add_version(db, name, text, author or default_author(), message)
-                atomic_write(path, text)  # inside the transaction: it commits only once the file is in place
+                # Inside the transaction: it commits only once the file is in place. Only the team's folder
+                # is written; content equal to the shipped file follows the shipped library again.
+                if shipped is not None and shipped.is_file() and shipped.read_text(encoding="utf-8") == text:
+                    own.unlink(missing_ok=True)
+                else:
+                    atomic_write(own, text)
+                self._marker(name).unlink(missing_ok=True)
             return SaveResult(version, created=True)
+
+    def _own(self, name: str) -> Path:
+        if not NAME_RE.match(name or ""):
+            raise LlmplayError(f"{short(name)} is not a template name (lowercase letters, digits, '-' and '_').")
+        return self.folder / f"{name}{SUFFIX}"
+
+    def _shipped(self, name: str) -> Path | None:
+        return None if self.shipped is None else self.shipped / f"{name}{SUFFIX}"
+
+    def _marker(self, name: str) -> Path:
+        return self.folder / DELETED.format(name=name)
+
+    @staticmethod
+    def _stems(folder: Path) -> list[str]:
+        if not folder.is_dir():
+            return []
+        return [p.stem for p in folder.glob(f"*{SUFFIX}") if not p.name.startswith(".")]
 
     def _record_file(self, db, name: str) -> None:
         """If the file's content is not the latest version (hand edit, interrupted save), record it."""

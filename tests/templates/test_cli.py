@@ -23,6 +23,7 @@ def cli(tmp_path, monkeypatch, model_cache_dir, capsys):
         return code, out, err
 
     run.folder = folder
+    run.data = tmp_path / "data"
     return run
 
 
@@ -69,4 +70,6 @@ def test_history_diff_restore(cli):
     assert code == 0 and '+body: "Hi {{ who }}"' in out
     code, out, _ = cli("restore", "hello", "1")
     assert code == 0 and "restored as v3" in out
-    assert TemplateLibrary(cli.folder, "unused.db").read_text("hello") == GOOD
+    # The restore is written to the data dir's templates; the shipped folder (--prompts-dir) is only read.
+    assert TemplateLibrary(cli.folder, "unused.db").read_text("hello") == GOOD.replace("Hello", "Hi")
+    assert TemplateLibrary(cli.data / "prompts", "unused.db", shipped=cli.folder).read_text("hello") == GOOD
