@@ -9,9 +9,10 @@ Conversations are lists of ``{"role", "content"}`` dicts holding exactly what ea
 (system message and few-shot examples included) plus its replies, so a follow-up turn or a re-roll sends
 the same context again. No gradio here: the Compare tab and ``bench/compare.py`` both use this module.
 
-A reply can become training signal: ``preference_from_comparison`` sends two columns' replies to the feedback
-queue ``preferences`` as a preferred/rejected pair, ``correction_from_comparison`` sends the answer a column
-should have given to ``inbox`` (see ``llmplay.feedback.sources``).
+A reply can become training signal: ``preference_from_comparison`` sends two columns' replies of a stored
+comparison (``llmplay.compare_results``: the server keeps every finished one with its caller's name) to the
+feedback queue ``preferences`` as a preferred/rejected pair, ``correction_from_comparison`` sends the answer a
+column should have given to ``inbox`` (see ``llmplay.feedback.sources`` and ``llmplay.feedback.provenance``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from llmplay.compare_results import load_comparison
 from llmplay.engine import Engine, GenerationParams, GenerationRequest, GenerationResult, StreamEvent
 from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.feedback.provenance import Sender
 from llmplay.feedback.sources import Sent, send_correction, send_preference
 from llmplay.feedback.store import Prompt
 from llmplay.templates import Template, TemplateLibrary, Version, build_request, parse_template
@@ -454,12 +457,12 @@ def _known(comparison: dict, col: dict, side: str = "") -> dict:
     return known
 
 
-def preference_from_comparison(
-    db: Database, comparison: dict | None, preferred: int, rejected: int, user: str | None = None
-) -> Sent:
-    """Send column ``preferred``'s reply as the chosen one and column ``rejected``'s as the rejected one to the
-    feedback queue ``preferences`` (source ``compare``); the prompt kept is what the preferred column's model
-    was sent, and the sender's response is 'a' (the chosen reply)."""
+def preference_from_comparison(db: Database, comparison_id: int, preferred: int, rejected: int, sender: Sender) -> Sent:
+    """Send column ``preferred``'s reply as the chosen one and column ``rejected``'s as the rejected one of the
+    stored comparison ``comparison_id`` (``sender``'s own, see compare_results.py) to the feedback queue
+    ``preferences`` (source ``compare``); the prompt kept is what the preferred column's model was sent, and the
+    sender's response is 'a' (the chosen reply)."""
+    comparison = load_comparison(db, comparison_id, sender).snapshot()
     if (comparison or {}).get("columns") and str(preferred) == str(rejected):
         raise InvalidRequestError("Choose two different columns: one preferred reply and one rejected reply.")
     chosen, lost = feedback_column(comparison, preferred), feedback_column(comparison, rejected)
@@ -479,22 +482,25 @@ def preference_from_comparison(
         chosen["text"],
         lost["text"],
         source=FEEDBACK_SOURCE,
-        user=user,
+        user=sender.name,
+        role=sender.role,
+        origin={"comparison": comparison["id"], "columns": [chosen.get("column"), lost.get("column")]},
         **_known(comparison, chosen),
         **_known(comparison, lost, "_b"),
     )
 
 
-def correction_from_comparison(
-    db: Database, comparison: dict | None, column: int, correction: str, user: str | None = None
-) -> Sent:
-    """Send 'column ``column`` should have answered ``correction``' to the feedback queue ``inbox`` (source
-    ``compare``), with the sender's correction as their submitted response."""
+def correction_from_comparison(db: Database, comparison_id: int, column: int, correction: str, sender: Sender) -> Sent:
+    """Send 'column ``column`` of the stored comparison ``comparison_id`` (``sender``'s own) should have answered
+    ``correction``' to the feedback queue ``inbox`` (source ``compare``), with the sender's correction (their
+    own input) as their submitted response."""
+    comparison = load_comparison(db, comparison_id, sender).snapshot()
     col = feedback_column(comparison, column)
     if not (correction or "").strip():
         raise InvalidRequestError("Write the correct answer first; it is empty.")
     return send_correction(
-        db, column_prompt(col), col.get("text") or "", correction, source=FEEDBACK_SOURCE, user=user,
+        db, column_prompt(col), col.get("text") or "", correction, source=FEEDBACK_SOURCE, user=sender.name,
+        role=sender.role, origin={"comparison": comparison["id"], "columns": [col.get("column")]},
         **_known(comparison, col),
     )  # fmt: skip
 

@@ -520,6 +520,21 @@ def m010_output_backend(db: Database) -> None:
     db["eval_outputs"].add_column("backend", str)
 
 
+@MIGRATIONS()
+def m011_feedback_provenance(db: Database) -> None:
+    # Feedback refers to outputs the server produced and stored (llmplay/feedback/provenance.py): finished
+    # Compare results are kept here with the name of the caller who ran them.
+    db["compare_results"].create(
+        {"id": int, "user": str, "input": str, "columns": str, "created_at": str},  # JSON: the input, the columns
+        pk="id",
+        not_null={"columns", "created_at"},
+    )
+    db["compare_results"].create_index(["user"])
+    db["feedback_items"].add_column("origin", str)  # JSON: the stored outputs it refers to, e.g. {"comparison": 3}
+    db["feedback_responses"].add_column("role", str)  # the sender's role when sent from a reply; NULL: labeling
+    db["feedback_queues"].add_column("accept_from", str)  # lowest role whose lone answer needs no review
+
+
 def open_db(path: Path | str) -> Database:
     """Open (creating if needed) the database at ``path`` and apply pending migrations."""
     path = Path(path)

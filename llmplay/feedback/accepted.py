@@ -5,6 +5,8 @@ One rule per queue (``Queue.accept_rule``):
   else, when ``k`` = 1, the single submitted response. Items whose labelers disagree wait for adjudication.
 - ``adjudicated``: only adjudicated answers (a reviewer signs off every row).
 - ``majority``: the adjudicated answer; else the answer of a strict majority once ``k`` responses are in.
+Under every rule, an answer sent with a reply by a role below the queue's ``accept_from`` (default: labeler, so
+a viewer's Compare or Arena pair) does not count until someone adjudicates the item (provenance.py).
 Two corrections agree when they are equal after collapsing whitespace; ratings, labels and preferences when
 they are equal. A preference 'tie' is accepted like any answer but yields no DPO pair.
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from llmplay.feedback.provenance import accepts_alone
 from llmplay.feedback.store import (
     ADJUDICATIONS,
     CONSUMPTION,
@@ -54,7 +57,8 @@ def decide(queue: Queue, responses: list[Response], adjudicated: Any = None, *, 
         return adjudicated, "adjudicated"
     if queue.accept_rule == "adjudicated":
         return None
-    submitted = [r for r in responses if r.status == "submitted"]
+    # Answers sent by a role below the queue's accept_from (a viewer's pair) wait for a reviewer's adjudication.
+    submitted = [r for r in responses if r.status == "submitted" and accepts_alone(queue.accept_from, r.role)]
     if len(submitted) < queue.k or not submitted:
         return None
     if queue.k == 1 and len(submitted) == 1:

@@ -8,7 +8,8 @@ from dataclasses import asdict
 
 from sqlite_utils import Database
 
-from llmplay.errors import short
+from llmplay.auth.roles import ROLES, check_role
+from llmplay.errors import LlmplayError, short
 from llmplay.feedback.records import (
     ACCEPT_RULES,
     MAX_GUIDELINES,
@@ -52,6 +53,16 @@ def _check_queue_fields(task: str, labels, k, rating_min, rating_max, accept_rul
     return clean
 
 
+def _check_accept_from(role: str | None) -> str | None:
+    """The lowest role whose lone answer is accepted without review (provenance.py); None: the default."""
+    if role in (None, ""):
+        return None
+    try:
+        return check_role(role)
+    except LlmplayError:
+        raise FeedbackError(f"accept_from must be a role ({', '.join(ROLES)}), not {short(role)}.") from None
+
+
 def create_queue(
     db: Database,
     name: str,
@@ -66,8 +77,10 @@ def create_queue(
     show_reference: bool = False,
     accept_rule: str = "auto",
     template: str | None = None,
+    accept_from: str | None = None,
 ) -> Queue:
     name = check_name(name)
+    accept_from = _check_accept_from(accept_from)
     user = labeler_name(user)
     labels = _check_queue_fields(task, labels, k, rating_min, rating_max, accept_rule, guidelines)
     with immediate(db):
@@ -84,6 +97,7 @@ def create_queue(
             "show_reference": int(bool(show_reference)),
             "accept_rule": accept_rule,
             "template": template,
+            "accept_from": accept_from,
             "created_by": user,
             "created_at": now(),
         }
@@ -132,6 +146,7 @@ def update_queue(db: Database, queue: str | int | Queue, *, user: str | None = N
     (``archived=True``). The task cannot change: its responses would no longer fit."""
     user = labeler_name(user)
     allowed = {"guidelines", "labels", "k", "rating_min", "rating_max", "show_reference", "accept_rule", "archived"}
+    allowed.add("accept_from")
     unknown = set(changes) - allowed
     if unknown:
         raise FeedbackError(
@@ -152,6 +167,8 @@ def update_queue(db: Database, queue: str | int | Queue, *, user: str | None = N
         update = {k: v for k, v in changes.items() if k not in ("archived", "labels")}
         if "labels" in changes:
             update["labels"] = json.dumps(labels)
+        if "accept_from" in update:
+            update["accept_from"] = _check_accept_from(update["accept_from"])
         if "show_reference" in update:
             update["show_reference"] = int(bool(update["show_reference"]))
         if "archived" in changes:

@@ -108,6 +108,7 @@ class Queue:
     created_at: str
     updated_at: str | None
     archived_at: str | None
+    accept_from: str | None = None  # lowest role whose lone answer needs no review (None: labeler; provenance.py)
 
     @classmethod
     def from_row(cls, row: dict) -> Queue:
@@ -144,6 +145,7 @@ class Item:
     status: str
     created_by: str | None
     created_at: str
+    origin: dict = field(default_factory=dict)  # the stored outputs it refers to, e.g. {"comparison": 3}
 
     @classmethod
     def from_row(cls, row: dict) -> Item:
@@ -154,6 +156,7 @@ class Item:
                     "input": json.loads(row["input"] or "{}"),
                     "prompt": json.loads(row["prompt"]),
                     "meta": json.loads(row["meta"] or "{}"),
+                    "origin": json.loads(row.get("origin") or "{}"),
                 }
             )
         )
@@ -185,6 +188,7 @@ class Response:
     created_at: str
     updated_at: str | None
     submitted_at: str | None
+    role: str | None = None  # the sender's role when sent from a reply; None: given in a labeling queue
 
     @classmethod
     def from_row(cls, row: dict) -> Response:

@@ -23,6 +23,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from llmplay.feedback.legacy import BUILT_IN
+from llmplay.feedback.provenance import Sender, check_owner, not_yours
 from llmplay.feedback.store import (
     ITEMS,
     FeedbackError,
@@ -93,8 +94,9 @@ def _variants(fields: dict, labeler: str, n: int = 20):
         yield fields | {"source": f"{fields['source']}:{labeler}" + (f":{i}" if i > 1 else "")}
 
 
-def _send(db: Database, queue: Queue, fields: dict, value: Any, user: str | None) -> Sent:
-    """Add the item (or find it) and submit ``user``'s ``value`` for it (None: the item alone)."""
+def _send(db: Database, queue: Queue, fields: dict, value: Any, user: str | None, role: str | None = None) -> Sent:
+    """Add the item (or find it) and submit ``user``'s ``value`` for it (None: the item alone); ``role``: the
+    sender's, recorded with the answer so the queue's accept_from can hold it for review (provenance.py)."""
     labeler = labeler_name(user)
     if value is not None:
         value = check_value(queue, value)  # a bad answer stores nothing, not even the item
@@ -104,7 +106,7 @@ def _send(db: Database, queue: Queue, fields: dict, value: Any, user: str | None
             break
     else:
         raise FeedbackError("This reply was sent and taken back too often; send it from a new reply.")
-    response = None if value is None else respond(db, item.id, labeler, value)
+    response = None if value is None else respond(db, item.id, labeler, value, role=role)
     return Sent(queue, item, response, created)
 
 
@@ -121,13 +123,16 @@ def send_correction(
     *,
     source: str,
     user: str | None = None,
+    role: str | None = None,
     **known: Any,
 ) -> Sent:
     """'``output`` should have been ``correction``' into ``inbox``. ``known``: model, adapter, template,
-    template_version_id, input (the template's values), meta."""
+    template_version_id, input (the template's values), meta, origin (the stored outputs it refers to).
+    ``output`` must be what the server produced: callers read it from a stored output (provenance.py)."""
     if not (correction or "").strip():
         raise FeedbackError("Write the correct answer first; it is empty.")
-    return _send(db, inbox_queue(db, user), _fields(prompt, output or "", source, **known), correction, user)
+    fields = _fields(prompt, output or "", source, **known)
+    return _send(db, inbox_queue(db, user), fields, correction, user, role)
 
 
 def send_preference(
@@ -138,16 +143,17 @@ def send_preference(
     *,
     source: str,
     user: str | None = None,
+    role: str | None = None,
     **known: Any,
 ) -> Sent:
-    """A chosen / rejected pair for one prompt into ``preferences``; ``known`` as for ``send_correction`` plus
-    model_b / adapter_b (the rejected reply's)."""
+    """A chosen / rejected pair for one prompt into ``preferences``; ``known`` and ``role`` as for
+    ``send_correction`` plus model_b / adapter_b (the rejected reply's)."""
     if not (chosen or "").strip() or not (rejected or "").strip():
         raise FeedbackError("A preference needs both replies; one of them is empty.")
     if chosen == rejected:
         raise FeedbackError("The two replies are identical, so neither is preferred; write a correction instead.")
     fields = _fields(prompt, chosen, source, **known) | {"output_b": rejected}
-    return _send(db, preferences_queue(db, user), fields, "a", user)
+    return _send(db, preferences_queue(db, user), fields, "a", user, role)
 
 
 def flag_for_correction(db: Database, prompt: Prompt, output: str, *, source: str, user: str | None = None, **known):
@@ -217,12 +223,24 @@ def _vote_side(vote, side: str) -> dict:
     }
 
 
-def preference_from_vote(db: Database, vote_id: int, user: str | None = None) -> Sent:
-    """A decisive vote (A or B better) as a preference pair, source 'arena-vote:<id>'. Votes cast after the
-    reveal are accepted too: they are not rated, but the judgement still teaches."""
+def _own_vote(db: Database, vote_id, sender: Sender):
+    """The stored vote ``vote_id`` if ``sender`` cast it (or may see everyone's); else the refusal."""
     from llmplay.arena.votes import get_vote
+    from llmplay.errors import InvalidRequestError
 
-    vote = get_vote(db, vote_id)
+    what = f"arena vote {vote_id}"
+    try:
+        vote = get_vote(db, int(vote_id))
+    except (InvalidRequestError, TypeError, ValueError, OverflowError):
+        raise not_yours(what) from None
+    check_owner(sender, vote.user, what)
+    return vote
+
+
+def preference_from_vote(db: Database, vote_id: int, sender: Sender) -> Sent:
+    """``sender``'s decisive vote (A or B better) as a preference pair, source 'arena-vote:<id>'. Votes cast
+    after the reveal are accepted too: they are not rated, but the judgement still teaches."""
+    vote = _own_vote(db, vote_id, sender)
     if vote.winner not in ("a", "b"):
         raise FeedbackError(
             "This vote has no preferred reply (tie or both bad); write the correct answer for a reply instead."
@@ -234,7 +252,9 @@ def preference_from_vote(db: Database, vote_id: int, user: str | None = None) ->
         win["output"],
         lose["output"],
         source=f"arena-vote:{vote.id}",
-        user=user if user is not None else vote.user,
+        user=sender.name,
+        role=sender.role,
+        origin={"vote": vote.id, "battle": vote.battle_id},
         model=win["model"],
         adapter=win["adapter"],
         model_b=lose["model"],
@@ -245,11 +265,9 @@ def preference_from_vote(db: Database, vote_id: int, user: str | None = None) ->
     )
 
 
-def correction_from_vote(db: Database, vote_id: int, side: str, correction: str, user: str | None = None) -> Sent:
-    """'Reply A (or B) should have been ``correction``', source 'arena-vote:<id>'."""
-    from llmplay.arena.votes import get_vote
-
-    vote = get_vote(db, vote_id)
+def correction_from_vote(db: Database, vote_id: int, side: str, correction: str, sender: Sender) -> Sent:
+    """'Reply A (or B) of ``sender``'s vote should have been ``correction``', source 'arena-vote:<id>'."""
+    vote = _own_vote(db, vote_id, sender)
     s = _vote_side(vote, side)
     return send_correction(
         db,
@@ -257,7 +275,9 @@ def correction_from_vote(db: Database, vote_id: int, side: str, correction: str,
         s["output"],
         correction,
         source=f"arena-vote:{vote.id}",
-        user=user if user is not None else vote.user,
+        user=sender.name,
+        role=sender.role,
+        origin={"vote": vote.id, "battle": vote.battle_id, "side": side},
         model=s["model"],
         adapter=s["adapter"],
         template=vote.template,

@@ -86,6 +86,7 @@ def _item_row(queue: Queue, item: dict, user: str) -> dict:
         "output_b",
         "reference",
         "meta",
+        "origin",
     }
     if unknown:
         raise FeedbackError(f"Unknown item field(s): {', '.join(sorted(unknown))}.")
@@ -112,6 +113,9 @@ def _item_row(queue: Queue, item: dict, user: str) -> dict:
     meta = item.get("meta") or {}
     if not isinstance(meta, dict):
         raise FeedbackError("An item's meta must be a mapping.")
+    origin = item.get("origin") or {}
+    if not isinstance(origin, dict):
+        raise FeedbackError("An item's origin must be a mapping (the stored outputs it refers to).")
     tv = item.get("template_version_id")
     return {
         "queue_id": queue.id,
@@ -128,6 +132,7 @@ def _item_row(queue: Queue, item: dict, user: str) -> dict:
         "output_b": output_b,
         "reference": reference,
         "meta": json.dumps(meta, ensure_ascii=False, default=str),
+        "origin": json.dumps(origin, ensure_ascii=False) if origin else None,
         "dedupe_key": dedupe_key(source, prompt, output, output_b),
         "status": "open",
         "created_by": user,
@@ -327,13 +332,15 @@ def respond(
     comment: str | None = None,
     tags: list[str] | str | None = None,
     client_token: str | None = None,
+    role: str | None = None,
 ) -> Response:
     """Store ``labeler``'s response to an item: a draft, a submitted answer, or 'discarded' (the labeler
     will not answer this item; it does not fill a slot). One response per labeler and item: a second call
     edits it (audited). The same ``client_token`` twice from the same labeler for the same item is one
     response (a double click or a retried request returns the stored one); the token already used for another
     item or by another labeler is a ``ClientTokenConflict`` and stores nothing. A submit to an item whose ``k``
-    slots are taken by others is refused."""
+    slots are taken by others is refused. ``role``: the sender's role when the answer comes with a reply sent
+    from the Playground, Compare or the Arena (see provenance.py; None for answers given in a labeling queue)."""
     labeler = labeler_name(labeler)
     if status not in RESPONSE_STATUSES:
         raise FeedbackError(f"Status {short(status)} is not one of {', '.join(RESPONSE_STATUSES)}.")
@@ -379,6 +386,7 @@ def respond(
             "tags": json.dumps(tags),
             "status": status,
             "updated_at": stamp,
+            "role": role,
         }
         if status == "submitted" and not (old and old.submitted_at):
             row["submitted_at"] = stamp

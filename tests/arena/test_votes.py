@@ -5,10 +5,12 @@ from llmplay.arena.ratings import Comparison
 from llmplay.arena.votes import comparisons, list_votes, vote_templates
 from llmplay.errors import InvalidRequestError
 from llmplay.feedback.accepted import accepted_items
+from llmplay.feedback.provenance import Sender
 from llmplay.feedback.sources import correction_from_vote, preference_from_vote
 from llmplay.feedback.store import list_items, list_responses, mark_consumed
 from llmplay.store import connect, open_db
 
+ANN = Sender("ann", "labeler")  # the voter
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
 
 
@@ -74,7 +76,7 @@ def test_comparisons_use_contestant_keys_and_skip_uncounted_votes(settings):
 def test_a_vote_becomes_a_preference_pair(settings):
     with connect(settings.db_path) as db:
         v = vote(db, "b")
-        sent = preference_from_vote(db, v.id)
+        sent = preference_from_vote(db, v.id, ANN)
         item = sent.item
         assert (sent.queue.name, sent.kind, item.source) == ("preferences", "preference", f"arena-vote:{v.id}")
         assert item.output == v.output_b and item.output_b == v.output_a, "output is the chosen reply"
@@ -82,7 +84,7 @@ def test_a_vote_becomes_a_preference_pair(settings):
         assert item.prompt == MESSAGES and item.template_version_id == 4 and item.template == "geo"
         assert item.meta["vote_id"] == v.id and item.meta.get("model_version_b") == v.model_version_a
         assert (sent.response.labeler, sent.response.value, sent.response.status) == ("ann", "a", "submitted")
-        assert preference_from_vote(db, v.id).item.id == item.id  # a second click sends nothing new
+        assert preference_from_vote(db, v.id, ANN).item.id == item.id  # a second click sends nothing new
     with connect(settings.db_path) as db:
         assert [i.id for i in list_items(db, "preferences")] == [item.id]
         assert len(list_responses(db, queue="preferences")) == 1
@@ -92,8 +94,8 @@ def test_ties_have_no_preference_but_take_corrections(settings):
     with connect(settings.db_path) as db:
         v = vote(db, "both_bad", input="Capital of France?")
         with pytest.raises(InvalidRequestError, match="correct answer"):
-            preference_from_vote(db, v.id)
-        sent = correction_from_vote(db, v.id, "a", "Paris.", user="bo")
+            preference_from_vote(db, v.id, ANN)
+        sent = correction_from_vote(db, v.id, "a", "Paris.", Sender("bo", "admin"))  # an admin sees every vote
         assert (sent.queue.name, sent.kind, sent.response.value, sent.response.labeler) == (
             "inbox",
             "correction",
@@ -103,17 +105,17 @@ def test_ties_have_no_preference_but_take_corrections(settings):
         assert (sent.item.output, sent.item.model) == (v.output_a, v.model_a)
         assert sent.item.prompt == "Capital of France?"
         with pytest.raises(InvalidRequestError, match="empty"):
-            correction_from_vote(db, v.id, "b", "   ")
+            correction_from_vote(db, v.id, "b", "   ", ANN)
         with pytest.raises(InvalidRequestError, match="side"):
-            correction_from_vote(db, v.id, "c", "Paris.")
+            correction_from_vote(db, v.id, "c", "Paris.", ANN)
         assert len(list_items(db, "inbox")) == 1, "refused corrections store no item"
 
 
 def test_vote_feedback_is_accepted_training_signal_until_consumed(settings):
     with connect(settings.db_path) as db:
         v1, v2 = vote(db, "a"), vote(db, "b")
-        p1 = preference_from_vote(db, v1.id).item
-        c2 = correction_from_vote(db, v2.id, "b", "Paris.").item
+        p1 = preference_from_vote(db, v1.id, ANN).item
+        c2 = correction_from_vote(db, v2.id, "b", "Paris.", ANN).item
         assert [a.item.id for a in accepted_items(db)] == [c2.id, p1.id], "inbox, then preferences (by name)"
         mark_consumed(db, [p1.id], "training-job:1")
         assert [a.item.id for a in accepted_items(db, unconsumed_by="training-job:")] == [c2.id]

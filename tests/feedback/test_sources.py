@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from llmplay.compare import Column, ColumnConfig, Comparison, correction_from_comparison, preference_from_comparison
+from llmplay.compare_results import save_comparison
 from llmplay.engine import GenerationParams, GenerationRequest, GenerationResult, StreamEvent
 from llmplay.errors import InvalidRequestError
 from llmplay.feedback.accepted import accepted_items
+from llmplay.feedback.provenance import Sender
 from llmplay.feedback.sources import (
     create_eval_queue,
     queue_eval_rows,
@@ -51,9 +53,12 @@ def finished_comparison() -> dict:
 # ---- Compare and the Playground ---------------------------------------------------------------------------
 
 
+ANA, BO = Sender("ana", "labeler"), Sender("bo", "admin")
+
+
 def test_a_compare_preference_is_an_item_in_preferences_with_the_senders_a(db):
-    comparison = finished_comparison()
-    sent = preference_from_comparison(db, comparison, 1, 2, user="ana")
+    comparison = save_comparison(db, finished_comparison(), "ana")
+    sent = preference_from_comparison(db, comparison, 1, 2, ANA)
 
     (item,) = list_items(db, "preferences")
     assert get_queue(db, "preferences").task == "preference" and get_queue(db, "preferences").k == 1
@@ -66,15 +71,15 @@ def test_a_compare_preference_is_an_item_in_preferences_with_the_senders_a(db):
     (accepted,) = accepted_items(db, "preferences")
     assert accepted.value == "a" and accepted.how == "single"
 
-    again = preference_from_comparison(db, comparison, 1, 2, user="ana")  # a double click
+    again = preference_from_comparison(db, comparison, 1, 2, ANA)  # a double click
     assert again.item.id == item.id and not again.created and len(list_responses(db, item_id=item.id)) == 1
 
 
 def test_a_second_persons_correction_of_the_same_reply_is_its_own_item(db):
-    comparison = finished_comparison()
-    first = correction_from_comparison(db, comparison, 2, "Hello!", user="ana")
-    mine_again = correction_from_comparison(db, comparison, 2, "Hello, friend!", user="ana")  # an edit
-    other = correction_from_comparison(db, comparison, 2, "Hi!", user="bo")
+    comparison = save_comparison(db, finished_comparison(), "ana")
+    first = correction_from_comparison(db, comparison, 2, "Hello!", ANA)
+    mine_again = correction_from_comparison(db, comparison, 2, "Hello, friend!", ANA)  # an edit
+    other = correction_from_comparison(db, comparison, 2, "Hi!", BO)  # an admin reviewing it
 
     assert mine_again.item.id == first.item.id and mine_again.response.value == "Hello, friend!"
     assert other.item.id != first.item.id and other.item.source == "compare:bo"
@@ -118,7 +123,10 @@ def test_a_thumbs_up_is_rating_1_and_taking_a_thumbs_down_back_unflags_the_reply
         (lambda db: send_correction(db, "Q?", "A.", "x" * 20_001, source="playground"), "limit is 20,000"),
         (lambda db: send_correction(db, "", "A.", "B.", source="playground"), "prompt"),
         (lambda db: rate_reply(db, "Q?", "A.", "maybe", source="playground"), "liked"),
-        (lambda db: preference_from_comparison(db, finished_comparison(), 1, 1), "two different columns"),
+        (
+            lambda db: preference_from_comparison(db, save_comparison(db, finished_comparison(), "bo"), 1, 1, BO),
+            "two different columns",
+        ),
     ],
     ids=["empty-correction", "too-long", "no-prompt", "bad-thumb", "same-column"],
 )
