@@ -5,8 +5,6 @@ Everything here reads SQLite only (no models), so the UI can reopen any past run
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from llmplay.csvsafe import csv_text
 from llmplay.errors import InvalidRequestError
 from llmplay.evaluation.stats import Interval, PairedDifference, paired_bootstrap
 from llmplay.settings import Settings
@@ -185,12 +184,7 @@ class RunResults:
 
     def to_csv(self) -> str:
         records = self.to_records()
-        fields = list(dict.fromkeys(k for r in records for k in r))
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(records)
-        return buffer.getvalue()
+        return csv_text(records, list(dict.fromkeys(k for r in records for k in r)))  # formula cells as text
 
     def to_json(self) -> dict[str, Any]:
         info = self.info

@@ -12,7 +12,8 @@
   is skipped); a correction True, and the original reply False where the two differ; a preference's
   chosen reply True and rejected False (ties skipped).
 - ``csv``: one row per open item (accepted or not) for review in a spreadsheet: the item's fields, one
-  ``response:<labeler>`` column each, the accepted value and how it was decided.
+  ``response:<labeler>`` column each, the accepted value and how it was decided; text a spreadsheet would run
+  as a formula is written with a leading ``'`` (``llmplay/csvsafe.py``).
 
 Every row's prompt is the item's training prompt (``training_prompt.py``): an evaluation row's template turns,
 never the text after a model's chat template; an item without one is left out (``skipped`` says why).
@@ -25,8 +26,6 @@ base model's completion prompt is). TRL takes exactly these columns, so provenan
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from llmplay.atomicfile import atomic_write
+from llmplay.csvsafe import csv_text
 from llmplay.errors import short
 from llmplay.feedback.accepted import Accepted, accepted_items, agree_key
 from llmplay.feedback.store import FeedbackError, Item, Queue, get_queue, list_items, list_responses
@@ -235,11 +235,7 @@ def to_text(export: Export) -> str:
         return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in export.rows)
     if not export.rows:
         return ""
-    buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=list(export.rows[0]))
-    writer.writeheader()
-    writer.writerows(export.rows)
-    return buffer.getvalue()
+    return csv_text(export.rows, list(export.rows[0]))  # cells a spreadsheet would run as formulas become text
 
 
 def provenance_path(path: Path | str) -> Path:

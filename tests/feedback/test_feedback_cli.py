@@ -153,3 +153,16 @@ def test_the_installed_command_runs_as_a_subprocess(tmp_path):
         [*env_args, "export", "--queue", "q", "--format", "yaml"], capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == exitcodes.BAD_INPUT and "invalid choice: 'yaml'" in bad.stderr
+
+
+def test_csv_export_to_stdout_writes_formula_cells_as_text(cli, tmp_path):
+    assert cli("create-queue", "fix", "--task", "correction")[0] == exitcodes.OK
+    code, out, err = cli("add", "--queue", "fix", "--prompt", "=1+1", "--output", "+cmd")
+    assert code == exitcodes.OK, err
+    code, out, err = cli("export", "--queue", "fix", "--format", "csv")
+    assert code == exitcodes.OK, err
+    import csv
+    import io
+
+    row = next(csv.DictReader(io.StringIO(out, newline="")))
+    assert (row["prompt"], row["output"]) == ("'=1+1", "'+cmd")
