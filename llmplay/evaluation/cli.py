@@ -36,7 +36,11 @@ from llmplay.settings import Settings
 def add_eval_commands(subparsers) -> None:
     e = subparsers.add_parser("eval", help="run an evaluation from a YAML config (exit 1 if a threshold fails)")
     e.add_argument("config", help="the run's YAML file")
-    e.add_argument("--prompts-dir", help="template folder (default ./prompts or $LLMPLAY_PROMPTS_DIR)")
+    e.add_argument(
+        "--prompts-dir",
+        help="the shipped template folder, read after $LLMPLAY_DATA_DIR/prompts (default ./prompts or "
+        "$LLMPLAY_PROMPTS_DIR)",
+    )
     e.add_argument("--out", help="folder for results CSV/JSON (default <data dir>/exports/run-<id>)")
     e.add_argument("--json", action="store_true", help="print the summary and threshold checks as JSON")
     e.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

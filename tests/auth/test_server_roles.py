@@ -57,7 +57,7 @@ def test_a_labeler_calling_an_admin_endpoint_is_refused_and_audited(team, client
     with pytest.raises(Exception, match=r"'lab' \(labeler\) may not save templates: needs the admin role"):
         clients["lab"].predict("name: sneaky\n", "by a labeler", api_name="/save_template")
     assert len(refusals(team, "lab", "save templates")) == before + 1
-    assert not (team.settings.prompts_dir / "sneaky.yaml").exists()
+    assert not any((d / "sneaky.yaml").exists() for d in (team.settings.prompts_dir, team.settings.templates_dir))
 
 
 def test_admin_actions_are_allowed_and_audited(team, clients):

@@ -18,7 +18,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def ui_prompts_dir(tmp_path_factory):
-    """A temp copy of prompts/ for the app's Templates tab, so UI tests never change the repo's library."""
+    """A temp copy of prompts/: the app's shipped library (only read; the tabs save to the data dir)."""
     folder = tmp_path_factory.mktemp("ui") / "prompts"
     shutil.copytree(ROOT / "prompts", folder, ignore=shutil.ignore_patterns("README.md"))
     return folder

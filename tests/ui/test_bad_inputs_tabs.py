@@ -21,7 +21,7 @@ DECODING = {"max_new_tokens": 4, "temperature": 0, "top_p": 1, "top_k": 0, "repe
 
 @pytest.fixture(scope="module")
 def library(engine, ui_prompts_dir) -> TemplateLibrary:
-    return TemplateLibrary(ui_prompts_dir, engine.settings.db_path)
+    return TemplateLibrary.from_settings(engine.settings, ui_prompts_dir)  # the app's: data dir over shipped
 
 
 @pytest.mark.parametrize(
@@ -49,10 +49,13 @@ def test_playground_refuses_the_prompt_before_it_loads_a_model(client, message, 
     ids=["traversal-name", "nul-body", "malformed-yaml"],
 )
 def test_templates_tab_refuses_a_bad_template_and_writes_nothing(client, library, ui_prompts_dir, text, expected):
-    before = sorted(p.name for p in ui_prompts_dir.parent.rglob("*"))
+    def files():
+        return sorted(p.name for folder in (ui_prompts_dir.parent, library.folder) for p in folder.rglob("*"))
+
+    before = files()
     status, _ = client.predict(yaml_text=text, message="bad", api_name="/save_template")
     assert status.startswith(ERROR) and expected in status, status
-    assert sorted(p.name for p in ui_prompts_dir.parent.rglob("*")) == before
+    assert files() == before
     assert "passwd" not in library.names() and "ok-name" not in library.names()
 
 

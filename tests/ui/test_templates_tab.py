@@ -1,7 +1,8 @@
 """The Templates tab through its public API, on the live session app (real bundled chat model).
 
-The app's library is a temp copy of prompts/ with versions in the session's temp database (see conftest),
-so these tests may save, restore and delete freely. Each test uses its own template to stay independent.
+The app's shipped library is a temp copy of prompts/, only read; what the tab saves goes to the session's temp
+data dir, with versions in its database (see conftest), so these tests may save, restore and delete freely.
+Each test uses its own template to stay independent.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ SENTENCE = "Operating profit rose 25 % and the company raised its outlook."
 
 @pytest.fixture(scope="module")
 def library(engine, ui_prompts_dir) -> TemplateLibrary:
-    """The same folder and database the app uses, to check what the tab did."""
-    return TemplateLibrary(ui_prompts_dir, engine.settings.db_path)
+    """The same folders and database the app uses, to check what the tab did."""
+    return TemplateLibrary.from_settings(engine.settings, ui_prompts_dir)
 
 
 def preview(client, template: str, values=None, model: str = CHAT_MODEL) -> tuple[str, str]:
@@ -71,9 +72,11 @@ def test_run_once_streams_the_reply_with_stats(client):
     assert len(job.outputs()) >= 2, "expected a generating status before the final reply"
 
 
-def test_save_diff_and_restore(client, library):
+def test_save_diff_and_restore(client, library, engine, ui_prompts_dir):
     name = "news-summary"
     original = library.read_text(name)
+    shipped = ui_prompts_dir / f"{name}.yaml"
+    assert shipped.read_text(encoding="utf-8") == original
     before = history(client, name)
     changed = original.replace("description:", "description: (edited in a test)", 1)
     assert changed != original
@@ -85,6 +88,8 @@ def test_save_diff_and_restore(client, library):
     newest = after[0]  # newest first: version, hash, time, author, message
     assert newest[0] == len(before) + 1 and newest[4] == "mark the description" and len(newest[1]) == 12
     assert library.read_text(name) == changed
+    assert (engine.settings.templates_dir / f"{name}.yaml").read_text(encoding="utf-8") == changed
+    assert shipped.read_text(encoding="utf-8") == original, "the save went to the data dir, not the shipped folder"
 
     old, new = len(before), len(before) + 1
     diff = client.predict(name=name, old=old, new=new, api_name="/diff_versions")
@@ -182,3 +187,34 @@ def test_new_duplicate_delete_import_export(client, library, tmp_path):
     other.write_text(skeleton.replace("name: ui-new", "name: ui-imported"), encoding="utf-8")
     status, picker = client.predict(file=handle_file(str(other)), overwrite=False, api_name="/import_template")
     assert status.startswith("✅ Imported **ui-imported**") and picker["value"] == "ui-imported", status
+
+
+def test_the_tab_on_a_read_only_shipped_folder_saves_imports_and_restores_into_the_data_dir(settings, tmp_path):
+    """The Templates tab as build_app wires it (``prompts_dir`` = the shipped folder, made read-only)."""
+    import gradio as gr
+
+    from llmplay.engine import Engine
+    from llmplay.ui.templates_tab import build_templates_tab
+    from tests.templates.test_team_templates import NEW, shipped_copy, snapshot
+
+    shipped = shipped_copy(tmp_path / "checkout" / "prompts")
+    before, engine = snapshot(shipped), Engine(settings)
+    try:
+        with gr.Blocks() as demo:
+            tab = build_templates_tab(engine, demo, shipped)
+        edited = tab.library.read_text("assistant").replace("description:", "description: (ours)", 1)
+        assert tab.save_template(edited, "ours")[0].startswith("✅ Saved **assistant** v2")
+        upload = tmp_path / "in" / "team-notes.yaml"
+        upload.parent.mkdir()
+        upload.write_text(NEW, encoding="utf-8")
+        assert tab.import_template(str(upload))[0].startswith("✅ Imported **team-notes**")
+        assert tab.restore_version("assistant", 1)[0].startswith("✅ Restored")
+        assert tab.save_template(edited, "ours again")[0].startswith("✅ Saved")
+        assert tab.delete_template("news-summary", confirm=True)[0].startswith("🗑️")
+        assert snapshot(shipped) == before, "nothing under the shipped folder changed"
+        own = sorted(p.name for p in settings.templates_dir.iterdir())
+        assert own == [".news-summary.deleted", "assistant.yaml", "team-notes.yaml"]
+        assert (settings.templates_dir / "assistant.yaml").read_text(encoding="utf-8") == edited
+    finally:
+        engine.close()
+        shipped.chmod(0o755)
