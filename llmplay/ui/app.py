@@ -53,8 +53,9 @@ def warm_default_model(engine: Engine) -> threading.Thread:
 
 
 def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Blocks:
-    """``prompts_dir``: the template library's folder (default: the library's own, ``$LLMPLAY_PROMPTS_DIR`` or
-    ``prompts/``); tests point it at a temp copy."""
+    """``prompts_dir``: the shipped template library, only read (default ``$LLMPLAY_PROMPTS_DIR`` or
+    ``prompts/``); every tab saves to the data dir's templates (``Settings.templates_dir``), read first.
+    Tests point it at a temp copy."""
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\nWrite prompts, try language models, and measure them.")
         with gr.Row():
