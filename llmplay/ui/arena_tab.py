@@ -30,7 +30,8 @@ The dict: ``vote_id``, ``battle_id``, ``winner``, ``counted`` (False when the id
 whether the vote counted) and ``error`` (``"⚠️ Error: ..."`` or ``None``).
 
 ``/arena_preference``: ``(vote_id, user) -> str``: send a decided vote to the feedback queue
-``preferences`` as a preferred/rejected pair (the voter's response 'a').
+``preferences`` as a preferred/rejected pair (the voter's response 'a'). Only the caller's own votes (any
+vote for an admin) can be sent; the replies are the stored battle's (llmplay/feedback/provenance.py).
 ``/arena_correction``: ``(vote_id, side, correction, user) -> str``: send the answer reply ``side``
 (``a`` | ``b``) should have been to the queue ``inbox``. Both return ``"✅ ..."`` or ``"⚠️ Error: ..."``.
 
@@ -76,13 +77,14 @@ from llmplay.arena import leaderboard as rate
 from llmplay.compare import Column, ColumnConfig, request_from_messages, stream_columns
 from llmplay.engine import Engine, GenerationParams, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.feedback.provenance import Sender, sender_for
 from llmplay.feedback.sources import correction_from_vote, preference_from_vote, sent_message
 from llmplay.models import sources
 from llmplay.models.catalog import is_version_label
 from llmplay.store import connect
 from llmplay.templates import Template, TemplateLibrary, build_messages, build_request
 from llmplay.ui import fields
-from llmplay.ui.access import Guard
+from llmplay.ui.access import Guard, declare, declared
 from llmplay.ui.models_panel import TEXT_KINDS, generative_names, offer_kinds
 from llmplay.ui.playground import format_error, parse_params
 from llmplay.ui.queueing import GENERATION
@@ -357,21 +359,24 @@ class ArenaTab:
             return vote_failure(battle_id, winner, f"could not record the vote ({type(exc).__name__}: {exc}).")
 
     def send_preference(self, vote_id: int | None, user: str = "") -> str:
-        """Send a decided vote (A or B better) to the feedback queue 'preferences' as a preferred/rejected pair."""
-        user_ = (user or "").strip() or None
-        return self._to_inbox(lambda db: preference_from_vote(db, self._vote_id(vote_id), user_))
+        """Send the caller's decided vote (A or B better) to the feedback queue 'preferences' as a pair."""
+        return self._to_inbox(lambda db: preference_from_vote(db, self._vote_id(vote_id), self._sender(user)))
 
     def send_correction(self, vote_id: int | None, side: str, correction: str, user: str = "") -> str:
-        """Send the answer that reply ``side`` ('a' or 'b') should have been to the feedback queue 'inbox'."""
+        """Send the answer that reply ``side`` ('a' or 'b') of the caller's vote should have been to 'inbox'."""
         side = (side or "").strip().lower()
-        user_ = (user or "").strip() or None
-        return self._to_inbox(lambda db: correction_from_vote(db, self._vote_id(vote_id), side, correction, user_))
+        return self._to_inbox(
+            lambda db: correction_from_vote(db, self._vote_id(vote_id), side, correction, self._sender(user))
+        )
+
+    def _sender(self, user: str) -> Sender:
+        return sender_for(self.engine.settings, user)
 
     @staticmethod
     def _vote_id(vote_id) -> int:
         if vote_id in (None, ""):
             raise InvalidRequestError("Vote first: feedback goes with a vote.")
-        return int(vote_id)
+        return vote_id  # checked, with its owner, by the feedback layer (llmplay/feedback/provenance.py)
 
     def _to_inbox(self, send) -> str:
         try:
@@ -385,6 +390,7 @@ class ArenaTab:
         return sent_message(item)
 
     # ---- leaderboard ---------------------------------------------------------------------------------
+    @declare("view")
     def leaderboard(self, template: str = "", since: str = "", until: str = "") -> dict:
         """Bradley-Terry ratings with bootstrap intervals and the win-rate matrix of the counted votes."""
         try:
@@ -410,6 +416,7 @@ class ArenaTab:
     def template_choices(self) -> list[tuple[str, str]]:
         return template_choices(self.library, NO_TEMPLATE)
 
+    @declare("view")
     def input_hint(self, template: str) -> str:
         if not template:
             return "Both models get this prompt as it is (chat models as a user message)."
@@ -430,6 +437,7 @@ def _pool_dropdown(engine: Engine, selected: list[str] | None) -> gr.Dropdown:
     return gr.Dropdown(choices=names, value=kept or names)
 
 
+@declare("view")
 def _votes_enabled(battle_id: str, status: str) -> list[gr.Button]:
     ready = bool(battle_id) and (status or "").startswith("✅")
     return [gr.Button(interactive=ready)] * len(VERDICTS)
@@ -504,6 +512,7 @@ def build_arena_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | N
     gr.api(prefer, api_name="arena_preference")
     gr.api(correct, api_name="arena_correction")
 
+    @declare("view")
     def reset() -> list:
         off = [gr.Button(interactive=False)] * len(VERDICTS)
         return [
@@ -528,7 +537,7 @@ def build_arena_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | N
         **GENERATION,
     )
     running.then(_votes_enabled, [battle_id, status], list(buttons.values()), **private)
-    stop.click(lambda: "⏹️ Stopped.", None, status, cancels=[running], **private)
+    stop.click(declared("view", lambda: "⏹️ Stopped."), None, status, cancels=[running], **private)
 
     def on_vote(winner: str, battle: str, voter: str) -> list:
         result = tab.vote(battle, winner, voter)
@@ -552,7 +561,7 @@ def build_arena_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | N
     send_correction.click(correct, [vote_id, side, correction, user], feedback_status, **private)
     template.change(tab.input_hint, template, hint, **private)
     # Models added in another tab (or session) join the pool's choices after a reload.
-    demo.load(partial(_pool_dropdown, engine), pool, pool, **private)
+    demo.load(declared("view", partial(_pool_dropdown, engine)), pool, pool, **private)
     return tab
 
 
@@ -577,6 +586,7 @@ def build_leaderboard_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | s
 
     gr.api(tab.leaderboard, api_name="leaderboard")
 
+    @declare("view")
     def show(chosen: str, start: str, end: str) -> tuple:
         data = tab.leaderboard(chosen, start, end)
         choices = [(ALL_TEMPLATES, "")] + [(t, t) for t in data["templates"]]

@@ -19,8 +19,10 @@ API endpoints (gradio_client and scripts)
  4. ``system_message`` (str): for columns without a template, on the first turn.
  5. ``histories`` (list of lists): each column's ``history`` from the previous result; ``[]`` starts afresh.
 
-Output: ``{"input", "columns", "done", "wall_s", "error"}``; ``error`` is ``"⚠️ Error: ..."`` when the whole
-request is unusable (e.g. 1 or 5 columns), else ``None``. Each column: ``column`` (1-based), ``model``,
+Output: ``{"input", "columns", "done", "wall_s", "error"}``, and once it is finished ``id``: the comparison as
+the server keeps it, under the caller's name (feedback names this id, see below); ``error`` is
+``"⚠️ Error: ..."`` when the whole request is unusable (e.g. 1 or 5 columns), else ``None``. Each column:
+``column`` (1-based), ``model``,
 ``config`` (model, template, ``template_version_id`` (the template version the first turn rendered, else
 ``None``), adapter, dtype, params incl. the seed used when sampling), ``state`` (waiting,
 loading, generating, done, error), ``text``, ``error`` (that column's failure; the others still run),
@@ -32,17 +34,20 @@ as a dict), ``first_text_s`` / ``finished_s`` (seconds from the start: how the c
 including this reply; a failed turn leaves it unchanged).
 
 - ``/reroll``: ``(column, columns, comparison) -> comparison``, streamed: column ``column`` (1-based) of a
-  previous ``/compare`` result generated again from the same context with that column's config in ``columns``
-  (a fresh seed when sampling); the other columns are kept.
+  previous ``/compare`` result of the caller's (only its ``id`` is read; the server's stored columns are used)
+  generated again from the same context with that column's config in ``columns`` (a fresh seed when sampling);
+  the other columns are kept, and the finished result is stored with a new ``id``.
 - ``/diff_columns``: ``(comparison, a, b) -> HTML``: word-level diff from column ``a``'s reply to column ``b``'s.
 - ``/export_comparison``: ``(comparison) -> dict``: the export record (format, input, per-column config, reply,
   error, ttft_s, tok_s, tokens, finish reason, request and history) that the tab's "Export JSON" file holds.
-- ``/compare_preference``: ``(comparison, preferred, rejected, user) -> str``: send column ``preferred``'s reply
-  (chosen) and column ``rejected``'s (rejected) of a finished ``/compare`` result to the feedback queue
+- ``/compare_preference``: ``(comparison_id, preferred, rejected, user) -> str``: send column ``preferred``'s
+  reply (chosen) and column ``rejected``'s (rejected) of a finished ``/compare`` result (its ``id``; the caller's
+  own, any for an admin; the replies are read from the server, never from the client) to the feedback queue
   ``preferences`` as a pair with the sender's response 'a' (source ``compare``, with both models and adapters
   and the preferred column's template version). Both columns must have answered the same prompt. ``user``
-  (``""`` = anonymous) is recorded.
-- ``/compare_correction``: ``(comparison, column, correction, user) -> str``: send "column ``column`` should have
+  (``""`` = anonymous; the login name when the app has users) is recorded with the sender's role: a viewer's
+  pair waits for review before it becomes training data (llmplay/feedback/provenance.py).
+- ``/compare_correction``: ``(comparison_id, column, correction, user) -> str``: send "column ``column`` should have
   answered ``correction``" to the queue ``inbox`` (the sender's submitted correction). Both return
   ``"✅ Sent ..."`` or ``"⚠️ Error: ..."`` (no comparison, same column twice, a failed or unfinished column, an
   empty reply or correction); the prompt kept is the column's ``request``: the chat messages, or the raw text
@@ -84,16 +89,18 @@ from llmplay.compare import (
     prepare_column,
     prepare_reroll,
 )
+from llmplay.compare_results import comparison_id, load_comparison, save_comparison
 from llmplay.engine import Engine, GenerationParams
 from llmplay.errors import LlmplayError, short
 from llmplay.evaluation.handoff import row_for_compare
+from llmplay.feedback.provenance import Sender, sender_for
 from llmplay.feedback.sources import sent_message
 from llmplay.limits import check_number
 from llmplay.store import connect
 from llmplay.tempfiles import export_folder
 from llmplay.templates import TemplateLibrary
 from llmplay.textdiff import diff_html, similarity
-from llmplay.ui.access import Guard
+from llmplay.ui.access import Guard, caller_of, declare, declared
 from llmplay.ui.compare_columns import MIN_COLUMNS, column_widgets
 from llmplay.ui.compare_view import (
     chat_view,
@@ -172,6 +179,7 @@ class CompareTab:
         values: dict | str | None = None,
         system_message: str = "",
         histories: list[list[dict]] | None = None,
+        request: gr.Request | None = None,
     ) -> Iterator[dict]:
         """Stream the comparison; see the module docstring for the inputs and the output."""
         try:
@@ -188,7 +196,7 @@ class CompareTab:
             comparison = Comparison(prepared, histories, inputs)
             with closing(comparison.stream(self.engine)) as states:
                 for state in states:
-                    yield with_stats(state.snapshot())
+                    yield with_stats(self._stored(state.snapshot(), request) if state.done else state.snapshot())
         except LlmplayError as exc:
             yield failure(str(exc))
         except Exception as exc:  # never let a handler fail: the app must keep serving
@@ -196,14 +204,19 @@ class CompareTab:
             yield failure(f"something unexpected went wrong ({type(exc).__name__}: {exc}).")
 
     def reroll(
-        self, column: int = 1, columns: list[dict] | None = None, comparison: dict | None = None
+        self,
+        column: int = 1,
+        columns: list[dict] | None = None,
+        comparison: dict | None = None,
+        request: gr.Request | None = None,
     ) -> Iterator[dict]:
         """Stream ``comparison`` with column ``column`` (1-based) generated again; see the module docstring."""
         try:
-            previous = dict(comparison or {})
-            done_columns = list(previous.get("columns") or [])
-            if not done_columns:
+            if comparison_id(comparison) is None:
                 raise LlmplayError(f"There is no column {short(column)} to re-roll: run a comparison first.")
+            with connect(self.engine.settings.db_path) as db:  # the kept columns are the stored ones
+                previous = load_comparison(db, comparison_id(comparison), self._caller(request)).snapshot()
+            done_columns = list(previous.get("columns") or [])
             index = check_number("column", column, high=len(done_columns)) - 1
             config = self.configs(list(columns or []))[index] if index < len(columns or []) else None
             if config is None:
@@ -220,13 +233,15 @@ class CompareTab:
                 for state in states:
                     fresh = state.snapshot()["columns"][0] | {"column": index + 1}
                     merged = done_columns[:index] + [fresh] + done_columns[index + 1 :]
-                    yield with_stats(previous | {"columns": merged, "done": state.done})
+                    snapshot = previous | {"id": None, "columns": merged, "done": state.done}
+                    yield with_stats(self._stored(snapshot, request) if state.done else snapshot)
         except LlmplayError as exc:
             yield failure(str(exc))
         except Exception as exc:
             log.exception("Re-roll failed")
             yield failure(f"something unexpected went wrong ({type(exc).__name__}: {exc}).")
 
+    @declare("view")
     def diff_columns(self, comparison: dict | None = None, a: int = 1, b: int = 2) -> str:
         """HTML word diff from column ``a``'s reply to column ``b``'s (1-based), with their similarity."""
         columns = (comparison or {}).get("columns") or []
@@ -240,10 +255,12 @@ class CompareTab:
         )
         return head + diff_html(left.get("text") or "", right.get("text") or "")
 
+    @declare("view")
     def export_comparison(self, comparison: dict | None = None) -> dict:
         """The export record of a comparison (input, configs, replies, stats): what the JSON file holds."""
         return export_payload(comparison or {})
 
+    @declare("view")
     def export_file(self, comparison: dict | None = None) -> str | None:
         """The export record as a JSON file in a fresh folder under <data dir>/tmp (for download); None before any
         comparison."""
@@ -256,21 +273,47 @@ class CompareTab:
             )
         return str(path)
 
+    @declare("view")
     def markdown(self, comparison: dict | None = None) -> str:
         return export_markdown(comparison) if (comparison or {}).get("columns") else ""
 
     # ---- feedback and evaluation rows ------------------------------------------------------------------
     def send_preference(
-        self, comparison: dict | None = None, preferred: int = 1, rejected: int = 2, user: str = ""
+        self, comparison_id: int | None = None, preferred: int = 1, rejected: int = 2, user: str = ""
     ) -> str:
-        """Send two columns' replies to the feedback queue 'preferences' as a preferred/rejected pair."""
-        return self._to_inbox(lambda db: preference_from_comparison(db, comparison, preferred, rejected, user))
+        """Send two columns' replies of the caller's stored comparison to 'preferences' as a preferred/rejected
+        pair."""
+        return self._to_inbox(
+            lambda db: preference_from_comparison(
+                db, self._known_id(comparison_id), preferred, rejected, sender_for(self.engine.settings, user)
+            )
+        )
 
     def send_correction(
-        self, comparison: dict | None = None, column: int = 1, correction: str = "", user: str = ""
+        self, comparison_id: int | None = None, column: int = 1, correction: str = "", user: str = ""
     ) -> str:
-        """Send the answer column ``column`` should have given to the feedback queue 'inbox'."""
-        return self._to_inbox(lambda db: correction_from_comparison(db, comparison, column, correction, user))
+        """Send the answer column ``column`` of the caller's stored comparison should have given to 'inbox'."""
+        return self._to_inbox(
+            lambda db: correction_from_comparison(
+                db, self._known_id(comparison_id), column, correction, sender_for(self.engine.settings, user)
+            )
+        )
+
+    @staticmethod
+    def _known_id(given) -> int:
+        """The id of a stored comparison (the form sends its whole result: only the id is read)."""
+        if comparison_id(given) is None:
+            raise LlmplayError("Run a comparison first: feedback is about its replies.")
+        return comparison_id(given)
+
+    def _caller(self, request: gr.Request | None) -> Sender:
+        caller = caller_of(self.engine.settings, request)
+        return Sender(caller.name, caller.role)
+
+    def _stored(self, snapshot: dict, request: gr.Request | None) -> dict:
+        """A finished comparison, kept on the server under its caller's name; its id goes with the result."""
+        with connect(self.engine.settings.db_path) as db:
+            return snapshot | {"id": save_comparison(db, snapshot, self._caller(request).name)}
 
     def _to_inbox(self, send) -> str:
         try:
@@ -283,6 +326,7 @@ class CompareTab:
             return format_error(f"could not send it ({type(exc).__name__}: {exc}).")
         return sent_message(item)
 
+    @declare("view")
     def open_eval_row(self, run_id: int | None = None, row: int | None = 0) -> dict:
         """Row ``row`` of evaluation run ``run_id`` as Compare inputs; see the module docstring."""
         given, run_id, row = (run_id, row), None, None  # echoed only once checked (10**30 cannot be encoded)
@@ -303,6 +347,7 @@ class CompareTab:
     def template_choices(self) -> list[tuple[str, str]]:
         return template_choices(self.library, NO_TEMPLATE)
 
+    @declare("view")
     def variables_hint(self, values: str, *templates: str) -> tuple[str, str]:
         """(values box, hint): the chosen templates' variables; an empty box gets a JSON skeleton to fill in."""
         variables: dict[str, object] = {}
@@ -320,6 +365,7 @@ class CompareTab:
         return gr.skip(), hint
 
 
+@declare("view")
 def _clear_sent_message(snapshot: dict):
     """Empty the message box once any column answered; keep it when all failed, so nothing is lost."""
     answered = any(not col.get("error") for col in (snapshot or {}).get("columns") or [])
@@ -423,19 +469,19 @@ def build_compare_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str |
     def histories(snapshot: dict) -> list[list[dict]]:
         return [col.get("history") or [] for col in (snapshot or {}).get("columns") or []]
 
-    def on_compare(data: dict) -> Iterator[dict]:
+    def on_compare(data: dict, request: gr.Request) -> Iterator[dict]:
         started = tab.compare(
-            data[message], form_columns(data), data[values], data[system_message], histories(data[state])
+            data[message], form_columns(data), data[values], data[system_message], histories(data[state]), request
         )
         with closing(started):  # on Stop, closing reaches the column threads at once
             for snapshot in started:
                 yield to_outputs(snapshot)
 
-    def on_reroll(index: int, data: dict) -> Iterator[dict]:
+    def on_reroll(index: int, data: dict, request: gr.Request) -> Iterator[dict]:
         if index >= len((data[state] or {}).get("columns") or []):
             yield {status: format_error(f"Run a comparison with column {index + 1} first, then re-roll it.")}
             return
-        with closing(tab.reroll(index + 1, form_columns(data), data[state])) as snapshots:
+        with closing(tab.reroll(index + 1, form_columns(data), data[state], request)) as snapshots:
             for snapshot in snapshots:
                 if snapshot.get("error"):
                     yield {status: snapshot["error"]}
@@ -470,12 +516,17 @@ def build_compare_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str |
         event.then(tab.markdown, state, markdown, **private)
     for col in cols:
         if col.same is not None:
-            col.same.change(lambda same: gr.Group(visible=not same), col.same, col.params, **private)
-    stop_btn.click(lambda: "⏹️ Stopped.", None, status, cancels=[running, *rerolls], **private)
+            col.same.change(declared("view", lambda same: gr.Group(visible=not same)), col.same, col.params, **private)
+    stop_btn.click(declared("view", lambda: "⏹️ Stopped."), None, status, cancels=[running, *rerolls], **private)
     cleared = [{}, "", *([[]] * MAX_COLUMNS), *([""] * MAX_COLUMNS), "", ""]
-    clear_btn.click(lambda: cleared, None, [*outputs, diff, markdown], cancels=[running, *rerolls], **private)
+    clear_btn.click(
+        declared("view", lambda: cleared), None, [*outputs, diff, markdown], cancels=[running, *rerolls], **private
+    )
     count.change(
-        lambda n: [gr.Column(visible=i < int(n)) for i in range(MAX_COLUMNS)], count, [c.box for c in cols], **private
+        declared("view", lambda n: [gr.Column(visible=i < int(n)) for i in range(MAX_COLUMNS)]),
+        count,
+        [c.box for c in cols],
+        **private,
     )
     templates = [c.template for c in cols]
     gr.on([t.change for t in templates], tab.variables_hint, [values, *templates], [values, values_hint], **private)
@@ -486,7 +537,7 @@ def build_compare_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str |
 
     # Models added in another tab (or session) appear after a reload.
     for col in cols:
-        demo.load(partial(refreshed_model_dropdown, engine), col.model, col.model, **private)
+        demo.load(declared("view", partial(refreshed_model_dropdown, engine)), col.model, col.model, **private)
 
     def fill(handoff: dict) -> dict:
         """The form set to rerun an evaluation row as a new comparison (a first turn, not a follow-up)."""

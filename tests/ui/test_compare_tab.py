@@ -279,10 +279,15 @@ def test_replies_go_to_the_feedback_queues_as_a_pair_and_a_correction(client, en
     assert chat["text"] and base["text"] and chat["text"] != base["text"]
     before = compare_feedback(engine)
 
-    sent = client.predict(comparison=final, preferred=2, rejected=1, user="ui-test", api_name="/compare_preference")
+    assert final["id"], "a finished comparison is stored; feedback names its id"
+    sent = client.predict(
+        comparison_id=final["id"], preferred=2, rejected=1, user="ui-test", api_name="/compare_preference"
+    )
     assert sent.startswith("✅") and "preference pair" in sent, sent
     fixed = "Once upon a time, a robot picked up a brush."
-    sent = client.predict(comparison=final, column=1, correction=fixed, user="", api_name="/compare_correction")
+    sent = client.predict(
+        comparison_id=final["id"], column=1, correction=fixed, user="", api_name="/compare_correction"
+    )
     assert sent.startswith("✅") and "corrected answer" in sent, sent
 
     pair, correction = compare_feedback(engine)[len(before) :]
@@ -303,21 +308,23 @@ def test_replies_go_to_the_feedback_queues_as_a_pair_and_a_correction(client, en
 def test_bad_feedback_requests_say_why_and_store_nothing(client, engine):
     columns = [greedy(CHAT_MODEL, max_new_tokens=3), greedy(CHAT_MODEL, max_new_tokens=2), {"model": "no-such"}]
     final = compare_job(client, PARIS_QUESTION, columns).result(timeout=300)
-    other_prompt = json.loads(json.dumps(final))
-    other_prompt["columns"][1]["request"] = {"prompt": "Something else entirely."}
     before = compare_feedback(engine)
 
     def prefer(comparison, a, b):
-        return client.predict(comparison=comparison, preferred=a, rejected=b, user="", api_name="/compare_preference")
+        return client.predict(
+            comparison_id=comparison, preferred=a, rejected=b, user="", api_name="/compare_preference"
+        )
 
     def correct(number, text):
-        return client.predict(comparison=final, column=number, correction=text, user="", api_name="/compare_correction")
+        return client.predict(
+            comparison_id=final["id"], column=number, correction=text, user="", api_name="/compare_correction"
+        )
 
     for reply, expected in [
-        (prefer({}, 1, 2), "Run a comparison first"),
-        (prefer(final, 2, 2), "Choose two different columns"),
-        (prefer(final, 1, 3), "Column 3 (no-such) failed"),
-        (prefer(other_prompt, 1, 2), "were sent different prompts"),
+        (prefer(None, 1, 2), "Run a comparison first"),
+        (prefer(final["id"] + 1000, 1, 2), f"There is no comparison {final['id'] + 1000} of yours"),
+        (prefer(final["id"], 2, 2), "Choose two different columns"),
+        (prefer(final["id"], 1, 3), "Column 3 (no-such) failed"),
         (correct(1, "   "), "Write the correct answer first"),
         (correct(3, "Paris"), "failed, so it has no reply"),
     ]:
