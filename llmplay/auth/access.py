@@ -69,8 +69,11 @@ def resolve_caller(settings: Settings, username: str | None, oauth: OAuthConfig 
     return Caller(name, role)
 
 
-def check(settings: Settings, caller: Caller, permission: str, action: str, target: str = "") -> Caller:
-    """Let ``caller`` do ``action`` (e.g. "promote versions") or raise AccessDenied; admin actions are audited."""
+def check(
+    settings: Settings, caller: Caller, permission: str, action: str, target: str = "", *, audit: bool = True
+) -> Caller:
+    """Let ``caller`` do ``action`` (e.g. "promote versions") or raise AccessDenied (audited); admin actions that
+    are let through are audited too, unless ``audit`` is False (an admin's reads: listings, polls)."""
     if not allows(caller.role, permission):
         need = needed_role(permission)
         _refuse(
@@ -81,8 +84,8 @@ def check(settings: Settings, caller: Caller, permission: str, action: str, targ
             target,
             f"{caller.name!r} ({caller.role}) may not {action}: needs the {need} role.",
         )
-    if permission == "admin":
-        audit(settings, caller, action, target)
+    if permission == "admin" and audit:
+        _write(settings, caller.name, caller.role, action, target, True, None)
     return caller
 
 

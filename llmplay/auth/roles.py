@@ -22,6 +22,22 @@ PERMISSIONS: dict[str, str] = {
 }
 
 
+PUBLIC = "public"  # declared by what anyone may call, even not signed in (/health, the page's sign-in line)
+
+
+def requires(permission: str):
+    """Declare the permission a REST route needs (decorator); the server refuses to start with a route that
+    declares none (llmplay/api/rest.py). Gradio handlers declare theirs through llmplay/ui/access.py."""
+    if permission != PUBLIC:
+        needed_role(permission)
+
+    def mark(fn):
+        fn.llmplay_permission = permission
+        return fn
+
+    return mark
+
+
 def check_role(role: str) -> str:
     role = (role or "").strip().lower()
     if role not in ROLES:
@@ -38,6 +54,8 @@ def needed_role(permission: str) -> str:
 
 def allows(role: str, permission: str) -> bool:
     """True when ``role`` has ``permission`` (an unknown role has none)."""
+    if permission == PUBLIC:
+        return True
     if role not in ROLES:
         return False
     return ROLES.index(role) >= ROLES.index(needed_role(permission))

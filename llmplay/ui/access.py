@@ -19,7 +19,7 @@ import gradio as gr
 
 from llmplay.auth.access import AccessDenied, Caller, check, resolve_caller, single_user_mode
 from llmplay.auth.oauth import OAuthConfig
-from llmplay.auth.roles import allows
+from llmplay.auth.roles import PUBLIC, allows, needed_role
 from llmplay.settings import Settings
 
 _REQUEST = "llmplay_request"
@@ -67,7 +67,13 @@ class Guard:
         return _wrap(self.settings, permission, action, fn, user_param, refuse)
 
 
-def _wrap(settings, permission, action, fn, user_param, refuse):
+class _QuietlySkipped(AccessDenied):
+    """A page load of a part the caller's role cannot use: it does nothing, says nothing, audits nothing."""
+
+
+def _wrap(settings, permission, action, fn, user_param, refuse, audit=True, skip_outputs=None):
+    """``skip_outputs``: a count of outputs; a caller whose role lacks ``permission`` gets that many unchanged
+    outputs instead of an error (page-load handlers of admins' tabs run for every visitor)."""
     signature = inspect.signature(fn)
     names = list(signature.parameters)
     if user_param is not None and user_param not in names:
@@ -75,7 +81,11 @@ def _wrap(settings, permission, action, fn, user_param, refuse):
 
     def allowed(request, args, kwargs):
         """(args, kwargs) to call fn with, or raises AccessDenied."""
-        caller = check(settings, caller_of(settings, request), permission, action)
+        if skip_outputs is not None:
+            who = caller_of(settings, request)
+            if not allows(who.role, permission):
+                raise _QuietlySkipped("")
+        caller = check(settings, caller_of(settings, request), permission, action, audit=audit)
         if user_param is not None and not caller.single_user:
             bound = signature.bind_partial(*args, **kwargs)
             bound.arguments[user_param] = caller.name
@@ -83,6 +93,8 @@ def _wrap(settings, permission, action, fn, user_param, refuse):
         return args, kwargs
 
     def refused(exc: AccessDenied):
+        if isinstance(exc, _QuietlySkipped):
+            return gr.skip() if skip_outputs == 1 else tuple(gr.skip() for _ in range(skip_outputs))
         if refuse is not None:
             return refuse(str(exc))
         raise gr.Error(str(exc), title="Not allowed") from None
@@ -131,6 +143,83 @@ def _wrap(settings, permission, action, fn, user_param, refuse):
     return wrapper
 
 
+def declare(permission: str, action: str | None = None, *, read: bool = False):
+    """Mark a handler with the permission it needs (decorator); ``secure_app`` wraps it in that check when the
+    app is built. ``action`` names it in a refusal and in the audit log. ``read``: it only reads (a listing, a
+    poll), so an admin's allowed call is not audited (a refusal always is)."""
+    if permission != PUBLIC:
+        needed_role(permission)  # a typo fails when the module loads, not when a hostile caller finds it
+
+    def mark(fn):
+        fn.llmplay_declared = (permission, action or _DEFAULT_ACTIONS.get(permission, permission), read)
+        return fn
+
+    return mark
+
+
+def declared(permission: str, fn: Callable, action: str | None = None, *, read: bool = False) -> Callable:
+    """``fn`` (a lambda, a partial, a method) marked like ``declare`` does; a bound method is wrapped, since
+    attributes cannot be set on one."""
+    if inspect.ismethod(fn):
+        method = fn
+        fn = functools.wraps(method)(lambda *args, **kwargs: method(*args, **kwargs))
+        fn.__signature__ = inspect.signature(method)
+    return declare(permission, action, read=read)(fn)
+
+
+def checks_inside(permission: str, fn: Callable) -> Callable:
+    """Mark ``fn`` as checking ``permission`` itself (it calls a Guard-wrapped function with the request)."""
+    fn.llmplay_permission = permission
+    return fn
+
+
+_DEFAULT_ACTIONS = {"view": "view this page", "generate": "run models", "vote": "vote", "label": "label items"}
+
+
+class UndeclaredEndpoint(RuntimeError):
+    """An event handler that declares no permission: the app refuses to start rather than serve it open."""
+
+
+def _declaration(fn) -> tuple[str, str, bool] | None:
+    for target in (fn, getattr(fn, "func", None), getattr(fn, "__func__", None)):
+        found = getattr(target, "llmplay_declared", None) if target is not None else None
+        if found is not None:
+            return found
+    return None
+
+
+def secure_app(demo: gr.Blocks, settings: Settings) -> dict[int, str]:
+    """Deny by default, in one place: every event handler of ``demo`` (UI events and API endpoints alike;
+    Gradio lets any client call any of them by its index, private ones included) either is Guard-wrapped or
+    declares its permission (``declare``), which is wrapped in the same check here. Raises UndeclaredEndpoint,
+    naming every handler that declares nothing. Returns {fn index: permission} (the tests call each)."""
+    permissions: dict[int, str] = {}
+    missing = []
+    for index, block_fn in demo.fns.items():
+        fn = block_fn.fn
+        if fn is None:  # a front-end-only event (js): nothing runs on the server
+            continue
+        if getattr(fn, "llmplay_permission", None) is None:
+            found = _declaration(fn)
+            if found is None:
+                missing.append(f"{block_fn.name} ({getattr(fn, '__module__', '?')}: {getattr(fn, '__qualname__', fn)})")
+                continue
+            permission, action, read = found
+            if permission == PUBLIC:
+                fn.llmplay_permission = PUBLIC
+            else:
+                # Page loads run for every visitor: those of admins' tabs do nothing for the other roles.
+                on_load = {event for _, event in block_fn.targets} == {"load"}
+                skip = max(1, len(block_fn.outputs)) if on_load else None
+                block_fn.fn = _wrap(settings, permission, action, fn, None, None, audit=not read, skip_outputs=skip)
+        permissions[index] = block_fn.fn.llmplay_permission
+    if missing:
+        raise UndeclaredEndpoint(
+            "These event handlers declare no permission (llmplay.ui.access.declare or Guard): " + "; ".join(missing)
+        )
+    return permissions
+
+
 def _resolved_hints(fn) -> dict:
     """The handler's type hints as objects (gr.api derives its API schema from them); {} when they do not
     resolve, as Gradio itself would then see none."""
@@ -169,7 +258,20 @@ def oauth_enabled() -> bool:
     return OAuthConfig.from_env() is not None
 
 
-__all__ = ["Guard", "needs", "caller_of", "header_text", "role_of_request", "single_user_mode", "visible_for"]
+__all__ = [
+    "Guard",
+    "UndeclaredEndpoint",
+    "checks_inside",
+    "declare",
+    "declared",
+    "secure_app",
+    "needs",
+    "caller_of",
+    "header_text",
+    "role_of_request",
+    "single_user_mode",
+    "visible_for",
+]
 
 
 def needs(permission: str, *components: gr.components.Component | gr.blocks.BlockContext) -> None:

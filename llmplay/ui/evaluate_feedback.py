@@ -20,7 +20,7 @@ from llmplay.feedback.eval_rows import EVAL_TASKS, create_eval_queue, queue_eval
 from llmplay.feedback.store import FeedbackError, get_queue, list_queues
 from llmplay.settings import Settings
 from llmplay.store import connect, immediate
-from llmplay.ui.access import Guard, needs
+from llmplay.ui.access import Guard, declare, needs
 from llmplay.ui.playground import format_error
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class EvalFeedbackPanel:
             log.exception("Queueing evaluation rows failed")
             return format_error(f"could not queue the rows ({type(exc).__name__}: {exc}).")
 
+    @declare("view")
     def pickers(self, run_id) -> tuple:
         """The run's columns and the queues that exist, for the panel's pickers."""
         from llmplay.evaluation.results import get_run
@@ -97,6 +98,7 @@ class EvalFeedbackPanel:
         columns = [("All columns", ALL_COLUMNS)] + [(f"{i}. {t}", str(i)) for i, t in enumerate(titles, 1)]
         return gr.Dropdown(choices=columns, value=ALL_COLUMNS), self.queues()
 
+    @declare("view")
     def queues(self, current: str | None = None) -> gr.Dropdown:
         """The queues rows can go to (correction, label and rating tasks), keeping the one typed in."""
         with connect(self.settings.db_path) as db:

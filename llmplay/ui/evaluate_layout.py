@@ -12,7 +12,7 @@ from llmplay.evaluation.config import MODES
 from llmplay.evaluation.datasets import list_datasets
 from llmplay.evaluation.metrics import list_metrics
 from llmplay.ui import fields
-from llmplay.ui.access import Guard, needs
+from llmplay.ui.access import Guard, declare, declared, needs
 from llmplay.ui.evaluate_view import PREVIEW_ROWS, RUN_HEADERS, SHOW_CHOICES, _no_preview, datasets_frame
 from llmplay.ui.models_panel import default_model, generative_names
 
@@ -179,7 +179,7 @@ def wire_data(tab: EvaluateTab, data: SimpleNamespace, run: SimpleNamespace) -> 
         [data.status, *listed],
         api_name="eval_save_dataset",
     )
-    saved.then(lambda: tab.reset_delete()[1], None, data.delete_name, **PRIVATE)
+    saved.then(declared("view", lambda: tab.reset_delete()[1]), None, data.delete_name, **PRIVATE)
     data.refresh.click(tab.datasets_view, run.dataset, listed, api_name="eval_datasets")
     deleted = data.delete.click(
         guard("admin", "delete datasets", tab.delete_dataset),
@@ -210,6 +210,7 @@ def wire_run(tab: EvaluateTab, run: SimpleNamespace, res: SimpleNamespace) -> No
     gr.api(tab.progress, api_name="eval_progress")
 
 
+@declare("view")
 def row_from_grid(evt: gr.SelectData):
     """The dataset row of a clicked grid cell (the grid's first column holds it; filters hide some rows)."""
     value = (evt.row_value or [None])[0]
@@ -236,7 +237,7 @@ def wire_results(tab: EvaluateTab, run: SimpleNamespace, res: SimpleNamespace) -
         [res.delete_status, *listed],
         api_name="eval_delete_run",
     )
-    deleted.then(lambda: False, None, res.delete_confirm, **PRIVATE)
+    deleted.then(declared("view", lambda: False), None, res.delete_confirm, **PRIVATE)
     grid_inputs = [res.run, res.show, res.grid_metric]
     gr.on([res.show.change, res.grid_metric.change], tab.grid_view, grid_inputs, res.grid, **PRIVATE)
     gr.api(tab.grid_table, api_name="eval_grid")

@@ -100,6 +100,7 @@ from llmplay.limits import check_number
 from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.templates import TemplateLibrary
 from llmplay.textdiff import diff_html
+from llmplay.ui.access import declare
 from llmplay.ui.evaluate_feedback import build_rows_to_queue
 from llmplay.ui.evaluate_layout import (
     PRIVATE,
@@ -162,6 +163,7 @@ class EvaluateTab:
     def dataset_names(self) -> list[str]:
         return [d.name for d in list_datasets(self.settings)]
 
+    @declare("view")
     def choices(self) -> tuple[gr.Dropdown, gr.Dropdown, gr.Dropdown]:
         """Fresh template and model choices for the run form and the mapping picker (they change meanwhile)."""
         templates = self.template_names()
@@ -214,6 +216,7 @@ class EvaluateTab:
         frame = pd.DataFrame(shown.rows, columns=shown.columns)
         return info, frame, variables, reference_picker, dataset_name_for(shown.filename)
 
+    @declare("view")
     def resuggest(self, frame: pd.DataFrame | None, template: str | None, reference: str | None = "") -> str:
         """The variables mapping again after the user picks a template to map for (columns from the preview)."""
         columns = [str(c) for c in getattr(frame, "columns", [])]
@@ -221,6 +224,7 @@ class EvaluateTab:
             return gr.skip()
         return self.suggest(columns, template, reference)[0]
 
+    @declare("view")
     def datasets_view(self, selected: str | None = None) -> tuple[pd.DataFrame, gr.Dropdown]:
         infos = list_datasets(self.settings)
         names = [d.name for d in infos]
@@ -249,9 +253,11 @@ class EvaluateTab:
         delete_dataset(self.settings, name)
         return (f"🗑️ Deleted dataset **{name}**.", *self.datasets_view())
 
+    @declare("view")
     def reset_delete(self) -> tuple[bool, gr.Dropdown]:
         return False, gr.Dropdown(choices=self.dataset_names(), value=None)
 
+    @declare("view")
     def describe_dataset(self, name: str | None) -> str:
         if not name:
             return ""
@@ -263,6 +269,7 @@ class EvaluateTab:
             f"**{info.mapping.reference}**" if info.mapping.reference else "none"
         )
 
+    @declare("view")
     def describe_templates(self, templates: list[str] | None) -> str:
         """What the chosen templates expect and which metrics they suggest (used when no metric is picked)."""
         lines, known = [], set(self.runner.registry.names())
@@ -314,6 +321,7 @@ class EvaluateTab:
         message = f"▶️ Started run **#{run_id}**: {len(config.columns)} column(s) on **{config.dataset}**."
         return message, run_id
 
+    @declare("view")
     def progress(self, run_id: int) -> dict:
         """The run's progress as plain data (``error`` holds any problem, e.g. an unknown run)."""
         number = None  # echoed only once checked: 10**30 cannot even be encoded in the reply (64-bit JSON)
@@ -324,6 +332,7 @@ class EvaluateTab:
             message = _message(exc)
             return {"run_id": number, "status": "unknown", "finished": True, "error": message, "text": message}
 
+    @declare("view")
     def poll(self, run_id) -> tuple:
         """Timer tick: progress text and bar; when the run ends, stop the timer, select the run in the results
         and set ``finished`` to its id (its change event opens the results, even of the run already shown)."""
@@ -340,6 +349,7 @@ class EvaluateTab:
         return f"{icon} {text}", bar, gr.Timer(active=False), progress.run_id, *self.runs_view(progress.run_id)
 
     @staticmethod
+    @declare("view")
     def watch(run_id) -> gr.Timer:
         return gr.Timer(active=not _blank(run_id))
 
@@ -354,6 +364,7 @@ class EvaluateTab:
         except Exception as exc:
             return format_error(_message(exc))
 
+    @declare("view")
     def attach(self) -> tuple:
         """On page load: follow the newest run that is still going (started from another page, or before a reload)."""
         active = [r for r in list_runs(self.settings, limit=20) if r.status in ACTIVE]
@@ -362,6 +373,7 @@ class EvaluateTab:
         return active[0].id, gr.Timer(active=True)
 
     # ---- results ------------------------------------------------------------------------------------------
+    @declare("view")
     def runs_view(self, selected: int | None = None) -> tuple:
         """History table and the results / old / new run pickers (default: the newest finished runs)."""
         infos = list_runs(self.settings)
@@ -394,6 +406,7 @@ class EvaluateTab:
         return load_results(self.settings, check_number("run_id", run_id))
 
     @_safe(_empty, "")
+    @declare("view")
     def results(self, run_id) -> tuple[str, pd.DataFrame, str]:
         info = get_run(self.settings, check_number("run_id", run_id)) if not _blank(run_id) else None
         if info is None:
@@ -403,6 +416,7 @@ class EvaluateTab:
             board["note"] = board["note"].fillna("")
         return describe_run(info), _display(board), bar_chart_svg(board)
 
+    @declare("view")
     def result_pickers(self, run_id) -> tuple:
         """Choices for the metric and column pickers of the run being shown."""
         try:
@@ -428,16 +442,19 @@ class EvaluateTab:
         except Exception as exc:
             return pd.DataFrame({"problem": [format_error(_message(exc))]})
 
+    @declare("view")
     def grid_table(self, run_id: int, show: str = "all", metric: str = "") -> dict:
         """API: the grid as ``{"headers", "data"}``, like a Dataframe output."""
         split = json.loads(self.grid(run_id, show, metric).to_json(orient="split", index=False))
         return {"headers": split["columns"], "data": split["data"]}
 
+    @declare("view")
     def grid_view(self, run_id, show: str = "all", metric: str | None = "") -> gr.Dataframe:
         """The grid for the page, with column widths that keep scores readable next to long texts."""
         frame = self.grid(run_id, show, metric)
         return gr.Dataframe(value=frame, column_widths=grid_widths(frame))
 
+    @declare("view")
     def diff(self, run_id, row, a, b) -> str:
         try:
             results = self._results(run_id)
@@ -454,6 +471,7 @@ class EvaluateTab:
             return f"<p>{html.escape(format_error(_message(exc)))}</p>"
 
     @_safe(_empty)
+    @declare("view")
     def compare_columns(self, run_id, a, b, metric: str) -> tuple[str, pd.DataFrame]:
         results = self._results(run_id)
         i, j = _column_index(results, a, "A"), _column_index(results, b, "B")
@@ -470,6 +488,7 @@ class EvaluateTab:
         )
         return message, _display(changed_rows_frame(results, comparison, i, j))
 
+    @declare("view")
     def export(self, run_id) -> tuple[str | None, str | None]:
         """CSV and JSON files of the run in a fresh folder under <data dir>/tmp (removed again if writing fails)."""
         try:
@@ -482,6 +501,7 @@ class EvaluateTab:
         return str(csv_path), str(json_path)
 
     @_safe(_empty, _empty)
+    @declare("view")
     def compare_runs(self, old, new) -> tuple[str, pd.DataFrame, pd.DataFrame]:
         if _blank(old) or _blank(new):
             raise InvalidRequestError("Choose the old and the new run.")

@@ -11,7 +11,7 @@ import gradio as gr
 from llmplay.errors import LlmplayError
 from llmplay.feedback import store as fb
 from llmplay.store import connect
-from llmplay.ui.access import Guard, needs
+from llmplay.ui.access import Guard, declare, needs
 from llmplay.ui.labeling_view import parse_labels
 from llmplay.ui.playground import format_error
 
@@ -79,6 +79,7 @@ class QueueSettings:
             log.exception("Creating a queue failed")
             return format_error(f"could not create the queue ({type(exc).__name__}).")
 
+    @declare("admin", "see queue settings", read=True)
     def load(self, queue: str) -> tuple:
         """(guidelines, k, archived, message) of a queue for the edit form."""
         if not queue:
@@ -172,6 +173,7 @@ def build_queue_settings(tab, handle, refresh_queues) -> QueueSettings:
         save = gr.Button("Save changes", elem_id="labeling-edit-save")
         saved = gr.Markdown(elem_id="labeling-edit-message")
 
+    @declare("admin", "create queues", read=True)
     def fill_labels(chosen: str, current_task: str):
         text = settings.labels_of(chosen)
         return (text, "label") if text else (gr.skip(), current_task)
@@ -179,6 +181,7 @@ def build_queue_settings(tab, handle, refresh_queues) -> QueueSettings:
     template.input(fill_labels, [template, task], [labels, task], **PRIVATE)
     inputs = [name, task, template, labels, k, rating_min, rating_max, guidelines, show_reference, accept, handle.name]
 
+    @declare("view")
     def after_change(current):
         return refresh_queues(current), gr.Dropdown(choices=settings.all_names())
 

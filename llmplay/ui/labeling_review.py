@@ -21,7 +21,7 @@ from llmplay.feedback import agreement, dashboard, exports, imports
 from llmplay.feedback import store as fb
 from llmplay.store import connect
 from llmplay.tempfiles import discard_upload, export_folder
-from llmplay.ui.access import Guard, needs
+from llmplay.ui.access import Guard, declare, declared, needs
 from llmplay.ui.labeling_view import choices, item_markdown, value_text
 from llmplay.ui.playground import format_error
 
@@ -232,8 +232,9 @@ def _item_id(row) -> int | None:
     return row[0] if row else None
 
 
-def build_review_panels(tab, handle, demo) -> Review:
-    """The Review sub-tab; ``handle``: the Label sub-tab's queue picker and name box."""
+def build_review_panels(tab, handle, demo, review_tab: gr.Tab) -> Review:
+    """The Review sub-tab (``review_tab``, admins' only: it shows every labeler's answers); ``handle``: the
+    Label sub-tab's queue picker and name box."""
     review = Review(tab)
     with gr.Row(equal_height=True):
         queue = gr.Dropdown(tab.queue_names(), value=None, label="Queue", elem_id="review-queue", scale=3)
@@ -270,13 +271,16 @@ def build_review_panels(tab, handle, demo) -> Review:
 
     panels = [summary, labelers, disputes, chart, speed, queues, dash_note]
 
+    @declare("admin", "review answers", read=True)
     def show_all(picked, period):
         return (*review.agreement(picked), *review.dashboard(picked, period))
 
+    @declare("view")
     def pick_queue(current):
         names = tab.queue_names()
         return gr.Dropdown(choices=names, value=current if current in names else None)
 
+    @declare("admin", "review answers", read=True)
     def show_detail(picked, chosen):
         text, start, options, value, message = review.detail(picked, chosen)
         return (
@@ -286,6 +290,7 @@ def build_review_panels(tab, handle, demo) -> Review:
             message,
         )
 
+    @declare("admin", "review answers", read=True)
     def pick_row(evt: gr.SelectData, picked):
         chosen = _item_id(evt.row_value)
         return (chosen, *show_detail(picked, chosen))
@@ -295,10 +300,11 @@ def build_review_panels(tab, handle, demo) -> Review:
     queue.input(show_all, [queue, by], panels, **PRIVATE)
     by.input(show_all, [queue, by], panels, **PRIVATE)
     # The Review queue follows the one being labeled, so switching sub-tabs shows its figures.
-    follow = handle.queue.input(
-        lambda q: gr.Dropdown(choices=tab.queue_names(), value=q), handle.queue, queue, **PRIVATE
+    handle.queue.input(
+        declared("view", lambda q: gr.Dropdown(choices=tab.queue_names(), value=q)), handle.queue, queue, **PRIVATE
     )
-    follow.then(show_all, [queue, by], panels, **PRIVATE)
+    # Its figures are read when an admin opens the sub-tab, not on a labeler's every queue switch.
+    review_tab.select(show_all, [queue, by], panels, **PRIVATE)
     disputes.select(pick_row, queue, [item_id, *detail_outputs], **PRIVATE)
     item_id.submit(show_detail, [queue, item_id], detail_outputs, **PRIVATE)
     guard = Guard(tab.engine.settings)  # adjudication, exports and imports are admin's

@@ -25,6 +25,7 @@ The same ``client_token`` twice stores one response.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from functools import partial
@@ -38,7 +39,7 @@ from llmplay.feedback import api as labeling_api
 from llmplay.feedback import store as fb
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
-from llmplay.ui.access import Guard
+from llmplay.ui.access import Guard, checks_inside, declare
 from llmplay.ui.labeling_keys import KEYS_JS
 from llmplay.ui.labeling_view import (
     HISTORY_HEADERS,
@@ -310,8 +311,8 @@ def build_labeling_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str 
             with gr.Column(elem_id="labeling-work"):
                 handle, refresh_queues = _work_area(tab)
             build_queue_settings(tab, handle, refresh_queues)
-        with gr.Tab("Review", id="labeling-review"):
-            build_review_panels(tab, handle, demo)
+        with gr.Tab("Review", id="labeling-review") as review_tab:
+            build_review_panels(tab, handle, demo, review_tab)
     guard = Guard(engine.settings)  # labeling is labelers' and admins'; the labeler is the login name
     api_next = guard("label", "label items", tab.api_next, user_param="labeler", refuse=lambda m: {"error": m})
     api_submit = guard("label", "label items", tab.api_submit, user_param="labeler", refuse=format_error)
@@ -396,6 +397,8 @@ def _work_area(tab: LabelingTab):
         def handler(request: gr.Request, *args):  # Gradio injects the request (first positional parameter)
             return show(checked(request, *args))
 
+        checks_inside("label", handler)
+
         trigger(handler, inputs, outputs, show_progress="hidden", **FAST)
 
     base = [name, queue, state]
@@ -413,12 +416,14 @@ def _work_area(tab: LabelingTab):
 
     open_history = guard("label", "label items", tab.open_history, user_param="name")
 
+    @functools.partial(checks_inside, "label")
     def pick_row(request: gr.Request, evt: gr.SelectData, name_, queue_, state_):
         row = evt.row_value or []
         return show(open_history(request, name_, queue_, state_, row[0] if row else None))
 
     history.select(pick_row, base, outputs, show_progress="hidden", **FAST)
 
+    @declare("view")
     def refresh_queues(current: str | None = None) -> gr.Dropdown:
         names = tab.queue_names()
         return gr.Dropdown(choices=names, value=current if current in names else None)

@@ -33,7 +33,7 @@ from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.training import registry
 from llmplay.ui import loop_view as view
-from llmplay.ui.access import Guard
+from llmplay.ui.access import Guard, declare, declared
 from llmplay.ui.labeling_review import volume_long
 
 log = logging.getLogger(__name__)
@@ -278,6 +278,7 @@ class LoopTab:
         except Exception as exc:
             return error(exc)
 
+    @declare("admin", "see model lines", read=True)
     def compare_run(self, run_id) -> tuple[str, list[list]]:
         """A gate run's paired comparison (candidate - baseline) and the rows where the candidate did worse."""
         from llmplay.evaluation.results import compare_columns, load_results
@@ -431,6 +432,7 @@ def build_loop_tab(engine: Engine, demo: gr.Blocks, prompts_dir=None, *, schedul
     view_outputs = [status_md, queues, *form, timeline, probe_task, probe_ppl, volume, events]
     view_outputs += [versions, rejected, runs, promote_sure, rollback_sure]
 
+    @declare("admin", "see model lines", read=True)
     def shown(line_name):
         v = tab.show(line_name)
         return [
@@ -447,6 +449,7 @@ def build_loop_tab(engine: Engine, demo: gr.Blocks, prompts_dir=None, *, schedul
             False,
         ]
 
+    @declare("admin", "see model lines", read=True)
     def lines_dropdown(name, current):
         return gr.Dropdown(choices=tab.line_names(), value=name or current)
 
@@ -475,11 +478,21 @@ def build_loop_tab(engine: Engine, demo: gr.Blocks, prompts_dir=None, *, schedul
     # The status line and timeline follow a running update (cheap: a few SQLite reads).
     timer = gr.Timer(5.0)
     timer.tick(
-        lambda name: (tab.status_line(name), tab.show(name).timeline if name else []),
+        declared(
+            "admin",
+            lambda name: (tab.status_line(name), tab.show(name).timeline if name else []),
+            "see model lines",
+            read=True,
+        ),
         line,
         [status_md, timeline],
         show_progress="hidden",
         **PRIVATE,
     )
-    demo.load(lambda current: lines_dropdown(None, current), line, line, **PRIVATE)
+    demo.load(
+        declared("admin", lambda current: lines_dropdown(None, current), "see model lines", read=True),
+        line,
+        line,
+        **PRIVATE,
+    )
     return LoopHandle(tab, (new_base,))

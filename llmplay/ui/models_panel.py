@@ -19,7 +19,7 @@ import gradio as gr
 from llmplay.engine import Engine
 from llmplay.errors import LlmplayError
 from llmplay.models.catalog import ModelSpec
-from llmplay.ui.access import Guard, needs
+from llmplay.ui.access import Guard, declared, needs
 
 # (label, value) pairs: the UI shows the label, the API takes the value.
 SOURCE_CHOICES = [
@@ -74,7 +74,15 @@ def refresh_model_pickers(engine: Engine, pickers: list[gr.Dropdown], *events) -
         return [gr.Dropdown(choices=names[_PICKER_KINDS.get(p._id)]) for p in pickers]
 
     if pickers and events:  # /model_choices: every picker's current choices (tests check versions join them)
-        gr.on(list(events), fresh, None, pickers, api_name="model_choices", queue=False, show_progress="hidden")
+        gr.on(
+            list(events),
+            declared("view", fresh),
+            None,
+            pickers,
+            api_name="model_choices",
+            queue=False,
+            show_progress="hidden",
+        )
 
 
 def default_model(engine: Engine) -> str | None:
@@ -198,9 +206,12 @@ def build_add_model_panel(engine: Engine, model_picker: gr.Dropdown) -> ModelsPa
                 allow_custom_value=True,  # the handler checks the name (API callers may send any)
             )
             remove = gr.Button("Remove model")
-    source.change(partial(_source_changed, hints), source, [location, endpoint_row], api_visibility="private")
+    source.change(
+        declared("view", partial(_source_changed, hints)), source, [location, endpoint_row], api_visibility="private"
+    )
     # Refreshed on opening: other visitors may have added or removed models since the page loaded.
-    accordion.expand(panel.removable, None, removable, api_visibility="private")
+    removable_models = declared("admin", panel.removable, "list added models", read=True)
+    accordion.expand(removable_models, None, removable, api_visibility="private")
     guard = Guard(engine.settings)
     needs("admin", accordion)  # hidden from other roles on page load; the guards are what count
     add.click(
@@ -208,7 +219,7 @@ def build_add_model_panel(engine: Engine, model_picker: gr.Dropdown) -> ModelsPa
         [name, source, location, kind, api_model, api_key_env],
         [model_picker, message],
         api_name="add_model",
-    ).then(panel.removable, None, removable, api_visibility="private")
+    ).then(removable_models, None, removable, api_visibility="private")
     remove.click(
         guard("admin", "remove models", panel.remove_model),
         removable,

@@ -57,7 +57,7 @@ from llmplay.feedback.sources import rate_reply, send_correction, sent_message
 from llmplay.limits import bounds, check_number, check_stop
 from llmplay.store import connect
 from llmplay.ui import fields
-from llmplay.ui.access import Guard
+from llmplay.ui.access import Guard, declared
 from llmplay.ui.models_panel import build_add_model_panel, default_model, describe_model, generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
 from llmplay.ui.queueing import GENERATION
@@ -479,12 +479,17 @@ def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
         show_progress="minimal",  # the status line says what is happening
         **GENERATION,
     )
-    reply.then(_clear_sent_message, status, message, api_visibility="private")
+    reply.then(declared("view", _clear_sent_message), status, message, api_visibility="private")
     sent = gr.State({})  # reply index -> the prompt and model it came from (for feedback on it)
-    reply.then(pg.remember_reply, [chatbot, model, system_message, status, sent], sent, api_visibility="private")
-    stop_button.click(_stopped, None, status, cancels=[reply], api_visibility="private")
-    clear.click(_reset, None, [chatbot, status, message], cancels=[reply], api_visibility="private")
-    clear.click(lambda: ({}, ""), None, [sent, feedback_status], api_visibility="private")
+    reply.then(
+        declared("generate", pg.remember_reply),
+        [chatbot, model, system_message, status, sent],
+        sent,
+        api_visibility="private",
+    )
+    stop_button.click(declared("view", _stopped), None, status, cancels=[reply], api_visibility="private")
+    clear.click(declared("view", _reset), None, [chatbot, status, message], cancels=[reply], api_visibility="private")
+    clear.click(declared("view", lambda: ({}, "")), None, [sent, feedback_status], api_visibility="private")
 
     def on_like(history, model_, system_, user_, sent_, data: gr.LikeData):
         return pg.rate(history, data.index, data.liked, model_, system_, user_, sent_)
@@ -513,7 +518,7 @@ def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
     gr.api(guard("vote", "rate replies", playground_rate, user_param="user"), api_name="playground_rate")
     correction_api = guard("label", "send corrections", playground_correction, user_param="user")
     gr.api(correction_api, api_name="playground_correction")
-    model.change(partial(describe_model, engine), model, model_info, api_visibility="private")
+    model.change(declared("view", partial(describe_model, engine)), model, model_info, api_visibility="private")
     # Models added in another browser tab (or session) appear after a reload.
-    demo.load(partial(refreshed_model_dropdown, engine), None, model, api_visibility="private")
+    demo.load(declared("view", partial(refreshed_model_dropdown, engine)), None, model, api_visibility="private")
     return pg

@@ -44,7 +44,7 @@ from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.templates import Template, TemplateError, TemplateLibrary, parse_template, render_for_model
 from llmplay.templates.model import NAME_RE
 from llmplay.ui import fields
-from llmplay.ui.access import Guard, needs
+from llmplay.ui.access import Guard, declare, declared, needs
 from llmplay.ui.models_panel import default_model, generative_names
 from llmplay.ui.playground import ERROR, format_stats
 from llmplay.ui.queueing import GENERATION
@@ -173,11 +173,13 @@ class TemplatesTab:
         choices = [(s.name if s.valid else f"{s.name} ⚠️ invalid", s.name) for s in found]
         return choices, selected if selected in names else (names[0] if names else None)
 
+    @declare("view")
     def list_templates(self, query: str = "", selected: str | None = None) -> gr.Dropdown:
         """Picker update with the templates matching ``query``."""
         choices, value = self.choices(query, selected)
         return gr.Dropdown(choices=choices, value=value)
 
+    @declare("view")
     def open_template(self, name: str | None) -> list:
         """The template's text into the editor, and an empty variables form (so its defaults apply)."""
         if not name:
@@ -188,6 +190,7 @@ class TemplatesTab:
             text = f"# {exc}\n"
         return [text] + [""] * VARIABLE_SLOTS
 
+    @declare("view")
     def new_template(self, name: str = "") -> tuple[str, str]:
         """(skeleton YAML, status); nothing is written until Save."""
         try:
@@ -229,6 +232,7 @@ class TemplatesTab:
         name = result.version.template
         return f"✅ Imported **{name}** (v{result.version.number}).", self.list_templates("", name)
 
+    @declare("view")
     def export_template(self, name: str) -> str | None:
         """The template's file, copied to a fresh folder under <data dir>/tmp for download; None when there is
         none (and no folder left behind)."""
@@ -241,6 +245,7 @@ class TemplatesTab:
             return None
 
     # ---- editing and versions -------------------------------------------------------------------------
+    @declare("view")
     def validate_template(self, yaml_text: str) -> str:
         try:
             problems = self.library.problems(yaml_text or "")
@@ -260,6 +265,7 @@ class TemplatesTab:
         status = f"✅ Saved **{version.template}** v{version.number} ({version.short_hash})."
         return status, self.list_templates("", version.template)
 
+    @declare("view")
     def template_history(self, name: str | None) -> tuple[list[list], gr.Dropdown, gr.Dropdown]:
         """Versions table (newest first) and the choices for the from/to version pickers."""
         try:
@@ -273,6 +279,7 @@ class TemplatesTab:
         new = numbers[-1] if numbers else None
         return rows, gr.Dropdown(choices=numbers, value=old), gr.Dropdown(choices=numbers, value=new)
 
+    @declare("view")
     def diff_versions(self, name: str, old: int | None, new: int | None) -> str:
         try:
             if not name or old in (None, "") or new in (None, ""):
@@ -300,6 +307,7 @@ class TemplatesTab:
         return status, self.library.read_text(name)
 
     # ---- preview and run -------------------------------------------------------------------------------
+    @declare("view")
     def render_preview(
         self, template: str, model: str, values: dict | str | None = None, max_new_tokens: int = 128
     ) -> tuple[str, str]:
@@ -378,11 +386,13 @@ class TemplatesTab:
                 updates.append(gr.Textbox(visible=False, label=f"variable {i + 1}"))
         return updates
 
+    @declare("view")
     def edited(self, yaml_text: str, model: str, max_new_tokens, *slots: str) -> list:
         """On every edit: live validation, the variables form, and the preview."""
         text, info = self.preview_from_form(yaml_text, model, max_new_tokens, *slots)
         return [self.validate_template(yaml_text), *self.form_layout(yaml_text), text, info]
 
+    @declare("view")
     def preview_from_form(self, yaml_text: str, model: str, max_new_tokens, *slots: str) -> tuple[str, str]:
         values = self.form_values(yaml_text, *slots)
         # An empty required box is the normal state of a freshly opened template: a hint, not an error.
@@ -395,6 +405,7 @@ class TemplatesTab:
         yield from self.run_once(yaml_text, model, self.form_values(yaml_text, *slots), max_new_tokens)
 
 
+@declare("view")
 def _stopped() -> str:
     return "⏹️ Stopped."
 
@@ -495,7 +506,7 @@ def build_templates_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str
     opened = picker.change(tab.open_template, picker, [editor, *slots], **private)
     opened.then(tab.template_history, picker, [history, old_v, new_v], api_name="template_history")
     new_btn.click(tab.new_template, new_name, [editor, status], api_name="new_template").then(
-        lambda: None, None, picker, **private
+        declared("view", lambda: None), None, picker, **private
     )
     duplicate_btn.click(
         admin("duplicate templates", tab.duplicate_template),
@@ -505,7 +516,7 @@ def build_templates_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str
     )
     delete_btn.click(
         admin("delete templates", tab.delete_template), [picker, confirm], [status, picker], api_name="delete_template"
-    ).then(lambda: False, None, confirm, **private)
+    ).then(declared("view", lambda: False), None, confirm, **private)
     import_btn.click(
         admin("import templates", tab.import_template),
         [upload, overwrite],

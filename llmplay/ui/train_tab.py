@@ -41,7 +41,7 @@ from llmplay.training.config import (
     TrainConfig,
 )
 from llmplay.training.jobs import JobRunner
-from llmplay.ui.access import Guard
+from llmplay.ui.access import Guard, declare
 from llmplay.ui.train_versions import build_versions_section
 from llmplay.ui.train_view import (
     QUEUE_HEADERS,
@@ -184,6 +184,7 @@ class TrainTab:
     def _labels(self) -> list[str]:
         return [v.label for v in registry.list_versions(self.settings.db_path)]
 
+    @declare("admin", "see training jobs", read=True)
     def choices(self) -> tuple:
         return (
             gr.Dropdown(choices=self.base_models()),
@@ -216,6 +217,7 @@ class TrainTab:
                 f"only files under {root})."
             )
 
+    @declare("admin", "see training jobs", read=True)
     def to_yaml(self, *form) -> str:
         try:
             data = config_from_form(dict(zip(FORM, form)), self.upload_dir)
@@ -225,6 +227,7 @@ class TrainTab:
         return yaml.safe_dump(_without_defaults(config), sort_keys=False, allow_unicode=True)
 
     # ---- preview / start ---------------------------------------------------------------------------------------
+    @declare("admin", "preview training data")
     def preview(self, use_yaml: bool, yaml_text: str, *form) -> str:
         """Formatted examples with the masked part marked, token statistics, truncated count and split sizes."""
         try:
@@ -288,6 +291,7 @@ class TrainTab:
     def job_choices(self) -> list[tuple[str, int]]:
         return [(f"#{j.id} {j.name} · {j.status}", j.id) for j in self.runner.jobs(limit=50)]
 
+    @declare("admin", "see training jobs", read=True)
     def attach(self) -> tuple:
         """On page load: follow the running job (else the newest), polling while one is active."""
         jobs = self.runner.jobs(limit=50)
@@ -297,6 +301,7 @@ class TrainTab:
         value = chosen.id if chosen else None
         return gr.Dropdown(choices=self.job_choices(), value=value), gr.Timer(active=bool(active))
 
+    @declare("admin", "see training jobs", read=True)
     def refresh(self, job_id) -> tuple:
         """Progress, chart, log tail and queue of the selected job; the timer stops once no job is active."""
         try:

@@ -31,7 +31,7 @@ from llmplay.evaluation.runner import EvalRunner
 from llmplay.tempfiles import export_folder
 from llmplay.training import manage, registry
 from llmplay.training.jobs import settings_env
-from llmplay.ui.access import Guard
+from llmplay.ui.access import Guard, declare
 from llmplay.ui.train_view import VERSION_HEADERS, error_html, version_rows
 
 log = logging.getLogger(__name__)
@@ -59,12 +59,14 @@ class VersionsPanel:
     def labels(self) -> list[str]:
         return [v.label for v in registry.list_versions(self.settings.db_path)]
 
+    @declare("admin", "see trained versions", read=True)
     def listing(self, selected: str | None = None) -> tuple:
         versions = registry.list_versions(self.settings.db_path)
         labels = [v.label for v in versions]
         value = selected if selected in labels else (labels[-1] if labels else None)
         return version_rows(versions), gr.Dropdown(choices=labels, value=value), self.details(value)
 
+    @declare("admin", "see trained versions", read=True)
     def details(self, label: str | None) -> str:
         if not label:
             return "No trained versions yet: a finished job registers one."
@@ -163,6 +165,7 @@ class VersionsPanel:
             return _safe_message(exc), gr.skip(), gr.Timer(active=False)
         return f"⏳ Evaluation run #{run_id} started on {dataset}. {note}", run_id, gr.Timer(active=True)
 
+    @declare("admin", "see trained versions", read=True)
     def eval_poll(self, run_id) -> tuple:
         """Timer tick: the run's progress, then its report (and the timer stops)."""
         if run_id in (None, "", 0):
@@ -170,6 +173,7 @@ class VersionsPanel:
         text, finished = self._eval_state(int(run_id))
         return text, gr.Timer(active=not finished)
 
+    @declare("admin", "see trained versions", read=True)
     def eval_text(self, run_id: int) -> str:
         """The run's progress while it runs, its report once it is done."""
         return self._eval_state(int(run_id))[0]
@@ -265,6 +269,7 @@ def build_versions_section(engine: Engine, eval_runner: EvalRunner, demo: gr.Blo
     eval_timer.tick(panel.eval_poll, eval_run, [eval_report, eval_timer], show_progress="hidden", **PRIVATE)
     gr.api(panel.eval_text, api_name="version_eval_poll")
 
+    @declare("admin", "see trained versions", read=True)
     def fresh_choices():
         ds, tp = choices()
         return gr.Dropdown(choices=ds), gr.Dropdown(choices=tp)
