@@ -13,6 +13,7 @@ message)``; ``/remove_model``: ``(name) -> (model, removable, message)``.
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 
 import gradio as gr
 
@@ -104,8 +105,17 @@ def describe_model(engine: Engine, name: str | None) -> str:
         spec = engine.catalog.get(name or "")
     except LlmplayError:
         return ""
-    text = spec.description or f"{spec.source} model at `{spec.location}`"
-    return f"*{spec.kind} model* · {text}"
+    return f"*{spec.kind} model* · {spec.description or _where(spec)}"
+
+
+def _where(spec: ModelSpec) -> str:
+    """Where a model comes from, as every role may read it: a Hub id, but not a server path or an endpoint's
+    address (viewers see this line)."""
+    if spec.source == "local":
+        return f"local model `{Path(spec.location).name}`"
+    if spec.source == "endpoint":
+        return "model behind an OpenAI-compatible endpoint"
+    return f"{spec.source} model `{spec.location}`"
 
 
 class ModelsPanel:
