@@ -15,12 +15,24 @@ from pathlib import Path
 
 import gradio as gr
 
+from llmplay.api.security_headers import add_security_headers
 from llmplay.engine import Engine, backends
 from llmplay.tempfiles import claim_upload_dir, exports_dir
-from llmplay.ui.access import build_audit_panel, header_text, oauth_enabled, role_of_request, visible_for
+from llmplay.ui.access import (
+    PUBLIC,
+    build_audit_panel,
+    declare,
+    header_text,
+    oauth_enabled,
+    role_of_request,
+    secure_app,
+    visible_for,
+)
 from llmplay.ui.arena_tab import build_arena_tab, build_leaderboard_tab
 from llmplay.ui.compare_tab import CompareHandle, build_compare_tab
 from llmplay.ui.evaluate_tab import EvaluateHandle, build_evaluate_tab
+from llmplay.ui.login import MESSAGE as LOGIN_MESSAGE
+from llmplay.ui.login import PasswordLogin, refuse_gradio_login
 from llmplay.ui.models_panel import model_pickers, refresh_model_pickers
 from llmplay.ui.playground import build_playground
 from llmplay.ui.queueing import QUEUE_MAX
@@ -97,12 +109,15 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
         _wire_open_in_compare(evaluate, compare, tabs)
         build_audit_panel(engine.settings)  # admins only; before the role view, which hides it from others
         # After every tab: the role's view of the page (the guards on the handlers are what enforce it).
-        tab_needs = {train_tab.id: "admin", loop_tab.id: "admin", labeling_tab.id: "label"}
+        # the Labeling tab's Review sub-tab shows every labeler's answers: admins' only (k answers stay independent)
+        tab_needs = {train_tab.id: "admin", loop_tab.id: "admin", labeling_tab.id: "label", "labeling-review": "admin"}
         _wire_role_view(engine, demo, signed_in, role_css, tab_needs, labeling.name)
         # Trained versions join every model picker as soon as a job registers them: on page load, on switching
         # tabs, and when the Train tab sees a job finish.
         pickers = model_pickers(demo, engine, exclude=(*train.pickers, *loop.pickers))
         refresh_model_pickers(engine, pickers, demo.load, tabs.change, train.versions_changed.change)
+    # Deny by default: every handler is checked against its declared permission; one without refuses the start.
+    demo.llmplay_permissions = secure_app(demo, engine.settings)
     return demo
 
 
@@ -115,12 +130,11 @@ def _wire_role_view(engine: Engine, demo: gr.Blocks, signed_in, role_css, tab_ne
     marked = {block: block.llmplay_needs for block in demo.blocks.values() if hasattr(block, "llmplay_needs")}
     targets = list(marked)
 
+    @declare(PUBLIC)  # tells a caller who is not signed in just that
     def role_view(request: gr.Request):
         role = role_of_request(settings, request)
         shown = [gr.update(visible=visible_for(role, marked[t])) for t in targets]
-        hidden = [
-            f'#main-tabs button[data-tab-id="{tab}"]' for tab, need in tab_needs.items() if not visible_for(role, need)
-        ]
+        hidden = [f'button[data-tab-id="{tab}"]' for tab, need in tab_needs.items() if not visible_for(role, need)]
         css = f"<style>{', '.join(hidden)} {{display: none !important}}</style>" if hidden else ""
         name = getattr(request, "username", None)
         fixed = gr.Textbox(value=name, interactive=False) if name else gr.skip()
@@ -133,6 +147,7 @@ def _wire_open_in_compare(evaluate: EvaluateHandle, compare: CompareHandle, tabs
     """The Evaluate tab's "Open row in Compare": fill the Compare form with the row and switch to it; the user
     presses Compare (a rerun costs model time, and they may change a column first). Problems stay in Evaluate."""
 
+    @declare("view")
     def open_row(run_id, row) -> dict:
         handoff = compare.tab.open_eval_row(run_id, row)
         if handoff["error"]:
@@ -170,18 +185,19 @@ def launch(engine: Engine, host: str | None = None, port: int | None = None, con
     kwargs.setdefault("show_error", True)
     # Export downloads are written under <data dir>/tmp/exports, outside cwd and the system temp dir on a Space.
     kwargs["allowed_paths"] = [*kwargs.get("allowed_paths", []), str(exports_dir(settings))]
-    import uvicorn
+    from llmplay.ui.shutdown import app_server, sigterm_exits_cleanly
 
     background = kwargs.pop("prevent_thread_lock", False)
     quiet = kwargs.pop("quiet", False)
     app = server_app(engine, demo, **kwargs)
     host, port = host or settings.host, port or settings.port
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = app_server(app, host, port)  # stops within seconds of SIGTERM, open pages or not
     served = Served(demo, server, f"http://{host}:{port}/")
     if not quiet:
         print(f"llmplay: {served.local_url}", flush=True)
     if not background:
-        server.run()
+        with sigterm_exits_cleanly():  # exit 0 once the server is down, through the caller's final backup
+            server.run()
         return served
     served.thread = threading.Thread(target=server.run, name="llmplay-server", daemon=True)
     served.thread.start()
@@ -209,17 +225,17 @@ class Served:
             scheduler.close()
 
 
-def _add_login(settings, kwargs: dict) -> None:
-    """With users configured (and no Hugging Face OAuth), Gradio's login page checks their passwords; without,
-    single-user mode needs none. Decided at start: users added later take effect after a restart (until then
-    the guards refuse every caller, who has no login name)."""
+def _add_login(settings, kwargs: dict) -> PasswordLogin | None:
+    """With users configured (and no Hugging Face OAuth), Gradio's login page, backed by llmplay's throttled
+    login and sessions (llmplay/ui/login.py); without, single-user mode needs none. Decided at start: users
+    added later take effect after a restart (until then the guards refuse every caller, who has no login name)."""
     from llmplay.auth.access import single_user_mode
-    from llmplay.auth.users import authenticate
 
     if "auth" in kwargs or oauth_enabled() or single_user_mode(settings):
-        return
-    kwargs["auth"] = lambda name, password: authenticate(settings, name, password) is not None
-    kwargs.setdefault("auth_message", "Log in with the name and password an admin gave you (`llmplay users add`).")
+        return None
+    kwargs["auth"] = refuse_gradio_login  # makes Gradio require a login; PasswordLogin's /login checks them
+    kwargs.setdefault("auth_message", LOGIN_MESSAGE)
+    return PasswordLogin(settings)
 
 
 def server_app(engine: Engine, demo: gr.Blocks, **kwargs):
@@ -227,12 +243,23 @@ def server_app(engine: Engine, demo: gr.Blocks, **kwargs):
     skip Gradio's queue, /health) and the Gradio app mounted at /. ``kwargs``: mount options (allowed_paths,
     max_file_size, show_error, auth...)."""
     from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
 
-    from llmplay.api.rest import router
+    from llmplay.api.rest import bad_request, check_declared, router
 
     kwargs.pop("share", None)
-    _add_login(engine.settings, kwargs)
-    app = FastAPI(title=TITLE)
+    login = _add_login(engine.settings, kwargs)
+    # no generated API docs: they would list every route to anyone
+    app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
+    if login is not None:
+        login.add_routes(app)  # before Gradio's, which it shadows
     scheduler = getattr(demo, "loop_scheduler", None)
     app.include_router(router(engine.settings, {"scheduler": scheduler.health} if scheduler else None))
-    return gr.mount_gradio_app(app, demo, path="/", **kwargs)
+    app.add_exception_handler(RequestValidationError, bad_request)
+    check_declared(app)  # deny by default: a route without a declared permission stops the start
+    app_kwargs = {**kwargs.pop("app_kwargs", {}), "openapi_url": None}  # Gradio's app's docs: off too
+    app = gr.mount_gradio_app(app, demo, path="/", app_kwargs=app_kwargs, **kwargs)
+    if login is not None:
+        login.install(app)
+    add_security_headers(app)  # last: the outermost layer, so every answer carries them
+    return app
