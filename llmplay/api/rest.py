@@ -21,13 +21,14 @@ import logging
 import sqlite3
 from collections.abc import Callable, Mapping
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from llmplay.auth.access import AccessDenied, Caller, check, resolve_caller, single_user_mode
-from llmplay.auth.users import authenticate
+from llmplay.auth.login import LoginThrottled, attempt
+from llmplay.auth.roles import PUBLIC, requires
 from llmplay.errors import LlmplayError
 from llmplay.feedback import api as labeling
 from llmplay.feedback.records import ClientTokenConflict
@@ -41,10 +42,13 @@ class NextRequest(BaseModel):
     labeler: str
 
 
+MAX_ID = 2**63 - 1  # SQLite's integer range: a bigger id is a bad request, not a server error
+
+
 class SubmitRequest(BaseModel):
     queue: str
     labeler: str
-    item_id: int
+    item_id: int = Field(ge=1, le=MAX_ID)
     value: str | int
     client_token: str | None = None
 
@@ -62,11 +66,16 @@ _basic = HTTPBasic(auto_error=False)
 _CREDENTIALS = Depends(_basic)  # optional: single-user mode needs none
 
 
-def _labeler(settings: Settings, credentials: HTTPBasicCredentials | None, labeler: str) -> str | JSONResponse:
-    """The name to record the call under, or the refusal to send back."""
+def _labeler(settings: Settings, credentials: HTTPBasicCredentials | None, labeler: str, request: Request):
+    """The name to record the call under, or the refusal to send back (str | JSONResponse)."""
     if single_user_mode(settings):
         return labeler
-    if credentials is None or authenticate(settings, credentials.username, credentials.password) is None:
+    try:  # the login page's throttle: wrong passwords pause this name and address (llmplay/auth/login.py)
+        address = request.client.host if request.client else ""
+        role = credentials and attempt(settings, credentials.username, credentials.password, address)
+    except LoginThrottled as exc:
+        return JSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
+    if role is None:
         with contextlib.suppress(AccessDenied):  # audited as a refused caller; the message says what to send
             resolve_caller(settings, None)
         message = "Log in: send HTTP Basic credentials of a labeler or admin (this instance has users)."
@@ -94,16 +103,16 @@ def health(settings: Settings, probes: Mapping[str, Callable[[], dict]] | None =
             updates = con.execute("select count(*) from loop_updates where status = 'running'").fetchone()[0]
         finally:
             con.close()
-        path = str(settings.db_path)
-        report["database"] = {"ok": check == "ok", "check": check, "journal_mode": journal, "path": path}
+        report["database"] = {"ok": check == "ok", "check": check, "journal_mode": journal}
         report["training_jobs"] = {"queued": jobs.get("queued", 0), "running": jobs.get("running", 0)}
         report["loop"] = {"running_updates": updates}
         ok = check == "ok"
     except sqlite3.Error as exc:
-        report["database"] = {"ok": False, "error": str(exc), "path": str(settings.db_path)}
+        log.error("Health check: the database at %s fails: %s", settings.db_path, exc)  # the path in the log only
+        report["database"] = {"ok": False, "error": type(exc).__name__}
         ok = False
     cache = settings.cache_dir
-    report["model_cache"] = {"path": str(cache), "exists": cache.is_dir()}
+    report["model_cache"] = {"exists": cache.is_dir()}
     for name, probe in (probes or {}).items():
         try:
             report[name] = probe()
@@ -119,8 +128,9 @@ def router(settings: Settings, probes: Mapping[str, Callable[[], dict]] | None =
     r = APIRouter()
 
     @r.post("/api/labeling/next")
-    def labeling_next(body: NextRequest, credentials: HTTPBasicCredentials | None = _CREDENTIALS):
-        labeler = _labeler(settings, credentials, body.labeler)
+    @requires("label")
+    def labeling_next(body: NextRequest, request: Request, credentials: HTTPBasicCredentials | None = _CREDENTIALS):
+        labeler = _labeler(settings, credentials, body.labeler, request)
         if isinstance(labeler, JSONResponse):
             return labeler
         try:
@@ -129,8 +139,9 @@ def router(settings: Settings, probes: Mapping[str, Callable[[], dict]] | None =
             return _refused(exc)
 
     @r.post("/api/labeling/submit")
-    def labeling_submit(body: SubmitRequest, credentials: HTTPBasicCredentials | None = _CREDENTIALS):
-        labeler = _labeler(settings, credentials, body.labeler)
+    @requires("label")
+    def labeling_submit(body: SubmitRequest, request: Request, credentials: HTTPBasicCredentials | None = _CREDENTIALS):
+        labeler = _labeler(settings, credentials, body.labeler, request)
         if isinstance(labeler, JSONResponse):
             return labeler
         try:
@@ -142,8 +153,35 @@ def router(settings: Settings, probes: Mapping[str, Callable[[], dict]] | None =
             return _refused(exc)
 
     @r.get("/health")
+    @requires(PUBLIC)  # for load balancers and Docker's HEALTHCHECK: it names no path, user or queue
     def health_route():
         ok, report = health(settings, probes)
         return JSONResponse(report, status_code=200 if ok else 503)
 
     return r
+
+
+class UndeclaredRoute(RuntimeError):
+    """A route that declares no permission: the server refuses to start rather than serve it open."""
+
+
+def check_declared(app) -> None:
+    """Deny by default: every route of llmplay's own (not Gradio's, mounted below them) declares its permission
+    with ``requires``; FastAPI's generated docs are off (server_app), so there is nothing else."""
+    from fastapi.routing import APIRoute
+
+    missing = [
+        f"{sorted(route.methods)} {route.path}"
+        for route in app.routes
+        if isinstance(route, APIRoute) and getattr(route.endpoint, "llmplay_permission", None) is None
+    ]
+    if missing:
+        raise UndeclaredRoute("These routes declare no permission (llmplay.auth.roles.requires): " + ", ".join(missing))
+
+
+async def bad_request(request, exc) -> JSONResponse:
+    """A body of the wrong shape (a missing field, an id past SQLite's range) is a 400 with what is wrong."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'body'}: {e.get('msg', 'invalid')}" for e in exc.errors()
+    )
+    return JSONResponse({"error": f"Bad request: {problems}"}, status_code=400)
