@@ -27,13 +27,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from llmplay import __version__
+from llmplay import __version__, jsonsafe
 from llmplay.backup_files import (
     DB_FILE,
     DB_SIDECARS,
+    MANIFEST,
     PARTIAL,
+    PREFIX,
     RESTORE_STAGE,
     copy_hashed,
     data_files,
@@ -45,9 +47,7 @@ from llmplay.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 FILES = "files"
-PREFIX = "llmplay-"
 FORMAT = 1
 # Rollback-journal databases only: each backup step holds a shared lock that blocks writers, so step in chunks
 # and sleep between them. Under WAL (what open_db sets) a reader never blocks a writer, and a paged backup
@@ -129,6 +129,8 @@ _BACKUP_LOCK = threading.Lock()  # the scheduler and a final backup at shutdown 
 def backup(settings: Settings, dest: Path | str, *, keep: int | None = None) -> Backup:
     """Back up ``settings``' data dir into a new folder under ``dest`` (created); with ``keep``, delete all but
     the ``keep`` newest complete backups there afterwards. Returns the new backup."""
+    if not str(dest).strip():  # Path("") is the current folder
+        raise BackupError("The backup destination is empty; give a folder (. for the current one).")
     dest = Path(dest)
     if keep is not None and keep < 1:
         raise BackupError(f"--keep must be at least 1 (the backup just made); got {keep}.")
@@ -140,12 +142,15 @@ def backup(settings: Settings, dest: Path | str, *, keep: int | None = None) -> 
         raise BackupError(f"{dest} contains the data dir {settings.data_dir}; pick a folder outside it.")
     if dest.resolve() == settings.data_dir.resolve():
         raise BackupError("The backup destination cannot be the data dir itself; pick another folder.")
-    dest.mkdir(parents=True, exist_ok=True)
     with _BACKUP_LOCK:
         when = _now()
-        name = _unique_name(dest, when)
-        partial = dest / f".{name}{PARTIAL}"
-        partial.mkdir()
+        try:
+            dest.mkdir(parents=True, exist_ok=True)
+            name = _unique_name(dest, when)
+            partial = dest / f".{name}{PARTIAL}"
+            partial.mkdir()
+        except OSError as exc:  # read-only, not a real folder (/proc/self), no permission
+            raise BackupError(f"Cannot write a backup into {dest}: {exc.strerror or exc}.") from None
         try:
             manifest = _write_backup(settings, dest, partial, when)
             _publish(partial, dest / name)
@@ -216,12 +221,66 @@ def _write_backup(settings: Settings, dest: Path, partial: Path, when: datetime)
     return manifest
 
 
-def _read_manifest(folder: Path) -> dict | None:
+def _load_manifest(folder: Path) -> tuple[dict | None, str]:
+    """(the manifest, "") or (None, what is wrong with it)."""
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return manifest if isinstance(manifest, dict) and manifest.get("format") == FORMAT else None
+        manifest = jsonsafe.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON, nested too deep
+        return None, f"it cannot be read ({exc})"
+    problem = manifest_problem(manifest)
+    return (None, problem) if problem else (manifest, "")
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    return _load_manifest(folder)[0]
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _sha256(value) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def manifest_problem(manifest) -> str | None:
+    """What makes ``manifest`` unusable for a restore (a wrong type, a path that must not be written), or None.
+
+    Checked once, before anything reads it: every later step (listing, verifying, copying, the CLI's report)
+    relies on these types. Files may not name the database or its sidecars: a ``-wal`` or ``-journal`` file next
+    to the restored database would be replayed into it by SQLite, past the copy's verified integrity."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        return f"it is not an llmplay backup manifest of format {FORMAT}"
+    for key in ("created_at", "llmplay_version"):
+        if not isinstance(manifest.get(key), str):
+            return f"{key} must be text"
+    db = manifest.get("database")
+    if not isinstance(db, dict):
+        return "database must be an object"
+    if not _whole(db.get("size")) or not _sha256(db.get("sha256")):
+        return "database needs a size (bytes) and a sha256"
+    tables = db.get("tables")
+    if not isinstance(tables, dict) or not all(isinstance(k, str) and _whole(v) for k, v in tables.items()):
+        return "database.tables must map table names to row counts"
+    files = manifest.get("files")
+    if not isinstance(files, list):
+        return "files must be a list"
+    for n, entry in enumerate(files):
+        if not isinstance(entry, dict):
+            return f"files[{n}] must be an object"
+        path = entry.get("path")
+        if not isinstance(path, str) or not path.strip() or "\x00" in path:
+            return f"files[{n}].path must be a relative path"
+        rel = PurePosixPath(path)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            return f"the manifest names a path outside the data dir: {path!r}"
+        if len(rel.parts) == 1 and rel.name.lower() in DB_SIDECARS:
+            return (
+                f"files[{n}] is {path!r}, the database's own file: the database is restored from its verified copy only"
+            )
+        if not _whole(entry.get("size")) or not _sha256(entry.get("sha256")):
+            return f"files[{n}] ({path!r}) needs a size (bytes) and a sha256"
+    return None
 
 
 def list_backups(folder: Path | str) -> list[Backup]:
@@ -256,11 +315,14 @@ def find_backup(src: Path | str) -> Backup:
     if not src.is_dir():
         raise BackupError(f"{src} is not a folder: give a backup folder or the folder holding backups.")
     if (src / MANIFEST).is_file():
-        manifest = _read_manifest(src)
+        manifest, problem = _load_manifest(src)
         if manifest is None:
-            raise BackupCorruptError(f"{src / MANIFEST} is not a readable llmplay backup manifest.")
+            raise BackupCorruptError(f"{src / MANIFEST} is not a usable backup manifest: {problem}. Nothing restored.")
         return Backup(src, manifest)
-    backups = list_backups(src)
+    try:
+        backups = list_backups(src)
+    except OSError as exc:
+        raise BackupError(f"Cannot read the backups in {src}: {exc.strerror or exc}.") from None
     if not backups:
         raise BackupError(f"No complete backup in {src} (a backup folder holds {MANIFEST}).")
     return backups[-1]
@@ -269,13 +331,13 @@ def find_backup(src: Path | str) -> Backup:
 def verify(found: Backup) -> None:
     """Check every file of a backup against its manifest and the database's integrity; raise
     BackupCorruptError naming what is wrong."""
-    db = found.manifest.get("database") or {}
-    expected = [(found.path / DB_FILE, db.get("size"), db.get("sha256"))]
-    for entry in found.manifest.get("files", []):
-        rel = Path(entry["path"])
-        if rel.is_absolute() or ".." in rel.parts:  # a manifest must not write outside the data dir
-            raise BackupCorruptError(f"The manifest names a path outside the data dir: {entry['path']!r}.")
-        expected.append((found.path / FILES / rel, entry.get("size"), entry.get("sha256")))
+    problem = manifest_problem(found.manifest)  # types, and no path outside the data dir or onto the database
+    if problem:
+        raise BackupCorruptError(f"Backup {found.path}: {problem}. Nothing restored.")
+    db = found.manifest["database"]
+    expected = [(found.path / DB_FILE, db["size"], db["sha256"])]
+    for entry in found.manifest["files"]:
+        expected.append((found.path / FILES / entry["path"], entry["size"], entry["sha256"]))
     problems = []
     for path, size, sha in expected:
         rel = path.relative_to(found.path).as_posix()
@@ -327,11 +389,14 @@ def restore(settings: Settings, src: Path | str) -> Backup:
     # a volume's mount point, which cannot be replaced): stage inside it and move the files in, the database last.
     fresh = not data_dir.exists()
     parent = data_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
     for old in data_dir.glob(RESTORE_STAGE + "*") if not fresh else ():  # a restore cut short earlier
         shutil.rmtree(old, ignore_errors=True)
     prefix = f".{data_dir.resolve().name}.restore-" if fresh else RESTORE_STAGE
-    stage = Path(tempfile.mkdtemp(prefix=prefix, dir=parent if fresh else data_dir))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=prefix, dir=parent if fresh else data_dir))
+    except OSError as exc:  # read-only, not a real folder (/proc/self), no permission
+        raise BackupError(f"Cannot write into the data dir {data_dir}: {exc.strerror or exc}.") from None
     try:
         for entry in entries:
             _, sha = copy_hashed(found.path / FILES / entry["path"], stage / entry["path"])

@@ -1,7 +1,8 @@
 """``llmplay backup DEST`` and ``llmplay restore SRC`` (llmplay/backup.py does the work).
 
-Exit codes: 0 done; 1 the backup is damaged (a file does not match the manifest, or the database fails
-integrity_check: nothing restored); 2 bad input (no database to back up, a data dir that already has one).
+Exit codes: 0 done; 1 the backup is damaged (a file does not match the manifest, the manifest has wrong types
+or names a path it must not write, or the database fails integrity_check: nothing restored); 2 bad input (no
+database to back up, a data dir that already has one, an empty path, a folder the system will not write).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 
-from llmplay import backup, exitcodes
+from llmplay import backup, cliargs, exitcodes
 from llmplay.settings import Settings
 
 
@@ -18,11 +19,18 @@ def add_backup_commands(sub) -> None:
         "backup",
         help="back up the database and data files into DEST/llmplay-<UTC time>/ (safe while the app runs)",
     )
-    b.add_argument("dest", help="folder for backups (created); each backup is a new folder inside it")
-    b.add_argument("--keep", type=int, metavar="N", help="then delete all but the N newest backups in DEST")
+    b.add_argument(
+        "dest", type=cliargs.path, help="folder for backups (created); each backup is a new folder inside it"
+    )
+    keep = cliargs.whole("list_count")
+    b.add_argument("--keep", type=keep, metavar="N", help="then delete all but the N newest backups in DEST")
     b.add_argument("--json", action="store_true", help="print the manifest as JSON")
     r = sub.add_parser("restore", help="restore a backup into a data dir that has no database yet")
-    r.add_argument("src", help="a backup folder, or the folder holding backups (the newest complete one is used)")
+    r.add_argument(
+        "src",
+        type=cliargs.path,
+        help="a backup folder, or the folder holding backups (the newest complete one is used)",
+    )
     r.add_argument("--json", action="store_true", help="print what was restored as JSON")
 
 

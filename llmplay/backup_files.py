@@ -11,6 +11,8 @@ from pathlib import Path
 from llmplay.settings import Settings
 
 DB_FILE = "llmplay.db"
+MANIFEST = "manifest.json"
+PREFIX = "llmplay-"  # a backup is a folder PREFIX<UTC time> holding MANIFEST
 PARTIAL = ".partial"
 RESTORE_STAGE = ".restore-"
 CHUNK = 1 << 20
@@ -23,6 +25,17 @@ SKIPPED = {
 }
 # The live database and its sidecars: the online backup copies the database itself, consistently.
 DB_SIDECARS = tuple(DB_FILE + s for s in ("", "-wal", "-shm", "-journal"))
+# A backup written into the data dir (any destination, not only this backup's) would otherwise be copied into
+# every later backup, each one holding all the earlier ones.
+BACKUP_REASON = "an llmplay backup: backups are never copied into backups"
+
+
+def is_backup_folder(path: Path) -> bool:
+    """A whole backup (PREFIX... with a manifest) or one being written (.PREFIX....partial)."""
+    name = path.name
+    if name.startswith("." + PREFIX) and name.endswith(PARTIAL):
+        return True
+    return name.startswith(PREFIX) and (path / MANIFEST).is_file()
 
 
 def sha256_file(path: Path) -> str:
@@ -83,6 +96,8 @@ def data_files(settings: Settings, dest: Path | None) -> tuple[list[Path], list[
                 skipped[rel + "/"] = rules[sub]
             elif base == root and name.startswith(RESTORE_STAGE):
                 skipped[rel + "/"] = "a restore's staging folder (a restore cut short)"
+            elif is_backup_folder(sub) and not sub.is_symlink():
+                skipped[rel + "/"] = BACKUP_REASON
             elif name.endswith(PARTIAL):
                 skipped[rel + "/"] = "a half-written folder (a training job's output before its final rename)"
             elif sub.is_symlink():

@@ -22,7 +22,7 @@ import os
 import sys
 import traceback
 
-from llmplay import exitcodes
+from llmplay import cliargs, exitcodes
 from llmplay.auth.cli import add_users_commands, cmd_users
 from llmplay.backup_cli import add_backup_commands, cmd_backup, cmd_restore
 from llmplay.errors import LlmplayError
@@ -157,7 +157,7 @@ def cmd_serve(args, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="llmplay", description="Work with language models hands-on.")
-    ap.add_argument("--data-dir", help="data folder (default ./data or $LLMPLAY_DATA_DIR)")
+    ap.add_argument("--data-dir", type=cliargs.path, help="data folder (default ./data or $LLMPLAY_DATA_DIR)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     m = sub.add_parser("models", help="list or add models")

@@ -58,6 +58,10 @@ LIMITS: dict[str, Limit] = {
     "column": Limit(int, 1, 16, meaning="a column, 1-based"),
     # Templates.
     "template_version": Limit(int, 1, MAX_ID, meaning="a saved version of a template"),
+    # Command-line ids and counts (llmplay/cliargs.py): a job, a version, an update, a feedback item.
+    "record_id": Limit(int, 1, MAX_ID, meaning="a stored record's id"),
+    "version_or_base": Limit(int, 0, MAX_ID, meaning="a version id; 0 = the base model"),
+    "list_count": Limit(int, 1, MAX_ROWS, meaning="how many to keep or list"),
 }
 
 _NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from llmplay import backup, exitcodes
+from llmplay import backup, backup_files, exitcodes
 from llmplay.cli import main
 from llmplay.settings import Settings
 from llmplay.store import connect, immediate
@@ -409,3 +409,74 @@ def test_a_server_restores_at_start_and_backs_up_once_more_on_sigterm(data, tmp_
         newest.manifest["database"]["tables"]["feedback_audit"]
         == made.manifest["database"]["tables"]["feedback_audit"] + 1
     )
+
+
+def _edit_manifest(made, edit) -> None:
+    manifest = json.loads((made.path / backup.MANIFEST).read_text())
+    edit(manifest)
+    (made.path / backup.MANIFEST).write_text(json.dumps(manifest))
+
+
+def _set(path: str, value):
+    """An edit that puts ``value`` at ``path`` ("files.0.size") in a manifest."""
+
+    def edit(manifest):
+        *parents, last = path.split(".")
+        node = manifest
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        node[int(last) if isinstance(node, list) else last] = value
+
+    return edit
+
+
+WRONG_TYPES = {
+    "files not a list": ("files", {"a": 1}),
+    "entry not an object": ("files.0", "models.yaml"),
+    "path not text": ("files.0.path", 7),
+    "path empty": ("files.0.path", ""),
+    "path with a NUL": ("files.0.path", "a\x00b"),
+    "size as text": ("files.0.size", "10"),
+    "sha256 missing": ("files.0.sha256", None),
+    "database not an object": ("database", ["llmplay.db"]),
+    "tables not counts": ("database.tables", {"t": "many"}),
+    "created_at not text": ("created_at", 5),
+    "version not text": ("llmplay_version", {"v": 1}),
+}
+
+
+@pytest.mark.parametrize("field, value", WRONG_TYPES.values(), ids=WRONG_TYPES.keys())
+def test_a_manifest_with_wrong_types_is_damaged_and_restores_nothing(data, tmp_path, capsys, field, value):
+    made = backup.backup(data, tmp_path / "backups")
+    _edit_manifest(made, _set(field, value))
+    target = tmp_path / "restored"
+    code = main(["--data-dir", str(target), "restore", str(made.path)])
+    err = capsys.readouterr().err
+    assert code == exitcodes.CHECK_FAILED, err
+    assert "Traceback" not in err and "manifest" in err and "Nothing restored" in err, err
+    assert not target.exists()
+    # Among other backups a damaged one is passed over, as one with a bad sha256 is.
+    assert backup.list_backups(tmp_path / "backups") == []
+
+
+@pytest.mark.parametrize("sidecar", ["llmplay.db-wal", "llmplay.db-shm", "llmplay.db-journal", "llmplay.db"])
+def test_a_manifest_naming_the_databases_sidecar_files_is_refused(data, tmp_path, sidecar):
+    """A -wal file next to the restored database would be replayed into it by SQLite, past integrity_check."""
+    made = backup.backup(data, tmp_path / "backups")
+    content = b"not what the verified database holds"
+    (made.path / "files" / sidecar).write_bytes(content)
+    entry = {"path": sidecar, "size": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+    _edit_manifest(made, lambda m: m["files"].append(entry))
+    target = Settings(data_dir=tmp_path / "restored")
+    with pytest.raises(backup.BackupCorruptError, match=f"{sidecar}.*database"):
+        backup.restore(target, made.path)
+    assert not target.data_dir.exists()
+
+
+def test_a_backup_inside_the_data_dir_is_not_copied_into_later_backups(data, tmp_path):
+    inner = backup.backup(data, data.data_dir / "backups")
+    later = backup.backup(data, tmp_path / "elsewhere")
+    paths = [e["path"] for e in later.manifest["files"]]
+    assert not [p for p in paths if p.startswith("backups/")], paths
+    assert len(paths) == len(DATA_FILES)
+    assert {"path": f"backups/{inner.path.name}/", "reason": backup_files.BACKUP_REASON} in later.manifest["skipped"]

@@ -13,7 +13,7 @@ import getpass
 import json
 import sys
 
-from llmplay import exitcodes
+from llmplay import cliargs, exitcodes
 from llmplay.auth.roles import ROLES
 from llmplay.settings import Settings
 
@@ -32,7 +32,7 @@ def add_users_commands(subparsers) -> None:
     r = actions.add_parser("remove", help="remove a user")
     r.add_argument("name")
     au = actions.add_parser("audit", help="show the audit log")
-    au.add_argument("--limit", type=int, default=50)
+    au.add_argument("--limit", type=cliargs.whole("list_count"), default=50)
     au.add_argument("--json", action="store_true")
 
 

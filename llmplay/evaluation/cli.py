@@ -28,20 +28,20 @@ from pathlib import Path
 
 import yaml
 
-from llmplay import exitcodes, yamlsafe
+from llmplay import cliargs, exitcodes, yamlsafe
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.settings import Settings
 
 
 def add_eval_commands(subparsers) -> None:
     e = subparsers.add_parser("eval", help="run an evaluation from a YAML config (exit 1 if a threshold fails)")
-    e.add_argument("config", help="the run's YAML file")
+    e.add_argument("config", type=cliargs.path, help="the run's YAML file")
     e.add_argument(
         "--prompts-dir",
         help="the shipped template folder, read after $LLMPLAY_DATA_DIR/prompts (default ./prompts or "
         "$LLMPLAY_PROMPTS_DIR)",
     )
-    e.add_argument("--out", help="folder for results CSV/JSON (default <data dir>/exports/run-<id>)")
+    e.add_argument("--out", type=cliargs.path, help="folder for results CSV/JSON (default <data dir>/exports/run-<id>)")
     e.add_argument("--json", action="store_true", help="print the summary and threshold checks as JSON")
     e.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from llmplay import exitcodes
+from llmplay import cliargs, exitcodes
 from llmplay.errors import InvalidRequestError
 from llmplay.settings import Settings
 
@@ -36,7 +36,7 @@ def add_feedback_commands(subparsers) -> None:
     c.add_argument("--task", required=True, choices=TASKS)
     c.add_argument("--labels", default="", help="comma-separated label set (label tasks)")
     c.add_argument("--k", default="1", help="submitted responses needed per item (default 1)")
-    c.add_argument("--guidelines", metavar="FILE", help="Markdown file with the labeling guidelines")
+    c.add_argument("--guidelines", type=cliargs.path, metavar="FILE", help="Markdown file with the labeling guidelines")
     c.add_argument("--show-reference", action="store_true", help="show items' reference answers to labelers")
     c.add_argument("--rating-min", default="1", help="lowest rating (rating tasks; default 1)")
     c.add_argument("--rating-max", default="5", help="highest rating (rating tasks; default 5)")
@@ -54,14 +54,14 @@ def add_feedback_commands(subparsers) -> None:
     a.add_argument("--user")
 
     i = actions.add_parser("import", help="import items (and responses) from a JSONL or CSV file")
-    i.add_argument("file")
+    i.add_argument("file", type=cliargs.path)
     i.add_argument("--queue", required=True)
     i.add_argument("--user", help="who imports (and the labeler of responses without one)")
 
     e = actions.add_parser("export", help="export accepted feedback as training data")
     e.add_argument("--queue", required=True)
     e.add_argument("--format", required=True, choices=FORMATS)
-    e.add_argument("--out", help="file to write (default: stdout)")
+    e.add_argument("--out", type=cliargs.path, help="file to write (default: stdout)")
     e.add_argument("--layout", choices=LAYOUTS, default="auto", help="dpo / kto: conversational or plain strings")
     e.add_argument("--provenance", action="store_true", help="also write <out>.items.json with each row's item")
 
@@ -71,7 +71,7 @@ def add_feedback_commands(subparsers) -> None:
     g.add_argument("--json", action="store_true")
 
     j = actions.add_parser("adjudicate", help="record the final answer for an item")
-    j.add_argument("item", help="item id")
+    j.add_argument("item", type=cliargs.whole("record_id"), help="item id")
     j.add_argument("value", help="the final answer: correction text, rating, label or a / b / tie")
     j.add_argument("--user", required=True, help="the adjudicator")
     j.add_argument("--comment")

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from llmplay import jsonsafe
 from llmplay.errors import short, short_list
 from llmplay.feedback.store import (
     FeedbackError,
@@ -99,9 +100,11 @@ def _jsonl(text: str, filename: str) -> list[tuple[int, dict]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = jsonsafe.loads(line)
         except json.JSONDecodeError as exc:
             raise FeedbackError(f"{filename} line {n}: not valid JSON ({exc.msg} at column {exc.colno}).") from None
+        except jsonsafe.JsonDepthError as exc:
+            raise FeedbackError(f"{filename} line {n}: the JSON is {exc}.") from None
         if not isinstance(row, dict):
             raise FeedbackError(f"{filename} line {n}: each line must be a JSON object, not {type(row).__name__}.")
         rows.append((n, row))
@@ -112,9 +115,11 @@ def _jsonl(text: str, filename: str) -> list[tuple[int, dict]]:
 
 def _json_array(text: str, filename: str) -> list[tuple[int, dict]]:
     try:
-        data = json.loads(text)
+        data = jsonsafe.loads(text, max_depth=jsonsafe.MAX_DEPTH + 1)  # the list around the rows is one more level
     except json.JSONDecodeError as exc:
         raise FeedbackError(f"{filename} line {exc.lineno}: not valid JSON ({exc.msg}).") from None
+    except jsonsafe.JsonDepthError as exc:
+        raise FeedbackError(f"{filename}: the JSON is {exc}.") from None
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise FeedbackError(f"{filename}: a .json import is a list of objects (or use JSONL, one object a line).")
     if len(data) > MAX_IMPORT_ROWS:
@@ -152,9 +157,11 @@ def _json_cell(value: Any, what: str, kind: type) -> Any:
     """A CSV cell holding JSON (messages, input), or the JSONL value as is."""
     if isinstance(value, str) and kind is not str:
         try:
-            value = json.loads(value)
+            value = jsonsafe.loads(value)
         except json.JSONDecodeError:
             raise FeedbackError(f"{what} must be JSON here ({kind.__name__}), e.g. copied from an export.") from None
+        except jsonsafe.JsonDepthError as exc:
+            raise FeedbackError(f"{what}: the JSON is {exc}.") from None
     if not isinstance(value, kind):
         raise FeedbackError(f"{what} must be a {'list' if kind is list else 'mapping'}, not {type(value).__name__}.")
     return value

@@ -14,7 +14,7 @@ import json
 
 import yaml
 
-from llmplay import exitcodes
+from llmplay import cliargs, exitcodes, yamlsafe
 from llmplay.errors import LlmplayError
 from llmplay.settings import Settings
 
@@ -39,11 +39,15 @@ def add_loop_commands(subparsers) -> None:
     r.add_argument("name")
     r.add_argument("--force", action="store_true", help="run even if the trigger has not fired")
     pr = actions.add_parser("promote", help="promote an update's candidate by hand")
-    pr.add_argument("update_id", type=int)
+    pr.add_argument("update_id", type=cliargs.whole("record_id"))
     pr.add_argument("--user", required=True)
     rb = actions.add_parser("rollback", help="make an earlier version active")
     rb.add_argument("name")
-    rb.add_argument("--to", type=int, help="version id (default: the one active before); 0 = the base model")
+    rb.add_argument(
+        "--to",
+        type=cliargs.whole("version_or_base"),
+        help="version id (default: the one active before); 0 = the base model",
+    )
     rb.add_argument("--user", required=True)
 
 
@@ -53,7 +57,11 @@ def _pairs(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise LlmplayError(f"Settings are KEY=VALUE pairs; got {pair!r}.")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None  # numbers and lists as YAML
+        try:  # numbers and lists as YAML, read by the loader for text users write (depth, aliases, size)
+            out[key.strip()] = yamlsafe.load(value) if value.strip() else None
+        except yaml.YAMLError as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise LlmplayError(f"Settings are KEY=VALUE pairs with a YAML value; {pair[:80]!r}: {problem}.") from None
     return out
 
 

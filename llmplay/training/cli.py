@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from llmplay import cliargs
 from llmplay.errors import LlmplayError
 from llmplay.settings import Settings
 from llmplay.training import records, registry
@@ -21,8 +22,10 @@ def add_train_commands(subparsers) -> None:
     t = subparsers.add_parser(
         "train", help="run a fine-tuning job from a YAML config in the foreground (`llmplay train list`: the jobs)"
     )
-    t.add_argument("config", help="the job's YAML file (see llmplay/training/config.py), or `list`")
-    t.add_argument("--resume", metavar="JOB", type=int, help="continue job JOB from its last checkpoint")
+    t.add_argument("config", type=cliargs.path, help="the job's YAML file (see llmplay/training/config.py), or `list`")
+    t.add_argument(
+        "--resume", metavar="JOB", type=cliargs.whole("record_id"), help="continue job JOB from its last checkpoint"
+    )
     t.add_argument("--json", action="store_true", help="`train list`: print the jobs as JSON")
     v = subparsers.add_parser("versions", help="list trained versions (adapters and fine-tuned encoders)")
     v.add_argument("--json", action="store_true", help="print the versions as JSON")
