@@ -170,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--gguf-file", help="GGUF file inside the folder or Hub repo")
     m.add_argument("--api-model", help="model name the endpoint expects")
     m.add_argument("--api-key-env", help="environment variable holding the endpoint's API key")
-    m.add_argument("--context-length", type=int)
+    m.add_argument("--context-length", type=cliargs.whole("context_length"))
     m.add_argument("--json", action="store_true", help="print the list as JSON")
 
     g = sub.add_parser("generate", help="generate a reply")

@@ -62,6 +62,7 @@ LIMITS: dict[str, Limit] = {
     "record_id": Limit(int, 1, MAX_ID, meaning="a stored record's id"),
     "version_or_base": Limit(int, 0, MAX_ID, meaning="a version id; 0 = the base model"),
     "list_count": Limit(int, 1, MAX_ROWS, meaning="how many to keep or list"),
+    "context_length": Limit(int, 1, 10_000_000, meaning="tokens a model reads at most"),
 }
 
 _NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")

@@ -15,6 +15,7 @@ from llmplay.feedback import store as fs
 from llmplay.loop import lines
 from llmplay.settings import Settings
 from llmplay.store import connect
+from tests.conftest import ROOT
 
 HUGE = "99999999999999999999"  # past SQLite's 64-bit integers
 
@@ -117,3 +118,32 @@ def test_import_keeps_ordinary_nesting(llmplay, data, tmp_path):
     path.write_text(json.dumps(row), encoding="utf-8")
     code, out, err = llmplay("feedback", "import", str(path), "--queue", "fix")
     assert code == exitcodes.OK, err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_an_export_file_the_system_refuses_is_bad_input(llmplay, tmp_path):
+    for out in ["/proc/self/fix.csv", str(tmp_path)]:  # not writable; a folder
+        code, _, err = llmplay("feedback", "export", "--queue", "fix", "--format", "csv", "--out", out)
+        assert code == exitcodes.BAD_INPUT and f"Cannot write {out}" in err, err
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+def test_an_eval_results_folder_the_system_refuses_is_bad_input_before_the_run(llmplay, tmp_path):
+    (tmp_path / "news.csv").write_text("sentence,label\nProfit rose.,positive\n", encoding="utf-8")
+    config = {
+        "dataset": {"file": "news.csv", "name": "news", "variables": {"text": "sentence"}, "reference": "label"},
+        "templates": ["financial-sentiment"],
+        "models": ["no-such-model"],  # refused when the run starts: the folder must be refused before that
+    }
+    (tmp_path / "run.yaml").write_text(json.dumps(config), encoding="utf-8")
+    prompts = str(ROOT / "prompts")
+    args = ("eval", str(tmp_path / "run.yaml"), "--prompts-dir", prompts, "--out", "/proc/self/results", "--quiet")
+    code, out, err = llmplay(*args)
+    assert code == exitcodes.BAD_INPUT and "/proc/self/results" in err, (out, err)
+    assert "Run #" not in out
+
+
+def test_a_context_length_past_any_model_is_bad_input(llmplay, data):
+    code, _, err = llmplay("models", "add", "big", "--hub", "org/model", "--context-length", HUGE)
+    assert code == exitcodes.BAD_INPUT and "--context-length" in err, err
+    assert not data.models_file.exists() or "big" not in data.models_file.read_text(encoding="utf-8")

@@ -60,6 +60,11 @@ def cmd_eval(args, settings: Settings) -> int:
     out = Path(args.out) if args.out else None
     if out is not None and out.exists() and not out.is_dir():
         raise InvalidRequestError(f"--out {out} is a file; give a folder for the results.")
+    if out is not None:  # before the run, not after it: a folder the system refuses would lose the results
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidRequestError(f"--out {out}: cannot create the folder ({exc.strerror or exc}).") from None
     engine = Engine(settings)
     library = TemplateLibrary.from_settings(settings, args.prompts_dir)
     runner = EvalRunner(engine, library)

@@ -194,7 +194,10 @@ def _export(args, db) -> int:
     from llmplay.feedback.exports import export_file, export_rows, to_text
 
     if args.out:
-        export = export_file(db, args.queue, args.format, args.out, layout=args.layout, provenance=args.provenance)
+        try:
+            export = export_file(db, args.queue, args.format, args.out, layout=args.layout, provenance=args.provenance)
+        except OSError as exc:  # a folder, read-only, not a real folder (/proc/self), no permission
+            raise InvalidRequestError(f"Cannot write {args.out}: {exc.strerror or exc}.") from None
         where = args.out
     else:
         if args.provenance:
