@@ -4,7 +4,9 @@
   Hugging Face Space (``SPACE_ID`` set), the Hub's page frames the app, so it alone may.
 - Browsers take files as the type they are sent as (``nosniff``) and send no referrer to other sites.
 - A Content-Security-Policy that Gradio's page works with: its scripts and styles from this server (it
-  inlines its config and some styles, hence 'unsafe-inline'), and fetches only to this server. Images and
+  inlines its config and some styles, hence 'unsafe-inline'; its event handlers' ``js=`` code and several
+  components run through ``Function()``, hence 'unsafe-eval': without it the page never leaves "Loading..."),
+  and fetches only to this server. Images and
   media only from this server, data: and blob: URLs: markdown a user wrote (queue guidelines, templates,
   chat replies) cannot pull a remote image, which would tell a tracker who looked at it and when.
 """
@@ -23,7 +25,7 @@ def content_security_policy(frame_ancestors: str) -> str:
     return "; ".join(
         [
             "default-src 'self'",
-            "script-src 'self' 'unsafe-inline'",
+            "script-src 'self' 'unsafe-inline' 'unsafe-eval'",
             "style-src 'self' 'unsafe-inline'",
             "img-src 'self' data: blob:",
             "media-src 'self' data: blob:",
