@@ -77,6 +77,12 @@ class Settings:
     # Prompts decoded together. On 2 CPU cores, SmolLM2 fp32: 89 tok/s at 8, 141 at 16, 165 at 32.
     max_batch_size: int = 32
     upload_max_bytes: int = 50 * 1024 * 1024
+    # What one user may upload per day (uploads are kept a day): bytes and files, whatever their role. Counted
+    # where uploads land (llmplay/ui/upload_quota.py); env LLMPLAY_UPLOAD_QUOTA_BYTES / LLMPLAY_UPLOAD_QUOTA_FILES.
+    upload_quota_bytes: int = 200 * 1024 * 1024
+    upload_quota_files: int = 50
+    # Training jobs that may wait in the queue at once; a submit beyond it is refused (LLMPLAY_TRAINING_QUEUE_MAX).
+    training_queue_max: int = 10
     # Training jobs that run at once; the rest wait in the queue. One: two jobs on a 2-core CPU only thrash.
     training_slots: int = 1
     # The shipped prompt-template library (YAML files), only read: the team's templates (saved, imported,
@@ -108,7 +114,8 @@ class Settings:
         object.__setattr__(self, "backend", check_choice(self.backend))
         check_precision(self.fast_precision)
         positive = ("port", "max_input_chars", "max_new_tokens_limit", "max_batch_size", "upload_max_bytes")
-        for name in (*positive, "training_slots"):
+        limits = ("upload_quota_bytes", "upload_quota_files", "training_queue_max")
+        for name in (*positive, *limits, "training_slots"):
             if getattr(self, name) <= 0:
                 raise LlmplayError(f"Setting {name} must be positive; got {getattr(self, name)}.")
         if not 0 < self.session_hours < 24 * 366:  # also refuses nan
@@ -163,6 +170,9 @@ class Settings:
             "max_batch_size": _env_int("LLMPLAY_MAX_BATCH_SIZE", cls.max_batch_size),
             "upload_max_bytes": _env_int("LLMPLAY_UPLOAD_MAX_BYTES", cls.upload_max_bytes),
             "training_slots": _env_int("LLMPLAY_TRAINING_SLOTS", cls.training_slots),
+            "upload_quota_bytes": _env_int("LLMPLAY_UPLOAD_QUOTA_BYTES", cls.upload_quota_bytes),
+            "upload_quota_files": _env_int("LLMPLAY_UPLOAD_QUOTA_FILES", cls.upload_quota_files),
+            "training_queue_max": _env_int("LLMPLAY_TRAINING_QUEUE_MAX", cls.training_queue_max),
         }
         if env.get("LLMPLAY_CACHE_DIR"):
             values["cache_dir"] = Path(env["LLMPLAY_CACHE_DIR"])

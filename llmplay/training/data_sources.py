@@ -18,6 +18,7 @@ from llmplay.evaluation.datasets import MAX_ROWS, DatasetError, load_builtin, lo
 from llmplay.settings import Settings
 from llmplay.store import connect
 from llmplay.templates.model import Template
+from llmplay.training.data_files import check_kind
 
 BUILTIN_PREFIX = "builtin:"
 ROLES = ("system", "user", "assistant")
@@ -139,8 +140,8 @@ def rows_from_table(
 
 
 def check_data_file(settings: Settings, path, error: type[TrainDataError] = TrainDataError) -> None:
-    """The size limit of uploads (upload_max_bytes) for the training files read outside read_table (CoNLL,
-    plain text, DPO JSON): checked before a byte is read."""
+    """Before a training file is read (by any reader): the size limit of uploads (upload_max_bytes), and that it
+    is not a database or other binary file, which is never read as text (data_files.check_kind)."""
     try:
         size = Path(path).stat().st_size
     except OSError:
@@ -150,6 +151,7 @@ def check_data_file(settings: Settings, path, error: type[TrainDataError] = Trai
             f"Training file {Path(path).name!r} is {size / 2**20:.1f} MB; the upload limit is "
             f"{settings.upload_max_bytes / 2**20:.1f} MB (setting upload_max_bytes, env LLMPLAY_UPLOAD_MAX_BYTES)."
         )
+    check_kind(path, error)
 
 
 def check_row_count(n: int, what: str, error: type[TrainDataError] = TrainDataError) -> None:
@@ -159,6 +161,7 @@ def check_row_count(n: int, what: str, error: type[TrainDataError] = TrainDataEr
 
 def records_from_file(settings: Settings, path: str) -> list[dict[str, Any]]:
     """An uploaded table through the evaluation reader (same limits, same messages); JSON cells decoded."""
+    check_data_file(settings, path)
     try:
         table = read_table(path, settings)
     except (DatasetError, OSError) as exc:

@@ -36,12 +36,14 @@ from llmplay.settings import Settings
 from llmplay.store import connect
 from llmplay.training import records, registry
 from llmplay.training.config import CAUSAL_TASKS, TrainConfig
+from llmplay.training.data_files import check_place, sweep_unused_uploads
 from llmplay.training.records import Job
 
 log = logging.getLogger(__name__)
 
 ENTRY = ("-m", "llmplay.training.entry")
 CANCEL_GRACE_S = 30.0  # SIGTERM -> SIGKILL: long enough for the step in progress plus a checkpoint
+UPLOAD_SWEEP_S = 3600.0
 JOB_NICE = 10  # the training process's CPU niceness (LLMPLAY_JOB_NICE overrides it); see _start_queued
 DIED = "The training process died (pid {pid}) without finishing. Resume continues from the last checkpoint."
 
@@ -193,9 +195,13 @@ class JobRunner:
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
+        swept = None  # the kept uploads no job uses: swept at start, then hourly
         while not self._stop.wait(self.poll_s):
             try:
                 self.poll()
+                if swept is None or time.monotonic() - swept > UPLOAD_SWEEP_S:
+                    swept = time.monotonic()
+                    self.sweep_uploads()
             except Exception:  # the watcher must survive a locked database or a vanished file
                 log.exception("Training job poll failed")
 
@@ -206,7 +212,11 @@ class JobRunner:
             config = TrainConfig.from_dict(config)
         config.validate()
         self.check(config)
-        job = records.create_job(self.db_path, config.to_dict(), user=user)
+        if config.data.file:  # the app's jobs read uploads only, never the database or the server's files
+            check_place(self.settings, config.data.file, JobError)
+        with self._lock:  # the count and the new row together: two submits cannot both take the last place
+            self._check_queue_room()
+            job = records.create_job(self.db_path, config.to_dict(), user=user)
         folder = job_dir(self.settings.data_dir, job.id)
         folder.mkdir(parents=True, exist_ok=True)
         config_path = folder / "config.yaml"
@@ -214,6 +224,26 @@ class JobRunner:
         records.update_job(self.db_path, job.id, log_path=str(folder / "job.log"), output_dir=str(folder))
         self.poll()
         return records.get_job(self.db_path, job.id)
+
+    def _check_queue_room(self) -> None:
+        """A cap on waiting jobs: each holds its config and upload on disk until it runs."""
+        limit = self.settings.training_queue_max
+        with connect(self.db_path) as db:
+            queued = db["training_jobs"].count_where("status = ?", ["queued"])
+        if queued >= limit:
+            raise JobError(
+                f"{queued} training jobs are queued already, the most this instance allows; wait for one to start "
+                f"or cancel one (setting training_queue_max, env LLMPLAY_TRAINING_QUEUE_MAX)."
+            )
+
+    def sweep_uploads(self) -> int:
+        """Delete the kept training uploads that no job on record (queued, running or finished, so a failed
+        job can still resume) refers to; returns how many went."""
+        used = [j.config.get("data", {}).get("file") for j in records.list_jobs(self.db_path, limit=1_000_000)]
+        removed = sweep_unused_uploads(self.settings, used)
+        if removed:
+            log.info("Removed %d training upload(s) no job uses", removed)
+        return removed
 
     def check(self, config: TrainConfig) -> None:
         """The checks that need the catalog or the registry but no model: the base model exists and suits the

@@ -15,9 +15,7 @@ timer)``, ``/train_cancel (job) -> message``, ``/train_resume (job) -> (message,
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -40,6 +38,7 @@ from llmplay.training.config import (
     DataConfig,
     TrainConfig,
 )
+from llmplay.training.data_files import check_place, keep_upload
 from llmplay.training.jobs import JobRunner
 from llmplay.ui.access import Guard, declare
 from llmplay.ui.train_versions import build_versions_section
@@ -95,8 +94,9 @@ def _number(name: str, value):
     return value
 
 
-def config_from_form(values: dict, upload_dir: Path | None = None) -> dict:
-    """The TrainConfig mapping the form describes (validated later by TrainConfig.from_dict)."""
+def config_from_form(values: dict) -> dict:
+    """The TrainConfig mapping the form describes (validated later by TrainConfig.from_dict). An uploaded file
+    is named where Gradio keeps it: only starting a job keeps a copy (data_files.keep_upload)."""
     source = values.get("source") or "dataset"
     data: dict = {"source": source}
     if source == "dataset":
@@ -104,7 +104,7 @@ def config_from_form(values: dict, upload_dir: Path | None = None) -> dict:
         if values.get("template"):
             data["template"] = values["template"]
     elif source == "file":
-        data["file"] = stored_upload(values.get("file"), upload_dir) if values.get("file") else None
+        data["file"] = values.get("file") or None
     for key in DATA_FIELDS:
         value = values.get(key)
         value = _number(key, value) if not isinstance(value, str) else (value.strip() or None)
@@ -135,19 +135,6 @@ def config_from_form(values: dict, upload_dir: Path | None = None) -> dict:
     return config
 
 
-def stored_upload(path: str, upload_dir: Path | None) -> str:
-    """Copy an upload out of Gradio's temp folder (swept later) into ``upload_dir``, named by its content."""
-    source = Path(path)
-    if upload_dir is None:
-        return str(source)
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
-    target = upload_dir / f"{digest}-{source.name}"
-    if not target.exists():
-        upload_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-    return str(target)
-
-
 class TrainTab:
     def __init__(self, engine: Engine, runner: JobRunner, prompts_dir: Path | str | None = None):
         self.engine = engine
@@ -156,7 +143,6 @@ class TrainTab:
         # The child reads templates from the same folder as this tab (tests point it at a temp copy).
         self.settings = engine.settings.with_(prompts_dir=self.prompts_dir) if self.prompts_dir else engine.settings
         self.library = TemplateLibrary.from_settings(self.settings)
-        self.upload_dir = self.settings.data_dir / "training" / "uploads"
 
     # ---- choices -----------------------------------------------------------------------------------------
     def base_models(self) -> list[str]:
@@ -201,29 +187,19 @@ class TrainTab:
             except yaml.YAMLError as exc:
                 raise LlmplayError(f"The YAML is not valid: {exc}") from None
         else:
-            data = config_from_form(dict(zip(FORM, form)), self.upload_dir)
+            data = config_from_form(dict(zip(FORM, form)))
         config = TrainConfig.from_dict(data)
-        self._check_file_place(config)
+        if config.data.file:  # a browser user names files the server reads: uploads only (data_files)
+            check_place(self.settings, config.data.file)
         return config
-
-    def _check_file_place(self, config: TrainConfig) -> None:
-        """A browser user names files the server reads: only files under the data dir (uploads land there), so
-        YAML cannot make a job read /etc/passwd or another user's secrets."""
-        file = config.data.file
-        root = self.settings.data_dir.resolve()
-        if file and not Path(file).resolve().is_relative_to(root):
-            raise LlmplayError(
-                f"data.file {file!r} is outside the data folder; upload the file instead (the Train tab reads "
-                f"only files under {root})."
-            )
 
     @declare("admin", "see training jobs", read=True)
     def to_yaml(self, *form) -> str:
         try:
-            data = config_from_form(dict(zip(FORM, form)), self.upload_dir)
+            data = config_from_form(dict(zip(FORM, form)))
             config = TrainConfig.from_dict(data).to_dict()
         except LlmplayError:
-            config = config_from_form(dict(zip(FORM, form)), self.upload_dir)  # show it anyway, to fix in the editor
+            config = config_from_form(dict(zip(FORM, form)))  # show it anyway, to fix in the editor
         return yaml.safe_dump(_without_defaults(config), sort_keys=False, allow_unicode=True)
 
     # ---- preview / start ---------------------------------------------------------------------------------------
@@ -267,6 +243,8 @@ class TrainTab:
         try:
             config = self.config(use_yaml, yaml_text, form)
             self._check_data(config)
+            if config.data.file:  # the job's own copy: Gradio's upload is swept after a day
+                config.data.file = str(keep_upload(self.settings, config.data.file))
             job = self.runner.submit(config)
         except LlmplayError as exc:
             return error_html(str(exc)), gr.skip(), gr.skip()

@@ -137,8 +137,8 @@ def test_bad_input_is_refused_before_a_job_starts(app, settings, tmp_path):
         "Unknown model 'nope'": job_yaml(base_model="nope"),
         "has no rows": job_yaml(rows=[]),
         "The YAML is not valid": "name: [unclosed",
-        # The server reads data.file: YAML may not point it outside the data folder.
-        "is outside the data folder": job_yaml(data={"source": "file", "file": "/etc/passwd"}),
+        # The server reads data.file: YAML may name only uploads (tests/ui/test_train_data_files.py).
+        "is not an upload": job_yaml(data={"source": "file", "file": "/etc/passwd"}),
     }
     folder = tmp_path / "adapter"
     folder.mkdir()
