@@ -144,7 +144,8 @@ class PasswordLogin:
             "dependencies": [],
             "current_page": "",
         }
-        context = {"base_url": "./", "config": config, "gradio_api_info": {}}
+        no_api = {"named_endpoints": {}, "unnamed_endpoints": {}}  # the shape the page reads
+        context = {"base_url": "./", "config": config, "gradio_api_info": no_api}
         return templates.TemplateResponse(request=request, name="frontend/index.html", context=context)
 
 

@@ -91,7 +91,7 @@ def test_anonymous_requests_show_no_api_description_nor_team_data(team, names):
 def test_anonymous_root_is_the_login_form_and_the_rest_is_refused(team):
     page = httpx.get(team.url)
     assert page.status_code == 200 and '"auth_required":true' in page.text
-    assert "window.gradio_api_info = {}" in page.text
+    assert 'window.gradio_api_info = {"named_endpoints":{},"unnamed_endpoints":{}}' in page.text
     for path in ["config", "gradio_api/info", "gradio_api/runs", "gradio_api/heartbeat/anonymous"]:
         assert httpx.get(team.url + path, timeout=10).status_code == 401, path
     for path in DOCS:
