@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 from llmplay.settings import Settings
+from llmplay.training.data_files import unused_uploads
 
 DB_FILE = "llmplay.db"
 MANIFEST = "manifest.json"
@@ -85,6 +86,8 @@ def data_files(settings: Settings, dest: Path | None) -> tuple[list[Path], list[
     """The data dir's files to back up (relative paths) and what was left out (path, reason)."""
     root = settings.data_dir.resolve()
     rules = skip_rules(settings, dest)
+    # Training uploads no job refers to: temporary like tmp/, swept by the job runner.
+    unused = {p.resolve() for p in unused_uploads(settings)}
     files: list[Path] = []
     skipped: dict[str, str] = {}
     for folder, dirs, names in os.walk(root):
@@ -112,6 +115,8 @@ def data_files(settings: Settings, dest: Path | None) -> tuple[list[Path], list[
                 skipped[rel.as_posix()] = "a temporary file of an atomic write in progress"
             elif path.is_symlink():
                 skipped[rel.as_posix()] = "a symbolic link: its target is not part of the data dir"
+            elif path in unused:
+                skipped[rel.as_posix()] = "a training upload no job uses (swept)"
             else:
                 files.append(rel)
     return files, [{"path": p, "reason": r} for p, r in sorted(skipped.items())]

@@ -16,10 +16,10 @@ copies that no job on record refers to.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 import time
-from collections.abc import Iterable
 from pathlib import Path
 
 from llmplay.errors import LlmplayError
@@ -91,18 +91,49 @@ def keep_upload(settings: Settings, path: str | Path) -> Path:
     return target
 
 
-def sweep_unused_uploads(settings: Settings, used: Iterable[str | Path], min_age_s: float = UNUSED_MIN_AGE_S) -> int:
-    """Delete the kept uploads that no job in ``used`` (every job's data.file) refers to; returns how many."""
+def used_uploads(settings: Settings) -> set[Path]:
+    """The data files of every job on record (queued, running or finished: a failed job may resume)."""
+    from llmplay.store import connect
+
+    if not settings.db_path.is_file():
+        return set()
+    with connect(settings.db_path) as db:
+        if "training_jobs" not in db.table_names():
+            return set()
+        configs = [row["config"] for row in db.query("select config from training_jobs")]
+    files = set()
+    for config in configs:
+        try:
+            file = (json.loads(config) if isinstance(config, str) else config or {}).get("data", {}).get("file")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(file, str) and file:
+            files.add(Path(file).resolve())
+    return files
+
+
+def unused_uploads(settings: Settings, min_age_s: float = UNUSED_MIN_AGE_S) -> list[Path]:
+    """Kept uploads no job refers to and older than ``min_age_s`` (a younger one may be a job being submitted)."""
     folder = uploads_dir(settings)
     if not folder.is_dir():
-        return 0
-    keep = {Path(p).resolve() for p in used if p}
+        return []
+    keep = used_uploads(settings)
     cutoff = time.time() - min_age_s
-    removed = 0
-    for file in folder.iterdir():
+    unused = []
+    for file in sorted(folder.iterdir()):
         try:
-            if file.resolve() in keep or file.is_dir() or file.lstat().st_mtime >= cutoff:
-                continue
+            if file.resolve() not in keep and not file.is_dir() and file.lstat().st_mtime < cutoff:
+                unused.append(file)
+        except OSError:
+            continue
+    return unused
+
+
+def sweep_unused_uploads(settings: Settings, min_age_s: float = UNUSED_MIN_AGE_S) -> int:
+    """Delete the kept uploads that no job on record refers to; returns how many."""
+    removed = 0
+    for file in unused_uploads(settings, min_age_s):
+        try:
             file.unlink()
             removed += 1
         except OSError as exc:

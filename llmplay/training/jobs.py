@@ -239,8 +239,7 @@ class JobRunner:
     def sweep_uploads(self) -> int:
         """Delete the kept training uploads that no job on record (queued, running or finished, so a failed
         job can still resume) refers to; returns how many went."""
-        used = [j.config.get("data", {}).get("file") for j in records.list_jobs(self.db_path, limit=1_000_000)]
-        removed = sweep_unused_uploads(self.settings, used)
+        removed = sweep_unused_uploads(self.settings)
         if removed:
             log.info("Removed %d training upload(s) no job uses", removed)
         return removed

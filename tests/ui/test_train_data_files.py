@@ -75,3 +75,20 @@ def test_an_upload_that_is_a_database_is_refused_by_its_content(app, settings, t
         assert "SQLite database" in shown, shown
         assert SECRET not in shown
     assert records.list_jobs(settings.db_path) == []
+
+
+def test_a_preview_keeps_no_copy_of_an_upload_and_starting_a_job_keeps_one(app, settings, tmp_path):
+    from gradio_client import handle_file
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(f'{{"prompt": "{i}+{i}=", "completion": "{2 * i}"}}\n' for i in range(8)))
+    form = form_args(source="file", file=handle_file(rows), max_steps=1)
+    preview = app.client.predict(False, "", *form, api_name="/train_preview")
+    assert "would be truncated" in preview, preview
+    kept = settings.data_dir / "training" / "uploads"
+    assert not kept.exists() or list(kept.iterdir()) == []  # a preview leaves nothing behind for good
+    message, _, _ = app.client.predict(False, "", *form, api_name="/train_start")
+    assert "✅" in message, message
+    (copy,) = kept.iterdir()
+    assert copy.read_bytes() == rows.read_bytes()
+    assert records.list_jobs(settings.db_path)[0].config["data"]["file"] == str(copy)
