@@ -535,6 +535,18 @@ def m011_feedback_provenance(db: Database) -> None:
     db["feedback_queues"].add_column("accept_from", str)  # lowest role whose lone answer needs no review
 
 
+@MIGRATIONS()
+def m012_chat_replies(db: Database) -> None:
+    # Finished Playground replies with the caller they were made for (llmplay/chat_replies.py): ratings and
+    # corrections name one of these, never a reply text the client sends.
+    db["chat_replies"].create(
+        {"id": int, "user": str, "model": str, "prompt": str, "output": str, "created_at": str},  # prompt: JSON
+        pk="id",
+        not_null={"model", "prompt", "output", "created_at"},
+    )
+    db["chat_replies"].create_index(["output"])
+
+
 def open_db(path: Path | str) -> Database:
     """Open (creating if needed) the database at ``path`` and apply pending migrations."""
     path = Path(path)

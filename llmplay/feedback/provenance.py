@@ -48,7 +48,7 @@ def sender_for(settings, name: str | None) -> Sender:
 def not_yours(what: str) -> FeedbackError:
     """The refusal for a stored output that is missing or someone else's: the same words, so that ids cannot
     be probed for whose they are."""
-    return FeedbackError(f"There is no {what} of yours; feedback goes with your own comparisons and votes.")
+    return FeedbackError(f"There is no {what} of yours; feedback goes with your own comparisons, votes and replies.")
 
 
 def check_owner(sender: Sender, owner: str | None, what: str) -> None:

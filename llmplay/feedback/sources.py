@@ -169,6 +169,7 @@ def rate_reply(
     *,
     source: str,
     user: str | None = None,
+    role: str | None = None,
     **known,
 ) -> Sent | None:
     """A 👍 (1) / 👎 (0) into ``playground-ratings``; a 👎 also flags the reply in ``inbox``. ``liked`` None or
@@ -180,7 +181,7 @@ def rate_reply(
         return _take_back(db, queue, fields, user)
     if not isinstance(liked, bool):
         raise FeedbackError(f"A reply is liked (True) or disliked (False), not {liked!r}.")
-    sent = _send(db, queue, fields, 1 if liked else 0, user)
+    sent = _send(db, queue, fields, 1 if liked else 0, user, role)
     if liked:
         _unflag(db, fields, user)
     else:

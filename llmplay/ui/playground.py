@@ -34,8 +34,10 @@ message ``history[index]``: ``liked`` True (👍, rating 1) or False (👎, rati
 ``inbox`` for a correction) into queue ``playground-ratings``; None or ``""`` takes the rating back.
 ``/playground_correction``: ``(history, correction, model, system_message, user) -> str``: the answer the last
 reply should have been, into ``inbox``. ``user`` ``""`` = anonymous. Both return ``"✅ ..."`` or
-``"⚠️ Error: ..."``. The prompt kept is what the model was sent for that reply (in the page, as it was sent;
-through the API, rebuilt from ``history``, ``model`` and ``system_message``).
+``"⚠️ Error: ..."``. Feedback is about replies the server produced: every finished reply is kept with the
+caller it was made for (llmplay/chat_replies.py), and the rated reply must be one of the caller's (in the page,
+by the id the session keeps; through the API, the one whose prompt, rebuilt from ``history``, ``model`` and
+``system_message``, and text match). The prompt, reply and model recorded are the stored ones.
 
 Chat models get the whole conversation as messages. A base model gets the message as raw text to
 continue, unless there is history or a system message, which it then sees as a plain transcript.
@@ -45,19 +47,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from functools import partial
 
 import gradio as gr
 
+from llmplay.chat_replies import find_reply, load_reply, save_reply
 from llmplay.engine import Engine, GenerationParams, GenerationRequest, GenerationResult, backends
 from llmplay.errors import InvalidRequestError, LlmplayError, short
+from llmplay.feedback.provenance import sender_for
 from llmplay.feedback.sources import rate_reply, send_correction, sent_message
 from llmplay.limits import bounds, check_number, check_stop
 from llmplay.store import connect
 from llmplay.ui import fields
-from llmplay.ui.access import Guard, declared
+from llmplay.ui.access import Guard, caller_of, declared
 from llmplay.ui.models_panel import build_add_model_panel, default_model, describe_model, generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
 from llmplay.ui.queueing import GENERATION
@@ -219,32 +223,17 @@ class Playground:
         self.engine = engine
 
     # ---- feedback on a reply ------------------------------------------------------------------------
-    def remember_reply(self, history, model: str, system_message: str, status: str, sent: dict | None) -> dict:
-        """After a reply: what its model was sent, keyed by the reply's index (the page keeps this per session),
-        so feedback on it records the prompt as sent even if the model or system message changes later."""
-        sent = dict(sent or {})
-        try:
-            history = check_history(history)
-            if (status or "").startswith(ERROR) or not history or history[-1].get("role") != "assistant":
-                return sent
-            kind = self.engine.catalog.get(model or "").kind
-            sent[str(len(history) - 1)] = {
-                "prompt": reply_prompt(kind, history, len(history) - 1, system_message),
-                "model": model,
-            }
-        except LlmplayError:
-            pass  # nothing to remember; feedback rebuilds the prompt instead
-        return sent
-
-    def _reply(self, history, index, model: str, system_message: str, sent: dict | None) -> dict:
+    def _stored_reply(self, db, history, index, model: str, system_message: str, sender, sent: dict | None):
+        """The stored reply that ``history[index]`` shows (llmplay/chat_replies.py): by its id, which the page
+        keeps per session, else (an API caller) the one made for ``sender`` with this prompt and text. What
+        the client sends is only a pointer: the prompt, the reply and the model are the server's."""
         history = check_history(history)
         index, text = reply_at(history, index)
-        known = (sent or {}).get(str(index))
-        if known:
-            prompt, model = known["prompt"], known["model"]
-        else:
-            prompt = reply_prompt(self.engine.catalog.get(model or "").kind, history, index, system_message)
-        return {"prompt": prompt, "output": text, "model": model or None, "meta": {"index": index}}
+        kept = (sent or {}).get(str(index)) or {}
+        if kept.get("reply_id") is not None:
+            return index, load_reply(db, kept["reply_id"], sender)
+        prompt = reply_prompt(self.engine.catalog.get(model or "").kind, history, index, system_message)
+        return index, find_reply(db, sender, prompt, text)
 
     def rate(
         self,
@@ -259,10 +248,9 @@ class Playground:
         """👍 / 👎 (or taking it back) on the assistant message ``history[index]``; see the module docstring."""
 
         def send(db):
-            reply = self._reply(history, index, model, system_message, sent)
-            return rate_reply(
-                db, reply.pop("prompt"), reply.pop("output"), liked, source=FEEDBACK_SOURCE, user=user, **reply
-            )
+            sender = sender_for(self.engine.settings, user)
+            at, reply = self._stored_reply(db, history, index, model, system_message, sender, sent)
+            return rate_reply(db, reply.prompt, reply.output, liked, **_reply_fields(reply, at, sender))
 
         return self._feedback(send, taken_back="Rating taken back.")
 
@@ -280,10 +268,9 @@ class Playground:
         def send(db):
             if not (correction or "").strip():
                 raise InvalidRequestError("Write the correct answer first; it is empty.")
-            reply = self._reply(history, None, model, system_message, sent)
-            return send_correction(
-                db, reply.pop("prompt"), reply.pop("output"), correction, source=FEEDBACK_SOURCE, user=user, **reply
-            )
+            sender = sender_for(self.engine.settings, user)
+            at, reply = self._stored_reply(db, history, None, model, system_message, sender, sent)
+            return send_correction(db, reply.prompt, reply.output, correction, **_reply_fields(reply, at, sender))
 
         return self._feedback(send)
 
@@ -317,8 +304,10 @@ class Playground:
         stop: str = "",
         dtype: str = "",
         backend: str = "",
+        keep: Callable[[str, str | list[dict], str, int], None] | None = None,
     ) -> Iterator[tuple[list[dict], str]]:
-        """Stream a reply to ``message``; see the module docstring for the inputs."""
+        """Stream a reply to ``message``; see the module docstring for the inputs. ``keep(model, prompt, reply,
+        index)`` is called with each reply that ends without an error, before its last update."""
         try:
             history = check_history(history)
         except InvalidRequestError as exc:
@@ -328,7 +317,7 @@ class Playground:
             limits = (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop)
             params = parse_params(*limits, settings=self.engine.settings)
             backend = backends.check_choice(backend) if backend else None
-            yield from self._stream_reply(message, history, model, system_message, params, dtype, backend)
+            yield from self._stream_reply(message, history, model, system_message, params, dtype, backend, keep)
         except LlmplayError as exc:
             yield history, format_error(str(exc))
         except Exception as exc:  # never let a handler fail: the app must keep serving
@@ -344,11 +333,13 @@ class Playground:
         params: GenerationParams,
         dtype: str,
         backend: str | None = None,
+        keep=None,
     ) -> Iterator[tuple[list[dict], str]]:
         if not (message or "").strip():
             raise InvalidRequestError("The message is empty: type a message first.")
         spec = self.engine.catalog.get(model or "")  # UnknownModelError lists the known names
-        request = GenerationRequest.of(build_prompt(spec.kind, message, history, system_message), params)
+        prompt = build_prompt(spec.kind, message, history, system_message)
+        request = GenerationRequest.of(prompt, params)
         dtype = None if dtype in (None, "", self.engine.settings.dtype) else dtype
         # Validate (empty, too long, parameter ranges) before a possibly long first load.
         self.engine.provider(model, dtype).check_request(request)
@@ -378,7 +369,59 @@ class Playground:
             raise LlmplayError(f"{model} ended the reply without a result; try again.")
         if result.error:
             raise LlmplayError(result.error)
+        if keep is not None:
+            keep(model, prompt, result.text, len(sent))
         yield sent + [{"role": "assistant", "content": result.text}], format_stats(result, load_s, notes)
+
+    def chat_kept(
+        self,
+        message: str,
+        history: list[dict] | None,
+        model: str,
+        system_message: str = "",
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        repetition_penalty: float = 1.0,
+        seed: int | str | None = None,
+        stop: str = "",
+        dtype: str = "",
+        backend: str = "",
+        sent: dict | None = None,
+        request: gr.Request = None,
+    ) -> Iterator[tuple]:
+        """``chat`` (the same inputs: the ``/chat`` endpoint), with each finished reply kept on the server for the
+        caller it was made for (llmplay/chat_replies.py) and its id in the session's ``sent`` (reply index ->
+        {"reply_id"}): ratings and corrections name it. Yields (history, status, sent)."""
+        args = (message, history, model, system_message, max_new_tokens, temperature, top_p, top_k)
+        args += (repetition_penalty, seed, stop, dtype, backend)
+        caller = caller_of(self.engine.settings, request)
+        kept = dict(sent or {})
+
+        def keep(model, prompt, reply, index):
+            with connect(self.engine.settings.db_path) as db:
+                kept[str(index)] = {"reply_id": save_reply(db, caller.name, model, prompt, reply)}
+
+        last = None
+        for update in self.chat(*args, keep=keep):  # one update behind: the last carries the kept id
+            if last is not None:
+                yield *last, gr.skip()
+            last = update
+        if last is not None:
+            yield *last, kept
+
+
+def _reply_fields(reply, index: int, sender) -> dict:
+    """What a rating or a correction records about the stored ``reply`` it is about, and who sent it."""
+    return {
+        "source": FEEDBACK_SOURCE,
+        "user": sender.name,
+        "role": sender.role,
+        "model": reply.model,
+        "origin": {"chat_reply": reply.id},
+        "meta": {"index": index},
+    }
 
 
 def _clear_sent_message(status: str):
@@ -470,23 +513,17 @@ def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
     inputs = [message, chatbot, model, system_message, max_new_tokens, temperature, top_p, top_k]
     inputs += [repetition_penalty, seed, stop, dtype, backend]
     guard = Guard(settings)  # every state-changing handler checks its caller's role (llmplay/ui/access.py)
+    sent = gr.State({})  # reply index -> {"reply_id": the stored reply} (what feedback on it names)
     reply = gr.on(
         [send.click, message.submit],
-        guard("generate", "chat with models", pg.chat),
-        inputs,
-        [chatbot, status],
+        guard("generate", "chat with models", pg.chat_kept),
+        [*inputs, sent],
+        [chatbot, status, sent],
         api_name="chat",
         show_progress="minimal",  # the status line says what is happening
         **GENERATION,
     )
     reply.then(declared("view", _clear_sent_message), status, message, api_visibility="private")
-    sent = gr.State({})  # reply index -> the prompt and model it came from (for feedback on it)
-    reply.then(
-        declared("generate", pg.remember_reply),
-        [chatbot, model, system_message, status, sent],
-        sent,
-        api_visibility="private",
-    )
     stop_button.click(declared("view", _stopped), None, status, cancels=[reply], api_visibility="private")
     clear.click(declared("view", _reset), None, [chatbot, status, message], cancels=[reply], api_visibility="private")
     clear.click(declared("view", lambda: ({}, "")), None, [sent, feedback_status], api_visibility="private")

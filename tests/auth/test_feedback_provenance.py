@@ -152,3 +152,44 @@ def test_nobody_files_someone_elses_arena_vote(team, clients):
     )
     assert [(labeler, role) for labeler, role, _ in sent] == [("vic", "viewer"), ("ada", "admin")]
     assert all(json.loads(origin)["vote"] == vics for _, _, origin in sent)
+
+
+def chat(client: Client, message: str) -> list[dict]:
+    history, status = client.predict(message, [], MODEL, "", 8, api_name="/chat")
+    assert status.startswith("✅"), status
+    return history
+
+
+def rate(client: Client, history: list[dict], liked: bool) -> str:
+    return client.predict(history, len(history) - 1, liked, MODEL, "", "", api_name="/playground_rate")
+
+
+def test_playground_feedback_names_a_reply_the_server_made_for_the_caller(team, clients):
+    labs = chat(clients["lab"], "Capital of Peru?")
+    answer = rate(clients["vic"], labs, False)  # lab's reply, sent by vic
+    assert "There is no Playground reply like this one of yours" in answer, answer
+
+    vics = chat(clients["vic"], "Capital of Chile?")
+    forged = json.loads(json.dumps(vics))
+    forged[-1]["content"] = [{"type": "text", "text": "Visit evil.example now!"}]
+    assert "There is no Playground reply" in rate(clients["vic"], forged, False)
+    forged = vics[:1] + [{"role": "assistant", "content": labs[-1]["content"]}]  # lab's text on vic's question
+    assert "There is no Playground reply" in rate(clients["vic"], forged, False)
+    with pytest.raises(Exception, match="may not send corrections"):  # labelers' (of real replies, too)
+        clients["vic"].predict(forged, "Santiago.", MODEL, "", "", api_name="/playground_correction")
+    assert rows(team, "select count(*) from feedback_items where source = 'playground'") == [(0,)]
+
+    assert rate(clients["vic"], vics, False).startswith("✅")
+    stored = rows(
+        team,
+        "select i.output, i.prompt, i.origin, r.labeler, r.role, r.value from feedback_items i "
+        "join feedback_responses r on r.item_id = i.id where i.source = 'playground'",
+    )
+    (reply_id,) = rows(team, "select id from chat_replies where user = 'vic'")[0]
+    reply = vics[-1]["content"][0]["text"] if isinstance(vics[-1]["content"], list) else vics[-1]["content"]
+    prompt = json.dumps([{"role": "user", "content": "Capital of Chile?"}])
+    assert [(o, json.loads(p), json.loads(g), u, r, v) for o, p, g, u, r, v in stored] == [
+        (reply, json.loads(prompt), {"chat_reply": reply_id}, "vic", "viewer", "0")
+    ]
+    fix = clients["lab"].predict(labs, "Lima.", MODEL, "", "", api_name="/playground_correction")
+    assert fix.startswith("✅"), fix
