@@ -246,6 +246,7 @@ def server_app(engine: Engine, demo: gr.Blocks, **kwargs):
     from fastapi.exceptions import RequestValidationError
 
     from llmplay.api.rest import bad_request, check_declared, router
+    from llmplay.ui.upload_quota import add_upload_quota
 
     kwargs.pop("share", None)
     login = _add_login(engine.settings, kwargs)
@@ -261,5 +262,6 @@ def server_app(engine: Engine, demo: gr.Blocks, **kwargs):
     app = gr.mount_gradio_app(app, demo, path="/", app_kwargs=app_kwargs, **kwargs)
     if login is not None:
         login.install(app)
+    add_upload_quota(app, engine.settings)  # per-user bytes and files where uploads land (/gradio_api/upload)
     add_security_headers(app)  # last: the outermost layer, so every answer carries them
     return app
