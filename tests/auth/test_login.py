@@ -168,3 +168,15 @@ def test_sessions_end_after_their_lifetime(tmp_path_factory, model_cache_dir):
             assert vic.get("config").status_code == 401
     finally:
         short.served.close()
+
+
+def test_logging_out_ends_the_session(team):
+    with session(team, "lab") as lab:
+        assert lab.get("config").status_code == 200
+        assert lab.get("logout").status_code in (200, 302)
+        lab.cookies.clear()
+        assert lab.post("login", data={"username": "lab", "password": "lab-password"}).status_code == 200
+        token = dict(lab.cookies)
+        assert lab.get("logout").status_code in (200, 302)
+    with httpx.Client(base_url=team.url, cookies=token) as stale:
+        assert stale.get("config").status_code == 401
