@@ -34,6 +34,7 @@ from llmplay.models.catalog import Catalog
 from llmplay.processes import pid_alive
 from llmplay.settings import Settings
 from llmplay.store import connect
+from llmplay.tempfiles import sweep, temp_root
 from llmplay.training import records, registry
 from llmplay.training.config import CAUSAL_TASKS, TrainConfig
 from llmplay.training.data_files import check_place, sweep_unused_uploads
@@ -195,13 +196,14 @@ class JobRunner:
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
-        swept = None  # the kept uploads no job uses: swept at start, then hourly
+        swept = None  # the kept uploads no job uses and stale temp files: swept at start, then hourly
         while not self._stop.wait(self.poll_s):
             try:
                 self.poll()
                 if swept is None or time.monotonic() - swept > UPLOAD_SWEEP_S:
                     swept = time.monotonic()
                     self.sweep_uploads()
+                    sweep(temp_root(self.settings))  # and day-old Gradio uploads, not only at start-up
             except Exception:  # the watcher must survive a locked database or a vanished file
                 log.exception("Training job poll failed")
 

@@ -60,3 +60,17 @@ def test_kept_uploads_no_job_refers_to_are_swept(idle_runner, settings, tmp_path
         os.utime(path, (old, old))
     assert idle_runner.sweep_uploads() == 1
     assert used.exists() and fresh.exists() and not unused.exists()
+
+
+def test_the_limits_are_settings_with_environment_overrides(monkeypatch):
+    from llmplay.errors import LlmplayError
+    from llmplay.settings import Settings
+
+    monkeypatch.setenv("LLMPLAY_TRAINING_QUEUE_MAX", "3")
+    monkeypatch.setenv("LLMPLAY_UPLOAD_QUOTA_BYTES", "1000")
+    monkeypatch.setenv("LLMPLAY_UPLOAD_QUOTA_FILES", "4")
+    settings = Settings.from_env()
+    assert (settings.training_queue_max, settings.upload_quota_bytes, settings.upload_quota_files) == (3, 1000, 4)
+    monkeypatch.setenv("LLMPLAY_TRAINING_QUEUE_MAX", "0")
+    with pytest.raises(LlmplayError, match="training_queue_max must be positive"):
+        Settings.from_env()
