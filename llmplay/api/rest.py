@@ -167,13 +167,22 @@ class UndeclaredRoute(RuntimeError):
 
 def check_declared(app) -> None:
     """Deny by default: every route of llmplay's own (not Gradio's, mounted below them) declares its permission
-    with ``requires``; FastAPI's generated docs are off (server_app), so there is nothing else."""
-    from fastapi.routing import APIRoute
+    with ``requires``, whether added to the app or through an included router; FastAPI's generated docs are off
+    (server_app). Gradio's mounted app is checked handler by handler (llmplay/ui/access.py secure_app)."""
+    from starlette.routing import Mount, Route
+
+    def routes(container):
+        for route in container.routes:
+            included = getattr(route, "original_router", None)  # FastAPI >= 0.160 keeps include_router's as one
+            if included is not None:
+                yield from routes(included)
+            elif isinstance(route, Route) and not isinstance(route, Mount):
+                yield route
 
     missing = [
-        f"{sorted(route.methods)} {route.path}"
-        for route in app.routes
-        if isinstance(route, APIRoute) and getattr(route.endpoint, "llmplay_permission", None) is None
+        f"{sorted(route.methods or [])} {route.path}"
+        for route in routes(app)
+        if getattr(route.endpoint, "llmplay_permission", None) is None
     ]
     if missing:
         raise UndeclaredRoute("These routes declare no permission (llmplay.auth.roles.requires): " + ", ".join(missing))

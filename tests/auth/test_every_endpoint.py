@@ -202,7 +202,9 @@ def test_a_server_with_an_undeclared_route_refuses_to_start(settings):
 
     from llmplay.api.rest import UndeclaredRoute, check_declared, router
 
-    app = FastAPI()
+    with pytest.raises(UndeclaredRoute, match="/docs"):  # generated docs would list every route to anyone
+        check_declared(FastAPI())
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(router(settings))
     check_declared(app)  # llmplay's own routes all declare theirs
 
@@ -211,4 +213,16 @@ def test_a_server_with_an_undeclared_route_refuses_to_start(settings):
         return {}
 
     with pytest.raises(UndeclaredRoute, match="/open-door"):
+        check_declared(app)
+
+    from fastapi import APIRouter
+
+    app, side = FastAPI(docs_url=None, redoc_url=None, openapi_url=None), APIRouter()
+
+    @side.post("/side-door")
+    def side_door():
+        return {}
+
+    app.include_router(side)  # routes of an included router are found too
+    with pytest.raises(UndeclaredRoute, match="/side-door"):
         check_declared(app)
