@@ -90,3 +90,19 @@ def test_health_reports_the_database_and_a_broken_one_as_unhealthy(served):
     broken = httpx.get(f"{url}/health")
     assert broken.status_code == 503 and broken.json()["status"] == "unhealthy"
     assert broken.json()["database"]["ok"] is False
+    # open to anyone, so it names no server path (the data dir, the database, the model cache)
+    for answer in (ok, broken):
+        assert str(settings.data_dir) not in answer.text and str(settings.cache_dir) not in answer.text
+
+
+def test_a_body_of_the_wrong_shape_is_a_400_with_what_is_wrong(served):
+    url, settings = served
+    item = httpx.post(f"{url}/api/labeling/next", json={"queue": "q", "labeler": "ann"}).json()["item_id"]
+    body = {"queue": "q", "labeler": "ann", "item_id": 2**70, "value": "no", "client_token": "t-big"}
+    for bad, where in [(body, "item_id"), (body | {"item_id": 0}, "item_id"), ({"queue": "q"}, "labeler")]:
+        answer = httpx.post(f"{url}/api/labeling/submit", json=bad)
+        assert answer.status_code == 400 and where in answer.json()["error"], answer.text
+    answer = httpx.post(f"{url}/api/labeling/submit", json=body | {"item_id": item})
+    assert answer.status_code == 200  # the same request with a real id is stored
+    with connect(settings.db_path) as db:
+        assert [r.value for r in store.list_responses(db, queue="q")] == ["no"]
