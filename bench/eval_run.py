@@ -42,9 +42,9 @@ def load_rows(n: int, seed: int = 0) -> list[dict]:
 def run_phase(name: str, rows: list[dict], max_new_tokens: int, data_dir: Path, batch_size: int) -> dict:
     import pandas as pd
 
+    from llmplay.datasets import ColumnMapping, save_dataset
     from llmplay.engine import Engine, GenerationParams
     from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
-    from llmplay.evaluation.datasets import ColumnMapping, save_dataset
     from llmplay.evaluation.results import get_run, load_results
     from llmplay.evaluation.runner import EvalRunner
     from llmplay.settings import Settings

@@ -59,9 +59,9 @@ def base_answers(engine, runner, rows: list[dict]) -> list[str]:
     """SmolLM2's greedy answers to ``rows`` (an evaluation run: batched, cached), what labelers correct."""
     import pandas as pd
 
+    from llmplay.datasets import ColumnMapping, save_dataset
     from llmplay.engine.types import GenerationParams
     from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
-    from llmplay.evaluation.datasets import ColumnMapping, save_dataset
     from llmplay.evaluation.results import load_results
 
     frame = pd.DataFrame(rows, columns=["text", "label"], dtype=object)
@@ -231,7 +231,7 @@ def main() -> None:
     import pandas as pd
     import yaml
 
-    from llmplay.evaluation.datasets import ColumnMapping, save_dataset
+    from llmplay.datasets import ColumnMapping, save_dataset
     from llmplay.evaluation.runner import EvalRunner
     from llmplay.feedback import store
     from llmplay.loop import lines

@@ -50,7 +50,7 @@ def make_settings(data_dir: Path):
 def save_rows(settings, name: str, rows: list[dict]) -> None:
     import pandas as pd
 
-    from llmplay.evaluation.datasets import ColumnMapping, save_dataset
+    from llmplay.datasets import ColumnMapping, save_dataset
 
     df = pd.DataFrame(rows, columns=["text", "label"], dtype=object)
     save_dataset(settings, name, df, ColumnMapping({"text": "text"}, "label"))

@@ -105,8 +105,8 @@ def run_ner(args, data_dir: Path) -> dict:
 def run_classification(args, data_dir: Path) -> dict:
     import pandas as pd
 
+    from llmplay.datasets import ColumnMapping, save_dataset
     from llmplay.engine.types import GenerationRequest
-    from llmplay.evaluation.datasets import ColumnMapping, save_dataset
     from llmplay.evaluation.metrics.scoring import macro_f1
     from llmplay.evaluation.stats import bootstrap_mean
     from llmplay.training.config import TrainConfig

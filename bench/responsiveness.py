@@ -170,7 +170,7 @@ def start_training(data_dir: Path, nice: int, steps: int) -> tuple[subprocess.Po
     import pandas as pd
     import yaml
 
-    from llmplay.evaluation.datasets import ColumnMapping, save_dataset
+    from llmplay.datasets import ColumnMapping, save_dataset
     from llmplay.settings import Settings
     from llmplay.training.jobs import settings_env
 

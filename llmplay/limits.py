@@ -22,7 +22,7 @@ from llmplay.errors import InvalidRequestError, short
 
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit; torch and most endpoints take at least that
 MAX_ID = 2**31 - 1  # run ids and template versions: beyond any real count, inside every integer type on the way
-MAX_ROWS = 100_000  # as llmplay.evaluation.datasets.MAX_ROWS: no dataset has more rows
+MAX_ROWS = 100_000  # as llmplay.datasets.MAX_ROWS: no dataset has more rows
 # Stop strings: each one costs the local engine a table over the whole vocabulary per character (measured:
 # 8 x 100 characters add 0.5 s to a request, 8 x 200 1.4 s; a megabyte took 39 s and 183 GiB).
 MAX_STOP_STRINGS = 8

@@ -22,8 +22,8 @@ import pytest
 
 from llmplay import exitcodes
 from llmplay.cli import main
+from llmplay.datasets import MAX_COLUMNS, DatasetError, list_datasets, read_table, save_dataset
 from llmplay.errors import LlmplayError, ModelLoadError
-from llmplay.evaluation.datasets import MAX_COLUMNS, DatasetError, list_datasets, read_table, save_dataset
 from llmplay.feedback import imports, store
 from llmplay.loop.lines import LineSettings, LoopError
 from llmplay.models.catalog import Catalog, ModelSpec

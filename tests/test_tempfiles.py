@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from llmplay.datasets import list_datasets
 from llmplay.engine import Engine
-from llmplay.evaluation.datasets import list_datasets
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.settings import Settings
 from llmplay.templates.library import TemplateLibrary

@@ -122,7 +122,7 @@ def _read_config(path: Path) -> dict:
 def prepare_dataset(settings: Settings, spec, base: Path) -> str:
     """The saved dataset's name for the config's ``dataset``: a name (a built-in sample is installed on first
     use) or {file, name, variables, reference} (read, checked and saved; same content is reused)."""
-    from llmplay.evaluation import datasets as ds
+    from llmplay import datasets as ds
 
     if isinstance(spec, str):
         if spec in ds.builtin_datasets() and spec not in {d.name for d in ds.list_datasets(settings)}:

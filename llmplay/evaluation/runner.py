@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from llmplay.datasets import DatasetError, load_dataset, sample
 from llmplay.engine.backends import REFERENCE
 from llmplay.engine.base import Provider
 from llmplay.engine.engine import Engine
@@ -31,7 +32,6 @@ from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.evaluation import judge as judging
 from llmplay.evaluation import outputs
 from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
-from llmplay.evaluation.datasets import DatasetError, load_dataset, sample
 from llmplay.evaluation.metrics.registry import MetricRegistry, default_registry
 from llmplay.evaluation.scorer import ScoringError, needs_reference
 from llmplay.evaluation.summary import score_run

@@ -18,9 +18,9 @@ from functools import partial
 
 import pandas as pd
 
+from llmplay.datasets import ColumnMapping, save_dataset
 from llmplay.engine.types import GenerationParams
 from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
-from llmplay.evaluation.datasets import ColumnMapping, save_dataset
 from llmplay.evaluation.results import compare_columns, load_results
 from llmplay.loop import probe
 from llmplay.loop.data import UpdateData

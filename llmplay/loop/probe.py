@@ -148,7 +148,7 @@ def perplexity(engine, model: str, text: str | None = None) -> float:
 
 def ensure_probe_dataset(settings) -> str:
     """Save the probe's questions as an evaluation dataset (once; the same rows every time)."""
-    from llmplay.evaluation.datasets import ColumnMapping, list_datasets, save_dataset
+    from llmplay.datasets import ColumnMapping, list_datasets, save_dataset
 
     if PROBE_DATASET not in {d.name for d in list_datasets(settings)}:
         frame = pd.DataFrame(probe_tasks(), columns=["question", "answer"], dtype=object)

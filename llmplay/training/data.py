@@ -37,9 +37,9 @@ import statistics
 from dataclasses import dataclass, field, replace
 
 from llmplay.compare import load_template, request_from_messages
+from llmplay.datasets import suggest_mapping
 from llmplay.engine.types import GenerationParams, GenerationRequest
 from llmplay.errors import LlmplayError
-from llmplay.evaluation.datasets import suggest_mapping
 from llmplay.settings import Settings
 from llmplay.templates.library import TemplateLibrary
 from llmplay.templates.render import build_request

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmplay.datasets import MAX_ROWS, DatasetError, load_builtin, load_dataset, read_table, sample
 from llmplay.errors import LlmplayError
-from llmplay.evaluation.datasets import MAX_ROWS, DatasetError, load_builtin, load_dataset, read_table, sample
 from llmplay.settings import Settings
 from llmplay.store import connect
 from llmplay.templates.model import Template

@@ -116,7 +116,7 @@ def _dataset_rows(d: DataConfig, settings: Settings) -> tuple[list[dict], str]:
 
 
 def _file_rows(d: DataConfig, settings: Settings, task: str) -> tuple[list[dict], str]:
-    from llmplay.evaluation.datasets import FORMATS, DatasetError, read_table
+    from llmplay.datasets import FORMATS, DatasetError, read_table
 
     path = Path(d.file or "").expanduser()
     source = f"file {path.name!r}"

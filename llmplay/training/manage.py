@@ -100,7 +100,7 @@ def heldout_dataset(settings: Settings, version: ModelVersion, dataset: str) -> 
     bare = dataset.removeprefix(BUILTIN_PREFIX)  # a built-in sample and its installed copy have the same rows
     if data.get("source") != "dataset" or str(data.get("dataset") or "").removeprefix(BUILTIN_PREFIX) != bare:
         return dataset, ""
-    from llmplay.evaluation.datasets import DatasetError, save_dataset
+    from llmplay.datasets import DatasetError, save_dataset
     from llmplay.training.data_sources import dataset_table
 
     df, mapping = dataset_table(settings, dataset)

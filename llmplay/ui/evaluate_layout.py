@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from llmplay.datasets import list_datasets
 from llmplay.evaluation.config import MODES
-from llmplay.evaluation.datasets import list_datasets
 from llmplay.evaluation.metrics import list_metrics
 from llmplay.ui import fields
 from llmplay.ui.access import Guard, declare, declared, needs

@@ -72,9 +72,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from llmplay.engine import Engine
-from llmplay.errors import InvalidRequestError, LlmplayError
-from llmplay.evaluation.datasets import (
+from llmplay.datasets import (
     ColumnMapping,
     DatasetError,
     delete_dataset,
@@ -85,6 +83,8 @@ from llmplay.evaluation.datasets import (
     save_dataset,
     suggest_mapping,
 )
+from llmplay.engine import Engine
+from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.evaluation.results import (
     RunResults,
     compare_columns,

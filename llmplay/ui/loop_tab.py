@@ -109,7 +109,7 @@ class LoopTab:
             return [q.name for q in fb.list_queues(db)]
 
     def dataset_names(self) -> list[str]:
-        from llmplay.evaluation.datasets import list_datasets
+        from llmplay.datasets import list_datasets
 
         return [d.name for d in list_datasets(self.engine.settings)]
 

@@ -23,9 +23,9 @@ import gradio as gr
 import yaml
 
 from llmplay import yamlsafe
+from llmplay.datasets import builtin_datasets, list_datasets
 from llmplay.engine import Engine
 from llmplay.errors import LlmplayError
-from llmplay.evaluation.datasets import builtin_datasets, list_datasets
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.templates.library import TemplateLibrary
 from llmplay.training import records, registry

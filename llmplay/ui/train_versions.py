@@ -22,10 +22,10 @@ from pathlib import Path
 
 import gradio as gr
 
+from llmplay.datasets import install_builtins
 from llmplay.engine import Engine
 from llmplay.errors import LlmplayError
 from llmplay.evaluation.config import ColumnConfig, RunConfig
-from llmplay.evaluation.datasets import install_builtins
 from llmplay.evaluation.results import compare_columns, get_run, load_results, scoreboard
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.tempfiles import export_folder

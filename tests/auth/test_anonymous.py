@@ -9,7 +9,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from llmplay.evaluation.datasets import save_dataset
+from llmplay.datasets import save_dataset
 from tests.auth.team import QUEUE, add_queue, add_team, make_settings, start
 
 DATASET = "team-dataset-7"

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from llmplay.datasets import ColumnMapping, save_dataset
 from llmplay.engine import GenerationParams
 from llmplay.evaluation.cli import format_summary
 from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
-from llmplay.evaluation.datasets import ColumnMapping, save_dataset
 from llmplay.evaluation.results import get_run, load_results, scoreboard
 from llmplay.ui.evaluate_view import describe_run
 from tests.conftest import CHAT_MODEL

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from llmplay.compare import Comparison, load_template, prepare_column
+from llmplay.datasets import ColumnMapping, save_dataset
 from llmplay.engine import GenerationParams
 from llmplay.errors import InvalidRequestError
 from llmplay.evaluation.config import ColumnConfig, RunConfig
-from llmplay.evaluation.datasets import ColumnMapping, save_dataset
 from llmplay.evaluation.handoff import row_for_compare
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary

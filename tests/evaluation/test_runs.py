@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from seqeval.metrics import f1_score
 
+from llmplay.datasets import ColumnMapping, save_dataset
 from llmplay.engine import GenerationParams
 from llmplay.errors import InvalidRequestError
 from llmplay.evaluation.config import ColumnConfig, JudgeConfig, MetricConfig, RunConfig
-from llmplay.evaluation.datasets import ColumnMapping, save_dataset
 from llmplay.evaluation.results import compare_columns, compare_runs, get_run, load_results, scoreboard
 from llmplay.evaluation.runner import EvalRunner, mark_interrupted
 from llmplay.evaluation.scorer import entity_lines_to_bio

@@ -161,9 +161,9 @@ ROWS = [
 @pytest.fixture(scope="module")
 def eval_run(engine, tmp_path_factory) -> int:
     """A real four-row run of SmolLM2 (greedy, 4 new tokens) on a small sentiment template, scored by accuracy."""
+    from llmplay.datasets import ColumnMapping, save_dataset
     from llmplay.evaluation.config import ColumnConfig as EvalColumn
     from llmplay.evaluation.config import MetricConfig, RunConfig
-    from llmplay.evaluation.datasets import ColumnMapping, save_dataset
     from llmplay.evaluation.runner import EvalRunner
     from llmplay.templates import TemplateLibrary
 

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from llmplay.training.registry import get_version
 
+from llmplay.datasets import ColumnMapping, save_dataset
 from llmplay.engine.types import GenerationParams
 from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
-from llmplay.evaluation.datasets import ColumnMapping, save_dataset
 from llmplay.evaluation.results import load_results
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.loop import lines
 from llmplay.loop.update import list_updates, promote_candidate, run_update
 from llmplay.store import connect
 from llmplay.training.jobs import JobRunner
-from llmplay.training.registry import get_version
 from tests.conftest import CHAT_MODEL
 from tests.loop.helpers import SENTENCES, add_accepted
 

@@ -137,7 +137,7 @@ def test_bad_data_is_named_before_anything_loads(settings):
 def test_a_saved_dataset_gives_text_and_label_through_its_mapping(settings):
     import pandas as pd
 
-    from llmplay.evaluation.datasets import ColumnMapping, save_dataset
+    from llmplay.datasets import ColumnMapping, save_dataset
 
     df = pd.DataFrame(
         [["Profit rose.", "positive"], ["Sales fell.", "negative"], ["Based in Espoo.", "neutral"]] * 4,
@@ -252,8 +252,8 @@ def test_ner_run_beats_the_untrained_head_on_held_out_documents(ner_job, session
 def test_the_tagger_as_an_evaluation_column_is_scored_by_seqeval(ner_job, session_settings):
     import pandas as pd
 
+    from llmplay.datasets import ColumnMapping, save_dataset
     from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
-    from llmplay.evaluation.datasets import ColumnMapping, save_dataset
     from llmplay.evaluation.results import get_run
     from llmplay.evaluation.runner import EvalRunner
     from llmplay.store import connect

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from llmplay.evaluation.datasets import ColumnMapping, load_dataset, save_dataset
+from llmplay.datasets import ColumnMapping, load_dataset, save_dataset
 from llmplay.store import connect
 from llmplay.training import manage, records, registry
 from llmplay.training.manage import VersionError

@@ -11,7 +11,7 @@ import time
 import pytest
 from gradio_client import handle_file
 
-from llmplay.evaluation.datasets import list_datasets
+from llmplay.datasets import list_datasets
 from llmplay.templates import TemplateLibrary
 from llmplay.ui.playground import ERROR
 from tests.conftest import CHAT_MODEL

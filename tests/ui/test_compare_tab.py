@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 from llmplay.compare import ColumnConfig
+from llmplay.datasets import ColumnMapping, save_dataset
 from llmplay.engine import GenerationParams, GenerationRequest
 from llmplay.evaluation.config import ColumnConfig as EvalColumn
 from llmplay.evaluation.config import RunConfig
-from llmplay.evaluation.datasets import ColumnMapping, save_dataset
 from llmplay.evaluation.handoff import RowHandoff
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.models.catalog import ModelSpec

@@ -19,8 +19,8 @@ ROWS = [("Harbourline Shipping doubled its quarterly profit.", "positive"), ("It
 
 @pytest.fixture(scope="module")
 def run_id(engine, ui_prompts_dir) -> int:
+    from llmplay.datasets import ColumnMapping, save_dataset
     from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
-    from llmplay.evaluation.datasets import ColumnMapping, save_dataset
     from llmplay.evaluation.runner import EvalRunner
     from llmplay.templates import TemplateLibrary
 

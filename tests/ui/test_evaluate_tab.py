@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from gradio_client import handle_file
 
+from llmplay.datasets import list_datasets
 from llmplay.errors import InvalidRequestError
-from llmplay.evaluation.datasets import list_datasets
 from llmplay.evaluation.results import get_run
 from llmplay.ui.evaluate_layout import row_from_grid
 from llmplay.ui.evaluate_view import bar_chart_svg, build_config

@@ -231,9 +231,9 @@ def test_a_gate_run_shows_the_paired_comparison_and_the_rows_that_got_worse(engi
     paired comparison the Evaluate tab computes, and one row per row where the candidate scored lower."""
     import pandas as pd
 
+    from llmplay.datasets import ColumnMapping, save_dataset
     from llmplay.engine import GenerationParams
     from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
-    from llmplay.evaluation.datasets import ColumnMapping, save_dataset
     from llmplay.evaluation.results import compare_columns, load_results
 
     library = TemplateLibrary.from_settings(engine.settings, folder=ROOT / "prompts")

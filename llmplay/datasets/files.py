@@ -1,36 +1,25 @@
-"""Evaluation datasets: reading uploads, previewing, column mapping, and named datasets on disk + in SQLite.
+"""Reading uploaded tables: CSV, TSV, JSON, JSONL and Parquet, each into a DataFrame of strings.
 
 Every table becomes a DataFrame of strings (empty cells are "", never NaN), whatever the upload's format.
 CSV/TSV/JSON/JSONL are parsed with the standard library rather than ``pd.read_csv``/``pd.read_json``:
 pandas silently pads short CSV rows, renames duplicate headers ("a" -> "a.1") and reports no line for
 most problems, and a user fixing a file needs the line. Parquet goes through pandas/pyarrow.
-
-A saved dataset is a normalised JSONL file ``<data_dir>/datasets/<name>-<hash8>.jsonl`` plus a row in the
-``datasets`` table. The file is written first (temp file + rename), then the row is inserted; if the insert
-fails the file is removed. A process killed in between leaves only an unreferenced file, which
-``remove_orphans`` (run on every save) deletes once it is old enough not to be another save in progress.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import math
-import re
-import time
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from llmplay.atomicfile import atomic_write
-from llmplay.errors import LlmplayError
+from llmplay.datasets.errors import DatasetError
 from llmplay.settings import Settings
-from llmplay.store import connect
 
 MAX_ROWS = 100_000  # an evaluation over more rows than this is a batch job, not an upload
 MAX_COLUMNS = 1_000  # a prompt maps a few columns; a wider table is a mistake (or a million-column bomb)
@@ -38,8 +27,6 @@ MAX_COLUMNS = 1_000  # a prompt maps a few columns; a wider table is a mistake (
 # to, at most, as a multiple of the upload limit (plain-text formats are read at their own size).
 PARQUET_EXPANSION = 4
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-ORPHAN_MIN_AGE_S = 3600  # younger unreferenced files may belong to a save still in progress
 _BINARY_MAGIC = {
     b"\x89PNG": "a PNG image",
     b"\xff\xd8\xff": "a JPEG image",
@@ -51,10 +38,6 @@ _BINARY_MAGIC = {
     b"\xd0\xcf\x11\xe0": "an old Office document (e.g. .xls)",
 }
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
-
-
-class DatasetError(LlmplayError):
-    """An upload or dataset operation failed; the message says what to fix."""
 
 
 @dataclass(frozen=True)
@@ -79,56 +62,6 @@ class Preview:
     format: str
     encoding: str | None
     filename: str
-
-
-@dataclass(frozen=True)
-class ColumnMapping:
-    variables: dict[str, str] = field(default_factory=dict)  # template variable -> column
-    reference: str | None = None  # the expected-answer column, if any
-
-    def to_json(self) -> str:
-        return json.dumps({"variables": self.variables, "reference": self.reference}, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> ColumnMapping:
-        data = json.loads(text or "{}")
-        return cls(dict(data.get("variables") or {}), data.get("reference"))
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    id: int
-    name: str
-    content_hash: str
-    rows: int
-    columns: list[str]
-    mapping: ColumnMapping
-    source: str
-    path: Path
-    created_at: str
-
-
-@dataclass(frozen=True)
-class Dataset:
-    info: DatasetInfo
-    df: pd.DataFrame
-
-    @property
-    def name(self) -> str:
-        return self.info.name
-
-    @property
-    def mapping(self) -> ColumnMapping:
-        return self.info.mapping
-
-
-@dataclass(frozen=True)
-class SaveResult:
-    info: DatasetInfo
-    created: bool  # False when the same name already held the same content
-
-
-# ---- reading uploads ------------------------------------------------------------------------------------
 
 
 def read_table(path: Path | str, settings: Settings, *, max_rows: int = MAX_ROWS, filename: str = "") -> Table:
@@ -287,7 +220,7 @@ def _read_parquet(path: Path, filename: str, max_rows: int, limit: int) -> pd.Da
     if meta.num_rows > max_rows:
         raise _too_many_rows(filename, max_rows, found=meta.num_rows)
     names = list(pq.read_schema(path).names)
-    _check_columns(names, filename)
+    check_columns(names, filename)
     # Read from the footer, before decompressing anything: a zip-bomb-like file stops here.
     expanded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
     if expanded > limit:
@@ -312,7 +245,7 @@ def _read_parquet(path: Path, filename: str, max_rows: int, limit: int) -> pd.Da
             )
         batches.append(batch)
     df = pa.Table.from_batches(batches).to_pandas() if batches else pd.DataFrame(columns=names)
-    rows = [[_cell(v) for v in row] for row in df.itertuples(index=False, name=None)]
+    rows = [[cell_text(v) for v in row] for row in df.itertuples(index=False, name=None)]
     return _frame(names, rows, filename)
 
 
@@ -329,17 +262,17 @@ def _records_to_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
     columns: dict[str, None] = {}  # union of keys, in order of first appearance
     for record in records:
         columns.update(dict.fromkeys(record))
-    return list(columns), [[_cell(r.get(c)) for c in columns] for r in records]
+    return list(columns), [[cell_text(r.get(c)) for c in columns] for r in records]
 
 
-def _cell(value: object) -> str:
+def cell_text(value: object) -> str:
     """One cell as text: missing -> "", numbers as written, nested values as JSON."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, str):
         return value
     if hasattr(value, "tolist"):  # numpy scalars and arrays (Parquet list columns)
-        return _cell(value.tolist())
+        return cell_text(value.tolist())
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -356,11 +289,11 @@ def _cell(value: object) -> str:
 def _frame(columns: list[str], rows: list[list[str]], filename: str) -> pd.DataFrame:
     if not rows:
         raise DatasetError(f"{filename} has no rows (only a header, or nothing but blank lines).")
-    _check_columns(columns, filename)
+    check_columns(columns, filename)
     return pd.DataFrame(rows, columns=columns, dtype=object)
 
 
-def _check_columns(columns: list[str], filename: str) -> None:
+def check_columns(columns: list[str], filename: str) -> None:
     if not columns:
         raise DatasetError(f"{filename} has no columns.")
     if len(columns) > MAX_COLUMNS:
@@ -384,209 +317,3 @@ def _human(size: int) -> str:
             return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size} bytes"  # unreachable
-
-
-# ---- column mapping -------------------------------------------------------------------------------------
-
-
-def validate_mapping(mapping: ColumnMapping, columns: list[str]) -> None:
-    """Every mapped column must exist; one message lists all missing ones and the columns there are."""
-    wanted = [(f"variable {var!r}", col) for var, col in mapping.variables.items()]
-    if mapping.reference is not None:
-        wanted.append(("the reference", mapping.reference))
-    missing = [f"{what} -> {col!r}" for what, col in wanted if col not in columns]
-    if missing:
-        raise DatasetError(
-            f"Mapped column(s) not in the data: {'; '.join(missing)}. Available columns: {', '.join(columns)}."
-        )
-
-
-def suggest_mapping(variables: list[str], columns: list[str], reference: str | None = None) -> ColumnMapping:
-    """Map each template variable to the column of the same name (ignoring case), where there is one."""
-    by_lower = {c.lower(): c for c in columns}
-    mapped = {v: by_lower[v.lower()] for v in variables if v.lower() in by_lower}
-    if reference is None:
-        reference = next((by_lower[c] for c in ("reference", "label", "answer", "expected") if c in by_lower), None)
-    return ColumnMapping(mapped, reference)
-
-
-# ---- named datasets -------------------------------------------------------------------------------------
-
-
-def datasets_dir(settings: Settings) -> Path:
-    return settings.data_dir / "datasets"
-
-
-def normalise(df: pd.DataFrame) -> str:
-    """The canonical JSONL text of a table: its hash is the dataset's identity."""
-    columns = list(df.columns)
-    lines = [
-        json.dumps(dict(zip(columns, row)), ensure_ascii=False, separators=(",", ":"))
-        for row in df.itertuples(index=False, name=None)
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def save_dataset(
-    settings: Settings, name: str, df: pd.DataFrame, mapping: ColumnMapping | None = None, source: str = ""
-) -> SaveResult:
-    """Store ``df`` as dataset ``name``. Same name and content again: the existing one (mapping updated)."""
-    if not NAME_RE.match(name or ""):
-        raise DatasetError(f"{name!r} is not a dataset name (letters, digits, '-' and '_', up to 64 characters).")
-    mapping = mapping or ColumnMapping()
-    columns = [str(c) for c in df.columns]
-    _check_columns(columns, name)
-    if df.empty:
-        raise DatasetError(f"Dataset {name!r} has no rows.")
-    validate_mapping(mapping, columns)
-    text = normalise(df.astype(object).map(_cell))
-    digest = content_hash(text)
-    folder = datasets_dir(settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    remove_orphans(settings)
-    with connect(settings.db_path) as db:
-        existing = _row(db, name)
-        if existing is not None:
-            if existing["content_hash"] != digest:
-                raise DatasetError(f"A dataset named {name!r} already exists with other content; pick another name.")
-            with db.atomic():
-                db["datasets"].update(existing["id"], {"mapping": mapping.to_json()})
-            return SaveResult(_info(_row(db, name), folder), created=False)
-        path = folder / f"{name}-{digest[:8]}.jsonl"
-        atomic_write(path, text)
-        try:
-            with db.atomic():
-                _insert(db, name, digest, len(df), columns, mapping, source, path.name)
-        except BaseException:
-            path.unlink(missing_ok=True)  # no row refers to it: same name + same hash returned above
-            raise
-        return SaveResult(_info(_row(db, name), folder), created=True)
-
-
-def _insert(db, name, digest, rows, columns, mapping, source, file_name) -> None:
-    record = {
-        "name": name,
-        "content_hash": digest,
-        "rows": rows,
-        "columns": json.dumps(columns, ensure_ascii=False),
-        "mapping": mapping.to_json(),
-        "source": source,
-        "file": file_name,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    db["datasets"].insert(record)
-
-
-def list_datasets(settings: Settings) -> list[DatasetInfo]:
-    with connect(settings.db_path) as db:
-        rows = list(db["datasets"].rows_where(order_by="name"))
-    return [_info(r, datasets_dir(settings)) for r in rows]
-
-
-def dataset_info(settings: Settings, name: str) -> DatasetInfo:
-    with connect(settings.db_path) as db:
-        row = _row(db, name)
-        if row is None:
-            known = ", ".join(r["name"] for r in db["datasets"].rows_where(order_by="name")) or "none yet"
-            raise DatasetError(f"No dataset named {name!r} (saved datasets: {known}).")
-    return _info(row, datasets_dir(settings))
-
-
-def load_dataset(settings: Settings, name: str) -> Dataset:
-    """The saved table and its mapping; refuses a file that is missing or no longer matches its hash."""
-    info = dataset_info(settings, name)
-    try:
-        text = info.path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DatasetError(f"The file of dataset {name!r} ({info.path}) is missing; delete and re-upload it.") from None
-    if content_hash(text) != info.content_hash:
-        raise DatasetError(f"The file of dataset {name!r} ({info.path}) was changed outside llmplay.")
-    rows = [json.loads(line) for line in text.splitlines() if line]
-    df = pd.DataFrame([[r.get(c, "") for c in info.columns] for r in rows], columns=info.columns, dtype=object)
-    return Dataset(info=info, df=df)
-
-
-def delete_dataset(settings: Settings, name: str) -> None:
-    info = dataset_info(settings, name)
-    with connect(settings.db_path) as db, db.atomic():
-        db["datasets"].delete(info.id)
-    # After the commit: a crash here leaves an orphan file, which remove_orphans deletes later.
-    info.path.unlink(missing_ok=True)
-
-
-def remove_orphans(settings: Settings, min_age_s: float = ORPHAN_MIN_AGE_S) -> list[Path]:
-    """Delete dataset files (and temp files) no row refers to, left by a crash between write and insert."""
-    folder = datasets_dir(settings)
-    if not folder.is_dir():
-        return []
-    with connect(settings.db_path) as db:
-        referenced = {r["file"] for r in db["datasets"].rows_where(select="file")}
-    now, removed = time.time(), []
-    for path in folder.iterdir():
-        if path.is_file() and path.name not in referenced and now - path.stat().st_mtime >= min_age_s:
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    return removed
-
-
-def _row(db, name: str) -> dict | None:
-    return next(db["datasets"].rows_where("name = ?", [name]), None)
-
-
-def _info(row: dict, folder: Path) -> DatasetInfo:
-    return DatasetInfo(
-        id=row["id"],
-        name=row["name"],
-        content_hash=row["content_hash"],
-        rows=row["rows"],
-        columns=json.loads(row["columns"]),
-        mapping=ColumnMapping.from_json(row["mapping"]),
-        source=row["source"] or "",
-        path=folder / row["file"],
-        created_at=row["created_at"],
-    )
-
-
-# ---- sampling and built-in datasets ---------------------------------------------------------------------
-
-
-def sample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    """``n`` rows chosen with ``seed`` (all rows if ``n`` >= the table), in the table's order, original index kept."""
-    if n <= 0:
-        raise DatasetError(f"The sample size must be positive; got {n}.")
-    if n >= len(df):
-        return df.copy()
-    return df.sample(n=n, random_state=seed).sort_index()
-
-
-def builtin_datasets() -> list[str]:
-    from llmplay.evaluation.samples import BUILTINS
-
-    return list(BUILTINS)
-
-
-def load_builtin(name: str) -> tuple[pd.DataFrame, ColumnMapping, str]:
-    """A built-in sample: its table, its suggested mapping, and a one-line description."""
-    from llmplay.evaluation.samples import BUILTINS
-
-    if name not in BUILTINS:
-        raise DatasetError(f"No built-in dataset {name!r} (built-in: {', '.join(BUILTINS)}).")
-    spec = BUILTINS[name]
-    df = pd.DataFrame(spec.rows, columns=spec.columns, dtype=object)
-    return df, ColumnMapping(dict(spec.variables), spec.reference), spec.description
-
-
-def install_builtins(settings: Settings) -> list[SaveResult]:
-    """Save every built-in sample as a named dataset (idempotent), so a new user can pick one at once."""
-    taken = {info.name for info in list_datasets(settings)}
-    results = []
-    for name in builtin_datasets():
-        if name in taken:
-            continue  # installed already, or the user's own dataset under this name: keep it as it is
-        df, mapping, _ = load_builtin(name)
-        results.append(save_dataset(settings, name, df, mapping, source=f"builtin:{name}"))
-    return results

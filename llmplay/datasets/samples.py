@@ -1,4 +1,5 @@
-"""Built-in sample datasets, written for llmplay (invented text), so a new user can run an evaluation at once.
+"""Row sampling, and the built-in sample datasets, written for llmplay (invented text), so a new user can run
+an evaluation at once.
 
 Kept as Python data rather than data files so they ship in any install of the package without package-data
 configuration.
@@ -7,6 +8,13 @@ configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import pandas as pd
+
+from llmplay.datasets.errors import DatasetError
+from llmplay.datasets.mapping import ColumnMapping
+from llmplay.datasets.store import SaveResult, list_datasets, save_dataset
+from llmplay.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -95,3 +103,37 @@ BUILTINS: dict[str, BuiltinSpec] = {
     "customer-intents": CUSTOMER_INTENTS,
     "arithmetic": ARITHMETIC,
 }
+
+
+def sample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """``n`` rows chosen with ``seed`` (all rows if ``n`` >= the table), in the table's order, original index kept."""
+    if n <= 0:
+        raise DatasetError(f"The sample size must be positive; got {n}.")
+    if n >= len(df):
+        return df.copy()
+    return df.sample(n=n, random_state=seed).sort_index()
+
+
+def builtin_datasets() -> list[str]:
+    return list(BUILTINS)
+
+
+def load_builtin(name: str) -> tuple[pd.DataFrame, ColumnMapping, str]:
+    """A built-in sample: its table, its suggested mapping, and a one-line description."""
+    if name not in BUILTINS:
+        raise DatasetError(f"No built-in dataset {name!r} (built-in: {', '.join(BUILTINS)}).")
+    spec = BUILTINS[name]
+    df = pd.DataFrame(spec.rows, columns=spec.columns, dtype=object)
+    return df, ColumnMapping(dict(spec.variables), spec.reference), spec.description
+
+
+def install_builtins(settings: Settings) -> list[SaveResult]:
+    """Save every built-in sample as a named dataset (idempotent), so a new user can pick one at once."""
+    taken = {info.name for info in list_datasets(settings)}
+    results = []
+    for name in builtin_datasets():
+        if name in taken:
+            continue  # installed already, or the user's own dataset under this name: keep it as it is
+        df, mapping, _ = load_builtin(name)
+        results.append(save_dataset(settings, name, df, mapping, source=f"builtin:{name}"))
+    return results
