@@ -8,13 +8,13 @@ whose process died as failed and starts the next one when it is due.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from llmplay.loop.lines import list_lines
 from llmplay.loop.update import due, mark_dead, run_update
 from llmplay.store import connect, immediate
+from llmplay.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -37,33 +37,21 @@ def status(db_path) -> list[LineStatus]:
 class Scheduler:
     def __init__(self, engine, *, jobs, runner, check_s: float = 60.0, start: bool = True):
         self.engine, self.jobs, self.runner, self.check_s = engine, jobs, runner, check_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.last: dict[str, str] = {}  # line -> what the last check said (shown in the Loop tab)
         self.last_check_at: str | None = None  # UTC ISO time of the last check that ran to its end
-        self.last_error: str | None = None
+        self.worker = Worker("loop-scheduler", self.tick, check_s)
         if start:
             self.start()
 
+    @property
+    def last_error(self) -> str | None:
+        return self.worker.last_error
+
     def start(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="loop-scheduler", daemon=True)
-            self._thread.start()
+        self.worker.start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.check_s):
-            try:
-                self.tick()
-                self.last_error = None
-            except Exception as exc:  # a locked database or a vanished file must not stop the scheduler
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("Loop scheduler check failed")
+        self.worker.stop(timeout=5)
 
     def tick(self) -> list:
         """Run every due update now, one line after the other; returns the updates that ran."""
@@ -83,7 +71,7 @@ class Scheduler:
     def health(self) -> dict:
         """For /health: whether the thread runs (``ok`` is False only when it should and does not)."""
         enabled = self.check_s > 0
-        running = self._thread is not None and self._thread.is_alive()
+        running = self.worker.running
         return {
             "ok": running or not enabled,
             "enabled": enabled,

@@ -30,15 +30,17 @@ from pathlib import Path
 import yaml
 
 from llmplay.errors import LlmplayError, UnknownModelError
+from llmplay.models import registry
 from llmplay.models.catalog import Catalog
 from llmplay.processes import pid_alive
 from llmplay.settings import Settings
 from llmplay.store import connect
 from llmplay.tempfiles import sweep, temp_root
-from llmplay.training import records, registry
+from llmplay.training import records
 from llmplay.training.config import CAUSAL_TASKS, TrainConfig
 from llmplay.training.data_files import check_place, sweep_unused_uploads
 from llmplay.training.records import Job
+from llmplay.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +174,8 @@ class JobRunner:
         self.catalog = catalog if catalog is not None else Catalog(settings.models_file)
         self._watched: dict[int, _Watched] = {}
         self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._swept: float | None = None  # when _background last swept uploads and temp files
+        self.worker = Worker("training-jobs", self._background, poll_s)
         self.poll()  # re-attach (or mark failed) at once, before anyone reads the job list
         if start:
             self.start()
@@ -184,28 +186,19 @@ class JobRunner:
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="training-jobs", daemon=True)
-            self._thread.start()
+        self.worker.start()
 
     def close(self) -> None:
         """Stop watching; running jobs keep running (a new runner re-attaches to them)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self.worker.stop(timeout=5)
 
-    def _loop(self) -> None:
-        swept = None  # the kept uploads no job uses and stale temp files: swept at start, then hourly
-        while not self._stop.wait(self.poll_s):
-            try:
-                self.poll()
-                if swept is None or time.monotonic() - swept > UPLOAD_SWEEP_S:
-                    swept = time.monotonic()
-                    self.sweep_uploads()
-                    sweep(temp_root(self.settings))  # and day-old Gradio uploads, not only at start-up
-            except Exception:  # the watcher must survive a locked database or a vanished file
-                log.exception("Training job poll failed")
+    def _background(self) -> None:
+        """The worker's step: watch the jobs; sweep unused uploads and stale temp files at start, then hourly."""
+        self.poll()
+        if self._swept is None or time.monotonic() - self._swept > UPLOAD_SWEEP_S:
+            self._swept = time.monotonic()
+            self.sweep_uploads()
+            sweep(temp_root(self.settings))  # and day-old Gradio uploads, not only at start-up
 
     # ---- public ------------------------------------------------------------------------------------------
     def submit(self, config: TrainConfig | dict, user: str | None = None) -> Job:
