@@ -11,8 +11,9 @@ Two forms of the same answer:
 - ``stream`` (Playground, Compare) yields one event whose text is for people: the label with its probability
   and the other labels' (``positive (0.93) · neutral (0.05) · negative (0.02)``), or the entity lines.
 
-Weights load once per process (float32: an encoder this small gains nothing from bf16) and are shared by every
-provider of the same folder; a folder whose files change (a new version written in place) loads afresh.
+Weights load once per engine (its model manager, ``engine.models``, owns them as it owns causal models) and are
+shared by every provider of the same folder; a folder whose files change (a new version written in place) loads
+afresh.
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from llmplay.engine.base import Provider
 from llmplay.engine.types import GenerationRequest, GenerationResult, StreamEvent
-from llmplay.errors import LlmplayError, ModelLoadError
+from llmplay.errors import LlmplayError
+from llmplay.models.loader import LoadedEncoder, ModelManager
 
 PREDICTOR_KINDS = ("classifier", "tagger")  # catalog kinds served here
 NO_ENTITIES = "NONE"  # what ner-extraction's output spec writes for a sentence without entities
@@ -41,66 +41,12 @@ def encoder_input(request: GenerationRequest) -> str:
     return request.prompt or ""
 
 
-@dataclass
-class LoadedEncoder:
-    model: Any
-    tokenizer: Any
-    labels: list[str]
-    max_length: int
-    folder: str
-    load_s: float
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-
-_LOADED: dict[tuple, LoadedEncoder] = {}
-_GUARD = threading.Lock()
-
-
-def _identity(folder: str) -> tuple:
-    """Size and mtime of the folder's files: a version rewritten in place is another model."""
-    path = Path(folder)
-    if not path.is_dir():
-        return (folder,)
-    return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir() if p.is_file()))
-
-
-def is_loaded(folder: str, kind: str) -> bool:
-    return (folder, kind, _identity(folder)) in _LOADED
-
-
-def load_encoder(folder: str, kind: str) -> LoadedEncoder:
-    """The classifier / tagger in ``folder``, loaded once per process."""
-    key = (folder, kind, _identity(folder))
-    with _GUARD:  # loads take turns (transformers' from_pretrained is not safe in parallel) and happen once
-        if key not in _LOADED:
-            _LOADED[key] = _load(folder, kind)
-        return _LOADED[key]
-
-
-def _load(folder: str, kind: str) -> LoadedEncoder:
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
-
-    started = time.perf_counter()
-    auto = AutoModelForTokenClassification if kind == "tagger" else AutoModelForSequenceClassification
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-        model = auto.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False).eval()
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"Could not load the {kind} from {folder}: {str(exc)[:300]}") from exc
-    id2label = model.config.id2label or {}
-    labels = [str(id2label[i]) for i in sorted(id2label)]
-    if kind == "tagger" and not tokenizer.is_fast:
-        raise ModelLoadError(f"The tagger in {folder} has no fast tokenizer (tokenizer.json); it cannot align words.")
-    limit = min(int(getattr(model.config, "max_position_embeddings", 512) or 512), tokenizer.model_max_length)
-    return LoadedEncoder(model, tokenizer, labels, limit, folder, time.perf_counter() - started)
-
-
 class EncoderProvider(Provider):
     """Serves a catalog model of kind ``classifier`` or ``tagger`` (local folder, Hub id or bundle)."""
 
-    def __init__(self, spec, settings, **_ignored):
+    def __init__(self, spec, settings, manager: ModelManager | None = None, **_ignored):
         super().__init__(spec, settings)
+        self.manager = manager or ModelManager(settings)  # the engine's; a provider built alone has its own
         if spec.kind not in PREDICTOR_KINDS:
             raise LlmplayError(
                 f"{spec.name!r} is a {spec.kind} model; the encoder provider serves classifiers/taggers."
@@ -112,11 +58,11 @@ class EncoderProvider(Provider):
         return sources.resolve(self.spec, Path(self.settings.cache_dir) / "_gguf").path
 
     def load(self) -> LoadedEncoder:
-        return load_encoder(self.folder(), self.spec.kind)
+        return self.manager.encoder(self.folder(), self.spec.kind)
 
     def is_loaded(self) -> bool:
         try:
-            return is_loaded(self.folder(), self.spec.kind)
+            return self.manager.is_encoder_loaded(self.folder(), self.spec.kind)
         except LlmplayError:
             return False
 

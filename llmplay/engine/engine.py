@@ -1,7 +1,8 @@
 """The Engine: one object per process that the UI, the CLI and later the evaluation runner share.
 
-It owns the catalog, the model manager (each local model loaded once) and one provider per
-(model, dtype, adapter); callers name a model and get results back as data.
+It owns the catalog, the model manager (each local model, causal or encoder, loaded once per engine and dropped
+when it closes) and one provider per (model, dtype, adapter); callers name a model (or pass the ModelSpec they
+resolved) and get results back as data.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from llmplay.engine.base import Provider, provider_class
 from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult, OptionScore, StreamEvent
 from llmplay.errors import LlmplayError
-from llmplay.models.catalog import Catalog
+from llmplay.models.catalog import Catalog, ModelSpec
 from llmplay.models.loader import ModelManager
 from llmplay.settings import Settings
 
@@ -26,9 +27,15 @@ class Engine:
         self._lock = threading.Lock()
 
     def provider(
-        self, model: str, dtype: str | None = None, adapter: str | None = None, backend: str | None = None
+        self,
+        model: str | ModelSpec,
+        dtype: str | None = None,
+        adapter: str | None = None,
+        backend: str | None = None,
     ) -> Provider:
-        spec = self.catalog.get(model)  # raises UnknownModelError with the known names
+        """The provider for ``model``: a catalog name, or the spec a caller already resolved (one catalog lookup
+        per request: a trained version's is a SQLite read)."""
+        spec = model if isinstance(model, ModelSpec) else self.catalog.get(model)  # raises UnknownModelError
         key = (spec, dtype, adapter, backend)
         with self._lock:
             if key not in self._providers:
@@ -37,15 +44,17 @@ class Engine:
                     self._providers[key] = cls(
                         spec, self.settings, manager=self.models, dtype=dtype, adapter=adapter, backend=backend
                     )
+                elif adapter:
+                    raise LlmplayError(f"{spec.name!r} is an endpoint; LoRA adapters apply to local models only.")
+                elif spec.provider == "encoder":  # loaded here too: the engine's manager owns every model it loads
+                    self._providers[key] = cls(spec, self.settings, manager=self.models)
                 else:
-                    if adapter:
-                        raise LlmplayError(f"{model!r} is an endpoint; LoRA adapters apply to local models only.")
                     self._providers[key] = cls(spec, self.settings)
             return self._providers[key]
 
     def generate(
         self,
-        model: str,
+        model: str | ModelSpec,
         prompts: Sequence[str | GenerationRequest],
         params: GenerationParams | None = None,
         dtype: str | None = None,
@@ -58,7 +67,7 @@ class Engine:
 
     def stream(
         self,
-        model: str,
+        model: str | ModelSpec,
         prompt: str | list | GenerationRequest,
         params: GenerationParams | None = None,
         dtype: str | None = None,
@@ -71,7 +80,7 @@ class Engine:
 
     def choose(
         self,
-        model: str,
+        model: str | ModelSpec,
         prompt: str | list | GenerationRequest,
         options: Sequence[str],
         dtype: str | None = None,
@@ -84,7 +93,7 @@ class Engine:
         """
         provider = self.provider(model, dtype, adapter)
         if not hasattr(provider, "score_options"):
-            raise LlmplayError(f"{model!r} is an endpoint: choosing by likelihood needs a local model.")
+            raise LlmplayError(f"{provider.spec.name!r} is an endpoint: choosing by likelihood needs a local model.")
         request = prompt if isinstance(prompt, GenerationRequest) else GenerationRequest.of(prompt)
         scores = provider.score_options(request, list(options))
         best = max(scores, key=lambda s: s.logprob_per_token if per_token else s.logprob)
@@ -93,3 +102,4 @@ class Engine:
     def close(self) -> None:
         for provider in self._providers.values():
             provider.close()
+        self.models.close()

@@ -1,7 +1,9 @@
-"""Load each model once per process and share it.
+"""Load each model once per engine and share it.
 
 ``ModelManager.get`` returns a ``LoadedModel`` (torch module + tokenizer + facts about it). The first
 call for a model may convert GGUF weights (see cache.py); later calls return the same object.
+``ModelManager.encoder`` does the same for fine-tuned classifiers and taggers (``LoadedEncoder``). One manager
+per engine (``engine.models``) owns every model the engine loaded; closing the engine drops them.
 """
 
 from __future__ import annotations
@@ -81,10 +83,32 @@ class LoadedModel:
         return ids
 
 
+@dataclass
+class LoadedEncoder:
+    """A fine-tuned encoder (kind classifier or tagger) as llmplay.engine.encoder serves it."""
+
+    model: Any
+    tokenizer: Any
+    labels: list[str]
+    max_length: int
+    folder: str
+    load_s: float
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def _folder_identity(folder: str) -> tuple:
+    """Size and mtime of the folder's files: a version rewritten in place is another model."""
+    path = Path(folder)
+    if not path.is_dir():
+        return (folder,)
+    return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in path.iterdir() if p.is_file()))
+
+
 class ModelManager:
     def __init__(self, settings: Settings):
         self.settings = settings
         self._loaded: dict[tuple, LoadedModel] = {}
+        self._encoders: dict[tuple, LoadedEncoder] = {}
         self._locks: dict[tuple, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -143,6 +167,27 @@ class ModelManager:
     def unload(self, name: str) -> None:
         for key in [k for k in self._loaded if k[0] == name]:
             del self._loaded[key]
+
+    def close(self) -> None:
+        """Drop every loaded model (the engine closes): their memory goes once no provider holds them."""
+        with self._guard:
+            self._loaded.clear()
+            self._encoders.clear()
+
+    # ---- fine-tuned encoders (classifier / tagger) ---------------------------------------------------------
+    def is_encoder_loaded(self, folder: str, kind: str) -> bool:
+        return (folder, kind, _folder_identity(folder)) in self._encoders
+
+    def encoder(self, folder: str, kind: str) -> LoadedEncoder:
+        """The classifier / tagger in ``folder``, loaded once per manager (a folder whose files changed, once
+        more). float32: an encoder this small gains nothing from bf16."""
+        key = (folder, kind, _folder_identity(folder))
+        if key in self._encoders:
+            return self._encoders[key]
+        with _LOADING:  # loads take turns (see get) and happen once
+            if key not in self._encoders:
+                self._encoders[key] = _load_encoder(folder, kind)
+            return self._encoders[key]
 
     def _load(self, spec: ModelSpec, dtype_name: str, adapter: str | None, progress: Progress) -> LoadedModel:
         if spec.kind == "encoder":
@@ -216,6 +261,25 @@ class ModelManager:
         if model.generation_config.pad_token_id is None:
             model.generation_config.pad_token_id = tokenizer.pad_token_id
         return model, tokenizer
+
+
+def _load_encoder(folder: str, kind: str) -> LoadedEncoder:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
+
+    started = time.perf_counter()
+    auto = AutoModelForTokenClassification if kind == "tagger" else AutoModelForSequenceClassification
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        model = auto.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False).eval()
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"Could not load the {kind} from {folder}: {str(exc)[:300]}") from exc
+    id2label = model.config.id2label or {}
+    labels = [str(id2label[i]) for i in sorted(id2label)]
+    if kind == "tagger" and not tokenizer.is_fast:
+        raise ModelLoadError(f"The tagger in {folder} has no fast tokenizer (tokenizer.json); it cannot align words.")
+    limit = min(int(getattr(model.config, "max_position_embeddings", 512) or 512), tokenizer.model_max_length)
+    return LoadedEncoder(model, tokenizer, labels, limit, folder, time.perf_counter() - started)
 
 
 def _apply_adapter(model, adapter: str):

@@ -342,13 +342,13 @@ class Playground:
         request = GenerationRequest.of(prompt, params)
         dtype = None if dtype in (None, "", self.engine.settings.dtype) else dtype
         # Validate (empty, too long, parameter ranges) before a possibly long first load.
-        self.engine.provider(model, dtype).check_request(request)
+        self.engine.provider(spec, dtype).check_request(request)  # the spec: one catalog lookup per message
 
         sent = history + [{"role": "user", "content": message}]
         yield sent, f"✍️ Generating with **{model}**…"
         reply, stages, notes, load_started, load_s = "", [], [], None, None
         result: GenerationResult | None = None
-        with closing(self.engine.stream(model, request, dtype=dtype, backend=backend)) as events:
+        with closing(self.engine.stream(spec, request, dtype=dtype, backend=backend)) as events:
             for event in events:
                 if event.status and event.status.startswith(backends.FALLBACK):
                     notes.append(event.status)  # why the fast path was not used: shown with the stats

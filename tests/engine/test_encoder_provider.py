@@ -143,6 +143,21 @@ def test_bad_requests_and_cancel_are_error_results(encoders):
     assert cancelled.finish_reason == "cancelled"
 
 
+def test_an_encoder_belongs_to_the_engine_that_loaded_it_and_goes_when_it_closes(heads, session_settings):
+    """One ownership rule for loaded models: encoders live in the engine's model manager, as causal models do."""
+    spec = ModelSpec(name="head-owned", kind="classifier", source="local", location=heads["positive"])
+    one, other = Engine(session_settings), Engine(session_settings)  # ownership is what this tests
+    for eng in (one, other):
+        eng.catalog.add(spec, persist=False)
+    [result] = one.generate("head-owned", ["Profit rose."])
+    assert result.ok
+    assert one.models.is_encoder_loaded(heads["positive"], "classifier")
+    assert not other.models.is_encoder_loaded(heads["positive"], "classifier")
+    assert one.provider("head-owned").load() is one.models.encoder(heads["positive"], "classifier")
+    one.close()
+    assert not one.models.is_encoder_loaded(heads["positive"], "classifier")
+
+
 def test_missing_folder_is_a_clear_error(session_settings, tmp_path):
     spec = ModelSpec(name="gone", kind="classifier", source="local", location=str(tmp_path))
     [result] = EncoderProvider(spec, session_settings).generate([GenerationRequest.of("hello")])
@@ -150,7 +165,7 @@ def test_missing_folder_is_a_clear_error(session_settings, tmp_path):
 
 
 def test_a_registered_classifier_version_answers_by_its_label(heads, settings):
-    from llmplay.training import registry
+    from llmplay.models import registry
 
     version = registry.register(
         settings.db_path, name="fpb-cls", base_model="all-minilm-l6-v2", kind="classifier", path=Path(heads["positive"])
