@@ -85,8 +85,9 @@ from llmplay.store import connect
 from llmplay.templates import Template, TemplateLibrary, build_messages, build_request
 from llmplay.ui import fields
 from llmplay.ui.access import Guard, declare, declared
+from llmplay.ui.common import format_error
+from llmplay.ui.decoding import parse_params
 from llmplay.ui.models_panel import TEXT_KINDS, generative_names, offer_kinds
-from llmplay.ui.playground import format_error, parse_params
 from llmplay.ui.queueing import GENERATION
 from llmplay.ui.templates_tab import parse_values, template_choices
 

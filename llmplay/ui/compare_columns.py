@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from llmplay.ui import fields
-from llmplay.ui.playground import UI_DTYPES
+from llmplay.ui.decoding import UI_DTYPES
 
 MIN_COLUMNS = 2
 PARAM_DEFAULTS = {

@@ -101,6 +101,7 @@ from llmplay.tempfiles import export_folder
 from llmplay.templates import TemplateLibrary
 from llmplay.textdiff import diff_html, similarity
 from llmplay.ui.access import Guard, caller_of, declare, declared
+from llmplay.ui.common import format_error
 from llmplay.ui.compare_columns import MIN_COLUMNS, column_widgets
 from llmplay.ui.compare_view import (
     chat_view,
@@ -112,7 +113,6 @@ from llmplay.ui.compare_view import (
 )
 from llmplay.ui.models_panel import generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
-from llmplay.ui.playground import format_error
 from llmplay.ui.queueing import GENERATION
 from llmplay.ui.templates_tab import parse_values, template_choices
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from llmplay.compare import ColumnConfig
 from llmplay.engine import GenerationParams, GenerationResult
 from llmplay.evaluation.handoff import RowHandoff
+from llmplay.ui.common import format_error
 from llmplay.ui.compare_columns import MIN_COLUMNS, PARAM_DEFAULTS
-from llmplay.ui.playground import format_error, format_stats, parse_params
+from llmplay.ui.decoding import format_stats, parse_params
 
 
 def column_params(column: dict, settings=None) -> GenerationParams:

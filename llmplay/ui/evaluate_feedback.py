@@ -21,7 +21,7 @@ from llmplay.feedback.store import FeedbackError, get_queue, list_queues
 from llmplay.settings import Settings
 from llmplay.store import connect, immediate
 from llmplay.ui.access import Guard, declare, needs
-from llmplay.ui.playground import format_error
+from llmplay.ui.common import format_error
 
 log = logging.getLogger(__name__)
 

@@ -101,6 +101,7 @@ from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.templates import TemplateLibrary
 from llmplay.textdiff import diff_html
 from llmplay.ui.access import declare
+from llmplay.ui.common import error_message, format_error, safe
 from llmplay.ui.evaluate_feedback import build_rows_to_queue
 from llmplay.ui.evaluate_layout import (
     PRIVATE,
@@ -119,16 +120,13 @@ from llmplay.ui.evaluate_view import (
     _column_index,
     _display,
     _empty,
-    _message,
     _no_preview,
-    _safe,
     bar_chart_svg,
     build_config,
     changed_rows_frame,
     dataset_name_for,
     datasets_frame,
     describe_run,
-    format_error,
     grid_widths,
     parse_template_ref,
     parse_variables,
@@ -200,7 +198,7 @@ class EvaluateTab:
                 variables[free_vars[0]] = free_cols[0]
         return json.dumps(variables, ensure_ascii=False), mapping.reference or ""
 
-    @_safe(_no_preview, "", lambda: gr.Dropdown(choices=[("(none)", "")], value=""), "")
+    @safe(_no_preview, "", lambda: gr.Dropdown(choices=[("(none)", "")], value=""), "")
     def upload_preview(self, file: str | None, template: str | None = "") -> tuple:
         if not file:
             raise DatasetError("Choose a CSV, TSV, JSON, JSONL or Parquet file to upload.")
@@ -231,7 +229,7 @@ class EvaluateTab:
         value = selected if selected in names else (names[0] if names else None)
         return datasets_frame(infos), gr.Dropdown(choices=names, value=value)
 
-    @_safe(gr.skip(), gr.skip())
+    @safe(gr.skip(), gr.skip())
     def save_dataset(self, file: str | None, name: str, variables: str = "", reference: str | None = "") -> tuple:
         if not file:
             raise DatasetError("Upload a file first.")
@@ -244,7 +242,7 @@ class EvaluateTab:
         message = f"✅ {verb} dataset **{info.name}** · {info.rows:,} rows · columns {', '.join(info.columns)}"
         return (message, *self.datasets_view(info.name))
 
-    @_safe(gr.skip(), gr.skip())
+    @safe(gr.skip(), gr.skip())
     def delete_dataset(self, name: str, confirm: bool = False) -> tuple:
         if not name:
             raise DatasetError("Choose a dataset to delete.")
@@ -292,7 +290,7 @@ class EvaluateTab:
         return "\n".join(lines)
 
     # ---- runs ---------------------------------------------------------------------------------------------
-    @_safe(None)
+    @safe(None)
     def start(  # named like build_config's parameters: gradio makes these the /eval_start keyword names
         self,
         dataset: str,
@@ -329,7 +327,7 @@ class EvaluateTab:
             number = check_number("run_id", run_id)
             return progress_dict(self.runner.progress(number))
         except Exception as exc:
-            message = _message(exc)
+            message = error_message(exc, "Evaluate tab")
             return {"run_id": number, "status": "unknown", "finished": True, "error": message, "text": message}
 
     @declare("view")
@@ -341,7 +339,7 @@ class EvaluateTab:
         try:
             progress = self.runner.progress(check_number("run_id", run_id))
         except Exception as exc:
-            return format_error(_message(exc)), "", gr.Timer(active=False), *[gr.skip()] * 5
+            return format_error(error_message(exc, "Evaluate tab")), "", gr.Timer(active=False), *[gr.skip()] * 5
         text, bar = progress.describe(), progress_bar_html(progress)
         if not progress.finished:
             return text, bar, gr.skip(), *[gr.skip()] * 5
@@ -362,7 +360,7 @@ class EvaluateTab:
                 return f"⏹️ Cancelling run #{number}: it stops within seconds and keeps the rows it finished."
             return f"ℹ️ Run #{number} is not running ({self.runner.progress(number).status})."
         except Exception as exc:
-            return format_error(_message(exc))
+            return format_error(error_message(exc, "Evaluate tab"))
 
     @declare("view")
     def attach(self) -> tuple:
@@ -390,7 +388,7 @@ class EvaluateTab:
             gr.Dropdown(choices=choices, value=value),
         )
 
-    @_safe(gr.skip(), gr.skip(), gr.skip(), gr.skip())
+    @safe(gr.skip(), gr.skip(), gr.skip(), gr.skip())
     def delete_run(self, run_id, confirm: bool = False) -> tuple:
         if _blank(run_id):
             raise InvalidRequestError("Choose a run to delete.")
@@ -405,7 +403,7 @@ class EvaluateTab:
             raise InvalidRequestError("Choose a run first.")
         return load_results(self.settings, check_number("run_id", run_id))
 
-    @_safe(_empty, "")
+    @safe(_empty, "")
     @declare("view")
     def results(self, run_id) -> tuple[str, pd.DataFrame, str]:
         info = get_run(self.settings, check_number("run_id", run_id)) if not _blank(run_id) else None
@@ -440,7 +438,7 @@ class EvaluateTab:
             results = self._results(run_id)
             return _display(results.grid(show or "all", metric or None, max_chars=GRID_CHARS))
         except Exception as exc:
-            return pd.DataFrame({"problem": [format_error(_message(exc))]})
+            return pd.DataFrame({"problem": [format_error(error_message(exc, "Evaluate tab"))]})
 
     @declare("view")
     def grid_table(self, run_id: int, show: str = "all", metric: str = "") -> dict:
@@ -468,9 +466,9 @@ class EvaluateTab:
             )
             return head + diff_html(_cell_text(results, r, i), _cell_text(results, r, j))
         except Exception as exc:
-            return f"<p>{html.escape(format_error(_message(exc)))}</p>"
+            return f"<p>{html.escape(format_error(error_message(exc, 'Evaluate tab')))}</p>"
 
-    @_safe(_empty)
+    @safe(_empty)
     @declare("view")
     def compare_columns(self, run_id, a, b, metric: str) -> tuple[str, pd.DataFrame]:
         results = self._results(run_id)
@@ -496,11 +494,11 @@ class EvaluateTab:
             with export_folder(self.settings, f"eval-run-{results.info.id}-") as folder:
                 csv_path, json_path = results.export(folder)
         except Exception as exc:
-            _message(exc)  # logs unexpected ones; no file to offer
+            error_message(exc, "Evaluate tab")  # logs unexpected ones; no file to offer
             return None, None
         return str(csv_path), str(json_path)
 
-    @_safe(_empty, _empty)
+    @safe(_empty, _empty)
     @declare("view")
     def compare_runs(self, old, new) -> tuple[str, pd.DataFrame, pd.DataFrame]:
         if _blank(old) or _blank(new):

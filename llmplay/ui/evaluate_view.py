@@ -7,14 +7,13 @@ import html
 import json
 import logging
 import re
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from llmplay.engine import GenerationParams
-from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.errors import InvalidRequestError
 from llmplay.evaluation.config import ColumnConfig, JudgeConfig, MetricConfig, RunConfig
 from llmplay.evaluation.results import (
     RunResults,
@@ -23,7 +22,7 @@ from llmplay.evaluation.results import (
 from llmplay.evaluation.runner import RunProgress
 from llmplay.limits import bounds, check_number
 from llmplay.templates.versions import parse_ref
-from llmplay.ui.playground import ERROR, parse_stop
+from llmplay.ui.decoding import parse_stop
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +32,6 @@ USAGE = ("latency_s", "tokens_per_s", "output_tokens")  # scoreboard lines that 
 SHOW_CHOICES = [("All rows", "all"), ("Columns disagree", "disagree"), ("A metric failed", "failed")]
 DATASET_HEADERS = ["name", "rows", "columns", "variables", "reference", "source", "created"]
 RUN_HEADERS = ["id", "name", "status", "dataset", "rows", "columns", "cells", "created", "seconds"]
-
-
-def format_error(message: str) -> str:
-    return f"{ERROR}{message}"
 
 
 def _blank(value) -> bool:
@@ -346,32 +341,6 @@ def changed_rows_frame(results: RunResults, comparison, a: int, b: int) -> pd.Da
             )
     columns = ["row", "change", *inputs, "reference", "a output", "b output", "a score", "b score"]
     return pd.DataFrame.from_records(rows, columns=columns)
-
-
-def _message(exc: Exception) -> str:
-    """A user-facing message for an exception; unexpected ones are logged with their traceback."""
-    if isinstance(exc, LlmplayError):
-        return str(exc)
-    log.exception("Evaluate tab: unexpected error")
-    return f"something unexpected went wrong ({type(exc).__name__}: {exc})."
-
-
-def _safe(*fallback):
-    """Any exception from a handler becomes an error message in the first output; ``fallback`` fills the rest."""
-
-    def decorate(fn):
-        @wraps(fn)
-        def inner(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except Exception as exc:  # a handler must never take the app down
-                message = format_error(_message(exc))
-            values = [f() if callable(f) else f for f in fallback]
-            return (message, *values) if fallback else message
-
-        return inner
-
-    return decorate
 
 
 def _empty() -> pd.DataFrame:

@@ -22,8 +22,8 @@ from llmplay.feedback import store as fb
 from llmplay.store import connect
 from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.ui.access import Guard, declare, declared, needs
+from llmplay.ui.common import format_error
 from llmplay.ui.labeling_view import choices, item_markdown, value_text
-from llmplay.ui.playground import format_error
 
 log = logging.getLogger(__name__)
 PRIVATE = {"api_visibility": "private"}

@@ -40,6 +40,7 @@ from llmplay.feedback import store as fb
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.ui.access import Guard, checks_inside, declare
+from llmplay.ui.common import format_error
 from llmplay.ui.labeling_keys import KEYS_JS
 from llmplay.ui.labeling_view import (
     HISTORY_HEADERS,
@@ -49,7 +50,6 @@ from llmplay.ui.labeling_view import (
     progress_text,
     shortcuts_markdown,
 )
-from llmplay.ui.playground import format_error
 
 log = logging.getLogger(__name__)
 MAX_BUTTONS = 12  # one-click answers shown; the Answer picker holds every choice

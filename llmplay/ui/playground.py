@@ -58,23 +58,16 @@ from llmplay.engine import Engine, GenerationParams, GenerationRequest, Generati
 from llmplay.errors import InvalidRequestError, LlmplayError, short
 from llmplay.feedback.provenance import sender_for
 from llmplay.feedback.sources import rate_reply, send_correction, sent_message
-from llmplay.limits import bounds, check_number, check_stop
 from llmplay.store import connect
 from llmplay.ui import fields
 from llmplay.ui.access import Guard, caller_of, declared
+from llmplay.ui.common import ERROR, format_error
+from llmplay.ui.decoding import BACKEND_CHOICES, UI_DTYPES, format_stats, parse_params
 from llmplay.ui.models_panel import build_add_model_panel, default_model, describe_model, generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
 from llmplay.ui.queueing import GENERATION
 
 log = logging.getLogger(__name__)
-
-ERROR = "⚠️ Error: "
-UI_DTYPES = ("auto", "float32", "bfloat16")
-BACKEND_CHOICES = [
-    ("auto (fast decoder where it runs the model)", "auto"),
-    ("transformers (reference)", "transformers"),
-    *((f"fast {p}", f"fast/{p}") for p in backends.PRECISIONS),
-]
 
 
 # ---- plain helpers (no gradio state) --------------------------------------------------------------
@@ -137,54 +130,6 @@ def build_prompt(kind: str, message: str, history: list[dict] | None, system_mes
         return message  # plain completion: the base model continues the text as typed
     head = [{"role": "system", "content": system}] if system else []
     return head + turns + [{"role": "user", "content": message}]
-
-
-def parse_stop(text: str | None) -> tuple[str, ...]:
-    if isinstance(text, list | tuple):  # the API may send the strings themselves
-        return check_stop(list(text))
-    if text is not None and not isinstance(text, str):
-        return check_stop(text)  # refused, naming stop
-    parts = (text or "").replace(",", "\n").split("\n")
-    # A literal "\n" or "\t" typed in the box stands for the character (a real newline separates entries).
-    return tuple(p.replace("\\n", "\n").replace("\\t", "\t") for p in parts if p.strip())
-
-
-def parse_params(
-    max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop, settings=None
-) -> GenerationParams:
-    """Decoding parameters from the form (numbers or numeric text; a blank seed = random), checked against
-    llmplay.limits (``settings``: its max_new_tokens limit): InvalidRequestError names a bad one."""
-    params = GenerationParams(
-        max_new_tokens=check_number("max_new_tokens", max_new_tokens, settings=settings),
-        temperature=check_number("temperature", temperature),
-        top_p=check_number("top_p", top_p),
-        top_k=check_number("top_k", top_k),
-        repetition_penalty=check_number("repetition_penalty", repetition_penalty),
-        seed=check_number("seed", seed, blank=None),
-        stop=parse_stop(stop),
-    )
-    params.validate(bounds("max_new_tokens", settings)[1])
-    return params
-
-
-def format_stats(result: GenerationResult, load_s: float | None = None, notes: list[str] | None = None) -> str:
-    parts = [f"**{result.tokens_per_s:.1f} tokens/s**", f"latency {result.latency_s:.2f} s"]
-    if result.backend:
-        parts.insert(0, f"`{result.backend}`")
-    if result.time_to_first_token_s is not None:
-        parts.append(f"first token {result.time_to_first_token_s:.2f} s")
-    parts.append(f"{result.prompt_tokens} prompt + {result.completion_tokens} completion tokens")
-    finish = f"finish: {result.finish_reason}"
-    if result.finish_reason == "length":
-        finish += " (hit max new tokens)"
-    parts.append(finish)
-    if load_s:
-        parts.append(f"model load {load_s:.1f} s")
-    return "✅ " + " · ".join(parts) + "".join(f"  \nℹ️ {note}" for note in notes or [])
-
-
-def format_error(message: str) -> str:
-    return f"{ERROR}{message}"
 
 
 FEEDBACK_SOURCE = "playground"

@@ -32,7 +32,6 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import closing
-from functools import wraps
 from pathlib import Path
 
 import gradio as gr
@@ -45,8 +44,9 @@ from llmplay.templates import Template, TemplateError, TemplateLibrary, parse_te
 from llmplay.templates.model import NAME_RE
 from llmplay.ui import fields
 from llmplay.ui.access import Guard, declare, declared, needs
+from llmplay.ui.common import error_message, format_error, safe
+from llmplay.ui.decoding import format_stats
 from llmplay.ui.models_panel import default_model, generative_names
-from llmplay.ui.playground import ERROR, format_stats
 from llmplay.ui.queueing import GENERATION
 
 log = logging.getLogger(__name__)
@@ -69,40 +69,13 @@ metrics: []
 """
 
 
-def format_error(message: str) -> str:
-    return f"{ERROR}{message}"
-
-
 def describe_error(exc: Exception) -> str:
     """A TemplateError as a bullet list (one problem a line), anything else as its message."""
     if isinstance(exc, TemplateError) and exc.problems:
         where = f" in {exc.source}" if exc.source else ""
         items = "\n".join(f"- {p}" for p in exc.problems)
         return format_error(f"{len(exc.problems)} problem(s){where}:\n{items}")
-    return format_error(str(exc))
-
-
-def _safe(*fallback):
-    """Turn any exception from a handler into an error message in the first output (the app keeps serving).
-
-    ``fallback``: values for the other outputs (gr.skip() leaves them as they are).
-    """
-
-    def decorate(fn):
-        @wraps(fn)
-        def inner(*args, **kwargs):
-            try:
-                return fn(*args, **kwargs)
-            except LlmplayError as exc:
-                message = describe_error(exc)
-            except Exception as exc:  # a handler must never take the app down
-                log.exception("Templates tab: %s failed", fn.__name__)
-                message = format_error(f"something unexpected went wrong ({type(exc).__name__}: {exc}).")
-            return (message, *fallback) if fallback else message
-
-        return inner
-
-    return decorate
+    return format_error(error_message(exc, "Templates tab"))
 
 
 def template_choices(library, none_label: str) -> list[tuple[str, str]]:
@@ -205,7 +178,7 @@ class TemplatesTab:
         taken = set(self.library.names())
         return next(n for n in (stem, *(f"{stem}-{i}" for i in range(2, 1000))) if n not in taken)
 
-    @_safe(gr.skip())
+    @safe(gr.skip(), describe=describe_error)
     def duplicate_template(self, name: str, new_name: str = "") -> tuple[str, gr.Dropdown]:
         if not name:
             raise LlmplayError("Pick a template to duplicate first.")
@@ -214,7 +187,7 @@ class TemplatesTab:
         status = f"✅ Duplicated **{name}** as **{new_name}** (v{result.version.number})."
         return status, self.list_templates("", new_name)
 
-    @_safe(gr.skip())
+    @safe(gr.skip(), describe=describe_error)
     def delete_template(self, name: str, confirm: bool = False) -> tuple[str, gr.Dropdown]:
         if not name:
             raise LlmplayError("Pick a template to delete first.")
@@ -223,7 +196,7 @@ class TemplatesTab:
         self.library.delete(name)
         return f"🗑️ Deleted **{name}**. Its history is kept; restore a version to bring it back.", self.list_templates()
 
-    @_safe(gr.skip())
+    @safe(gr.skip(), describe=describe_error)
     def import_template(self, file: str | None, overwrite: bool = False) -> tuple[str, gr.Dropdown]:
         if not file:
             raise LlmplayError("Choose a template file (.yaml) to import first.")
@@ -256,7 +229,7 @@ class TemplatesTab:
             return describe_error(TemplateError(problems))
         return "✅ Valid."
 
-    @_safe(gr.skip())
+    @safe(gr.skip(), describe=describe_error)
     def save_template(self, yaml_text: str, message: str = "") -> tuple[str, gr.Dropdown]:
         result = self.library.save(yaml_text or "", message=(message or "").strip())
         version = result.version
@@ -295,7 +268,7 @@ class TemplatesTab:
             log.exception("Diff failed")
             return format_error(f"could not diff ({type(exc).__name__}: {exc}).")
 
-    @_safe(gr.skip())
+    @safe(gr.skip(), describe=describe_error)
     def restore_version(self, name: str, number: int | None) -> tuple[str, str]:
         if not name or number in (None, ""):
             raise LlmplayError("Pick a template and the version to restore.")

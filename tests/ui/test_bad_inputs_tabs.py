@@ -13,7 +13,7 @@ from gradio_client import handle_file
 
 from llmplay.datasets import list_datasets
 from llmplay.templates import TemplateLibrary
-from llmplay.ui.playground import ERROR
+from llmplay.ui.common import ERROR
 from tests.conftest import CHAT_MODEL
 
 DECODING = {"max_new_tokens": 4, "temperature": 0, "top_p": 1, "top_k": 0, "repetition_penalty": 1, "seed": ""}

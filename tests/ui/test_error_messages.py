@@ -9,7 +9,8 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from llmplay.ui.playground import ERROR, Playground
+from llmplay.ui.common import ERROR
+from llmplay.ui.playground import Playground
 from tests.conftest import CHAT_MODEL
 from tests.ui.conftest import free_port
 

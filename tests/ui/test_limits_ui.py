@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from llmplay.limits import MAX_ID, MAX_ROWS
-from llmplay.ui.playground import ERROR
+from llmplay.ui.common import ERROR
 from tests.conftest import CHAT_MODEL
 from tests.test_limits import BOMB, GENERATION, at, past
 

@@ -15,9 +15,9 @@ from llmplay.loop import lines
 from llmplay.loop.gates import GateResult
 from llmplay.loop.scheduler import Scheduler
 from llmplay.loop.update import get_update, list_updates
+from llmplay.models import registry
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
-from llmplay.training import registry
 from llmplay.ui import loop_view as view
 from llmplay.ui.loop_tab import BASE_CHOICE, LoopTab, check_interval
 from tests.conftest import ROOT

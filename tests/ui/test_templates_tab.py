@@ -11,7 +11,7 @@ import pytest
 from gradio_client import handle_file
 
 from llmplay.templates import TemplateLibrary, render_for_model
-from llmplay.ui.templates_tab import ERROR
+from llmplay.ui.common import ERROR
 from tests.conftest import CHAT_MODEL
 
 SENTENCE = "Operating profit rose 25 % and the company raised its outlook."

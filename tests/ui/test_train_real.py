@@ -16,7 +16,8 @@ import zipfile
 import pytest
 import yaml
 
-from llmplay.training import records, registry
+from llmplay.models import registry
+from llmplay.training import records
 from llmplay.ui.train_tab import FORM, FORM_DEFAULTS
 from tests.conftest import CHAT_MODEL, PARIS_QUESTION
 from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS

@@ -17,7 +17,8 @@ import yaml
 from gradio_client import handle_file
 
 from llmplay.engine import Engine
-from llmplay.training import records, registry
+from llmplay.models import registry
+from llmplay.training import records
 from llmplay.training.jobs import JobRunner
 from llmplay.ui.train_tab import FORM, FORM_DEFAULTS, build_train_tab, config_from_form
 from tests.conftest import CHAT_MODEL

@@ -1,0 +1,59 @@
+"""The decoding form every generating tab shares (Playground, Compare, Arena, Templates' run once, Evaluate):
+the dtype and backend choices, stop strings and parameters read from the form and checked against
+llmplay/limits.py, and the stats line under a reply."""
+
+from __future__ import annotations
+
+from llmplay.engine import GenerationParams, GenerationResult, backends
+from llmplay.limits import bounds, check_number, check_stop
+
+UI_DTYPES = ("auto", "float32", "bfloat16")
+BACKEND_CHOICES = [
+    ("auto (fast decoder where it runs the model)", "auto"),
+    ("transformers (reference)", "transformers"),
+    *((f"fast {p}", f"fast/{p}") for p in backends.PRECISIONS),
+]
+
+
+def parse_stop(text: str | None) -> tuple[str, ...]:
+    if isinstance(text, list | tuple):  # the API may send the strings themselves
+        return check_stop(list(text))
+    if text is not None and not isinstance(text, str):
+        return check_stop(text)  # refused, naming stop
+    parts = (text or "").replace(",", "\n").split("\n")
+    # A literal "\n" or "\t" typed in the box stands for the character (a real newline separates entries).
+    return tuple(p.replace("\\n", "\n").replace("\\t", "\t") for p in parts if p.strip())
+
+
+def parse_params(
+    max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop, settings=None
+) -> GenerationParams:
+    """Decoding parameters from the form (numbers or numeric text; a blank seed = random), checked against
+    llmplay.limits (``settings``: its max_new_tokens limit): InvalidRequestError names a bad one."""
+    params = GenerationParams(
+        max_new_tokens=check_number("max_new_tokens", max_new_tokens, settings=settings),
+        temperature=check_number("temperature", temperature),
+        top_p=check_number("top_p", top_p),
+        top_k=check_number("top_k", top_k),
+        repetition_penalty=check_number("repetition_penalty", repetition_penalty),
+        seed=check_number("seed", seed, blank=None),
+        stop=parse_stop(stop),
+    )
+    params.validate(bounds("max_new_tokens", settings)[1])
+    return params
+
+
+def format_stats(result: GenerationResult, load_s: float | None = None, notes: list[str] | None = None) -> str:
+    parts = [f"**{result.tokens_per_s:.1f} tokens/s**", f"latency {result.latency_s:.2f} s"]
+    if result.backend:
+        parts.insert(0, f"`{result.backend}`")
+    if result.time_to_first_token_s is not None:
+        parts.append(f"first token {result.time_to_first_token_s:.2f} s")
+    parts.append(f"{result.prompt_tokens} prompt + {result.completion_tokens} completion tokens")
+    finish = f"finish: {result.finish_reason}"
+    if result.finish_reason == "length":
+        finish += " (hit max new tokens)"
+    parts.append(finish)
+    if load_s:
+        parts.append(f"model load {load_s:.1f} s")
+    return "✅ " + " · ".join(parts) + "".join(f"  \nℹ️ {note}" for note in notes or [])
