@@ -217,7 +217,7 @@ def run_update(
     ``runner``: an EvalRunner for the gates."""
     from llmplay.compare import load_template
     from llmplay.loop.gates import run_gates
-    from llmplay.training import registry
+    from llmplay.models import registry
 
     settings = engine.settings
     with connect(settings.db_path) as db:

@@ -40,7 +40,7 @@ ADDED_BY = ("operator", "user")
 log = logging.getLogger(__name__)
 
 
-# A trained version's label (see training/registry.py): "base + name vN" for adapters, "name vN" otherwise.
+# A trained version's label (see models/registry.py): "base + name vN" for adapters, "name vN" otherwise.
 _VERSION_LABEL_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,63} \+ )?[A-Za-z0-9][A-Za-z0-9._-]{0,63} v\d{1,9}$")
 
 

@@ -1,4 +1,4 @@
-"""Trained versions as catalog models: a picker label (``model_versions``, see training/registry.py) resolves
+"""Trained versions as catalog models: a picker label (``model_versions``, see models/registry.py) resolves
 to a ModelSpec the engine loads like any other.
 
 - An adapter version (``"smollm2-135m-instruct + fpb-lora v2"``) is its base model's spec under the label,
@@ -18,9 +18,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from llmplay.errors import LlmplayError, UnknownModelError
+from llmplay.models import registry
 from llmplay.models.catalog import ModelSpec
-from llmplay.training import registry
-from llmplay.training.registry import ModelVersion
+from llmplay.models.registry import ModelVersion
 
 log = logging.getLogger(__name__)
 

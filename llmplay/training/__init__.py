@@ -8,5 +8,4 @@
 - entry.py    `llmplay train CONFIG.yaml`: the process a job runs in (also under torchrun / accelerate)
 - jobs.py     the app side: a queue of jobs started as child processes, cancel, resume, re-attach
 - records.py  job and progress rows in SQLite
-- registry.py trained versions, offered by name in every model picker
 """

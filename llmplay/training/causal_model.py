@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llmplay.errors import LlmplayError, short_list
+from llmplay.models import registry
 from llmplay.settings import Settings
-from llmplay.training import registry
 from llmplay.training.config import TrainConfig
 
 # LoRA on every projection of attention and MLP (Biderman et al. 2024: all modules, alpha = 2r). The same as

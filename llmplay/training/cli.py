@@ -14,8 +14,9 @@ from pathlib import Path
 
 from llmplay import cliargs
 from llmplay.errors import LlmplayError
+from llmplay.models import registry
 from llmplay.settings import Settings
-from llmplay.training import records, registry
+from llmplay.training import records
 
 
 def add_train_commands(subparsers) -> None:

@@ -32,9 +32,8 @@ class EncoderBase:
 
 def resolve_encoder(config: TrainConfig, settings: Settings) -> EncoderBase:
     """The weights an encoder job starts from: a parent version's folder, or the base model's."""
-    from llmplay.models import sources
+    from llmplay.models import registry, sources
     from llmplay.models.catalog import Catalog
-    from llmplay.training import registry
 
     if config.parent_version:
         parent = registry.find(settings.db_path, config.parent_version)

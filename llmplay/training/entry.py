@@ -47,9 +47,10 @@ from pathlib import Path
 
 from llmplay import exitcodes
 from llmplay.errors import LlmplayError
+from llmplay.models import registry
 from llmplay.processes import lower_priority
 from llmplay.settings import Settings
-from llmplay.training import records, registry
+from llmplay.training import records
 from llmplay.training.callbacks import StopRequest, install_sigterm_handler, job_callbacks, peak_rss_mb, rank
 from llmplay.training.config import TrainConfig, TrainConfigError
 

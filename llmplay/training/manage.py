@@ -18,10 +18,11 @@ import zipfile
 from pathlib import Path
 
 from llmplay.errors import LlmplayError
+from llmplay.models import registry
+from llmplay.models.registry import ModelVersion
 from llmplay.settings import Settings
 from llmplay.store import connect
-from llmplay.training import records, registry
-from llmplay.training.registry import ModelVersion
+from llmplay.training import records
 
 log = logging.getLogger(__name__)
 

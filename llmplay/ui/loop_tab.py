@@ -29,9 +29,9 @@ from llmplay.feedback import store as fb
 from llmplay.loop import lines as loop_lines
 from llmplay.loop.scheduler import Scheduler, status
 from llmplay.loop.update import list_updates, promote_candidate, run_update
+from llmplay.models import registry
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
-from llmplay.training import registry
 from llmplay.ui import loop_view as view
 from llmplay.ui.access import Guard, declare, declared
 from llmplay.ui.labeling_review import volume_long

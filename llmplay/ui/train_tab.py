@@ -27,8 +27,9 @@ from llmplay.datasets import builtin_datasets, list_datasets
 from llmplay.engine import Engine
 from llmplay.errors import LlmplayError
 from llmplay.evaluation.runner import EvalRunner
+from llmplay.models import registry
 from llmplay.templates.library import TemplateLibrary
-from llmplay.training import records, registry
+from llmplay.training import records
 from llmplay.training.config import (
     CAUSAL_TASKS,
     METHODS,

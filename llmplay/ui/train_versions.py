@@ -28,8 +28,9 @@ from llmplay.errors import LlmplayError
 from llmplay.evaluation.config import ColumnConfig, RunConfig
 from llmplay.evaluation.results import compare_columns, get_run, load_results, scoreboard
 from llmplay.evaluation.runner import EvalRunner
+from llmplay.models import registry
 from llmplay.tempfiles import export_folder
-from llmplay.training import manage, registry
+from llmplay.training import manage
 from llmplay.training.jobs import settings_env
 from llmplay.ui.access import Guard, declare
 from llmplay.ui.train_view import VERSION_HEADERS, error_html, version_rows

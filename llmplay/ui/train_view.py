@@ -8,8 +8,8 @@ import html
 import json
 from datetime import UTC, datetime
 
+from llmplay.models.registry import ModelVersion
 from llmplay.training.records import Job
-from llmplay.training.registry import ModelVersion
 
 STATUS_ICONS = {"queued": "⏳", "running": "🏃", "done": "✅", "failed": "❌", "cancelled": "⏹️"}
 QUEUE_HEADERS = ["job", "name", "status", "step", "base model", "method", "created", "finished", "error"]

@@ -307,7 +307,8 @@ def test_training_reads_accepted_corrections_and_a_finished_job_records_them_con
         {"role": "assistant", "content": "good"},
     ]
 
-    from llmplay.training import entry, registry
+    from llmplay.models import registry
+    from llmplay.training import entry
 
     for key, value in entry_env(settings).items():
         monkeypatch.setenv(key, value)

@@ -136,7 +136,7 @@ def test_rows_of_a_rejected_update_are_not_trained_again_nor_replayed(db_path):
 
 
 def test_promote_and_rollback_move_the_active_alias_with_an_audit_row(db_path):
-    from llmplay.training import registry
+    from llmplay.models import registry
 
     folder = db_path.parent / "v"
     folder.mkdir()
@@ -161,9 +161,9 @@ def test_promote_and_rollback_move_the_active_alias_with_an_audit_row(db_path):
 
 
 def test_a_line_is_offered_by_name_and_serves_its_active_version(db_path, tmp_path):
+    from llmplay.models import registry
     from llmplay.models.catalog import Catalog
     from llmplay.settings import Settings
-    from llmplay.training import registry
 
     settings = Settings(data_dir=tmp_path)
     catalog = Catalog(settings.models_file, settings=settings)

@@ -12,10 +12,10 @@ from llmplay.feedback import store
 from llmplay.loop import data as loop_data
 from llmplay.loop import lines
 from llmplay.loop.update import dpo_config, run_update
+from llmplay.models.registry import get_version
 from llmplay.store import connect
 from llmplay.training.config import TrainConfig
 from llmplay.training.jobs import JobRunner
-from llmplay.training.registry import get_version
 from tests.conftest import CHAT_MODEL
 from tests.training.test_dpo import margins
 

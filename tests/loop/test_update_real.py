@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from llmplay.training.registry import get_version
 
 from llmplay.datasets import ColumnMapping, save_dataset
 from llmplay.engine.types import GenerationParams
@@ -16,6 +15,7 @@ from llmplay.evaluation.results import load_results
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.loop import lines
 from llmplay.loop.update import list_updates, promote_candidate, run_update
+from llmplay.models.registry import get_version
 from llmplay.store import connect
 from llmplay.training.jobs import JobRunner
 from tests.conftest import CHAT_MODEL

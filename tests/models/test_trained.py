@@ -15,9 +15,8 @@ import pytest
 from llmplay.engine.types import GenerationParams
 from llmplay.errors import InvalidRequestError, UnknownModelError
 from llmplay.evaluation import outputs
-from llmplay.models import sources
+from llmplay.models import registry, sources
 from llmplay.models.catalog import Catalog
-from llmplay.training import registry
 from tests.conftest import CHAT_MODEL, PARIS_QUESTION
 
 GREEDY = GenerationParams(max_new_tokens=12)

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from llmplay.engine import Engine, GenerationParams
-from llmplay.training import entry, records, registry
+from llmplay.models import registry
+from llmplay.training import entry, records
 from llmplay.training.batching import IGNORE_INDEX, CausalCollator, pack_rows, shared_prefix_length
 from llmplay.training.causal import CausalTrainer, train_causal
 from llmplay.training.causal_loss import forward_loss, selective_loss, shared_prefix_backward

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from llmplay.training import entry, records, registry
+from llmplay.models import registry
+from llmplay.training import entry, records
 from tests.training.tiny_jobs import entry_env, tiny_config, write_config
 
 pytestmark = pytest.mark.slow

@@ -13,9 +13,10 @@ import torch
 
 from llmplay.engine import Engine
 from llmplay.feedback.store import add_items, consumed_by, create_queue, respond
+from llmplay.models import registry
 from llmplay.models.adapters import stack_of
 from llmplay.store import connect
-from llmplay.training import records, registry
+from llmplay.training import records
 from llmplay.training.config import TrainConfig, TrainConfigError
 from llmplay.training.data_sources import TrainDataError
 from llmplay.training.dpo import load_pairs, pair_examples

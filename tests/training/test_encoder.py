@@ -17,7 +17,7 @@ from seqeval.metrics import f1_score
 
 from llmplay.engine import Engine, GenerationRequest
 from llmplay.errors import LlmplayError
-from llmplay.training import registry
+from llmplay.models import registry
 from llmplay.training.config import TrainConfig
 from llmplay.training.encoder import train_encoder
 from llmplay.training.encoder_data import (

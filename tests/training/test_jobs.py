@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from llmplay.models import registry
 from llmplay.settings import Settings
-from llmplay.training import records, registry
+from llmplay.training import records
 from llmplay.training.config import TrainConfigError
 from llmplay.training.jobs import JOB_NICE, JobError, JobRunner, job_dir, process_alive, tail
 

@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from llmplay.training import records, registry
+from llmplay.models import registry
+from llmplay.training import records
 from llmplay.training.jobs import JobRunner, process_alive
 from tests.conftest import CHAT_MODEL
 

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from llmplay.datasets import ColumnMapping, load_dataset, save_dataset
+from llmplay.models import registry
 from llmplay.store import connect
-from llmplay.training import manage, records, registry
+from llmplay.training import manage, records
 from llmplay.training.manage import VersionError
 from tests.conftest import CHAT_MODEL
 

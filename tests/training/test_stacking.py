@@ -14,8 +14,8 @@ from peft import PeftModel
 from safetensors.torch import load_file
 
 from llmplay.engine import Engine
+from llmplay.models import registry
 from llmplay.models.adapters import STACK_FILE, adapter_chain, adapter_identity, stack_of
-from llmplay.training import registry
 from llmplay.training.config import TrainConfig, TrainConfigError
 from llmplay.training.manage import VersionError, delete_version
 from tests.conftest import CHAT_MODEL

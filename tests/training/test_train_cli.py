@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from llmplay.cli import main
-from llmplay.training import records, registry
+from llmplay.models import registry
+from llmplay.training import records
 
 
 def test_train_list_and_versions_show_jobs_and_versions(settings, tmp_path, capsys):

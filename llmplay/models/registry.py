@@ -1,4 +1,4 @@
-"""Trained model versions (table ``model_versions``): what the rest of the app offers by name.
+"""The registry of trained model versions (table ``model_versions``): what the rest of the app offers by name.
 
 An adapter version is shown as ``"<base> + <name> vN"`` (e.g. ``smollm2-135m-instruct + fpb-lora v2``) and
 resolves to its base catalog model plus its adapter folder; a fine-tuned encoder (kind classifier / tagger)
@@ -11,12 +11,12 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from llmplay.errors import LlmplayError
 from llmplay.store import connect
-from llmplay.training.records import now
 
 # encoder: a masked-LM domain-adapted encoder (task mlm), a starting point for later classifier / tagger jobs
 KINDS = ("adapter", "classifier", "tagger", "encoder")
@@ -58,6 +58,11 @@ class ModelVersion:
         for key, empty in (("config", {}), ("row_ids", []), ("metrics", {})):
             values[key] = json.loads(row[key]) if row.get(key) else empty
         return cls(**values)
+
+
+def now() -> str:
+    """As training's job rows: UTC, whole seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def versions_dir(data_dir: Path) -> Path:
