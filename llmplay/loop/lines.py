@@ -1,8 +1,8 @@
-"""Model lines: a name over a base model, a task (template) and its trained versions, with two aliases.
+"""Model lines as the loop sees them: each line's settings (what it learns from, when, and the gates its updates
+must pass), creating lines, and promotion / rollback of the ``active`` alias.
 
-``active`` is the version every picker serves when a user picks the line (``line:<name>``; the base model when
-no version is active); ``candidate`` is the last update's result. Promotion and rollback move ``active``: one
-row change plus one ``loop_events`` row saying who moved it, from what, to what and why.
+The rows, the aliases and the audit events are stored by ``llmplay.models.lines`` (the catalog serves
+``line:<name>`` from there); this module adds the loop's rules on top.
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlite_utils import Database
 
 from llmplay.errors import InvalidRequestError, short
+from llmplay.models import lines as stored
+from llmplay.models.lines import EVENTS, LINE_PREFIX, LINES, event, now
 from llmplay.store import immediate
 
-LINES, UPDATES, EVENTS = "loop_lines", "loop_updates", "loop_events"
-LINE_PREFIX = "line:"  # a picker name: "line:fpb" serves that line's active version
+UPDATES = "loop_updates"
 START_FROM = ("active", "base", "stacked")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # As llmplay.feedback.records.check_name: a queue name never reaches a path or a query unchecked.
@@ -29,10 +29,6 @@ MAX_QUEUES = 50
 
 class LoopError(InvalidRequestError):
     """A loop request that cannot be done as asked; the message says why and what to do."""
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -153,21 +149,6 @@ class Line:
         return cls(**(row | {"settings": LineSettings.from_dict(json.loads(row["settings"]))}))
 
 
-def event(db: Database, user: str, line_id: int, action: str, *, frm=None, to=None, update_id=None, **detail) -> None:
-    db[EVENTS].insert(
-        {
-            "at": now(),
-            "user": user,
-            "line_id": line_id,
-            "action": action,
-            "from_version_id": frm,
-            "to_version_id": to,
-            "update_id": update_id,
-            "detail": json.dumps(detail, default=str) if detail else None,
-        }
-    )
-
-
 def create_line(
     db: Database,
     name: str,
@@ -214,19 +195,15 @@ def create_line(
 def get_line(db: Database, line: str | int | Line) -> Line:
     if isinstance(line, Line):
         line = line.id
-    if isinstance(line, str) and line.startswith(LINE_PREFIX):
-        line = line[len(LINE_PREFIX) :]
-    column = "id" if isinstance(line, int) else "name"
-    rows = list(db[LINES].rows_where(f"{column} = ?", [line], limit=1)) if db[LINES].exists() else []
-    if not rows:
-        raise LoopError(f"There is no model line {short(line)}. Create it first (`llmplay loop create`).")
-    return Line.from_row(rows[0])
+    row = stored.find_line(db, line)
+    if row is None:
+        name = line[len(LINE_PREFIX) :] if isinstance(line, str) and line.startswith(LINE_PREFIX) else line
+        raise LoopError(f"There is no model line {short(name)}. Create it first (`llmplay loop create`).")
+    return Line.from_row(row)
 
 
 def list_lines(db: Database) -> list[Line]:
-    if not db[LINES].exists():
-        return []
-    return [Line.from_row(r) for r in db[LINES].rows_where(order_by="name")]
+    return [Line.from_row(r) for r in stored.line_rows(db)]
 
 
 def update_settings(db: Database, line: str | int | Line, changes: dict, *, user: str = "admin") -> Line:
@@ -255,7 +232,7 @@ def set_active(
     with immediate(db):
         current = get_line(db, line)
         _version_of_line(db, current, version_id)
-        db[LINES].update(current.id, {"active_version_id": version_id, "updated_at": now()})
+        stored.move_active(db, current.id, version_id)
         event(db, user, current.id, action, frm=current.active_version_id, to=version_id, update_id=update_id, **why)
     return get_line(db, current.id)
 
@@ -283,8 +260,4 @@ def events(db: Database, line: str | int | Line, limit: int = 200) -> list[dict]
 
 def active_label(db: Database, line: Line) -> str:
     """The catalog name the line serves now: its active version's label, or the base model."""
-    if line.active_version_id is None:
-        return line.base_model
-    row = db.execute("select name, version, base_model from model_versions where id = ?", [line.active_version_id])
-    name, version, base = row.fetchone()
-    return f"{base} + {name} v{version}"
+    return stored.active_label(db, line.base_model, line.active_version_id)

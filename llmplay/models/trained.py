@@ -18,9 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from llmplay.errors import LlmplayError, UnknownModelError
-from llmplay.models import registry
+from llmplay.models import lines, registry
 from llmplay.models.catalog import ModelSpec
 from llmplay.models.registry import ModelVersion
+from llmplay.store import connect
 
 log = logging.getLogger(__name__)
 
@@ -76,31 +77,24 @@ def version_specs(db_path: Path | None, lookup: Lookup) -> list[ModelSpec]:
 
 def line_spec(db_path: Path | None, name: str, lookup: Lookup) -> ModelSpec | None:
     """``line:<name>``: the spec of the line's active version (the base model while none is active)."""
-    from llmplay.loop.lines import LINE_PREFIX, LoopError, active_label, get_line
-    from llmplay.store import connect
-
-    if db_path is None or not name.startswith(LINE_PREFIX) or not Path(db_path).exists():
+    if db_path is None or not name.startswith(lines.LINE_PREFIX) or not Path(db_path).exists():
         return None
     with connect(db_path) as db:
-        try:
-            line = get_line(db, name)
-        except LoopError:
+        line = lines.find_line(db, name)
+        if line is None:
             return None
-        active = active_label(db, line)
+        active = lines.active_label(db, line["base_model"], line["active_version_id"])
     spec = lookup(active)
-    description = f"model line {line.name}: active = {active}"
+    description = f"model line {line['name']}: active = {active}"
     return replace(spec, name=name, base=spec.base or spec.name, builtin=False, description=description)
 
 
 def line_specs(db_path: Path | None, lookup: Lookup) -> list[ModelSpec]:
     """One spec per model line, named ``line:<name>``, serving its active version."""
-    from llmplay.loop.lines import list_lines
-    from llmplay.store import connect
-
     if db_path is None or not Path(db_path).exists():
         return []
     with connect(db_path) as db:
-        names = [line.picker_name for line in list_lines(db)]
+        names = [lines.LINE_PREFIX + row["name"] for row in lines.line_rows(db)]
     specs = []
     for name in names:
         try:
