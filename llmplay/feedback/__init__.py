@@ -3,7 +3,6 @@
 No UI here: ``llmplay.ui.labeling_tab`` builds the Labeling tab on these modules.
 - ``store``: queues, items, responses (draft / submitted / discarded), claims, adjudications, audit trail
 - ``accepted``: the per-queue rule that turns responses into accepted answers (training data)
-- ``legacy``: migration m007's move of the arena's old feedback inbox into the store
 - ``agreement``: percent agreement, Cohen's / Fleiss' kappa, per-labeler agreement, disagreements
 - ``exports``: accepted feedback as TRL's SFT / DPO / KTO layouts, and a CSV review table
 - ``imports``: items (and existing responses) from JSONL / CSV files, all or nothing

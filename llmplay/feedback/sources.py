@@ -22,7 +22,6 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from llmplay.feedback.legacy import BUILT_IN
 from llmplay.feedback.provenance import Sender, check_owner, not_yours
 from llmplay.feedback.store import (
     ITEMS,
@@ -41,6 +40,7 @@ from llmplay.feedback.store import (
     list_responses,
     respond,
 )
+from llmplay.migrations.feedback_inbox import BUILT_IN
 
 INBOX = BUILT_IN["correction"][0]
 PREFERENCES = BUILT_IN["preference"][0]

@@ -8,7 +8,8 @@ from sqlite_utils import Database
 
 from llmplay.feedback import store as fs
 from llmplay.feedback.accepted import accepted_items
-from llmplay.store import MIGRATIONS, open_db
+from llmplay.migrations import MIGRATIONS
+from llmplay.store import open_db
 
 
 def test_inbox_rows_upgrade_in_place(db_path):
