@@ -1,8 +1,10 @@
 """Assemble the web app from its tabs (one module per tab) and serve it.
 
-Each tab module exposes ``build_<tab>(engine, demo)``, which lays out the tab inside the current
-Blocks context and wires its events; the engine is passed in, so tabs share no module state. Events that
-cross tabs are wired here, the one place that knows both: the Evaluate tab's "Open row in Compare".
+Each tab module exposes ``build_<tab>(services, demo)``, which lays out the tab inside the current Blocks
+context and wires its events to the app's long-lived objects (llmplay/services.py: engine, template library,
+evaluation and job runners, loop scheduler), built once in ``launch`` and passed in, so tabs share no module
+state and build none of their own. Events that cross tabs are wired here, the one place that knows both: the
+Evaluate tab's "Open row in Compare"; and every handler's permission is enforced here (``secure_app``).
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import logging
 import sys
 import threading
 import time
-from pathlib import Path
 
 import gradio as gr
 
 from llmplay.api.security_headers import add_security_headers
 from llmplay.engine import Engine, backends
+from llmplay.services import Services
 from llmplay.tempfiles import claim_upload_dir, exports_dir
 from llmplay.ui.access import (
     PUBLIC,
@@ -31,8 +33,10 @@ from llmplay.ui.access import (
 from llmplay.ui.arena_tab import build_arena_tab, build_leaderboard_tab
 from llmplay.ui.compare_tab import CompareHandle, build_compare_tab
 from llmplay.ui.evaluate_tab import EvaluateHandle, build_evaluate_tab
+from llmplay.ui.labeling_tab import build_labeling_tab
 from llmplay.ui.login import MESSAGE as LOGIN_MESSAGE
 from llmplay.ui.login import PasswordLogin, refuse_gradio_login
+from llmplay.ui.loop_tab import build_loop_tab
 from llmplay.ui.models_panel import model_pickers, refresh_model_pickers
 from llmplay.ui.playground import build_playground
 from llmplay.ui.queueing import QUEUE_MAX
@@ -64,11 +68,13 @@ def warm_default_model(engine: Engine) -> threading.Thread:
     return thread
 
 
-def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Blocks:
-    """``prompts_dir``: the shipped template library, only read (default ``$LLMPLAY_PROMPTS_DIR`` or
-    ``prompts/``); every tab saves to the data dir's templates (``Settings.templates_dir``), read first.
-    Tests point it at a temp copy."""
+def build_app(services: Services) -> gr.Blocks:
+    """The page, every tab built on the app's ``services`` (llmplay/services.py: its ``prompts_dir`` is the
+    shipped template library, only read; every tab saves to the data dir's templates). ``demo.llmplay_services``
+    keeps them for the server (/health reports the scheduler) and for closing."""
+    engine = services.engine
     with gr.Blocks(title=TITLE) as demo:
+        demo.llmplay_services = services
         gr.Markdown(f"# {TITLE}\nWrite prompts, try language models, and measure them.")
         with gr.Row():
             signed_in = gr.Markdown(elem_id="signed-in")
@@ -77,34 +83,23 @@ def build_app(engine: Engine, prompts_dir: Path | str | None = None) -> gr.Block
         role_css = gr.HTML("", padding=False, elem_id="role-css")  # hides the tabs the role cannot use
         with gr.Tabs(elem_id="main-tabs") as tabs:
             with gr.Tab("Playground", id="playground"):
-                build_playground(engine, demo)
+                build_playground(services, demo)
             with gr.Tab("Templates", id="templates"):
-                build_templates_tab(engine, demo, prompts_dir)
+                build_templates_tab(services, demo)
             with gr.Tab("Evaluate", id="evaluate"):
-                evaluate = build_evaluate_tab(engine, demo, prompts_dir)
+                evaluate = build_evaluate_tab(services, demo)
             with gr.Tab("Compare", id="compare"):
-                compare = build_compare_tab(engine, demo, prompts_dir)
+                compare = build_compare_tab(services, demo)
             with gr.Tab("Arena", id="arena"):
-                build_arena_tab(engine, demo, prompts_dir)
+                build_arena_tab(services, demo)
             with gr.Tab("Leaderboard", id="leaderboard"):
-                build_leaderboard_tab(engine, demo, prompts_dir)
+                build_leaderboard_tab(services, demo)
             with gr.Tab("Train", id="train") as train_tab:
-                train = build_train_tab(engine, demo, prompts_dir, eval_runner=evaluate.tab.runner)
+                train = build_train_tab(services, demo)
             with gr.Tab("Labeling", id="labeling") as labeling_tab:
-                from llmplay.ui.labeling_tab import build_labeling_tab
-
-                labeling = build_labeling_tab(engine, demo, prompts_dir)
+                labeling = build_labeling_tab(services, demo)
             with gr.Tab("Loop", id="loop") as loop_tab:
-                from llmplay.loop.scheduler import Scheduler
-                from llmplay.ui.loop_tab import build_loop_tab, check_interval
-
-                # One scheduler per app: it starts a line's update when its trigger fires (0 s = never).
-                check_s = check_interval()
-                scheduler = Scheduler(
-                    engine, jobs=train.tab.runner, runner=evaluate.tab.runner, check_s=check_s, start=check_s > 0
-                )
-                loop = build_loop_tab(engine, demo, prompts_dir, scheduler=scheduler)
-                demo.loop_scheduler = scheduler  # /health reports its thread (server_app)
+                loop = build_loop_tab(services, demo)
             # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order: Feedback.
         _wire_open_in_compare(evaluate, compare, tabs)
         build_audit_panel(engine.settings)  # admins only; before the role view, which hides it from others
@@ -175,7 +170,7 @@ def launch(engine: Engine, host: str | None = None, port: int | None = None, con
     # component reads Gradio's temp dir when it is created.
     claim_upload_dir(settings)
     warm_default_model(engine)
-    demo = build_app(engine)
+    demo = build_app(Services.build(engine))
     # Model-running events share one limit (llmplay/ui/queueing.py); a full queue answers "busy, try again".
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX)
     kwargs["share"] = False  # never open a public tunnel: the app may hold keys and private models
@@ -220,9 +215,9 @@ class Served:
         self.server.should_exit = True
         if self.thread is not None:
             self.thread.join(timeout=10)
-        scheduler = getattr(self.demo, "loop_scheduler", None)
-        if scheduler is not None:  # the app's loop thread ends with its server
-            scheduler.close()
+        services = getattr(self.demo, "llmplay_services", None)
+        if services is not None:  # the app's loop thread ends with its server
+            services.close()
 
 
 def _add_login(settings, kwargs: dict) -> PasswordLogin | None:
@@ -254,7 +249,8 @@ def server_app(engine: Engine, demo: gr.Blocks, **kwargs):
     app = FastAPI(title=TITLE, docs_url=None, redoc_url=None, openapi_url=None)
     if login is not None:
         login.add_routes(app)  # before Gradio's, which it shadows
-    scheduler = getattr(demo, "loop_scheduler", None)
+    services = getattr(demo, "llmplay_services", None)
+    scheduler = services.scheduler if services is not None else None
     app.include_router(router(engine.settings, {"scheduler": scheduler.health} if scheduler else None))
     app.add_exception_handler(RequestValidationError, bad_request)
     check_declared(app)  # deny by default: a route without a declared permission stops the start

@@ -74,15 +74,16 @@ from llmplay.arena import (
     vote_templates,
 )
 from llmplay.arena import leaderboard as rate
-from llmplay.compare import Column, ColumnConfig, request_from_messages, stream_columns
+from llmplay.compare import Column, ColumnConfig, stream_columns
 from llmplay.engine import Engine, GenerationParams, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.feedback.provenance import Sender, sender_for
 from llmplay.feedback.sources import correction_from_vote, preference_from_vote, sent_message
 from llmplay.models import sources
 from llmplay.models.catalog import is_version_label
+from llmplay.services import Services
 from llmplay.store import connect
-from llmplay.templates import Template, TemplateLibrary, build_messages, build_request
+from llmplay.templates import Template, TemplateLibrary, build_messages, build_request, request_from_messages
 from llmplay.ui import fields
 from llmplay.ui.access import Guard, declare, declared
 from llmplay.ui.common import format_error
@@ -444,9 +445,10 @@ def _votes_enabled(battle_id: str, status: str) -> list[gr.Button]:
     return [gr.Button(interactive=ready)] * len(VERDICTS)
 
 
-def build_arena_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | None = None) -> ArenaTab:
+def build_arena_tab(services: Services, demo: gr.Blocks) -> ArenaTab:
     """Lay out the Arena inside the current Blocks context and wire its events."""
-    tab = ArenaTab(engine, TemplateLibrary.from_settings(engine.settings, folder=prompts_dir))
+    engine = services.engine
+    tab = ArenaTab(engine, services.templates)
     limit = engine.settings.max_new_tokens_limit
     names = generative_names(engine, TEXT_KINDS)  # contestants write replies: no classifiers or taggers
     gr.Markdown(
@@ -567,9 +569,9 @@ def build_arena_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | N
 
 
 # ---- layout: Leaderboard ----------------------------------------------------------------------------
-def build_leaderboard_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | None = None) -> ArenaTab:
+def build_leaderboard_tab(services: Services, demo: gr.Blocks) -> ArenaTab:
     """Lay out the Leaderboard inside the current Blocks context and wire its events."""
-    tab = ArenaTab(engine, TemplateLibrary.from_settings(engine.settings, folder=prompts_dir))
+    tab = ArenaTab(services.engine, services.templates)
     gr.Markdown(
         "Bradley-Terry ratings on the Elo scale (mean 1000) fitted on the counted Arena votes; a tie or "
         "*both bad* counts half a win each. The interval is a 95% bootstrap interval over the votes; "

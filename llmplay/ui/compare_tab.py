@@ -72,7 +72,6 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, replace
 from functools import partial
-from pathlib import Path
 
 import gradio as gr
 
@@ -84,21 +83,21 @@ from llmplay.compare import (
     correction_from_comparison,
     export_markdown,
     export_payload,
-    load_template,
     preference_from_comparison,
     prepare_column,
     prepare_reroll,
 )
-from llmplay.compare_results import comparison_id, load_comparison, save_comparison
+from llmplay.compare.results import comparison_id, load_comparison, save_comparison
 from llmplay.engine import Engine, GenerationParams
 from llmplay.errors import LlmplayError, short
 from llmplay.evaluation.handoff import row_for_compare
 from llmplay.feedback.provenance import Sender, sender_for
 from llmplay.feedback.sources import sent_message
 from llmplay.limits import check_number
+from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.tempfiles import export_folder
-from llmplay.templates import TemplateLibrary
+from llmplay.templates import TemplateLibrary, load_template
 from llmplay.textdiff import diff_html, similarity
 from llmplay.ui.access import Guard, caller_of, declare, declared
 from llmplay.ui.common import format_error
@@ -383,10 +382,11 @@ class CompareHandle:
     fill: Callable[[dict], dict]
 
 
-def build_compare_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | None = None) -> CompareHandle:
+def build_compare_tab(services: Services, demo: gr.Blocks) -> CompareHandle:
     """Lay out the tab inside the current Blocks context and wire its events; the handle lets another tab
     fill the form (see ``CompareHandle``)."""
-    tab = CompareTab(engine, TemplateLibrary.from_settings(engine.settings, folder=prompts_dir))
+    engine = services.engine
+    tab = CompareTab(engine, services.templates)
     names = generative_names(engine)
     choices = tab.template_choices()
     with gr.Row():

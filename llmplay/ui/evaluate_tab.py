@@ -97,6 +97,7 @@ from llmplay.evaluation.results import (
 )
 from llmplay.evaluation.runner import ACTIVE, EvalRunner
 from llmplay.limits import check_number
+from llmplay.services import Services
 from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.templates import TemplateLibrary
 from llmplay.textdiff import diff_html
@@ -529,10 +530,10 @@ class EvaluateHandle:
     status: gr.Markdown
 
 
-def build_evaluate_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | None = None) -> EvaluateHandle:
+def build_evaluate_tab(services: Services, demo: gr.Blocks) -> EvaluateHandle:
     """Lay out the tab (sub-tabs Data, Run, Results) inside the current Blocks context and wire its events."""
-    library = TemplateLibrary.from_settings(engine.settings, folder=prompts_dir)
-    tab = EvaluateTab(engine, library, EvalRunner(engine, library))  # one runner per app: runs go one at a time
+    engine = services.engine
+    tab = EvaluateTab(engine, services.templates, services.evaluations)  # the app's runner: runs go one at a time
     try:
         install_builtins(engine.settings)  # a new user can run an evaluation at once
     except Exception:

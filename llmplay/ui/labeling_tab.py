@@ -37,6 +37,7 @@ from llmplay.engine import Engine
 from llmplay.errors import LlmplayError
 from llmplay.feedback import api as labeling_api
 from llmplay.feedback import store as fb
+from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.ui.access import Guard, checks_inside, declare
@@ -295,13 +296,13 @@ class LabelingHandle:
     name: gr.Textbox
 
 
-def build_labeling_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | None = None) -> LabelingHandle:
+def build_labeling_tab(services: Services, demo: gr.Blocks) -> LabelingHandle:
     """Lay out the Labeling tab inside the current Blocks context and wire its events."""
     from llmplay.ui.labeling_queues import build_queue_settings
     from llmplay.ui.labeling_review import build_review_panels
 
-    library = TemplateLibrary.from_settings(engine.settings, folder=prompts_dir)
-    tab = LabelingTab(engine, library)
+    engine = services.engine
+    tab = LabelingTab(engine, services.templates)
     gr.Markdown(
         "Label model outputs: correct them, rate them, pick a label or the better of two replies. "
         "Each item needs its queue's number of independent answers; you never get an item twice."

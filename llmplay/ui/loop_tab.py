@@ -14,7 +14,6 @@ No logins yet: the admin names themselves ("Your name"); the name is recorded wi
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from llmplay.loop import lines as loop_lines
 from llmplay.loop.scheduler import Scheduler, status
 from llmplay.loop.update import list_updates, promote_candidate, run_update
 from llmplay.models import registry
+from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.ui import loop_view as view
@@ -40,19 +40,6 @@ log = logging.getLogger(__name__)
 PRIVATE = {"api_visibility": "private"}
 BASE_CHOICE = 0  # the rollback picker's value for "the base model"
 NO_LINE = "Pick a line, or create one below."
-CHECK_ENV = "LLMPLAY_LOOP_CHECK_S"
-
-
-def check_interval() -> float:
-    """Seconds between the app scheduler's trigger checks: $LLMPLAY_LOOP_CHECK_S, default 60; 0 = no checks."""
-    raw = os.environ.get(CHECK_ENV, "").strip()
-    try:
-        value = float(raw) if raw else 60.0
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 86_400:
-        raise LlmplayError(f"{CHECK_ENV} must be a number of seconds from 0 (off) to 86400, not {raw!r}.")
-    return value
 
 
 def error(exc: Exception) -> str:
@@ -366,10 +353,10 @@ def _with_choices(tab: LoopTab, values: list) -> list:
     return out
 
 
-def build_loop_tab(engine: Engine, demo: gr.Blocks, prompts_dir=None, *, scheduler: Scheduler | None = None):
+def build_loop_tab(services: Services, demo: gr.Blocks):
     """Lay out the tab inside the current Blocks context and wire its events."""
-    library = TemplateLibrary.from_settings(engine.settings, folder=prompts_dir)
-    tab = LoopTab(engine, library, scheduler)
+    engine = services.engine
+    tab = LoopTab(engine, services.templates, services.scheduler)
     with gr.Row():
         user = gr.Textbox("", label="Your name (recorded with every change)", max_lines=1, elem_id="loop-user")
         line = gr.Dropdown(tab.line_names(), value=None, label="Model line", elem_id="loop-line")

@@ -58,6 +58,7 @@ from llmplay.engine import Engine, GenerationParams, GenerationRequest, Generati
 from llmplay.errors import InvalidRequestError, LlmplayError, short
 from llmplay.feedback.provenance import sender_for
 from llmplay.feedback.sources import rate_reply, send_correction, sent_message
+from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.ui import fields
 from llmplay.ui.access import Guard, caller_of, declared
@@ -383,8 +384,9 @@ def _reset() -> tuple[list, str, str]:
 
 
 # ---- layout -----------------------------------------------------------------------------------------
-def build_playground(engine: Engine, demo: gr.Blocks) -> Playground:
+def build_playground(services: Services, demo: gr.Blocks) -> Playground:
     """Lay out the tab inside the current Blocks context and wire its events."""
+    engine = services.engine
     pg = Playground(engine)
     settings = engine.settings
     limit = settings.max_new_tokens_limit

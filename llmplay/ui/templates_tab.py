@@ -32,13 +32,13 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import closing
-from pathlib import Path
 
 import gradio as gr
 
 from llmplay.engine import Engine, GenerationParams, GenerationResult
 from llmplay.errors import LlmplayError
 from llmplay.limits import check_number
+from llmplay.services import Services
 from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.templates import Template, TemplateError, TemplateLibrary, parse_template, render_for_model
 from llmplay.templates.model import NAME_RE
@@ -384,9 +384,10 @@ def _stopped() -> str:
 
 
 # ---- layout -----------------------------------------------------------------------------------------
-def build_templates_tab(engine: Engine, demo: gr.Blocks, prompts_dir: Path | str | None = None) -> TemplatesTab:
+def build_templates_tab(services: Services, demo: gr.Blocks) -> TemplatesTab:
     """Lay out the tab inside the current Blocks context and wire its events."""
-    tab = TemplatesTab(engine, TemplateLibrary.from_settings(engine.settings, folder=prompts_dir))
+    engine = services.engine
+    tab = TemplatesTab(engine, services.templates)
     limit = engine.settings.max_new_tokens_limit
     first_choices, first = tab.choices()
     with gr.Row(equal_height=False):

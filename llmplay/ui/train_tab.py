@@ -26,8 +26,8 @@ from llmplay import yamlsafe
 from llmplay.datasets import builtin_datasets, list_datasets
 from llmplay.engine import Engine
 from llmplay.errors import LlmplayError
-from llmplay.evaluation.runner import EvalRunner
 from llmplay.models import registry
+from llmplay.services import Services
 from llmplay.templates.library import TemplateLibrary
 from llmplay.training import records
 from llmplay.training.config import (
@@ -137,13 +137,13 @@ def config_from_form(values: dict) -> dict:
 
 
 class TrainTab:
-    def __init__(self, engine: Engine, runner: JobRunner, prompts_dir: Path | str | None = None):
+    def __init__(self, engine: Engine, runner: JobRunner, library: TemplateLibrary, prompts_dir=None):
         self.engine = engine
         self.runner = runner
+        self.library = library
         self.prompts_dir = Path(prompts_dir) if prompts_dir else None
         # The child reads templates from the same folder as this tab (tests point it at a temp copy).
         self.settings = engine.settings.with_(prompts_dir=self.prompts_dir) if self.prompts_dir else engine.settings
-        self.library = TemplateLibrary.from_settings(self.settings)
 
     # ---- choices -----------------------------------------------------------------------------------------
     def base_models(self) -> list[str]:
@@ -396,18 +396,11 @@ def _form(tab: TrainTab, engine: Engine) -> dict:
     return c
 
 
-def build_train_tab(
-    engine: Engine,
-    demo: gr.Blocks,
-    prompts_dir: Path | str | None = None,
-    runner: JobRunner | None = None,
-    eval_runner: EvalRunner | None = None,
-) -> TrainHandle:
-    """Lay out the tab inside the current Blocks context and wire its events. One JobRunner per app: pass the
-    app's (tests do), or one is made for ``engine.settings``."""
-    runner = runner or JobRunner(engine.settings, prompts_dir=prompts_dir, catalog=engine.catalog)
-    tab = TrainTab(engine, runner, prompts_dir)
-    eval_runner = eval_runner or EvalRunner(engine, tab.library)
+def build_train_tab(services: Services, demo: gr.Blocks) -> TrainHandle:
+    """Lay out the tab inside the current Blocks context and wire its events to the app's job runner and
+    evaluation runner (``services``)."""
+    engine, eval_runner, prompts_dir = services.engine, services.evaluations, services.prompts_dir
+    tab = TrainTab(engine, services.jobs, services.templates, prompts_dir)
     gr.Markdown(
         "Fine-tune a model on your data. Jobs run as separate processes, one at a time (others wait in the "
         "queue); a finished job registers a version you can pick by name in every model picker."

@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from llmplay.services import Services
 from tests.conftest import ROOT
 
 
@@ -32,7 +33,7 @@ def ui_url(engine, ui_prompts_dir):
     from llmplay.ui import build_app
 
     before = set(engine.catalog.names())
-    demo = build_app(engine, prompts_dir=ui_prompts_dir)
+    demo = build_app(Services.build(engine, ui_prompts_dir))
     demo.queue().launch(prevent_thread_lock=True, server_port=free_port(), server_name="127.0.0.1", quiet=True)
     yield demo.local_url
     demo.close()

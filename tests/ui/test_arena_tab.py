@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from llmplay.arena import Contestant
+from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.templates import parse_template
 from llmplay.ui.arena_tab import heatmap_html, parse_contestant, template_values, until_value
@@ -216,7 +217,7 @@ def test_votes_and_battles_survive_a_restart(client, engine, ui_prompts_dir):
     assert {r["model"] for r in before["rows"]} >= set(MODELS)
 
     restarted = Engine(engine.settings)  # a new engine and app on the same data dir: only SQLite carries over
-    demo = build_app(restarted, prompts_dir=ui_prompts_dir)
+    demo = build_app(Services.build(restarted, ui_prompts_dir))
     demo.queue().launch(prevent_thread_lock=True, server_port=free_port(), server_name="127.0.0.1", quiet=True)
     try:
         other = Client(demo.local_url, verbose=False)

@@ -23,6 +23,7 @@ from llmplay.evaluation.config import RunConfig
 from llmplay.evaluation.handoff import RowHandoff
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.models.catalog import ModelSpec
+from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.ui.common import ERROR
@@ -157,7 +158,7 @@ def test_fill_puts_an_evaluation_row_into_the_form(engine, ui_prompts_dir):
     import gradio as gr
 
     with gr.Blocks() as demo:
-        handle = build_compare_tab(engine, demo, ui_prompts_dir)
+        handle = build_compare_tab(Services.build(engine, ui_prompts_dir, check_s=0), demo)
     hot = ColumnConfig(BASE_MODEL, GenerationParams(max_new_tokens=9, temperature=3.0), dtype="float16")
     columns = [api_column(ColumnConfig(CHAT_MODEL, template=HANDOFF)), api_column(hot), api_column(hot)]
     handoff = {"run_id": 5, "row": 1, "count": 3, "columns": columns, "values": {"text": "Profit rose."}}

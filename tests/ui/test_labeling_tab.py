@@ -7,6 +7,7 @@ import pytest
 
 from llmplay.engine import Engine
 from llmplay.feedback import store as fb
+from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.ui.labeling_queues import QueueSettings
@@ -274,7 +275,7 @@ def test_api_endpoints_do_not_wait_behind_generation(engine):
     """Their own concurrency group without a limit: a streaming reply (limit 1-2) never holds them up."""
     from llmplay.ui import build_app
 
-    demo = build_app(engine, prompts_dir=ROOT / "prompts")
+    demo = build_app(Services.build(engine, ROOT / "prompts"))
     fns = {fn.api_name: fn for fn in demo.fns.values()}
     for name in ("labeling_next", "labeling_submit"):
         assert fns[name].concurrency_limit is None and fns[name].concurrency_id == "labeling-api"

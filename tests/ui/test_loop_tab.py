@@ -16,10 +16,11 @@ from llmplay.loop.gates import GateResult
 from llmplay.loop.scheduler import Scheduler
 from llmplay.loop.update import get_update, list_updates
 from llmplay.models import registry
+from llmplay.services import loop_check_interval as check_interval
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.ui import loop_view as view
-from llmplay.ui.loop_tab import BASE_CHOICE, LoopTab, check_interval
+from llmplay.ui.loop_tab import BASE_CHOICE, LoopTab
 from tests.conftest import ROOT
 from tests.loop.helpers import add_accepted
 

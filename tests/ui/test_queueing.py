@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from llmplay.services import Services
 from llmplay.ui import build_app
 from llmplay.ui.queueing import GENERATION_LIMIT
 
@@ -13,7 +14,7 @@ CHEAP_EVENTS = {"labeling_next", "labeling_submit", "render_preview", "leaderboa
 
 @pytest.fixture(scope="module")
 def demo(engine):
-    app = build_app(engine)
+    app = build_app(Services.build(engine))
     yield app
     app.close()
 

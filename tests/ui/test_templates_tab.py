@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from gradio_client import handle_file
 
+from llmplay.services import Services
 from llmplay.templates import TemplateLibrary, render_for_model
 from llmplay.ui.common import ERROR
 from tests.conftest import CHAT_MODEL
@@ -201,7 +202,7 @@ def test_the_tab_on_a_read_only_shipped_folder_saves_imports_and_restores_into_t
     before, engine = snapshot(shipped), Engine(settings)
     try:
         with gr.Blocks() as demo:
-            tab = build_templates_tab(engine, demo, shipped)
+            tab = build_templates_tab(Services.build(engine, shipped, check_s=0), demo)
         edited = tab.library.read_text("assistant").replace("description:", "description: (ours)", 1)
         assert tab.save_template(edited, "ours")[0].startswith("✅ Saved **assistant** v2")
         upload = tmp_path / "in" / "team-notes.yaml"

@@ -18,6 +18,7 @@ from gradio_client import handle_file
 
 from llmplay.engine import Engine
 from llmplay.models import registry
+from llmplay.services import Services
 from llmplay.training import records
 from llmplay.training.jobs import JobRunner
 from llmplay.ui.train_tab import FORM, FORM_DEFAULTS, build_train_tab, config_from_form
@@ -55,7 +56,7 @@ class TrainApp:
         engine.models = self.engine_models  # share the session's loaded models (SmolLM2 loads once)
         self.runner = JobRunner(self.settings, entry=FAKE, poll_s=0.1, cancel_grace_s=5, catalog=engine.catalog)
         with gr.Blocks() as demo:
-            build_train_tab(engine, demo, runner=self.runner)
+            build_train_tab(Services.build(engine, jobs=self.runner, check_s=0), demo)
         demo.queue().launch(prevent_thread_lock=True, server_port=free_port(), server_name="127.0.0.1", quiet=True)
         self.demo, self.client = demo, Client(demo.local_url, verbose=False)
 

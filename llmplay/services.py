@@ -1,0 +1,77 @@
+"""The app's long-lived objects, built once where the app is assembled (``ui/app.py``) and passed to every tab.
+
+A tab only lays out its part of the page and wires events to these; none builds its own runner, scheduler or
+template library, so there is one of each per app (runs go one at a time, jobs share one queue, every tab sees
+a template saved in another at once). Tests build one per app too, pointing it at their own folders.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmplay.engine import Engine
+from llmplay.errors import LlmplayError
+from llmplay.evaluation.runner import EvalRunner
+from llmplay.loop.scheduler import Scheduler
+from llmplay.settings import Settings
+from llmplay.templates import TemplateLibrary
+from llmplay.training.jobs import JobRunner
+
+LOOP_CHECK_ENV = "LLMPLAY_LOOP_CHECK_S"
+
+
+def loop_check_interval() -> float:
+    """Seconds between the app scheduler's trigger checks: $LLMPLAY_LOOP_CHECK_S, default 60; 0 = no checks."""
+    raw = os.environ.get(LOOP_CHECK_ENV, "").strip()
+    try:
+        value = float(raw) if raw else 60.0
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86_400:
+        raise LlmplayError(f"{LOOP_CHECK_ENV} must be a number of seconds from 0 (off) to 86400, not {raw!r}.")
+    return value
+
+
+@dataclass
+class Services:
+    """``engine``: models and generation; ``templates``: the template library (the data dir's over the shipped
+    ``prompts_dir``); ``evaluations``: the one evaluation runner; ``jobs``: the one training job runner;
+    ``scheduler``: the continual-learning loop's trigger checks (feedback, datasets, users and the audit log are
+    functions over ``settings``' database and need no object)."""
+
+    engine: Engine
+    templates: TemplateLibrary
+    evaluations: EvalRunner
+    jobs: JobRunner
+    scheduler: Scheduler
+    prompts_dir: Path | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.engine.settings
+
+    @classmethod
+    def build(
+        cls,
+        engine: Engine,
+        prompts_dir: Path | str | None = None,
+        *,
+        jobs: JobRunner | None = None,
+        check_s: float | None = None,
+    ) -> Services:
+        """Everything the app needs around ``engine``. ``prompts_dir``: the shipped template library (default:
+        the settings'); ``jobs``: a job runner to share (tests pass one); ``check_s``: the loop scheduler's
+        interval (default $LLMPLAY_LOOP_CHECK_S; 0 = it never checks by itself)."""
+        prompts_dir = Path(prompts_dir) if prompts_dir else None
+        templates = TemplateLibrary.from_settings(engine.settings, folder=prompts_dir)
+        evaluations = EvalRunner(engine, templates)
+        jobs = jobs or JobRunner(engine.settings, prompts_dir=prompts_dir, catalog=engine.catalog)
+        check_s = loop_check_interval() if check_s is None else check_s
+        scheduler = Scheduler(engine, jobs=jobs, runner=evaluations, check_s=check_s, start=check_s > 0)
+        return cls(engine, templates, evaluations, jobs, scheduler, prompts_dir)
+
+    def close(self) -> None:
+        """Stop the background threads (the scheduler; the job runner's jobs are child processes of their own)."""
+        self.scheduler.close()
