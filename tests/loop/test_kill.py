@@ -20,6 +20,17 @@ from llmplay.store import connect
 from tests.loop.helpers import add_accepted
 
 CHILD = Path(__file__).with_name("update_child.py")
+REACH_S = 900  # generous: the child imports llmplay and starts a job process, slow on a busy machine
+
+
+def _training_job(settings) -> tuple[int | None, int | None]:
+    """The (pid, step) of the newest training job, once the update is in its training stage."""
+    with connect(settings.db_path) as db:
+        updates = list_updates(db, "fpb")
+        job = db.execute("select pid, step from training_jobs order by id desc limit 1").fetchone()
+    if updates and updates[0].stage == "training" and job:
+        return job[0], job[1]
+    return None, None
 
 
 def test_a_killed_update_is_failed_on_restart_and_nothing_is_consumed(tmp_path):
@@ -29,24 +40,20 @@ def test_a_killed_update_is_failed_on_restart_and_nothing_is_consumed(tmp_path):
         ids = add_accepted(db, 6)
     env = os.environ | {"LLMPLAY_DATA_DIR": str(tmp_path)}
     child = subprocess.Popen([sys.executable, str(CHILD), str(tmp_path), "fpb"], env=env)
-    job_pid = None
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with connect(settings.db_path) as db:
-                updates = list_updates(db, "fpb")
-                job = db.execute("select pid, step from training_jobs order by id desc limit 1").fetchone()
-            if updates and updates[0].stage == "training" and job and job[1]:
-                job_pid = job[0]
-                break
+        # Wait for the event (the job's first step), not for a clock: the fake job steps until it is killed, so
+        # the only ways out are that step, the update process ending (a real failure), or a very long wait.
+        deadline = time.monotonic() + REACH_S
+        while not all(_training_job(settings)):
             assert child.poll() is None, "the update process ended before it was killed"
+            assert time.monotonic() < deadline, f"the update never reached its training job in {REACH_S} s"
             time.sleep(0.2)
-        assert job_pid, "the update never reached its training job"
         os.kill(child.pid, signal.SIGKILL)
-        child.wait(timeout=10)
+        child.wait(timeout=60)
     finally:
         if child.poll() is None:
             child.kill()
+        job_pid, _ = _training_job(settings)
         if job_pid:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(job_pid, signal.SIGKILL)  # the job is its own process group

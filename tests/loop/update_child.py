@@ -22,7 +22,8 @@ def main(data_dir: str, line: str) -> None:
     settings = Settings(data_dir=Path(data_dir))
     engine = Engine(settings)
     real = update.training_config
-    update.training_config = lambda *a: real(*a) | {"max_steps": 600}  # 2 minutes of fake steps
+    # Fake steps until the test kills it (55 hours): a slow machine must not let the job end before the kill.
+    update.training_config = lambda *a: real(*a) | {"max_steps": 10**6}
     jobs = JobRunner(settings, catalog=engine.catalog, entry=FAKE_ENTRY, poll_s=0.2)
     update.run_update(engine, line, jobs=jobs, runner=EvalRunner(engine), trigger="cli", force=True)
 
