@@ -30,18 +30,19 @@ from llmplay.ui.access import (
     secure_app,
     visible_for,
 )
-from llmplay.ui.arena_tab import build_arena_tab, build_leaderboard_tab
-from llmplay.ui.compare_tab import CompareHandle, build_compare_tab
-from llmplay.ui.evaluate_tab import EvaluateHandle, build_evaluate_tab
-from llmplay.ui.labeling_tab import build_labeling_tab
 from llmplay.ui.login import MESSAGE as LOGIN_MESSAGE
 from llmplay.ui.login import PasswordLogin, refuse_gradio_login
-from llmplay.ui.loop_tab import build_loop_tab
 from llmplay.ui.models_panel import model_pickers, refresh_model_pickers
-from llmplay.ui.playground import build_playground
 from llmplay.ui.queueing import QUEUE_MAX
-from llmplay.ui.templates_tab import build_templates_tab
-from llmplay.ui.train_tab import build_train_tab
+from llmplay.ui.tabs.arena import build_arena_tab
+from llmplay.ui.tabs.compare.tab import CompareHandle, build_compare_tab
+from llmplay.ui.tabs.evaluate.tab import EvaluateHandle, build_evaluate_tab
+from llmplay.ui.tabs.labeling.tab import build_labeling_tab
+from llmplay.ui.tabs.leaderboard import build_leaderboard_tab
+from llmplay.ui.tabs.loop.tab import build_loop_tab
+from llmplay.ui.tabs.playground import build_playground
+from llmplay.ui.tabs.templates import build_templates_tab
+from llmplay.ui.tabs.train.tab import build_train_tab
 
 TITLE = "llmplay"
 SWITCH_INTERVAL_S = 0.0005

@@ -4,14 +4,15 @@ llmplay/limits.py, and the stats line under a reply."""
 
 from __future__ import annotations
 
-from llmplay.engine import GenerationParams, GenerationResult, backends
+from llmplay.backend_names import PRECISIONS
+from llmplay.engine import GenerationParams, GenerationResult
 from llmplay.limits import bounds, check_number, check_stop
 
 UI_DTYPES = ("auto", "float32", "bfloat16")
 BACKEND_CHOICES = [
     ("auto (fast decoder where it runs the model)", "auto"),
     ("transformers (reference)", "transformers"),
-    *((f"fast {p}", f"fast/{p}") for p in backends.PRECISIONS),
+    *((f"fast {p}", f"fast/{p}") for p in PRECISIONS),
 ]
 
 

@@ -15,8 +15,9 @@ from llmplay.arena import Contestant
 from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.templates import parse_template
-from llmplay.ui.arena_tab import heatmap_html, parse_contestant, template_values, until_value
 from llmplay.ui.common import ERROR as ERROR_PREFIX
+from llmplay.ui.tabs.arena import parse_contestant, template_values, until_value
+from llmplay.ui.tabs.leaderboard import heatmap_html
 from tests.conftest import BASE_MODEL, CHAT_MODEL, PARIS_QUESTION
 from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.ui.conftest import free_port

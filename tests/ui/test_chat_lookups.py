@@ -3,7 +3,7 @@ resolves the name where it enters the engine and hands the engine the spec."""
 
 from __future__ import annotations
 
-from llmplay.ui.playground import Playground
+from llmplay.ui.tabs.playground import Playground
 from tests.conftest import CHAT_MODEL
 
 

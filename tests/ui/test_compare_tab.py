@@ -27,8 +27,8 @@ from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.ui.common import ERROR
-from llmplay.ui.compare_tab import CompareTab, build_compare_tab
-from llmplay.ui.compare_view import api_column, column_params, handoff_dict
+from llmplay.ui.tabs.compare.tab import CompareTab, build_compare_tab
+from llmplay.ui.tabs.compare.view import api_column, column_params, handoff_dict
 from tests.conftest import BASE_MODEL, CHAT_MODEL, PARIS_QUESTION
 
 STORY = "Write a short story about a robot who learns to paint."

@@ -10,7 +10,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from llmplay.ui.common import ERROR
-from llmplay.ui.playground import Playground
+from llmplay.ui.tabs.playground import Playground
 from tests.conftest import CHAT_MODEL
 from tests.ui.conftest import free_port
 

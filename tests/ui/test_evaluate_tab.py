@@ -21,8 +21,8 @@ from llmplay.datasets import list_datasets
 from llmplay.errors import InvalidRequestError
 from llmplay.evaluation.results import get_run
 from llmplay.ui.common import ERROR
-from llmplay.ui.evaluate_layout import row_from_grid
-from llmplay.ui.evaluate_view import bar_chart_svg, build_config
+from llmplay.ui.tabs.evaluate.layout import row_from_grid
+from llmplay.ui.tabs.evaluate.view import bar_chart_svg, build_config
 from tests.conftest import CHAT_MODEL
 
 TEMPLATE, OTHER = "evaltab-sentiment", "evaltab-sentiment-terse"

@@ -12,8 +12,8 @@ from llmplay.engine import Engine
 from llmplay.feedback import store as fb
 from llmplay.store import connect
 from llmplay.tempfiles import exports_dir
-from llmplay.ui.labeling_review import Review
-from llmplay.ui.labeling_tab import LabelingTab
+from llmplay.ui.tabs.labeling.review import Review
+from llmplay.ui.tabs.labeling.tab import LabelingTab
 
 
 @pytest.fixture()

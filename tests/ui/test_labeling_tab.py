@@ -10,9 +10,9 @@ from llmplay.feedback import store as fb
 from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
-from llmplay.ui.labeling_queues import QueueSettings
-from llmplay.ui.labeling_tab import MAX_BUTTONS, NOTHING_LEFT, LabelingTab
-from llmplay.ui.labeling_view import fence, item_markdown, progress_text
+from llmplay.ui.tabs.labeling.queues import QueueSettings
+from llmplay.ui.tabs.labeling.tab import MAX_BUTTONS, NOTHING_LEFT, LabelingTab
+from llmplay.ui.tabs.labeling.view import fence, item_markdown, progress_text
 from tests.conftest import ROOT
 
 

@@ -19,8 +19,8 @@ from llmplay.models import registry
 from llmplay.services import loop_check_interval as check_interval
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
-from llmplay.ui import loop_view as view
-from llmplay.ui.loop_tab import BASE_CHOICE, LoopTab
+from llmplay.ui.tabs.loop import view
+from llmplay.ui.tabs.loop.tab import BASE_CHOICE, LoopTab
 from tests.conftest import ROOT
 from tests.loop.helpers import add_accepted
 

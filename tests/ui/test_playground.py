@@ -14,7 +14,7 @@ import pytest
 
 from llmplay.ui.common import ERROR
 from llmplay.ui.decoding import parse_params, parse_stop
-from llmplay.ui.playground import build_prompt, content_text
+from llmplay.ui.tabs.playground import build_prompt, content_text
 from tests.conftest import BASE_MODEL, CHAT_MODEL, PARIS_QUESTION
 
 GREEDY = {"max_new_tokens": 24, "temperature": 0}

@@ -195,7 +195,7 @@ def test_the_tab_on_a_read_only_shipped_folder_saves_imports_and_restores_into_t
     import gradio as gr
 
     from llmplay.engine import Engine
-    from llmplay.ui.templates_tab import build_templates_tab
+    from llmplay.ui.tabs.templates import build_templates_tab
     from tests.templates.test_team_templates import NEW, shipped_copy, snapshot
 
     shipped = shipped_copy(tmp_path / "checkout" / "prompts")

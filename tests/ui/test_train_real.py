@@ -18,7 +18,7 @@ import yaml
 
 from llmplay.models import registry
 from llmplay.training import records
-from llmplay.ui.train_tab import FORM, FORM_DEFAULTS
+from llmplay.ui.tabs.train.tab import FORM, FORM_DEFAULTS
 from tests.conftest import CHAT_MODEL, PARIS_QUESTION
 from tests.ui.browser import CHROMIUM, CHROMIUM_ARGS
 

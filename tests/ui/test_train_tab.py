@@ -21,7 +21,7 @@ from llmplay.models import registry
 from llmplay.services import Services
 from llmplay.training import records
 from llmplay.training.jobs import JobRunner
-from llmplay.ui.train_tab import FORM, FORM_DEFAULTS, build_train_tab, config_from_form
+from llmplay.ui.tabs.train.tab import FORM, FORM_DEFAULTS, build_train_tab, config_from_form
 from tests.conftest import CHAT_MODEL
 from tests.ui.conftest import free_port
 
@@ -52,8 +52,7 @@ class TrainApp:
     def start(self) -> None:
         from gradio_client import Client
 
-        engine = Engine(self.settings)
-        engine.models = self.engine_models  # share the session's loaded models (SmolLM2 loads once)
+        engine = Engine(self.settings, shared_models=self.engine_models)  # SmolLM2 loads once per session
         self.runner = JobRunner(self.settings, entry=FAKE, poll_s=0.1, cancel_grace_s=5, catalog=engine.catalog)
         with gr.Blocks() as demo:
             build_train_tab(Services.build(engine, jobs=self.runner, check_s=0), demo)

@@ -23,7 +23,7 @@ from llmplay.store import connect
 from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.ui.access import Guard, declare, declared, needs
 from llmplay.ui.common import format_error
-from llmplay.ui.labeling_view import choices, item_markdown, value_text
+from llmplay.ui.tabs.labeling.view import choices, item_markdown, value_text
 
 log = logging.getLogger(__name__)
 PRIVATE = {"api_visibility": "private"}

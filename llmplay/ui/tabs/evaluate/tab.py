@@ -103,8 +103,9 @@ from llmplay.templates import TemplateLibrary
 from llmplay.textdiff import diff_html
 from llmplay.ui.access import declare
 from llmplay.ui.common import error_message, format_error, safe
-from llmplay.ui.evaluate_feedback import build_rows_to_queue
-from llmplay.ui.evaluate_layout import (
+from llmplay.ui.models_panel import generative_names
+from llmplay.ui.tabs.evaluate.feedback import build_rows_to_queue
+from llmplay.ui.tabs.evaluate.layout import (
     PRIVATE,
     data_layout,
     results_layout,
@@ -113,7 +114,7 @@ from llmplay.ui.evaluate_layout import (
     wire_results,
     wire_run,
 )
-from llmplay.ui.evaluate_view import (
+from llmplay.ui.tabs.evaluate.view import (
     GRID_CHARS,
     PREVIEW_ROWS,
     _blank,
@@ -136,7 +137,6 @@ from llmplay.ui.evaluate_view import (
     quality_lines,
     runs_frame,
 )
-from llmplay.ui.models_panel import generative_names
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """The Evaluate tab's layout (sub-tabs Data, Run, Results) and the wiring of its events to EvaluateTab's
-handlers (llmplay/ui/evaluate_tab.py), which hold the behaviour; this module only places and connects."""
+handlers (llmplay/ui/tabs/evaluate/tab.py), which hold the behaviour; this module only places and connects."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from llmplay.evaluation.config import MODES
 from llmplay.evaluation.metrics import list_metrics
 from llmplay.ui import fields
 from llmplay.ui.access import Guard, declare, declared, needs
-from llmplay.ui.evaluate_view import PREVIEW_ROWS, RUN_HEADERS, SHOW_CHOICES, _no_preview, datasets_frame
 from llmplay.ui.models_panel import default_model, generative_names
+from llmplay.ui.tabs.evaluate.view import PREVIEW_ROWS, RUN_HEADERS, SHOW_CHOICES, _no_preview, datasets_frame
 
 if TYPE_CHECKING:
-    from llmplay.ui.evaluate_tab import EvaluateTab
+    from llmplay.ui.tabs.evaluate.tab import EvaluateTab
 
 # ---- layout ---------------------------------------------------------------------------------------------
 PICK = {"allow_custom_value": True}  # names created after the page loaded stay usable (and API calls)

@@ -32,9 +32,9 @@ from llmplay.models import registry
 from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
-from llmplay.ui import loop_view as view
 from llmplay.ui.access import Guard, declare, declared
-from llmplay.ui.labeling_review import volume_long
+from llmplay.ui.tabs.labeling.review import volume_long
+from llmplay.ui.tabs.loop import view
 
 log = logging.getLogger(__name__)
 PRIVATE = {"api_visibility": "private"}

@@ -101,8 +101,11 @@ from llmplay.templates import TemplateLibrary, load_template
 from llmplay.textdiff import diff_html, similarity
 from llmplay.ui.access import Guard, caller_of, declare, declared
 from llmplay.ui.common import format_error
-from llmplay.ui.compare_columns import MIN_COLUMNS, column_widgets
-from llmplay.ui.compare_view import (
+from llmplay.ui.models_panel import generative_names
+from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
+from llmplay.ui.queueing import GENERATION
+from llmplay.ui.tabs.compare.columns import MIN_COLUMNS, column_widgets
+from llmplay.ui.tabs.compare.view import (
     chat_view,
     column_params,
     failure,
@@ -110,10 +113,7 @@ from llmplay.ui.compare_view import (
     handoff_status,
     with_stats,
 )
-from llmplay.ui.models_panel import generative_names
-from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
-from llmplay.ui.queueing import GENERATION
-from llmplay.ui.templates_tab import parse_values, template_choices
+from llmplay.ui.tabs.templates import parse_values, template_choices
 
 log = logging.getLogger(__name__)
 

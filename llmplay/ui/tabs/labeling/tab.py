@@ -42,8 +42,8 @@ from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.ui.access import Guard, checks_inside, declare
 from llmplay.ui.common import format_error
-from llmplay.ui.labeling_keys import KEYS_JS
-from llmplay.ui.labeling_view import (
+from llmplay.ui.tabs.labeling.keys import KEYS_JS
+from llmplay.ui.tabs.labeling.view import (
     HISTORY_HEADERS,
     choices,
     history_rows,
@@ -298,8 +298,8 @@ class LabelingHandle:
 
 def build_labeling_tab(services: Services, demo: gr.Blocks) -> LabelingHandle:
     """Lay out the Labeling tab inside the current Blocks context and wire its events."""
-    from llmplay.ui.labeling_queues import build_queue_settings
-    from llmplay.ui.labeling_review import build_review_panels
+    from llmplay.ui.tabs.labeling.queues import build_queue_settings
+    from llmplay.ui.tabs.labeling.review import build_review_panels
 
     engine = services.engine
     tab = LabelingTab(engine, services.templates)

@@ -13,7 +13,7 @@ from llmplay.feedback import store as fb
 from llmplay.store import connect
 from llmplay.ui.access import Guard, declare, needs
 from llmplay.ui.common import format_error
-from llmplay.ui.labeling_view import parse_labels
+from llmplay.ui.tabs.labeling.view import parse_labels
 
 log = logging.getLogger(__name__)
 PRIVATE = {"api_visibility": "private"}

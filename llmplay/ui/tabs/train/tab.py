@@ -42,8 +42,8 @@ from llmplay.training.config import (
 from llmplay.training.data_files import check_place, keep_upload
 from llmplay.training.jobs import JobRunner
 from llmplay.ui.access import Guard, declare
-from llmplay.ui.train_versions import build_versions_section
-from llmplay.ui.train_view import (
+from llmplay.ui.tabs.train.versions import build_versions_section
+from llmplay.ui.tabs.train.view import (
     QUEUE_HEADERS,
     encoder_preview_html,
     error_html,

@@ -33,7 +33,7 @@ from llmplay.tempfiles import export_folder
 from llmplay.training import manage
 from llmplay.training.jobs import settings_env
 from llmplay.ui.access import Guard, declare
-from llmplay.ui.train_view import VERSION_HEADERS, error_html, version_rows
+from llmplay.ui.tabs.train.view import VERSION_HEADERS, error_html, version_rows
 
 log = logging.getLogger(__name__)
 PRIVATE = {"api_visibility": "private"}

@@ -1,5 +1,5 @@
 """The Evaluate tab's plain helpers: form values -> a RunConfig, tables, the scoreboard chart, run
-descriptions and error text. No gradio here (llmplay/ui/evaluate_tab.py lays out and wires the tab)."""
+descriptions and error text. No gradio here (llmplay/ui/tabs/evaluate/tab.py lays out and wires the tab)."""
 
 from __future__ import annotations
 

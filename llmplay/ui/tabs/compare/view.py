@@ -7,8 +7,8 @@ from llmplay.compare import ColumnConfig
 from llmplay.engine import GenerationParams, GenerationResult
 from llmplay.evaluation.handoff import RowHandoff
 from llmplay.ui.common import format_error
-from llmplay.ui.compare_columns import MIN_COLUMNS, PARAM_DEFAULTS
 from llmplay.ui.decoding import format_stats, parse_params
+from llmplay.ui.tabs.compare.columns import MIN_COLUMNS, PARAM_DEFAULTS
 
 
 def column_params(column: dict, settings=None) -> GenerationParams:
