@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-m", "--model", help="model name (see `llmplay models`)")
     g.add_argument("--system", help="system message (chat models)")
     g.add_argument("--max-new-tokens", help="1 to the max_new_tokens limit (default 128, or the limit if lower)")
-    from llmplay.engine.backends import CHOICES as backend_choices
+    from llmplay.backend_names import CHOICES as backend_choices
 
     g.add_argument("--temperature", default="0", help=f"{span('temperature')}; 0 = greedy (default)")
     g.add_argument("--top-p", default="1", help=span("top_p"))

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from llmplay.backend_names import check_choice, check_precision
 from llmplay.errors import LlmplayError
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -67,7 +68,7 @@ class Settings:
     dtype: str = "float32"
     # How one streamed reply (Playground, Compare, Arena) decodes: "auto" = the fast decoder where it runs
     # the model, in fast_precision, else transformers; "transformers" = the reference path; "fast/<precision>"
-    # (llmplay.engine.backends). Batches (evaluation runs) always use transformers in `dtype`.
+    # (llmplay.backend_names). Batches (evaluation runs) always use transformers in `dtype`.
     backend: str = "auto"
     # float16 by default: measured by bench/generation.py (see the README's speed table).
     fast_precision: str = "float16"
@@ -109,8 +110,6 @@ class Settings:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise LlmplayError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}.")
-        from llmplay.engine.backends import check_choice, check_precision  # the engine owns the names
-
         object.__setattr__(self, "backend", check_choice(self.backend))
         check_precision(self.fast_precision)
         positive = ("port", "max_input_chars", "max_new_tokens_limit", "max_batch_size", "upload_max_bytes")

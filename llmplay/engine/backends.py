@@ -13,34 +13,14 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from llmplay.engine.fast_decoder import PRECISIONS, FastDecoder, unsupported_reason
-from llmplay.errors import LlmplayError
+from llmplay.backend_names import AUTO, FAST, REFERENCE, check_choice
+from llmplay.engine.fast_decoder import FastDecoder, unsupported_reason
 
 log = logging.getLogger(__name__)
 
-AUTO = "auto"
-REFERENCE = "transformers"
-FAST = "fast"
-CHOICES = (AUTO, REFERENCE, *(f"{FAST}/{p}" for p in PRECISIONS))
 # How a stream's status line starts when the fast path was asked for but not used (callers show it as a note).
 FALLBACK = "Ran on the reference backend"
 _CONVERTING = threading.Lock()
-
-
-def check_choice(value: str) -> str:
-    """``value`` normalised ("fast" means the fast path in the default precision); raises for anything else."""
-    text = (value or AUTO).strip().lower()
-    if text == FAST:
-        return text
-    if text not in CHOICES:
-        raise LlmplayError(f"backend must be one of {', '.join(CHOICES)} (or 'fast'); got {value!r}.")
-    return text
-
-
-def check_precision(value: str) -> str:
-    if value not in PRECISIONS:
-        raise LlmplayError(f"fast_precision must be one of {', '.join(PRECISIONS)}; got {value!r}.")
-    return value
 
 
 @dataclass(frozen=True)

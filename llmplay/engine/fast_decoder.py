@@ -19,8 +19,9 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from llmplay.backend_names import PRECISIONS
+
 SUPPORTED = ("llama", "gemma3_text")
-PRECISIONS = ("float16", "bfloat16", "float32")
 # Decoding steps run on one core. Measured here (2 cores, SmolLM2 float16): a step is one row times each
 # weight matrix, so it is memory-bound; in a thread other than the main one (every request is), two OpenMP
 # threads ran at ~30 tok/s and one at ~40, because libgomp stops its workers spinning once the process has

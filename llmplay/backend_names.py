@@ -1,0 +1,33 @@
+"""The names of the backends that decode a streamed reply, and their checks (``Settings.backend`` /
+``Settings.fast_precision``, a request's backend).
+
+A choice is written "transformers" (the reference path) or "fast/<precision>"; "auto" means the fast path in
+the configured precision wherever it runs the model. ``llmplay.engine.backends`` decides and runs them; the
+names live here, below both, so that the settings check them without importing the engine.
+"""
+
+from __future__ import annotations
+
+from llmplay.errors import LlmplayError
+
+AUTO = "auto"
+REFERENCE = "transformers"
+FAST = "fast"
+PRECISIONS = ("float16", "bfloat16", "float32")  # of the fast decoder's converted weights
+CHOICES = (AUTO, REFERENCE, *(f"{FAST}/{p}" for p in PRECISIONS))
+
+
+def check_choice(value: str) -> str:
+    """``value`` normalised ("fast" means the fast path in the default precision); raises for anything else."""
+    text = (value or AUTO).strip().lower()
+    if text == FAST:
+        return text
+    if text not in CHOICES:
+        raise LlmplayError(f"backend must be one of {', '.join(CHOICES)} (or 'fast'); got {value!r}.")
+    return text
+
+
+def check_precision(value: str) -> str:
+    if value not in PRECISIONS:
+        raise LlmplayError(f"fast_precision must be one of {', '.join(PRECISIONS)}; got {value!r}.")
+    return value
