@@ -49,3 +49,13 @@ def engine(session_settings) -> Engine:
 def settings(tmp_path, model_cache_dir) -> Settings:
     """A fresh data dir per test, sharing the converted-model cache."""
     return Settings(data_dir=tmp_path / "data", cache_dir=model_cache_dir)
+
+
+@pytest.fixture()
+def isolated_engine(settings, engine) -> Engine:
+    """An engine on this test's fresh data dir (``settings``) that reuses the session engine's catalog models:
+    one copy of their weights per session. What it loads itself (trained versions, encoders) goes with the test.
+    Build an ``Engine(...)`` of a test's own only to test loading itself."""
+    eng = Engine(settings, shared_models=engine.models)
+    yield eng
+    eng.close()

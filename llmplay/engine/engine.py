@@ -19,10 +19,18 @@ from llmplay.settings import Settings
 
 
 class Engine:
-    def __init__(self, settings: Settings | None = None, catalog: Catalog | None = None):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        catalog: Catalog | None = None,
+        *,
+        shared_models: ModelManager | None = None,
+    ):
+        """``shared_models``: another engine's model manager whose plain catalog models (no adapter) this engine
+        reuses instead of loading its own copy; that engine keeps owning them."""
         self.settings = settings or Settings.from_env()
         self.catalog = catalog or Catalog(self.settings.models_file, settings=self.settings)
-        self.models = ModelManager(self.settings)
+        self.models = ModelManager(self.settings, shared=shared_models)
         self._providers: dict[tuple, Provider] = {}
         self._lock = threading.Lock()
 

@@ -3,7 +3,9 @@
 ``ModelManager.get`` returns a ``LoadedModel`` (torch module + tokenizer + facts about it). The first
 call for a model may convert GGUF weights (see cache.py); later calls return the same object.
 ``ModelManager.encoder`` does the same for fine-tuned classifiers and taggers (``LoadedEncoder``). One manager
-per engine (``engine.models``) owns every model the engine loaded; closing the engine drops them.
+per engine (``engine.models``) owns every model the engine loaded; closing the engine drops them. A manager
+built with ``shared=`` another one takes the plain catalog models (no adapter) from it and loads only the rest
+itself (the tests' engines on their own data dirs share one copy of the base weights this way).
 """
 
 from __future__ import annotations
@@ -105,8 +107,9 @@ def _folder_identity(folder: str) -> tuple:
 
 
 class ModelManager:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, shared: ModelManager | None = None):
         self.settings = settings
+        self.shared = shared  # owns the plain models this manager reuses; what this one loads stays its own
         self._loaded: dict[tuple, LoadedModel] = {}
         self._encoders: dict[tuple, LoadedEncoder] = {}
         self._locks: dict[tuple, threading.Lock] = {}
@@ -120,6 +123,8 @@ class ModelManager:
         return (name, spec.location, dtype or self.settings.dtype, adapter, adapter_identity(adapter))
 
     def is_loaded(self, spec: ModelSpec, dtype: str | None = None, adapter: str | None = None) -> bool:
+        if self.shared is not None and not (adapter or spec.adapter):
+            return self.shared.is_loaded(spec, dtype)
         return self._key(spec, dtype, adapter) in self._loaded
 
     def weights(self, spec: ModelSpec) -> sources.Weights:
@@ -148,6 +153,8 @@ class ModelManager:
         progress: Progress | None = None,
     ) -> LoadedModel:
         adapter = adapter or spec.adapter  # a trained version's own adapter, unless the caller names one
+        if self.shared is not None and not adapter:
+            return self.shared.get(spec, dtype, None, progress)
         key = self._key(spec, dtype, adapter)
         if key in self._loaded:
             return self._loaded[key]
