@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from llmplay.compare import MAX_COLUMNS, ColumnConfig, template_ref
+from llmplay.compare import MAX_COLUMNS, ColumnConfig
 from llmplay.engine import GenerationParams
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.evaluation.results import RunResults, load_results
 from llmplay.settings import Settings
-from llmplay.templates import TemplateLibrary
+from llmplay.templates import TemplateLibrary, template_ref
 
 
 @dataclass(frozen=True)

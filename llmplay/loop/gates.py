@@ -51,7 +51,7 @@ class GateResult:
 
 
 def template_metric(library, template_ref: str) -> str:
-    from llmplay.compare import load_template
+    from llmplay.templates import load_template
 
     template, _ = load_template(library, template_ref)
     return next((m for m in template.metrics if m in SCORED), "exact_match")
@@ -79,7 +79,7 @@ def _compare(runner, settings, dataset: str, template: str, baseline: str, candi
 
 def heldout_dataset(settings, line: Line, data: UpdateData, update_id: int, library) -> tuple[str | None, int]:
     """Save the held-out items that carry the template's variables as a dataset; (name, rows)."""
-    from llmplay.compare import load_template
+    from llmplay.templates import load_template
 
     template, _ = load_template(library, line.template)
     names = [v.name for v in template.variables]

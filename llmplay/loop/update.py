@@ -215,9 +215,9 @@ def run_update(
 
     ``jobs``: the app's training JobRunner (the update's job waits in its queue like any other);
     ``runner``: an EvalRunner for the gates."""
-    from llmplay.compare import load_template
     from llmplay.loop.gates import run_gates
     from llmplay.models import registry
+    from llmplay.templates import load_template
 
     settings = engine.settings
     with connect(settings.db_path) as db:

@@ -1,6 +1,7 @@
 """Prompt templates: YAML files in prompts/, sandboxed Jinja2, rendering for a model, versions in SQLite.
 
-The UI and the CLI use these plain functions and classes; nothing here imports gradio.
+The UI and the CLI use these plain functions and classes; nothing here imports gradio. Must not know the
+features that render templates (compare, evaluation, feedback, training, the loop) nor the UI.
 """
 
 from llmplay.templates.library import SaveResult, TemplateLibrary, TemplateSummary, validate_files
@@ -14,7 +15,15 @@ from llmplay.templates.model import (
     parse_template,
     template_problems,
 )
-from llmplay.templates.render import RenderedPrompt, build_messages, build_request, fill_values, render_for_model
+from llmplay.templates.refs import load_template, template_ref
+from llmplay.templates.render import (
+    RenderedPrompt,
+    build_messages,
+    build_request,
+    fill_values,
+    render_for_model,
+    request_from_messages,
+)
 from llmplay.templates.sandbox import TemplateRenderError
 from llmplay.templates.versions import Version
 
@@ -34,8 +43,11 @@ __all__ = [
     "build_messages",
     "build_request",
     "fill_values",
+    "load_template",
     "parse_template",
     "render_for_model",
+    "request_from_messages",
     "template_problems",
+    "template_ref",
     "validate_files",
 ]

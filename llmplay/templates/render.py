@@ -169,3 +169,10 @@ def _render(sandbox: BoundedSandbox, source: str, values: dict[str, Any], where:
         return sandbox.render(source, values)
     except TemplateRenderError as exc:
         raise TemplateRenderError(f"{where}: {exc}") from None
+
+
+def request_from_messages(kind: str, messages: list[dict], params: GenerationParams) -> GenerationRequest:
+    """A base model given one user turn continues it as raw text; anything longer is a conversation."""
+    if kind == "base" and len(messages) == 1 and messages[0]["role"] == "user":
+        return GenerationRequest(prompt=messages[0]["content"], params=params)
+    return GenerationRequest.of(messages, params)

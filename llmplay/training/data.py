@@ -18,7 +18,7 @@ Public functions (the trainer, the Train tab and the loop use these):
   marked, token-length statistics, truncation count and split sizes, before a job starts.
 
 The sft prompt goes through the same path as inference: a template through ``templates.render.build_request``,
-other rows as the Playground / Compare would send them (``compare.request_from_messages``), then
+other rows as the Playground / Compare would send them (``templates.request_from_messages``), then
 ``engine.local.render_prompt`` and ``encode_prompt``. The completion is the target plus the end of turn: for
 chat models what the chat template writes after the prompt for an assistant turn holding the target (cut after
 its end-of-turn token: ``<|im_end|>`` for SmolLM2), for base models the target and the eos token.
@@ -36,11 +36,11 @@ import random
 import statistics
 from dataclasses import dataclass, field, replace
 
-from llmplay.compare import load_template, request_from_messages
 from llmplay.datasets import suggest_mapping
 from llmplay.engine.types import GenerationParams, GenerationRequest
 from llmplay.errors import LlmplayError
 from llmplay.settings import Settings
+from llmplay.templates import load_template, request_from_messages
 from llmplay.templates.library import TemplateLibrary
 from llmplay.templates.render import build_request
 from llmplay.training.config import TrainConfig

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from llmplay.compare import Comparison, load_template, prepare_column
+from llmplay.compare import Comparison, prepare_column
 from llmplay.datasets import ColumnMapping, save_dataset
 from llmplay.engine import GenerationParams
 from llmplay.errors import InvalidRequestError
 from llmplay.evaluation.config import ColumnConfig, RunConfig
 from llmplay.evaluation.handoff import row_for_compare
 from llmplay.store import connect
-from llmplay.templates import TemplateLibrary
+from llmplay.templates import TemplateLibrary, load_template
 from tests.conftest import CHAT_MODEL
 
 NAME = "handoff-sentiment"

@@ -7,7 +7,7 @@ import pytest
 
 from llmplay.arena.battles import Contestant, cast_vote, draw_battle, save_battle
 from llmplay.compare import correction_from_comparison, preference_from_comparison
-from llmplay.compare_results import save_comparison
+from llmplay.compare.results import save_comparison
 from llmplay.feedback.accepted import accepted_items
 from llmplay.feedback.exports import export_rows
 from llmplay.feedback.provenance import Sender

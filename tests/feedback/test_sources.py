@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from llmplay.compare import Column, ColumnConfig, Comparison, correction_from_comparison, preference_from_comparison
-from llmplay.compare_results import save_comparison
+from llmplay.compare.results import save_comparison
 from llmplay.engine import GenerationParams, GenerationRequest, GenerationResult, StreamEvent
 from llmplay.errors import InvalidRequestError
 from llmplay.feedback.accepted import accepted_items

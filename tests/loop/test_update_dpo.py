@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from llmplay.compare import load_template
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.feedback import store
 from llmplay.loop import data as loop_data
@@ -14,6 +13,7 @@ from llmplay.loop import lines
 from llmplay.loop.update import dpo_config, run_update
 from llmplay.models.registry import get_version
 from llmplay.store import connect
+from llmplay.templates import load_template
 from llmplay.training.config import TrainConfig
 from llmplay.training.jobs import JobRunner
 from tests.conftest import CHAT_MODEL
