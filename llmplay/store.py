@@ -11,11 +11,17 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlite_utils import Database
 
 from llmplay.migrations import MIGRATIONS
+
+
+def now() -> str:
+    """A row's timestamp (``*_at`` columns of feedback, users and the audit log): UTC, to the millisecond."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def open_db(path: Path | str) -> Database:

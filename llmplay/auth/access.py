@@ -14,9 +14,8 @@ from llmplay.auth.oauth import OAuthConfig
 from llmplay.auth.roles import allows, needed_role
 from llmplay.auth.users import has_users, role_of
 from llmplay.errors import LlmplayError
-from llmplay.feedback.records import now
 from llmplay.settings import Settings
-from llmplay.store import connect, immediate
+from llmplay.store import connect, immediate, now
 
 LOCAL = "local"  # the caller's name in single-user mode
 

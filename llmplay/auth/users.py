@@ -17,9 +17,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from llmplay.auth.roles import check_role
 from llmplay.errors import LlmplayError
-from llmplay.feedback.records import check_name, now
+from llmplay.names import check_name
 from llmplay.settings import Settings
-from llmplay.store import connect, immediate
+from llmplay.store import connect, immediate, now
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024  # argon2 hashes any length; this only bounds the work one login can ask for

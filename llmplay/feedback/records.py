@@ -11,7 +11,9 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from llmplay.errors import InvalidRequestError, short
+from llmplay import names
+from llmplay.errors import InvalidRequestError
+from llmplay.store import now
 
 Prompt = str | list[dict[str, Any]]  # a prompt string, or chat messages [{"role": ..., "content": ...}]
 
@@ -44,10 +46,6 @@ class ClientTokenConflict(FeedbackError):
     """A response's client token was already used for another labeler's or another item's answer (HTTP 409)."""
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 def _later(seconds: float) -> str:
     return (datetime.now(UTC) + timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
 
@@ -61,15 +59,8 @@ def labeler_name(user: str | None) -> str:
 
 
 def check_name(name: str, what: str = "queue") -> str:
-    """Queue names: letters, digits, '-', '_', '.'; 1-64 characters, not starting with '.' (file-safe)."""
-    name = (name or "").strip()
-    ok = 0 < len(name) <= 64 and name[0] != "." and all(c.isalnum() or c in "-_." for c in name)
-    if not ok or not name.isascii():
-        raise FeedbackError(
-            f"{what.capitalize()} name {short(name)} is not allowed: use 1-64 letters, digits, '-', '_' or '.' "
-            "(not starting with '.')."
-        )
-    return name
+    """Queue names (llmplay/names.py's rule)."""
+    return names.check_name(name, what, FeedbackError)
 
 
 def _text(value: Any, what: str, limit: int = MAX_TEXT, *, required: bool = False) -> str | None:
