@@ -1,6 +1,7 @@
 """Blind arena and leaderboard: battles between anonymous contestants, stored votes, Bradley-Terry ratings.
 
-No UI here: ``llmplay.ui`` builds the Arena and Leaderboard tabs on these functions.
+No UI here: ``llmplay.ui`` builds the Arena and Leaderboard tabs on these functions. Must not know the engine,
+feedback, training or the UI: callers hand it contestants and outputs as plain values.
 - ``battles``: contestants, pair selection, blind battles, voting and the reveal
 - ``votes``: stored votes with filters (feedback from votes: ``llmplay.feedback.sources``)
 - ``ratings``: Bradley-Terry fit on the Elo scale, bootstrap intervals, win-rate matrix

@@ -8,4 +8,6 @@ No UI here: ``llmplay.ui.labeling_tab`` builds the Labeling tab on these modules
 - ``imports``: items (and existing responses) from JSONL / CSV files, all or nothing
 - ``dashboard``: volume over time, per-labeler throughput, one summary line per queue
 - ``cli``: ``llmplay feedback ...``
+
+Training and the loop read accepted feedback from here; it must not know them, evaluation or the UI.
 """
