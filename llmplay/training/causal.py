@@ -25,7 +25,6 @@ tokens per row of which ~520 are its system message and six few-shot examples): 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -34,20 +33,14 @@ from typing import Any
 from transformers import Trainer
 
 from llmplay.settings import Settings
-from llmplay.training import causal_model
+from llmplay.training import causal_model, scaffold
 from llmplay.training.batching import IGNORE_INDEX, CausalCollator
-from llmplay.training.callbacks import (
-    AdaLoraAllocator,
-    CancelCallback,
-    active_ranks,
-    peak_rss_mb,
-    rank,
-    world_size,
-)
+from llmplay.training.callbacks import peak_rss_mb, rank, world_size
 from llmplay.training.causal_loss import forward_loss, selective_loss, shared_prefix_backward
 from llmplay.training.causal_model import CausalTrainingError
 from llmplay.training.config import TrainConfig
-from llmplay.training.trainer_args import training_arguments, use_bf16
+from llmplay.training.methods import get_method
+from llmplay.training.scaffold import training_arguments, use_bf16
 
 META_FILE = "llmplay_adapter.json"  # what was trained, for people and for the registry's checks
 __all__ = ["CausalResult", "CausalTrainer", "CausalTrainingError", "train_causal"]
@@ -94,10 +87,7 @@ def total_steps(config: TrainConfig, train_rows: int, processes: int = 1) -> int
 def batching_mode(config: TrainConfig, model_config, processes: int, notes: list[str]) -> str:
     """The padding mode this run can use: ``prefix`` needs one process (DDP sees one forward per step), no
     gradient checkpointing (it drops the keys/values cache) and full attention; prompt tuning cannot pack."""
-    mode = config.padding
-    if config.method == "prompt_tuning" and mode in ("prefix", "pack"):
-        notes.append("Prompt tuning prepends virtual tokens to every row: batches are length-grouped, not packed.")
-        return "group"
+    mode = get_method(config.method).batching(config.padding, notes)
     if mode == "prefix":
         window = getattr(model_config, "sliding_window", None)
         reason = None
@@ -231,14 +221,12 @@ def train_causal(
     and raises an LlmplayError subclass (CausalTrainingError, TrainDataError, UnknownModelError).
     """
     import torch
-    from transformers import EarlyStoppingCallback
-    from transformers.trainer_utils import get_last_checkpoint
 
     from llmplay.training import data as train_data
 
     causal_model.check_method(config)
-    job_dir = Path(job_dir)
-    output_dir = Path(output_dir) if output_dir else job_dir / "model"
+    method = get_method(config.method)
+    job_dir, output_dir = scaffold.folders(job_dir, output_dir)
     notes: list[str] = []
     loaded_data = train_data.load_rows(config, settings)
     train_rows, val_rows = train_data.split_rows(config, loaded_data)
@@ -255,17 +243,9 @@ def train_causal(
     if bf16:
         causal_model.freeze_base_in_bf16(peft_model)
     trainable, total = causal_model.trainable_parameters(peft_model)
-    fast = (
-        processes == 1
-        and config.method in ("lora", "dora")
-        and base.model.config.model_type in causal_model.PLAIN_HEAD_TYPES
-    )
-    if config.method == "prompt_tuning" and config.learning_rate < 1e-3:
-        notes.append("Prompt tuning usually needs a much larger learning rate than LoRA (around 1e-2 to 3e-2).")
+    fast = processes == 1 and method.fast_loss and base.model.config.model_type in causal_model.PLAIN_HEAD_TYPES
+    notes += method.notes(config)
     args = training_args(config, job_dir, bool(val_set), steps, mode)
-    extra: list = [AdaLoraAllocator()] if config.method == "adalora" else []
-    if config.early_stopping_patience and val_set:
-        extra.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     tokenizer = base.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     trainer = CausalTrainer(
@@ -274,40 +254,30 @@ def train_causal(
         data_collator=CausalCollator(pad_id=pad_id, mode=mode, max_length=config.max_length),
         train_dataset=_Rows(train_set),
         eval_dataset=_Rows(val_set) if val_set else None,
-        callbacks=[*extra[:1], *callbacks, *extra[1:]],  # the allocator logs ranks before the progress row
+        callbacks=scaffold.job_callbacks(config, callbacks, bool(val_set)),
         fast_loss=fast,
     )
-    if resume_from is True:
-        folder = job_dir / "checkpoints"
-        resume_from = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-    started = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=resume_from or None)
-    train_s = time.perf_counter() - started
-    state = trainer.state
-    cancel = next((c for c in trainer.callback_handler.callbacks if isinstance(c, CancelCallback)), None)
-    completed = not (cancel is not None and cancel.cancelled)
-    history = [_clean(h) for h in state.log_history if "eval_loss" in h]
-    metrics: dict[str, float] = {}
-    if val_set and completed:
-        last = history[-1] if history and history[-1].get("step") == state.global_step else None
-        metrics = last if last and not args.load_best_model_at_end else _clean(trainer.evaluate())
+    done = scaffold.run(trainer, job_dir, resume_from)
+    train_s, state = done.train_s, trainer.state
+    completed = not scaffold.cancelled(trainer)
+    history = scaffold.eval_history(trainer)
+    metrics: dict[str, float] = scaffold.final_metrics(trainer, history) if val_set and completed else {}
     if "loss" in metrics:
         metrics["perplexity"] = round(math.exp(min(metrics["loss"], 50)), 4)
     tokens = state.num_input_tokens_seen
     metrics.update(
-        train_loss=round(float(output.training_loss), 6),
+        train_loss=round(float(done.output.training_loss), 6),
         train_tokens=int(tokens),
         train_tokens_per_s=round(tokens / train_s, 1) if train_s > 0 else 0.0,
         peak_rss_mb=peak_rss_mb(),
     )
-    if config.method == "adalora":
-        metrics["adalora_active_ranks"] = active_ranks(trainer.model)
+    metrics.update(method.metrics(trainer.model))
     if processes > 1:  # every rank says what it ended with: data-parallel ranks must agree
         digest = causal_model.weights_digest(trainer.model)
         (job_dir / f"weights-rank{rank()}.sha256").write_text(digest + "\n", encoding="utf-8")
     if completed and trainer.is_world_process_zero():
         with torch.no_grad():
-            _save(trainer.model, output_dir, config, loaded_data, metrics, mode, stack)
+            save_adapter(trainer.model, output_dir, config, loaded_data, metrics, mode, stack)
     return CausalResult(
         output_dir=output_dir,
         kind="adapter",
@@ -347,25 +317,12 @@ def _check_examples(config: TrainConfig, examples: list, notes: list[str]) -> No
         )
 
 
-def _clean(logs: dict) -> dict:
-    """Trainer metrics without the ``eval_`` prefix and the runtime counters; rounded for storing."""
-    out = {}
-    for key, value in logs.items():
-        name = key.removeprefix("eval_")
-        if name in ("runtime", "samples_per_second", "steps_per_second") or not isinstance(value, int | float):
-            continue
-        out[name] = round(float(value), 6)
-    return out
-
-
-def _save(model, output_dir: Path, config: TrainConfig, data, metrics: dict, mode: str, stack: list[str]) -> None:
-    import json
-
+def save_adapter(
+    model, output_dir: Path, config: TrainConfig, data, metrics: dict, mode: str, stack: list[str]
+) -> None:
+    """The adapter (the ``default`` one), the stack it sits on and META_FILE (causal and DPO jobs)."""
     from llmplay.models.adapters import write_stack
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(output_dir), safe_serialization=True, selected_adapters=["default"])
-    write_stack(output_dir, stack)
     meta = {
         "task": config.task,
         "kind": "adapter",
@@ -380,4 +337,5 @@ def _save(model, output_dir: Path, config: TrainConfig, data, metrics: dict, mod
         "data_hash": data.data_hash,
         "config": replace(config, data=replace(config.data, rows=None)).to_dict(),  # inline rows can be large
     }
-    (output_dir / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    scaffold.write_model(model, output_dir, META_FILE, meta, selected_adapters=["default"])
+    write_stack(output_dir, stack)

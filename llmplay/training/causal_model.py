@@ -2,8 +2,8 @@
 
 Every check that needs the model runs here, before the first step, and raises ``CausalTrainingError`` with a
 message a user can act on: a base that is not a local chat/base model, target modules the model does not have
-(naming some it has), a parent version trained on another base model or with another method, AdaLoRA phases
-that do not fit the run.
+(naming some it has), a parent version trained on another base model or with another method. The peft config of
+a fresh adapter comes from the method (methods/).
 """
 
 from __future__ import annotations
@@ -53,12 +53,16 @@ class BaseModel:
 
 
 def check_method(config: TrainConfig) -> None:
-    if config.task not in ("sft", "cpt"):
+    from llmplay.training.checks import or_list
+    from llmplay.training.methods import METHODS, get_method
+
+    if config.task not in ("sft", "cpt"):  # the trainer's own guard: tasks/ sends dpo to dpo.py, encoders elsewhere
         raise CausalTrainingError(f"Task {config.task!r} is not a causal-LM task (sft or cpt).")
-    if config.method == "full":
+    if not get_method(config.method).causal:
+        causal = [m.name for m in METHODS.all() if m.causal]
         raise CausalTrainingError(
-            "Method 'full' trains every weight of an encoder; causal models train an adapter: "
-            "set method to lora, adalora, dora or prompt_tuning."
+            f"Method {config.method!r} trains every weight of an encoder; causal models train an adapter: "
+            f"set method to {or_list(causal)}."
         )
 
 
@@ -144,54 +148,6 @@ def resolve_targets(model, config: TrainConfig) -> list[str] | str:
     return list(targets)
 
 
-def check_adalora(config: TrainConfig, total_steps: int) -> None:
-    if config.method != "adalora":
-        return
-    if config.adalora_tinit + config.adalora_tfinal >= total_steps:
-        raise CausalTrainingError(
-            f"AdaLoRA prunes ranks between step adalora_tinit ({config.adalora_tinit}) and {total_steps} - "
-            f"adalora_tfinal ({config.adalora_tfinal}), but this run has only {total_steps} steps: lower "
-            "adalora_tinit / adalora_tfinal, or train for more steps."
-        )
-
-
-def peft_config(config: TrainConfig, model, total_steps: int, tokenizer_folder: str):
-    from peft import AdaLoraConfig, LoraConfig, PromptTuningConfig, PromptTuningInit, TaskType
-
-    if config.method == "prompt_tuning":
-        # Virtual tokens start as embeddings of real tokens: random vectors off the embedding scale train slowly.
-        return PromptTuningConfig(
-            task_type=TaskType.CAUSAL_LM,
-            num_virtual_tokens=config.num_virtual_tokens,
-            prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB,
-            tokenizer_name_or_path=tokenizer_folder,
-        )
-    targets = resolve_targets(model, config)
-    if config.method == "adalora":
-        check_adalora(config, total_steps)
-        return AdaLoraConfig(
-            task_type=TaskType.CAUSAL_LM,
-            init_r=config.adalora_init_r,
-            target_r=config.adalora_target_r,
-            tinit=config.adalora_tinit,
-            tfinal=config.adalora_tfinal,
-            deltaT=config.adalora_delta_t,
-            total_step=total_steps,
-            lora_alpha=config.lora_alpha,
-            lora_dropout=config.lora_dropout,
-            target_modules=targets,
-        )
-    return LoraConfig(
-        task_type=TaskType.CAUSAL_LM,
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=targets,
-        use_dora=config.method == "dora",
-        bias="none",
-    )
-
-
 def frozen_stack(base: BaseModel, config: TrainConfig) -> list[str]:
     """The adapter folders merged (frozen) into the base before training, bottom first; the saved version records
     them (models/adapters.py). A stacked parent brings its own stack; ``stack_on_parent`` adds the parent itself."""
@@ -209,6 +165,7 @@ def wrap(base: BaseModel, config: TrainConfig, total_steps: int, gradient_checkp
     from peft import PeftModel, get_peft_model
 
     from llmplay.models.adapters import merge_adapters
+    from llmplay.training.methods import get_method
 
     model = merge_adapters(base.model, frozen_stack(base, config))
     model.train()
@@ -216,14 +173,15 @@ def wrap(base: BaseModel, config: TrainConfig, total_steps: int, gradient_checkp
     if gradient_checkpointing:
         # Non-reentrant checkpointing needs no inputs that require grad (the frozen embeddings give none).
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    method = get_method(config.method)
     if base.parent is not None and not config.stack_on_parent:
         peft_model = PeftModel.from_pretrained(model, base.parent.path, is_trainable=True)
-        if config.method == "adalora":
-            check_adalora(config, total_steps)
-            peft_model.peft_config["default"].total_step = total_steps
+        method.continue_adapter(peft_model, config, total_steps)
     else:
         try:
-            peft_model = get_peft_model(model, peft_config(config, model, total_steps, base.loaded.folder))
+            peft_model = get_peft_model(
+                model, method.causal_peft_config(config, model, total_steps, base.loaded.folder)
+            )
         except ValueError as exc:  # peft's own checks (e.g. a module type it cannot adapt)
             raise CausalTrainingError(f"peft could not set up {config.method} on {config.base_model}: {exc}") from exc
     peft_model.train()

@@ -3,6 +3,10 @@
 A YAML file (or the Train tab's form) becomes a ``TrainConfig`` through ``TrainConfig.from_dict``, which
 reports every problem at once; nothing starts until it validates. Defaults are the measured CPU defaults
 (bench/finetune.py, bench/finetune_encoder.py).
+
+``TrainConfig`` is flat, as the YAML files are: the job's own fields (below) plus the fields each registered
+method and task declares (``methods/``, ``tasks/``: ``lora_r`` comes from methods/lora.py, ``dpo_beta`` from
+tasks/dpo.py). Each method and task checks its own fields; ``validate`` checks the rest.
 """
 
 from __future__ import annotations
@@ -11,13 +15,18 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from llmplay.errors import LlmplayError
+from llmplay.training import checks
+from llmplay.training.checks import TrainConfigError
+from llmplay.training.methods import METHODS as METHOD_REGISTRY
+from llmplay.training.methods import get_method
+from llmplay.training.tasks import CAUSAL, ENCODER, get_task, task_names
+from llmplay.training.tasks import TASKS as TASK_REGISTRY
 
-TASKS = ("sft", "cpt", "dpo", "classification", "ner", "mlm")
+TASKS = task_names()
 # causal LMs: supervised fine-tuning (completion-only loss), continued pre-training, DPO on preference pairs
-CAUSAL_TASKS = ("sft", "cpt", "dpo")
-ENCODER_TASKS = ("classification", "ner", "mlm")  # BERT-family encoders
-METHODS = ("lora", "adalora", "dora", "prompt_tuning", "full")
+CAUSAL_TASKS = task_names(CAUSAL)
+ENCODER_TASKS = task_names(ENCODER)  # BERT-family encoders
+METHODS = METHOD_REGISTRY.names()
 DATA_SOURCES = ("dataset", "file", "feedback", "rows")
 FILE_FORMATS = ("auto", "prompt_completion", "messages", "alpaca", "text", "classification", "conll")
 SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
@@ -25,12 +34,7 @@ SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 # padded (batching.py). Encoders have no shared prefix to cut; for them prefix and pack mean length-grouped.
 PADDING = ("prefix", "pack", "group", "pad")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-
-
-class TrainConfigError(LlmplayError):
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("Training config is not valid:\n- " + "\n- ".join(problems))
+__all__ = ["DataConfig", "TrainConfig", "TrainConfigError"]
 
 
 @dataclass
@@ -53,7 +57,9 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
+class JobFields:
+    """The fields every job has, whatever its task and method (the first of TrainConfig's fields)."""
+
     name: str  # the version line this trains, e.g. "fpb-lora"; each finished job adds version N+1
     base_model: str  # catalog name of the model to train, e.g. smollm2-135m-instruct or all-minilm-l6-v2
     task: str = "sft"
@@ -63,27 +69,12 @@ class TrainConfig:
     # With a parent_version: merge the parent (frozen) into the base and train a fresh adapter on top, so only new
     # parameters change (against forgetting); the saved version records the parent below it (models/adapters.py).
     stack_on_parent: bool = False
-    # DPO (task dpo): the strength of the pull toward the reference (the parent version, else the base); TRL's default.
-    dpo_beta: float = 0.1
-    # LoRA family. alpha = 2r and all linear layers follow Biderman et al. 2024. Measured (bench/finetune.py, quiet
-    # 2-core CPU, SmolLM2 on 500 FPB rows through the financial-sentiment template, 300 held-out rows): with these
-    # defaults 91.3% greedy accuracy (95% CI 87.7-94.3; base 33.0%; 87.7% after epoch 1) in 367 s of training,
-    # 1,534 training tokens/s, peak RSS 2.7 GB. Dropout 0: with dropout every LoRA input is stored twice
-    # (activations are most of the memory) and each step does more work; the run above shows no overfitting to fix.
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    target_modules: str | list[str] = "default"  # default (per architecture) | all-linear | a list of names
-    # AdaLoRA: ranks start at init_r and are pruned toward target_r between tinit and total - tfinal steps.
-    adalora_init_r: int = 12
-    adalora_target_r: int = 4
-    adalora_tinit: int = 0
-    adalora_tfinal: int = 0
-    adalora_delta_t: int = 1
-    # Prompt tuning: trainable virtual tokens, the rest of the model frozen.
-    num_virtual_tokens: int = 16
-    # Encoders: freeze the embeddings and the lowest N layers (method "full"); the head always trains.
-    freeze_layers: int = 0
+
+
+@dataclass(kw_only=True)
+class TrainingFields:
+    """Optimisation, batching, evaluation and logging (the last of TrainConfig's fields)."""
+
     # Optimisation (AdamW).
     learning_rate: float = 2e-4
     lr_scheduler: str = "linear"
@@ -108,6 +99,20 @@ class TrainConfig:
     logging_steps: int = 5
     save_steps: int = 0  # checkpoint every N steps; 0 = once per epoch (cancel always saves one)
     report_to: list[str] = field(default_factory=list)  # extra trackers: wandb, mlflow (TensorBoard always)
+
+
+def _parts() -> tuple[type, ...]:
+    """TrainConfig's bases. A dataclass lists its bases' fields in reverse MRO order, so the parts are given
+    last-first: the job's fields, then each task's and each method's (registration order), then training's."""
+    parts = [*TASK_REGISTRY.option_classes(), *METHOD_REGISTRY.option_classes()]
+    return (TrainingFields, *reversed(parts), JobFields)
+
+
+@dataclass
+class TrainConfig(*_parts()):
+    """A training job: JobFields, then the fields of each registered task and method (e.g. dpo_beta; lora_r,
+    lora_alpha, lora_dropout, target_modules; adalora_*; num_virtual_tokens; freeze_layers), then
+    TrainingFields. All flat, as in the YAML files."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -147,7 +152,7 @@ class TrainConfig:
 
     @property
     def uses_peft(self) -> bool:
-        return self.method != "full"
+        return self.method in METHODS and get_method(self.method).peft
 
     def validate(self) -> None:
         """Raise TrainConfigError naming every problem. Checks that need the model (target modules exist, the
@@ -157,141 +162,61 @@ class TrainConfig:
             p.append(f"name must be 1-64 letters, digits, '.', '_' or '-'; got {str(self.name)[:80]!r}")
         if not isinstance(self.base_model, str) or not self.base_model.strip():
             p.append("base_model must name a catalog model")
-        _choice(p, "task", self.task, TASKS)
-        _choice(p, "method", self.method, METHODS)
-        _choice(p, "lr_scheduler", self.lr_scheduler, SCHEDULERS)
-        _choice(p, "padding", self.padding, PADDING)
+        checks.choice(p, "task", self.task, TASKS)
+        checks.choice(p, "method", self.method, METHODS)
+        checks.choice(p, "lr_scheduler", self.lr_scheduler, SCHEDULERS)
+        checks.choice(p, "padding", self.padding, PADDING)
         if str(self.bf16).lower() not in ("auto", "true", "false"):
             p.append(f"bf16 must be auto, true or false; got {str(self.bf16)[:40]!r}")
-        if self.task in ENCODER_TASKS and self.method in ("adalora", "dora", "prompt_tuning"):
-            p.append(f"encoder task {self.task!r} supports method full (with freeze_layers) or lora")
-        _int(p, "lora_r", self.lora_r, 1, 1024)
-        _int(p, "lora_alpha", self.lora_alpha, 1, 4096)
-        _float(p, "lora_dropout", self.lora_dropout, 0.0, 0.9)
-        if not (self.target_modules in ("default", "all-linear") or _str_list(self.target_modules)):
-            p.append("target_modules must be 'default', 'all-linear' or a list of module names")
-        _int(p, "adalora_init_r", self.adalora_init_r, 1, 1024)
-        _int(p, "adalora_target_r", self.adalora_target_r, 1, 1024)
-        ranks = (self.adalora_init_r, self.adalora_target_r)
-        if all(isinstance(r, int) for r in ranks) and ranks[1] > ranks[0]:
-            p.append("adalora_target_r must not exceed adalora_init_r")
-        _int(p, "adalora_tinit", self.adalora_tinit, 0, 10**7)
-        _int(p, "adalora_tfinal", self.adalora_tfinal, 0, 10**7)
-        _int(p, "adalora_delta_t", self.adalora_delta_t, 1, 10**6)
-        _int(p, "num_virtual_tokens", self.num_virtual_tokens, 1, 512)
-        _int(p, "freeze_layers", self.freeze_layers, 0, 1000)
-        _float(p, "learning_rate", self.learning_rate, 1e-8, 1.0)
-        _float(p, "epochs", self.epochs, 0.01, 1000)
-        _int(p, "max_steps", self.max_steps, -1, 10**7)
-        _int(p, "batch_size", self.batch_size, 1, 1024)
-        _int(p, "grad_accum", self.grad_accum, 1, 1024)
-        _float(p, "warmup_ratio", self.warmup_ratio, 0.0, 0.5)
-        _float(p, "weight_decay", self.weight_decay, 0.0, 1.0)
-        _int(p, "max_length", self.max_length, 8, 32768)
-        _int(p, "seed", self.seed, 0, 2**32 - 1)
+        for plugin in [*METHOD_REGISTRY.all(), *TASK_REGISTRY.all()]:  # their fields exist in every config
+            if plugin.options is not None:  # the owner checks a field (dora uses lora's)
+                plugin.check_options(self, p)
+        checks.number(p, "learning_rate", self.learning_rate, 1e-8, 1.0)
+        checks.number(p, "epochs", self.epochs, 0.01, 1000)
+        checks.integer(p, "max_steps", self.max_steps, -1, 10**7)
+        checks.integer(p, "batch_size", self.batch_size, 1, 1024)
+        checks.integer(p, "grad_accum", self.grad_accum, 1, 1024)
+        checks.number(p, "warmup_ratio", self.warmup_ratio, 0.0, 0.5)
+        checks.number(p, "weight_decay", self.weight_decay, 0.0, 1.0)
+        checks.integer(p, "max_length", self.max_length, 8, 32768)
+        checks.integer(p, "seed", self.seed, 0, 2**32 - 1)
         if not isinstance(self.gradient_checkpointing, bool):
             p.append("gradient_checkpointing must be true or false")
-        _check_stacking_and_dpo(p, self)
-        _int(p, "early_stopping_patience", self.early_stopping_patience, 0, 1000)
-        _int(p, "eval_steps", self.eval_steps, 0, 10**7)
-        _int(p, "logging_steps", self.logging_steps, 1, 10**6)
-        _int(p, "save_steps", self.save_steps, 0, 10**7)
+        _check_stacking(p, self)
+        checks.integer(p, "early_stopping_patience", self.early_stopping_patience, 0, 1000)
+        checks.integer(p, "eval_steps", self.eval_steps, 0, 10**7)
+        checks.integer(p, "logging_steps", self.logging_steps, 1, 10**6)
+        checks.integer(p, "save_steps", self.save_steps, 0, 10**7)
         if not (isinstance(self.report_to, list) and set(self.report_to) <= {"wandb", "mlflow"}):
             p.append("report_to must be a list of: wandb, mlflow (TensorBoard files are always written)")
         d = self.data
-        _choice(p, "data.source", d.source, DATA_SOURCES)
-        _choice(p, "data.format", d.format, FILE_FORMATS)
+        checks.choice(p, "data.source", d.source, DATA_SOURCES)
+        checks.choice(p, "data.format", d.format, FILE_FORMATS)
         if d.source == "dataset" and not d.dataset:
             p.append("data.dataset must name a saved dataset (or builtin:<sample>) when data.source is dataset")
-        if d.source == "dataset" and self.task == "dpo":
-            p.append("task dpo trains on preference pairs: set data.source to rows, file or feedback")
-        if d.source == "rows" and self.task == "dpo" and isinstance(d.rows, list):
-            p.extend(preference_row_problems(d.rows))
-        if d.source == "dataset" and self.task == "sft" and not d.template:
-            p.append("data.template is required to train on a dataset (rows are rendered through it)")
+        if self.task in TASKS:
+            get_task(self.task).check(self, p)  # its method and data settings
         if d.source == "file" and not d.file:
             p.append("data.file is required when data.source is file")
         if d.source == "rows" and not (isinstance(d.rows, list) and all(isinstance(r, dict) for r in d.rows)):
             p.append("data.rows must be a list of mappings when data.source is rows")
-        _float(p, "data.validation_fraction", d.validation_fraction, 0.0, 0.5)
+        checks.number(p, "data.validation_fraction", d.validation_fraction, 0.0, 0.5)
         if d.max_rows is not None:
-            _int(p, "data.max_rows", d.max_rows, 1, 10**7)
-        if d.labels is not None and not _str_list(d.labels):
+            checks.integer(p, "data.max_rows", d.max_rows, 1, 10**7)
+        if d.labels is not None and not checks.str_list(d.labels):
             p.append("data.labels must be a list of label names")
         if p:
             raise TrainConfigError(p)
 
 
-def _check_stacking_and_dpo(p: list[str], c: TrainConfig) -> None:
+def _check_stacking(p: list[str], c: TrainConfig) -> None:
     if not isinstance(c.stack_on_parent, bool):
         p.append("stack_on_parent must be true or false")
     elif c.stack_on_parent:
         if not c.parent_version:
             p.append("stack_on_parent needs a parent_version: the adapter the new one is stacked on")
-        if c.method not in ("lora", "dora", "adalora"):
-            p.append(f"stack_on_parent trains a new lora, dora or adalora adapter; method is {str(c.method)[:40]!r}")
-    _float(p, "dpo_beta", c.dpo_beta, 1e-4, 100.0)
-    if c.task == "dpo" and c.method not in ("lora", "dora"):
-        p.append(f"task dpo trains method lora or dora; got {str(c.method)[:40]!r}")
-
-
-def preference_text(value) -> str | None:
-    """A reply of a preference pair as text: a string, or TRL's conversational form (one assistant turn)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict) and isinstance(value.get("content"), str):
-        return value["content"]
-    if isinstance(value, list) and len(value) == 1:
-        return preference_text(value[0])
-    return None
-
-
-def preference_row_problems(rows: list, first_line: int = 1, limit: int = 5) -> list[str]:
-    """What is wrong with preference pairs ``{"prompt", "chosen", "rejected"}`` (row numbers from first_line)."""
-    problems: list[str] = []
-    if not rows:
-        return ["the preference data has no pairs"]
-    for n, row in enumerate(rows, start=first_line):
-        where = f"pair {n}"
-        if not isinstance(row, dict):
-            problems.append(f"{where} must be a mapping with prompt, chosen and rejected")
-        else:
-            missing = [k for k in ("prompt", "chosen", "rejected") if row.get(k) in (None, "", [])]
-            prompt = row.get("prompt")
-            chat = isinstance(prompt, list) and all(
-                isinstance(m, dict) and isinstance(m.get("content"), str) for m in prompt
+        stackable = [m.name for m in METHOD_REGISTRY.all() if m.stackable]
+        if c.method not in stackable:
+            p.append(
+                f"stack_on_parent trains a new {checks.or_list(stackable)} adapter; method is {str(c.method)[:40]!r}"
             )
-            chosen, rejected = preference_text(row.get("chosen")), preference_text(row.get("rejected"))
-            if missing:
-                problems.append(f"{where} has no {' / '.join(missing)} (a pair needs prompt, chosen and rejected)")
-            elif not (isinstance(prompt, str) or chat):
-                problems.append(f"{where}: prompt must be text or a list of chat messages (role, content)")
-            elif chosen is None or rejected is None:
-                problems.append(f"{where}: chosen and rejected must be text (or one assistant message each)")
-            elif not chosen.strip() or not rejected.strip():
-                problems.append(f"{where}: chosen and rejected must not be blank")
-            elif chosen.strip() == rejected.strip():
-                problems.append(f"{where}: chosen and rejected are the same reply, so there is no preference to learn")
-        if len(problems) >= limit:
-            problems.append("(further pairs not checked)")
-            break
-    return problems
-
-
-def _choice(problems: list[str], name: str, value, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        problems.append(f"{name} must be one of {', '.join(allowed)}; got {str(value)[:40]!r}")
-
-
-def _int(problems: list[str], name: str, value, low: int, high: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        problems.append(f"{name} must be an integer between {low} and {high}; got {str(value)[:40]!r}")
-
-
-def _float(problems: list[str], name: str, value, low: float, high: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        problems.append(f"{name} must be a number between {low:g} and {high:g}; got {str(value)[:40]!r}")
-
-
-def _str_list(value) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, str) and v for v in value)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,10 +33,10 @@ from typing import Any
 
 from llmplay.errors import LlmplayError
 from llmplay.settings import Settings
-from llmplay.training import causal_model
-from llmplay.training.callbacks import CancelCallback, peak_rss_mb
-from llmplay.training.causal import CausalResult, _clean, _save, total_steps
-from llmplay.training.config import TrainConfig, preference_row_problems, preference_text
+from llmplay.training import causal_model, scaffold
+from llmplay.training.callbacks import peak_rss_mb
+from llmplay.training.causal import CausalResult, save_adapter, total_steps
+from llmplay.training.config import TrainConfig
 from llmplay.training.data_sources import (
     CONSUMER_PREFIX,
     TrainDataError,
@@ -46,7 +45,8 @@ from llmplay.training.data_sources import (
     record_ids,
     seeded_subset,
 )
-from llmplay.training.trainer_args import training_arguments, use_bf16
+from llmplay.training.scaffold import training_arguments, use_bf16
+from llmplay.training.tasks.dpo import preference_row_problems, preference_text
 
 __all__ = ["PreferenceData", "load_pairs", "pair_examples", "train_dpo"]
 
@@ -198,15 +198,13 @@ def train_dpo(
     """Train ``config`` (task dpo) and save the adapter into ``output_dir`` (default ``job_dir/model``); the same
     calling convention and result as causal.train_causal. Every check runs before the first step."""
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import DPOConfig
 
     from llmplay.training.data import TrainData, split_rows
 
     if config.task != "dpo":
         raise causal_model.CausalTrainingError(f"train_dpo trains task dpo; got {config.task!r}.")
-    job_dir = Path(job_dir)
-    output_dir = Path(output_dir) if output_dir else job_dir / "model"
+    job_dir, output_dir = scaffold.folders(job_dir, output_dir)
     notes: list[str] = []
     pairs = load_pairs(config, settings)
     train_rows, val_rows = split_rows(config, TrainData(pairs.rows, pairs.data_hash, pairs.source, pairs.format))
@@ -246,30 +244,21 @@ def train_dpo(
         train_dataset=_dataset(train_set),
         eval_dataset=_dataset(val_set) if val_set else None,
         processing_class=tokenizer,
-        callbacks=list(callbacks),
+        callbacks=scaffold.job_callbacks(config, callbacks, bool(val_set)),
     )
-    if resume_from is True:
-        folder = job_dir / "checkpoints"
-        resume_from = get_last_checkpoint(str(folder)) if folder.is_dir() else None
-    started = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=resume_from or None)
-    train_s = time.perf_counter() - started
+    done = scaffold.run(trainer, job_dir, resume_from)
     state = trainer.state
-    cancel = next((c for c in trainer.callback_handler.callbacks if isinstance(c, CancelCallback)), None)
-    completed = not (cancel is not None and cancel.cancelled)
-    history = [_clean(h) for h in state.log_history if "eval_loss" in h]
-    metrics: dict[str, float] = {}
-    if val_set and completed:
-        last = history[-1] if history and history[-1].get("step") == state.global_step else None
-        metrics = last or _clean(trainer.evaluate())
+    completed = not scaffold.cancelled(trainer)
+    history = scaffold.eval_history(trainer)
+    metrics: dict[str, float] = scaffold.final_metrics(trainer, history) if val_set and completed else {}
     metrics.update(
-        train_loss=round(float(output.training_loss), 6),
+        train_loss=round(float(done.output.training_loss), 6),
         train_pairs=len(train_set),
         peak_rss_mb=peak_rss_mb(),
     )
     if completed and trainer.is_world_process_zero():
         with torch.no_grad():
-            _save(trainer.model, output_dir, config, pairs, metrics, "pad", stack)
+            save_adapter(trainer.model, output_dir, config, pairs, metrics, "pad", stack)
     if not math.isfinite(metrics["train_loss"]):
         notes.append("The DPO loss is not a finite number: lower learning_rate.")
     return CausalResult(
@@ -285,7 +274,7 @@ def train_dpo(
         parent_id=base.parent.id if base.parent else None,
         train_rows=len(train_set),
         validation_rows=len(val_set),
-        train_s=round(train_s, 2),
+        train_s=round(done.train_s, 2),
         steps=state.global_step,
         completed=completed,
         trainable_params=trainable,

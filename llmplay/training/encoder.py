@@ -14,28 +14,23 @@ folder (config with id2label/label2id, safetensors weights, tokenizer) that the 
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from llmplay.errors import LlmplayError
 from llmplay.settings import Settings
+from llmplay.training import scaffold
 from llmplay.training.config import TrainConfig
 from llmplay.training.encoder_data import EncoderData, load_encoder_data
-from llmplay.training.encoder_model import (
-    build_model,
-    freeze_lower_layers,
-    lora_config,
-    resolve_encoder,
-    trainable_parameters,
-)
-from llmplay.training.trainer_args import training_arguments
+from llmplay.training.encoder_model import build_model, resolve_encoder, trainable_parameters
+from llmplay.training.methods import get_method
+from llmplay.training.scaffold import training_arguments
+from llmplay.training.tasks import get_task
 
-KIND = {"classification": "classifier", "ner": "tagger", "mlm": "encoder"}
 MLM_PROBABILITY = 0.15  # BERT's masking rate
 META_FILE = "llmplay_encoder.json"  # what was trained, for people and for the provider's checks
 
@@ -90,12 +85,12 @@ def train_encoder(
     raises an LlmplayError subclass with a message a user can act on.
     """
     import torch
-    from transformers import EarlyStoppingCallback, Trainer
+    from transformers import Trainer
 
     if not config.is_encoder:
         raise EncoderTrainingError(f"Task {config.task!r} is not an encoder task (classification, ner or mlm).")
-    job_dir = Path(job_dir)
-    output_dir = Path(output_dir) if output_dir else job_dir / "model"
+    method = get_method(config.method)
+    job_dir, output_dir = scaffold.folders(job_dir, output_dir)
     data = load_encoder_data(config, settings)
     base = resolve_encoder(config, settings)
     if base.labels and base.labels != data.labels:
@@ -103,17 +98,12 @@ def train_encoder(
             f"Version {config.parent_version!r} predicts {', '.join(base.labels)}; this data has "
             f"{', '.join(data.labels)}. Continue from a version with the same labels, or start from the base model."
         )
-    if config.freeze_layers and config.method != "full":
+    if config.freeze_layers and method.peft:
         raise EncoderTrainingError(
             "freeze_layers applies to method full; with LoRA the encoder is frozen already (set it to 0)."
         )
     model, tokenizer = build_model(config.task, base.folder, data.labels)
-    if config.method == "full":
-        freeze_lower_layers(model, config.freeze_layers)
-    else:
-        from peft import get_peft_model
-
-        model = get_peft_model(model, lora_config(model, config))
+    model = method.encoder_model(model, config)  # full: lower layers frozen; lora: a peft model
     trainable, total = trainable_parameters(model)
     train_set = _encode(config, tokenizer, data.train, data.labels)
     val_set = _encode(config, tokenizer, data.validation, data.labels) if data.validation else None
@@ -122,9 +112,6 @@ def train_encoder(
     if truncated:
         notes.append(f"{truncated} of {len(train_set)} training rows are longer than max_length and were truncated.")
     args = _training_args(config, job_dir, has_validation=val_set is not None)
-    extra = []
-    if config.early_stopping_patience and val_set is not None:
-        extra.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     trainer = Trainer(
         model=model,
         args=args,
@@ -134,35 +121,29 @@ def train_encoder(
         processing_class=tokenizer,
         compute_metrics=_metrics_fn(config.task, data.labels) if config.task != "mlm" else None,
         preprocess_logits_for_metrics=_argmax if config.task != "mlm" else None,
-        callbacks=[*callbacks, *extra],
+        callbacks=scaffold.job_callbacks(config, callbacks, val_set is not None),
     )
-    started = time.perf_counter()
-    if resume_from is True:
-        resume_from = last_checkpoint(job_dir)
-    trainer.train(resume_from_checkpoint=resume_from or None)
-    train_s = time.perf_counter() - started
-    state = trainer.state
+    done = scaffold.run(trainer, job_dir, resume_from)
+    train_s, state = done.train_s, trainer.state
     completed = state.global_step >= state.max_steps or _stopped_early(trainer)
-    history = [_clean(h, config.task) for h in state.log_history if "eval_loss" in h]
+    clean = partial(_clean, task=config.task)
+    history = scaffold.eval_history(trainer, clean)
     metrics = {}
     if completed:  # a cancelled job keeps its checkpoint (Resume) and saves no model
         if val_set is not None:  # the last evaluation, unless training ended between two of them
-            last = history[-1] if history and history[-1].get("step") == state.global_step else None
-            metrics = (
-                dict(last) if last and not args.load_best_model_at_end else _clean(trainer.evaluate(), config.task)
-            )
+            metrics = scaffold.final_metrics(trainer, history, clean)
         summary = next((h for h in reversed(state.log_history) if "train_loss" in h), {})
         if "train_loss" in summary:
             metrics["train_loss"] = round(float(summary["train_loss"]), 6)
-        if state.num_input_tokens_seen and train_s > 0 and not resume_from:  # real tokens (no padding) per second
+        if state.num_input_tokens_seen and train_s > 0 and not done.resume_from:  # real tokens (no padding) per second
             metrics["train_tokens_per_s"] = round(state.num_input_tokens_seen / train_s, 1)
         if trainer.is_world_process_zero():  # under torchrun every rank trains; one writes the files
-            final = trainer.model.merge_and_unload() if config.method != "full" else trainer.model
+            final = method.encoder_to_save(trainer.model)
             with torch.no_grad():
                 _save(final, tokenizer, output_dir, config, data, metrics)
     return EncoderResult(
         output_dir=output_dir,
-        kind=KIND[config.task],
+        kind=get_task(config.task).kind,
         task=config.task,
         base_model=config.base_model,
         method=config.method,
@@ -242,13 +223,6 @@ def encoder_preview(config: TrainConfig, settings: Settings, n: int = 3):
         data_hash=data.data_hash,
         warnings=warnings,
     )
-
-
-def last_checkpoint(job_dir: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    folder = Path(job_dir) / "checkpoints"
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
 # ---- data -----------------------------------------------------------------------------------------------------
@@ -370,13 +344,8 @@ def decode_tags(predictions, label_ids, labels: list[str]) -> tuple[list[list[st
 
 
 def _clean(logs: dict, task: str) -> dict:
-    """Trainer metrics without the ``eval_`` prefix and the runtime counters; rounded for storing."""
-    out = {}
-    for key, value in logs.items():
-        name = key.removeprefix("eval_")
-        if name in ("runtime", "samples_per_second", "steps_per_second") or not isinstance(value, int | float):
-            continue
-        out[name] = round(float(value), 6)
+    """The scaffold's cleaned metrics, with a masked-LM's perplexity."""
+    out = scaffold.clean_metrics(logs)
     if task == "mlm" and "loss" in out:
         out["perplexity"] = round(math.exp(min(out["loss"], 50)), 4)
     return out
@@ -392,12 +361,9 @@ def _stopped_early(trainer) -> bool:
 
 
 def _save(model, tokenizer, output_dir: Path, config: TrainConfig, data: EncoderData, metrics: dict) -> None:
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(output_dir), safe_serialization=True)
-    tokenizer.save_pretrained(str(output_dir))
     meta = {
         "task": config.task,
-        "kind": KIND[config.task],
+        "kind": get_task(config.task).kind,
         "base_model": config.base_model,
         "method": config.method,
         "labels": data.labels,
@@ -405,4 +371,4 @@ def _save(model, tokenizer, output_dir: Path, config: TrainConfig, data: Encoder
         "validation_metrics": metrics,
         "data_hash": data.data_hash,
     }
-    (output_dir / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")
+    scaffold.write_model(model, output_dir, META_FILE, meta, tokenizer=tokenizer)

@@ -6,8 +6,8 @@ child process with its output in a log file. Steps:
 1. read and validate the YAML (``TrainConfig.from_dict``; every problem at once);
 2. the job row: ``--job ID`` names one the app created, otherwise a new row is added (so a run from a shell shows
    in the Train tab); status ``running`` with this pid;
-3. train: ``causal.train_causal`` for tasks sft / cpt, ``dpo.train_dpo`` for task dpo (preference pairs, TRL),
-   ``encoder.train_encoder`` for encoder tasks. All take
+3. train: ``get_task(config.task).train`` (tasks/: ``causal.train_causal`` for sft / cpt, ``dpo.train_dpo`` for
+   dpo, ``encoder.train_encoder`` for the encoder tasks). All take
    ``(config, settings, job_dir, callbacks, *, output_dir, resume_from)`` and return a result with ``output_dir,
    kind, task, base_model, metrics, history, data_hash, row_ids, train_s, steps, completed, notes``; they run
    every check that needs data or the model before the first step and raise an LlmplayError subclass;
@@ -53,6 +53,7 @@ from llmplay.settings import Settings
 from llmplay.training import records
 from llmplay.training.callbacks import StopRequest, install_sigterm_handler, job_callbacks, peak_rss_mb, rank
 from llmplay.training.config import TrainConfig, TrainConfigError
+from llmplay.training.tasks import get_task
 
 CANCELLED = exitcodes.RUN_FAILED  # the shared table's "a run failed or was cancelled"
 
@@ -161,16 +162,11 @@ def _train(config: TrainConfig, settings: Settings, folder: Path, job_id: int, s
     if staging.exists():
         shutil.rmtree(staging)  # left by an earlier attempt of this job that died while saving
     callbacks = job_callbacks(settings.db_path, job_id, folder / "tb", stop)
-    if config.is_encoder:
-        from llmplay.training.encoder import train_encoder as train
-    elif config.task == "dpo":
-        from llmplay.training.dpo import train_dpo as train
-    else:
-        from llmplay.training.causal import train_causal as train
     resume_from = _last_checkpoint(folder) if resume else None
     if resume and resume_from:
         print(f"Resuming job {job_id} from {resume_from}", flush=True)
-    return train(config, settings, folder, callbacks, output_dir=staging, resume_from=resume_from)
+    task = get_task(config.task)  # tasks/: each task knows its trainer
+    return task.train(config, settings, folder, callbacks, output_dir=staging, resume_from=resume_from)
 
 
 def _register(settings: Settings, config: TrainConfig, job_id: int, result, staging: Path, final: Path):

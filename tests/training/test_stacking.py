@@ -74,7 +74,7 @@ def test_a_stacked_version_trains_only_a_new_adapter_and_loads_with_its_parent_m
 def test_stack_on_parent_needs_a_parent_and_a_mergeable_method():
     with pytest.raises(TrainConfigError, match="stack_on_parent needs a parent_version"):
         TrainConfig.from_dict(tiny_config("line", stack_on_parent=True))
-    with pytest.raises(TrainConfigError, match="stack_on_parent trains a new lora, dora or adalora adapter"):
+    with pytest.raises(TrainConfigError, match="stack_on_parent trains a new lora, adalora or dora adapter"):
         TrainConfig.from_dict(tiny_config("line", stack_on_parent=True, parent_version="x v1", method="prompt_tuning"))
     with pytest.raises(TrainConfigError, match="stack_on_parent must be true or false"):
         TrainConfig.from_dict(tiny_config("line", stack_on_parent="yes"))
