@@ -148,10 +148,14 @@ def check_data_file(settings: Settings, path, error: type[TrainDataError] = Trai
         raise error(f"Training file {str(path)!r} does not exist.") from None
     if size > settings.upload_max_bytes:
         raise error(
-            f"Training file {Path(path).name!r} is {size / 2**20:.1f} MB; the upload limit is "
-            f"{settings.upload_max_bytes / 2**20:.1f} MB (setting upload_max_bytes, env LLMPLAY_UPLOAD_MAX_BYTES)."
+            f"Training file {Path(path).name!r} is {_size(size)}; the upload limit is "
+            f"{_size(settings.upload_max_bytes)} (setting upload_max_bytes, env LLMPLAY_UPLOAD_MAX_BYTES)."
         )
     check_kind(path, error)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 2**10:.1f} KB"
 
 
 def check_row_count(n: int, what: str, error: type[TrainDataError] = TrainDataError) -> None:
