@@ -19,11 +19,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from llmplay.datasets import DatasetError, load_dataset, sample
 from llmplay.engine.backends import REFERENCE
 from llmplay.engine.base import Provider
 from llmplay.engine.engine import Engine
@@ -31,94 +29,17 @@ from llmplay.engine.types import GenerationRequest, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.evaluation import judge as judging
 from llmplay.evaluation import outputs
-from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
+from llmplay.evaluation.config import RunConfig
 from llmplay.evaluation.metrics.registry import MetricRegistry, default_registry
-from llmplay.evaluation.scorer import ScoringError, needs_reference
+from llmplay.evaluation.plan import Cell, Plan, PlannedColumn, plan_run, request_messages
+from llmplay.evaluation.progress import RunProgress, mark_interrupted
+from llmplay.evaluation.scorer import ScoringError
 from llmplay.evaluation.summary import score_run
-from llmplay.models.catalog import ModelSpec
-from llmplay.processes import pid_alive
 from llmplay.store import connect
 from llmplay.templates.library import TemplateLibrary
-from llmplay.templates.model import Template, parse_template
 from llmplay.templates.render import base_model_prompt, build_request
-from llmplay.templates.versions import Version
 
 log = logging.getLogger(__name__)
-
-ACTIVE = ("queued", "running")
-TERMINAL = ("done", "cancelled", "failed", "interrupted")
-
-
-@dataclass
-class RunProgress:
-    run_id: int
-    status: str
-    done: int
-    total: int
-    generated: int
-    cached: int
-    failed: int
-    elapsed_s: float
-    eta_s: float | None
-    error: str = ""
-
-    @property
-    def fraction(self) -> float:
-        return self.done / self.total if self.total else 0.0
-
-    @property
-    def finished(self) -> bool:
-        return self.status in TERMINAL
-
-    def describe(self) -> str:
-        text = f"Run #{self.run_id} {self.status}: {self.done}/{self.total} cells"
-        text += f" · {self.generated} generated · {self.cached} from cache"
-        if self.failed:
-            text += f" · {self.failed} failed"
-        text += f" · {self.elapsed_s:.1f} s"
-        if self.eta_s is not None and not self.finished:
-            text += f" · about {self.eta_s:.0f} s left"
-        if self.error:
-            text += f" · {self.error}"
-        return text
-
-
-@dataclass
-class _Column:
-    index: int
-    config: ColumnConfig
-    template: Template
-    version: Version
-    spec: ModelSpec
-    mode: str  # generate | likelihood
-    variables: dict[str, str]  # template variable -> dataset column
-    dtype: str
-
-
-@dataclass
-class _Plan:
-    config: RunConfig
-    rows: list[dict[str, Any]]
-    source_index: list[int]
-    references: list[Any] | None
-    columns: list[_Column]
-    metrics: list[MetricConfig]
-    dataset_hash: str
-    reference_column: str | None = None
-    skipped_metrics: dict[str, str] = field(default_factory=dict)  # suggested by a template but not applicable
-    judge_template: Template | None = None
-    judge_version: Version | None = None
-    judge_spec: ModelSpec | None = None
-
-
-@dataclass
-class _Cell:
-    row: int
-    key: str = ""
-    prompt: str = ""
-    messages: list[dict] = field(default_factory=list)
-    request: GenerationRequest | None = None
-    error: str | None = None
 
 
 @dataclass
@@ -206,101 +127,10 @@ class EvalRunner:
         )
 
     # ---- planning: every check before anything runs --------------------------------------------------------
-    def plan(self, config: RunConfig) -> _Plan:
-        try:
-            dataset = load_dataset(self.settings, config.dataset)
-        except DatasetError as exc:
-            raise InvalidRequestError(str(exc)) from None
-        df = sample(dataset.df, config.sample, config.seed) if config.sample else dataset.df
-        rows = [dict(zip(df.columns, r)) for r in df.itertuples(index=False, name=None)]
-        mapping = dataset.mapping
-        references = [r[mapping.reference] for r in rows] if mapping.reference else None
-        problems: list[str] = []
-        columns = []
-        for i, col in enumerate(config.columns):
-            try:
-                columns.append(self._resolve_column(i, col, list(df.columns), mapping.variables))
-            except LlmplayError as exc:
-                problems.append(f"column {i + 1} ({col.title}): {exc}")
-        metrics, skipped = list(config.metrics), {}
-        if not metrics:  # every metric the templates suggest that applies here, in order
-            for name in dict.fromkeys(m for c in columns for m in c.template.metrics):
-                if name not in self.registry.names():
-                    skipped[name] = "not a registered metric"
-                elif references is None and needs_reference(MetricConfig(name)):
-                    skipped[name] = "needs a reference column, and the dataset has none mapped"
-                else:
-                    metrics.append(MetricConfig(name))
-        for metric in metrics:
-            if metric.name not in self.registry.names():
-                problems.append(f"unknown metric {metric.name!r} (known: {', '.join(self.registry.names())})")
-            elif references is None and needs_reference(metric):
-                problems.append(
-                    f"metric {metric.name!r} needs a reference column; dataset {config.dataset!r} has none mapped"
-                )
-        plan = _Plan(config, rows, [int(i) for i in df.index], references, columns, metrics, dataset.info.content_hash)
-        plan.reference_column = mapping.reference
-        if config.judge:
-            try:
-                plan.judge_version = self.library.current_version(config.judge.template)
-                plan.judge_template = parse_template(plan.judge_version.content, config.judge.template)
-                judging.check_template(plan.judge_template)
-                plan.judge_spec = self.engine.catalog.get(config.judge.model)
-                if plan.judge_spec.kind not in ("chat", "base"):
-                    raise LlmplayError(f"{config.judge.model!r} is an encoder; a judge must generate text.")
-            except LlmplayError as exc:
-                problems.append(f"judge: {exc}")
-        if problems:
-            raise InvalidRequestError(
-                "Cannot start the evaluation: " + "; ".join(p.rstrip(".") for p in problems) + "."
-            )
-        plan.skipped_metrics = skipped
-        return plan
+    def plan(self, config: RunConfig) -> Plan:
+        return plan_run(self.settings, self.engine, self.library, self.registry, config)
 
-    def _resolve_column(self, index: int, col: ColumnConfig, columns: list[str], dataset_vars: dict) -> _Column:
-        if col.template_version:
-            version = self.library.version(col.template, col.template_version)
-        else:
-            version = self.library.current_version(col.template)
-        template = parse_template(version.content, col.template)
-        spec = self.engine.catalog.get(col.model)
-        predictor = spec.kind in ("classifier", "tagger")  # a fine-tuned encoder: reads the text variable
-        if spec.kind not in ("chat", "base") and not predictor:
-            raise LlmplayError(f"{col.model!r} is an encoder model; evaluation columns need a generative model.")
-        if col.adapter and spec.provider != "local":
-            raise LlmplayError(f"{col.model!r} is an endpoint; LoRA adapters apply to local models only.")
-        mode = (
-            col.mode if col.mode != "auto" else ("likelihood" if template.output.mode == "likelihood" else "generate")
-        )
-        if predictor:
-            mode = "generate"  # it predicts its own label; there is no text likelihood to rank labels by
-        if mode == "likelihood":
-            if not template.output.labels:
-                raise LlmplayError("likelihood mode chooses among the template's output labels; it declares none")
-            if spec.provider != "local":
-                raise LlmplayError("likelihood mode needs a local model (endpoints do not return log-probabilities)")
-        # Column mapping: the column's own, else the dataset's, else a dataset column of the same name.
-        variables = dict(col.variables or {})
-        for var in template.variables:
-            if var.name in variables:
-                continue
-            if var.name in dataset_vars:
-                variables[var.name] = dataset_vars[var.name]
-            elif var.name in columns:
-                variables[var.name] = var.name
-        missing = [v.name for v in template.variables if v.required and v.name not in variables]
-        if missing:
-            raise LlmplayError(
-                f"template variable(s) {', '.join(missing)} have no dataset column; map them (dataset columns: "
-                f"{', '.join(columns)})"
-            )
-        absent = sorted({c for c in variables.values() if c not in columns})
-        if absent:
-            raise LlmplayError(f"mapped column(s) {', '.join(absent)} are not in the dataset")
-        return _Column(index, col, template, version, spec, mode, variables, col.dtype or self.settings.dtype)
-
-    # ---- execution -----------------------------------------------------------------------------------------
-    def _create(self, plan: _Plan) -> int:
+    def _create(self, plan: Plan) -> int:
         config = plan.config.to_dict()
         config["resolved"] = {
             "columns": [
@@ -349,7 +179,7 @@ class EvalRunner:
         self._jobs[run_id] = _Job(cancel=threading.Event())
         return run_id
 
-    def _execute(self, plan: _Plan, run_id: int, job: _Job, on_progress=None) -> None:
+    def _execute(self, plan: Plan, run_id: int, job: _Job, on_progress=None) -> None:
         with self._serial:
             job.started = time.perf_counter()
             self._update(run_id, status="running", started_at=_now())
@@ -385,7 +215,7 @@ class EvalRunner:
             if on_progress:
                 on_progress(self.progress(run_id))
 
-    def _run_column(self, plan: _Plan, column: _Column, run_id: int, job: _Job, on_progress) -> None:
+    def _run_column(self, plan: Plan, column: PlannedColumn, run_id: int, job: _Job, on_progress) -> None:
         cells = self._prepare_cells(plan, column)
         ready = [c for c in cells if c.error is None]
         with connect(self.settings.db_path) as db:
@@ -433,7 +263,7 @@ class EvalRunner:
             if on_progress:
                 on_progress(self.progress(run_id))
 
-    def _prepare_cells(self, plan: _Plan, column: _Column) -> list[_Cell]:
+    def _prepare_cells(self, plan: Plan, column: PlannedColumn) -> list[Cell]:
         """Render every row for this column and compute its cache key; a row that fails to render is an
         error cell (with the template's message), not a failed run."""
         params = column.config.params
@@ -442,11 +272,11 @@ class EvalRunner:
             try:
                 loaded = self.engine.models.get(column.spec, dtype=column.config.dtype, adapter=column.config.adapter)
             except LlmplayError as exc:
-                return [_Cell(i, error=f"Model failed to load: {exc}") for i in range(len(plan.rows))]
+                return [Cell(i, error=f"Model failed to load: {exc}") for i in range(len(plan.rows))]
         labels = column.template.output.labels if column.mode == "likelihood" else ()
         cells = []
         for i, row in enumerate(plan.rows):
-            cell = _Cell(i)
+            cell = Cell(i)
             try:
                 values = {var: row[col] for var, col in column.variables.items()}
                 cell.request, cell.messages = build_request(column.template, column.spec.kind, values, params)
@@ -466,7 +296,7 @@ class EvalRunner:
         return cells
 
     def _generate(
-        self, column: _Column, cells: list[_Cell], cancel: threading.Event
+        self, column: PlannedColumn, cells: list[Cell], cancel: threading.Event
     ) -> list[tuple[GenerationResult, dict | None]]:
         """One (result, details) per cell; details hold each label's log-probability in likelihood mode."""
         cfg = column.config
@@ -497,7 +327,7 @@ class EvalRunner:
             results.append((result, {"options": {s.option: round(s.logprob, 4) for s in scores}}))
         return results
 
-    def _run_judge(self, plan: _Plan, run_id: int, job: _Job) -> None:
+    def _run_judge(self, plan: Plan, run_id: int, job: _Job) -> None:
         """Grade every successful cell with the judge model; verdicts are cached outputs too."""
         judge, template, spec = plan.config.judge, plan.judge_template, plan.judge_spec
         assert judge is not None and template is not None and spec is not None
@@ -508,7 +338,7 @@ class EvalRunner:
         work = []
         for c in cells:
             column = plan.columns[c["column_index"]]
-            messages = _request_messages(column, plan.rows[c["row_index"]])
+            messages = request_messages(column, plan.rows[c["row_index"]])
             reference = plan.references[c["row_index"]] if plan.references else None
             values = judging.judge_values(template, messages, texts[c["output_id"]], reference)
             request, _ = build_request(template, spec.kind, values, judge.params)
@@ -552,7 +382,9 @@ class EvalRunner:
                 )
 
     # ---- bookkeeping ---------------------------------------------------------------------------------------
-    def _insert_cell(self, db, run_id: int, column: _Column, cell: _Cell, output, cached=False, error=None) -> None:
+    def _insert_cell(
+        self, db, run_id: int, column: PlannedColumn, cell: Cell, output, cached=False, error=None
+    ) -> None:
         answer = column.template.output.extract(output.text) if output is not None else None
         db["eval_cells"].insert(
             {
@@ -589,34 +421,6 @@ class EvalRunner:
     def _update(self, run_id: int, **values) -> None:
         with connect(self.settings.db_path) as db, db.atomic():
             db["eval_runs"].update(run_id, values)
-
-
-def mark_interrupted(db_path) -> int:
-    """Runs left queued/running by a process that no longer exists are marked interrupted (rerun to resume:
-    every finished cell is in the cache)."""
-    with connect(db_path) as db:
-        if "eval_runs" not in db.table_names():
-            return 0
-        stale = [
-            r["id"]
-            for r in db.query("select id, pid from eval_runs where status in ('queued', 'running')")
-            if not _alive(r["pid"])
-        ]
-        with db.atomic():
-            for run_id in stale:
-                db["eval_runs"].update(
-                    run_id, {"status": "interrupted", "error": "The app stopped during this run; rerun it to resume."}
-                )
-    return len(stale)
-
-
-_alive = pid_alive
-
-
-def _request_messages(column: _Column, row: dict) -> list[dict]:
-    values = {var: row[col] for var, col in column.variables.items()}
-    _, messages = build_request(column.template, column.spec.kind, values, column.config.params)
-    return messages
 
 
 def _prompt_text(loaded, request: GenerationRequest) -> str:

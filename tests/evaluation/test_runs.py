@@ -15,8 +15,9 @@ from llmplay.datasets import ColumnMapping, save_dataset
 from llmplay.engine import GenerationParams
 from llmplay.errors import InvalidRequestError
 from llmplay.evaluation.config import ColumnConfig, JudgeConfig, MetricConfig, RunConfig
+from llmplay.evaluation.progress import mark_interrupted
 from llmplay.evaluation.results import compare_columns, compare_runs, get_run, load_results, scoreboard
-from llmplay.evaluation.runner import EvalRunner, mark_interrupted
+from llmplay.evaluation.runner import EvalRunner
 from llmplay.evaluation.scorer import entity_lines_to_bio
 from llmplay.store import connect
 from llmplay.templates.library import TemplateLibrary

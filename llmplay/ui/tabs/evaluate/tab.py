@@ -85,6 +85,7 @@ from llmplay.datasets import (
 )
 from llmplay.engine import Engine
 from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.evaluation.progress import ACTIVE
 from llmplay.evaluation.results import (
     RunResults,
     compare_columns,
@@ -95,7 +96,7 @@ from llmplay.evaluation.results import (
     load_results,
     scoreboard,
 )
-from llmplay.evaluation.runner import ACTIVE, EvalRunner
+from llmplay.evaluation.runner import EvalRunner
 from llmplay.limits import check_number
 from llmplay.services import Services
 from llmplay.tempfiles import discard_upload, export_folder

@@ -15,11 +15,11 @@ import pandas as pd
 from llmplay.engine import GenerationParams
 from llmplay.errors import InvalidRequestError
 from llmplay.evaluation.config import ColumnConfig, JudgeConfig, MetricConfig, RunConfig
+from llmplay.evaluation.progress import RunProgress
 from llmplay.evaluation.results import (
     RunResults,
     failure_note,
 )
-from llmplay.evaluation.runner import RunProgress
 from llmplay.limits import bounds, check_number
 from llmplay.templates.versions import parse_ref
 from llmplay.ui.decoding import parse_stop
