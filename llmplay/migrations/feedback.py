@@ -1,5 +1,5 @@
 """Migrations of the feedback store's tables (llmplay/feedback/) and of the stored Compare results
-feedback refers to (llmplay/compare_results.py)."""
+feedback refers to (llmplay/compare/results.py)."""
 
 from __future__ import annotations
 
