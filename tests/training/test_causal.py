@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmplay.engine import Engine, GenerationParams
+from llmplay.engine import GenerationParams
 from llmplay.models import registry
 from llmplay.training import entry, records
 from llmplay.training.batching import IGNORE_INDEX, CausalCollator, pack_rows, shared_prefix_length
@@ -201,7 +201,7 @@ def last_job(settings):
 
 @pytest.mark.slow
 def test_a_short_lora_run_learns_its_rows_and_registers_a_version_offered_by_name(
-    settings, tmp_path, monkeypatch, engine, capsys
+    settings, tmp_path, monkeypatch, engine, isolated_engine, capsys
 ):
     from peft import PeftModel
     from safetensors.torch import load_file
@@ -224,7 +224,7 @@ def test_a_short_lora_run_learns_its_rows_and_registers_a_version_offered_by_nam
     assert (tmp_path / "data" / "training" / "jobs" / str(job.id) / "tb").is_dir()  # TensorBoard events
     weights = load_file(f"{version.path}/adapter_model.safetensors")
     assert any("lora_B" in k and v.abs().sum() > 0 for k, v in weights.items())  # B starts at zero
-    assert version.label in generative_names(Engine(settings))
+    assert version.label in generative_names(isolated_engine)
 
     base = copy.deepcopy(engine.models.get(engine.catalog.get(CHAT_MODEL)).model)
     tuned = PeftModel.from_pretrained(base, version.path)
@@ -245,7 +245,7 @@ def test_a_short_lora_run_learns_its_rows_and_registers_a_version_offered_by_nam
 
 
 @pytest.mark.slow
-def test_adalora_prunes_ranks_during_the_run(settings, tmp_path, monkeypatch):
+def test_adalora_prunes_ranks_during_the_run(settings, tmp_path, monkeypatch, isolated_engine):
     config = tiny_config(
         "ada", method="adalora", max_steps=6, adalora_init_r=4, adalora_target_r=1, adalora_tinit=1,
         adalora_tfinal=2, adalora_delta_t=1, data=NO_VALIDATION,
@@ -260,7 +260,7 @@ def test_adalora_prunes_ranks_during_the_run(settings, tmp_path, monkeypatch):
     version = registry.get_version(settings.db_path, job.version_id)
     assert version.method == "adalora"
     # Pruned to one rank per module on average (some keep none): the version still loads and answers by its label.
-    (reply,) = Engine(settings).generate(version.label, ["Is 'nice' good or bad?"], GenerationParams(max_new_tokens=2))
+    (reply,) = isolated_engine.generate(version.label, ["Is 'nice' good or bad?"], GenerationParams(max_new_tokens=2))
     assert reply.error is None and reply.completion_tokens > 0
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from llmplay.engine import Engine
 from llmplay.feedback.store import add_items, consumed_by, create_queue, respond
 from llmplay.models import registry
 from llmplay.models.adapters import stack_of
@@ -63,7 +62,9 @@ def margins(model, loaded, config: TrainConfig, settings) -> list[float]:
 
 
 @pytest.mark.slow
-def test_a_dpo_job_raises_the_chosen_over_rejected_margin_and_registers_a_version(settings, tmp_path, monkeypatch):
+def test_a_dpo_job_raises_the_chosen_over_rejected_margin_and_registers_a_version(
+    settings, tmp_path, monkeypatch, isolated_engine
+):
     config = dpo_config()
     assert run_entry(settings, monkeypatch, tmp_path, config) == 0
     job = last_job(settings)
@@ -75,7 +76,7 @@ def test_a_dpo_job_raises_the_chosen_over_rejected_margin_and_registers_a_versio
     assert version.kind == "adapter" and version.task == "dpo" and version.label == f"{CHAT_MODEL} + prefs v1"
     assert len(version.row_ids) == len(PAIRS)
 
-    engine = Engine(settings)
+    engine = isolated_engine  # the base model is the session's copy; the DPO version loads here
     spec = engine.catalog.get(version.label)  # offered by name, like an SFT version
     tuned = engine.models.get(spec, dtype="float32")
     base = engine.models.get(engine.catalog.get(CHAT_MODEL), dtype="float32")

@@ -13,7 +13,6 @@ import torch
 from peft import PeftModel
 from safetensors.torch import load_file
 
-from llmplay.engine import Engine
 from llmplay.models import registry
 from llmplay.models.adapters import STACK_FILE, adapter_chain, adapter_identity, stack_of
 from llmplay.training.config import TrainConfig, TrainConfigError
@@ -32,7 +31,9 @@ def train(settings, monkeypatch, tmp_path, **overrides) -> registry.ModelVersion
 
 
 @pytest.mark.slow
-def test_a_stacked_version_trains_only_a_new_adapter_and_loads_with_its_parent_merged(settings, tmp_path, monkeypatch):
+def test_a_stacked_version_trains_only_a_new_adapter_and_loads_with_its_parent_merged(
+    settings, tmp_path, monkeypatch, isolated_engine
+):
     parent = train(settings, monkeypatch, tmp_path)
     parent_files = registry.files_hash(parent.path)
     parent_weights = load_file(f"{parent.path}/adapter_model.safetensors")
@@ -49,7 +50,7 @@ def test_a_stacked_version_trains_only_a_new_adapter_and_loads_with_its_parent_m
     assert not all(torch.equal(new_weights[k], parent_weights[k]) for k in new_weights)
     assert adapter_identity(stacked.path) != adapter_identity(parent.path)
 
-    engine = Engine(settings)
+    engine = isolated_engine  # the base model is the session's copy; the stacked version loads here
     loaded = engine.models.get(engine.catalog.get(stacked.label), dtype="float32")
     base = engine.models.get(engine.catalog.get(CHAT_MODEL), dtype="float32")
     ids = base.tokenizer("Is 'great' good or bad? One word.", return_tensors="pt")["input_ids"]
