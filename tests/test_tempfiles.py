@@ -16,8 +16,8 @@ from llmplay.engine import Engine
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.settings import Settings
 from llmplay.templates.library import TemplateLibrary
-from llmplay.ui.evaluate_tab import EvaluateTab
-from llmplay.ui.templates_tab import TemplatesTab
+from llmplay.ui.tabs.evaluate.tab import EvaluateTab
+from llmplay.ui.tabs.templates import TemplatesTab
 from tests.conftest import ROOT
 
 CSV = "text,label\nProfit rose,positive\nSales fell,negative\n"

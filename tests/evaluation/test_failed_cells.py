@@ -12,7 +12,7 @@ from llmplay.engine import GenerationParams
 from llmplay.evaluation.cli import format_summary
 from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
 from llmplay.evaluation.results import get_run, load_results, scoreboard
-from llmplay.ui.evaluate_view import describe_run
+from llmplay.ui.tabs.evaluate.view import describe_run
 from tests.conftest import CHAT_MODEL
 from tests.evaluation.test_runs import runner  # noqa: F401 - the module's runner fixture, reused
 
