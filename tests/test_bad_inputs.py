@@ -326,7 +326,7 @@ def test_training_files_outside_read_table_have_the_size_and_row_limits(small, t
 
     big = tmp_path / "pairs.jsonl"
     big.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n' * 5_000)
-    with pytest.raises(TrainDataError, match="the upload limit is 0.2 MB"):
+    with pytest.raises(TrainDataError, match="is 234.4 KB; the upload limit is 195.3 KB"):
         pair_records(small, str(big))
     conll = tmp_path / "eng.train"
     conll.write_text("EU B-ORG\n\n" * 30_000)
