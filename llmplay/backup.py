@@ -44,6 +44,7 @@ from llmplay.backup_files import (
 )
 from llmplay.errors import LlmplayError
 from llmplay.settings import Settings
+from llmplay.worker import Worker
 
 log = logging.getLogger(__name__)
 
@@ -475,20 +476,22 @@ def restore_at_start(settings: Settings, schedule: BackupSchedule | None = None)
     raise BackupError(f"Every backup in {schedule.folder} is damaged; nothing restored (see the log).")
 
 
-class ScheduledBackups(threading.Thread):
-    """Backs the data dir up into ``schedule.folder`` every ``schedule.interval_s`` (keeping ``keep``); a
-    failed backup is logged and tried again at the next interval. ``stop(final=True)`` takes one last backup."""
+class ScheduledBackups:
+    """Backs the data dir up into ``schedule.folder`` every ``schedule.interval_s`` (keeping ``keep``) on a
+    background worker (llmplay/worker.py); a failed backup is logged and tried again at the next interval.
+    ``stop(final=True)`` takes one last backup."""
 
     def __init__(self, settings: Settings, schedule: BackupSchedule):
-        super().__init__(name="llmplay-backups", daemon=True)
         self.settings, self.schedule = settings, schedule
-        self._stop_event = threading.Event()
+        self.worker = Worker("llmplay-backups", self.run_once, schedule.interval_s)
         self.made: list[Path] = []
         self.errors: list[str] = []
 
-    def run(self) -> None:
-        while not self._stop_event.wait(self.schedule.interval_s):
-            self.run_once()
+    def start(self) -> None:
+        self.worker.start()
+
+    def is_alive(self) -> bool:
+        return self.worker.running
 
     def run_once(self) -> Path | None:
         try:
@@ -500,10 +503,8 @@ class ScheduledBackups(threading.Thread):
         self.made.append(made.path)
         return made.path
 
-    def stop(self, final: bool = False, timeout: float | None = 60) -> None:
-        self._stop_event.set()
-        if self.is_alive():
-            self.join(timeout)
+    def stop(self, final: bool = False, timeout: float = 60) -> None:
+        self.worker.stop(timeout)  # waits for a backup in progress
         if final and self.settings.db_path.is_file():
             self.run_once()
 
