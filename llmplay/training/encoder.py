@@ -4,7 +4,9 @@ Tasks: ``classification`` (sequence classification: sentiment, intent), ``ner`` 
 tags; each word's tag sits on its first sub-token, the other sub-tokens are -100 and carry no loss) and ``mlm``
 (masked-LM continued pre-training on raw text: domain adaptation before a task). Methods: ``full`` (everything
 trains, except the embeddings and the lowest ``freeze_layers`` layers when set) or ``lora`` (low-rank updates
-on the encoder, the head trained in full through ``modules_to_save``; merged into the saved weights).
+on the encoder, the head trained in full through ``modules_to_save``; merged into the saved weights). What is a
+task's own (head, rows, tokenizing, collator, metrics, preview) its module in ``tasks/`` supplies (``EncoderTask``
+hooks); this module is the trainer they share.
 
 ``train_encoder`` is what ``llmplay.training.entry`` runs for ``config.is_encoder`` jobs. It evaluates on the
 validation rows each epoch (accuracy and macro-F1; seqeval entity F1; masked-LM loss) and saves a stand-alone
@@ -14,10 +16,8 @@ folder (config with id2label/label2id, safetensors weights, tokenizer) that the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ from llmplay.training.methods import get_method
 from llmplay.training.scaffold import training_arguments
 from llmplay.training.tasks import get_task
 
-MLM_PROBABILITY = 0.15  # BERT's masking rate
 META_FILE = "llmplay_encoder.json"  # what was trained, for people and for the provider's checks
 
 
@@ -89,7 +88,7 @@ def train_encoder(
 
     if not config.is_encoder:
         raise EncoderTrainingError(f"Task {config.task!r} is not an encoder task (classification, ner or mlm).")
-    method = get_method(config.method)
+    method, task = get_method(config.method), get_task(config.task)
     job_dir, output_dir = scaffold.folders(job_dir, output_dir)
     data = load_encoder_data(config, settings)
     base = resolve_encoder(config, settings)
@@ -112,21 +111,25 @@ def train_encoder(
     if truncated:
         notes.append(f"{truncated} of {len(train_set)} training rows are longer than max_length and were truncated.")
     args = _training_args(config, job_dir, has_validation=val_set is not None)
+    compute_metrics = task.metrics(data.labels)  # None: the evaluation loss only (mlm)
     trainer = Trainer(
         model=model,
         args=args,
-        data_collator=_collator(config.task, tokenizer, config.seed),
+        data_collator=task.collator(tokenizer, config.seed),
         train_dataset=_Rows(train_set),
         eval_dataset=_Rows(val_set) if val_set is not None else None,
         processing_class=tokenizer,
-        compute_metrics=_metrics_fn(config.task, data.labels) if config.task != "mlm" else None,
-        preprocess_logits_for_metrics=_argmax if config.task != "mlm" else None,
+        compute_metrics=compute_metrics,
+        preprocess_logits_for_metrics=_argmax if compute_metrics is not None else None,
         callbacks=scaffold.job_callbacks(config, callbacks, val_set is not None),
     )
     done = scaffold.run(trainer, job_dir, resume_from)
     train_s, state = done.train_s, trainer.state
     completed = state.global_step >= state.max_steps or _stopped_early(trainer)
-    clean = partial(_clean, task=config.task)
+
+    def clean(logs: dict) -> dict:  # the scaffold's cleaned metrics and the task's own (mlm: perplexity)
+        return task.add_metrics(scaffold.clean_metrics(logs))
+
     history = scaffold.eval_history(trainer, clean)
     metrics = {}
     if completed:  # a cancelled job keeps its checkpoint (Resume) and saves no model
@@ -143,7 +146,7 @@ def train_encoder(
                 _save(final, tokenizer, output_dir, config, data, metrics)
     return EncoderResult(
         output_dir=output_dir,
-        kind=get_task(config.task).kind,
+        kind=task.kind,
         task=config.task,
         base_model=config.base_model,
         method=config.method,
@@ -172,26 +175,14 @@ def encoder_preview(config: TrainConfig, settings: Settings, n: int = 3):
 
     from llmplay.training.data import TRAINED_MARKERS, DataPreview, PreviewExample
 
+    task = get_task(config.task)
     data = load_encoder_data(config, settings)
     tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(config, settings).folder, trust_remote_code=False)
     rows = data.train + data.validation
-    if config.task == "ner":
-        lengths = [len(tokenizer(r["tokens"], is_split_into_words=True)["input_ids"]) for r in rows]
-    else:
-        lengths = [len(tokenizer(r["text"])["input_ids"]) for r in rows]
+    lengths = [task.token_length(tokenizer, r) for r in rows]
     examples = []
     for row, length in list(zip(rows, lengths))[:n]:
-        if config.task == "ner":
-            segments = [
-                part
-                for word, tag in zip(row["tokens"], row["tags"])
-                for part in ({"text": word + " ", "trained": False}, {"text": tag + " ", "trained": True})
-                if tag != "O" or not part["trained"]
-            ]
-        else:
-            segments = [{"text": row["text"], "trained": False}]
-            if config.task == "classification":
-                segments.append({"text": f" -> {row['label']}", "trained": True})
+        segments = task.preview_segments(row)
         text = "".join(
             f"{TRAINED_MARKERS[0]}{s['text']}{TRAINED_MARKERS[1]}" if s["trained"] else s["text"] for s in segments
         )
@@ -246,48 +237,11 @@ def _encode(config: TrainConfig, tokenizer, rows: list[dict], labels: list[str])
     index = {label: i for i, label in enumerate(labels)}
     # Never past the encoder's own positions (MiniLM: 512), whatever max_length the config asks for.
     limit = min(config.max_length, int(getattr(tokenizer, "model_max_length", None) or config.max_length))
-    out = []
-    for row in rows:
-        if config.task == "ner":
-            enc = tokenizer(row["tokens"], is_split_into_words=True, truncation=True, max_length=limit)
-            words = [w for w in enc.word_ids() if w is not None]
-            item = {**enc, "labels": align_labels(enc.word_ids(), row["tags"], index)}
-            item["truncated"] = (words[-1] if words else -1) < len(row["tokens"]) - 1
-        else:
-            enc = tokenizer(row["text"])
-            item = {**enc, "truncated": len(enc["input_ids"]) > limit}
-            if item["truncated"]:
-                item.update(tokenizer(row["text"], truncation=True, max_length=limit))
-            if config.task == "classification":
-                item["labels"] = index[row["label"]]
-        out.append(item)
-    return out
+    task = get_task(config.task)
+    return [task.encode(tokenizer, row, index, limit) for row in rows]
 
 
-def align_labels(word_ids: list[int | None], tags: list[str], index: dict[str, int]) -> list[int]:
-    """One label per sub-token: the word's tag on its first sub-token, -100 on the rest and on special tokens."""
-    labels, previous = [], None
-    for word in word_ids:
-        labels.append(-100 if word is None or word == previous else index[tags[word]])
-        previous = word
-    return labels
-
-
-def _collator(task: str, tokenizer, seed: int):
-    from transformers import (
-        DataCollatorForLanguageModeling,
-        DataCollatorForTokenClassification,
-        DataCollatorWithPadding,
-    )
-
-    if task == "ner":
-        return DataCollatorForTokenClassification(tokenizer)
-    if task == "mlm":
-        return DataCollatorForLanguageModeling(tokenizer, mlm_probability=MLM_PROBABILITY, seed=seed)
-    return DataCollatorWithPadding(tokenizer)
-
-
-# ---- training arguments and metrics ----------------------------------------------------------------------------
+# ---- training arguments --------------------------------------------------------------------------------------
 
 
 def _training_args(config: TrainConfig, job_dir: Path, has_validation: bool):
@@ -309,46 +263,6 @@ def _training_args(config: TrainConfig, job_dir: Path, has_validation: bool):
 
 def _argmax(logits, labels):
     return logits.argmax(dim=-1)
-
-
-def _metrics_fn(task: str, labels: list[str]):
-    from llmplay.evaluation.metrics.scoring import macro_f1
-
-    def classification(prediction) -> dict[str, float]:
-        preds = [labels[int(p)] for p in prediction.predictions]
-        refs = [labels[int(r)] for r in prediction.label_ids]
-        accuracy = sum(p == r for p, r in zip(preds, refs)) / len(refs) if refs else 0.0
-        return {"accuracy": accuracy, "macro_f1": macro_f1(preds, refs, labels=labels)["macro_f1"]}
-
-    def ner(prediction) -> dict[str, float]:
-        from seqeval.metrics import f1_score, precision_score, recall_score
-
-        preds, refs = decode_tags(prediction.predictions, prediction.label_ids, labels)
-        return {
-            "entity_f1": f1_score(refs, preds, zero_division=0),
-            "entity_precision": precision_score(refs, preds, zero_division=0),
-            "entity_recall": recall_score(refs, preds, zero_division=0),
-        }
-
-    return ner if task == "ner" else classification
-
-
-def decode_tags(predictions, label_ids, labels: list[str]) -> tuple[list[list[str]], list[list[str]]]:
-    """Per row, the predicted and gold tags at the labelled positions (each word's first sub-token)."""
-    preds, refs = [], []
-    for pred_row, label_row in zip(predictions, label_ids):
-        keep = [(int(p), int(g)) for p, g in zip(pred_row, label_row) if g != -100]
-        preds.append([labels[p] if 0 <= p < len(labels) else "O" for p, _ in keep])
-        refs.append([labels[g] for _, g in keep])
-    return preds, refs
-
-
-def _clean(logs: dict, task: str) -> dict:
-    """The scaffold's cleaned metrics, with a masked-LM's perplexity."""
-    out = scaffold.clean_metrics(logs)
-    if task == "mlm" and "loss" in out:
-        out["perplexity"] = round(math.exp(min(out["loss"], 50)), 4)
-    return out
 
 
 def _stopped_early(trainer) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 from llmplay.settings import Settings
 from llmplay.training.config import DataConfig, TrainConfig
 from llmplay.training.data_sources import TrainDataError, check_data_file, check_row_count, dataset_table
+from llmplay.training.tasks import get_task
 
 DOC_COLUMNS = ("doc", "document", "doc_id")
 TOKEN_COLUMNS = ("tokens", "words")
@@ -69,7 +70,7 @@ def load_encoder_data(config: TrainConfig, settings: Settings) -> EncoderData:
         train, validation = split_rows(rows, d.validation_fraction, config.seed)
     if not train:
         raise EncoderDataError(f"{source}: no rows are left for training after the validation split.")
-    labels = _label_set(config.task, train + validation, d.labels, source)
+    labels = get_task(config.task).label_set(train + validation, d.labels, source)
     return EncoderData(config.task, train, validation, labels, source, notes)
 
 
@@ -124,8 +125,8 @@ def _file_rows(d: DataConfig, settings: Settings, task: str) -> tuple[list[dict]
         raise EncoderDataError(f"Training file {str(path)!r} does not exist.")
     check_data_file(settings, path, EncoderDataError)
     fmt = d.format
-    if fmt == "auto":  # CoNLL files usually have no known suffix (eng.train, eng.testb); plain text for MLM
-        fmt = "table" if path.suffix.lower() in FORMATS else "conll" if task == "ner" else "text"
+    if fmt == "auto":  # a table by its suffix, else what the task reads plain files as (ner: CoNLL; mlm: text)
+        fmt = "table" if path.suffix.lower() in FORMATS else get_task(task).plain_file_format
     if fmt in ("conll", "text"):
         rows = read_conll(path) if fmt == "conll" else _text_file(path)
         check_row_count(len(rows), f"Training file {path.name!r}", EncoderDataError)
@@ -192,9 +193,7 @@ def _text_file(path: Path) -> list[dict]:
 def _normalise(task: str, raw: list[dict], d: DataConfig, source: str) -> tuple[list[dict], list[str]]:
     if not raw:
         raise EncoderDataError(f"{source} is empty: give at least a few labelled rows.")
-    if task == "ner":
-        return _ner_rows(raw, d, source)
-    return _text_rows(task, raw, d, source)
+    return get_task(task).rows(raw, d, source)
 
 
 def _pick(row: dict, wanted: str | None, hint: str | None, fallbacks: tuple[str, ...]) -> str | None:
@@ -209,7 +208,8 @@ def _columns(row: dict) -> str:
     return ", ".join(str(c) for c in row if not str(c).startswith("_")) or "(none)"
 
 
-def _text_rows(task: str, raw: list[dict], d: DataConfig, source: str) -> tuple[list[dict], list[str]]:
+def text_rows(raw: list[dict], d: DataConfig, source: str, labelled: bool) -> tuple[list[dict], list[str]]:
+    """Rows ``{"id", "text"}`` (classification, mlm), with a ``label`` when ``labelled``."""
     first = raw[0]
     text_col = _pick(first, d.text_column, first.get("_text_column"), TEXT_COLUMNS)
     if text_col is None or text_col not in first:
@@ -218,7 +218,7 @@ def _text_rows(task: str, raw: list[dict], d: DataConfig, source: str) -> tuple[
             f"of its columns ({_columns(first)})."
         )
     label_col = None
-    if task == "classification":
+    if labelled:
         label_col = _pick(first, d.label_column, first.get("_label_column"), LABEL_COLUMNS)
         if label_col is None or label_col not in first:
             raise EncoderDataError(
@@ -242,7 +242,8 @@ def _text_rows(task: str, raw: list[dict], d: DataConfig, source: str) -> tuple[
     return rows, notes
 
 
-def _ner_rows(raw: list[dict], d: DataConfig, source: str) -> tuple[list[dict], list[str]]:
+def ner_rows(raw: list[dict], d: DataConfig, source: str) -> tuple[list[dict], list[str]]:
+    """Rows ``{"id", "tokens", "tags"}`` with BIO tags (ner)."""
     first = raw[0]
     token_col = _pick(first, d.text_column, None, TOKEN_COLUMNS)
     text_hint = first.get("_text_column")
@@ -299,21 +300,23 @@ def to_bio(tags: list[str]) -> list[str]:
     return out
 
 
-def _label_set(task: str, rows: list[dict], declared: list[str] | None, source: str) -> list[str]:
-    if task == "mlm":
-        return []
-    if task == "classification":
-        found = sorted({r["label"] for r in rows})
-        labels = list(declared) if declared else found
-        unknown = sorted(set(found) - set(labels))
-        if unknown:
-            raise EncoderDataError(
-                f"{source} has label(s) not in data.labels: {', '.join(unknown[:10])}"
-                f"{' and more' if len(unknown) > 10 else ''}. Add them to data.labels or fix the rows."
-            )
-        if len(labels) < 2:
-            raise EncoderDataError(f"{source} has only the label {labels!r}: a classifier needs at least two.")
-        return labels
+def class_labels(rows: list[dict], declared: list[str] | None, source: str) -> list[str]:
+    """The class names of classification rows: data.labels when declared (every row's label among them)."""
+    found = sorted({r["label"] for r in rows})
+    labels = list(declared) if declared else found
+    unknown = sorted(set(found) - set(labels))
+    if unknown:
+        raise EncoderDataError(
+            f"{source} has label(s) not in data.labels: {', '.join(unknown[:10])}"
+            f"{' and more' if len(unknown) > 10 else ''}. Add them to data.labels or fix the rows."
+        )
+    if len(labels) < 2:
+        raise EncoderDataError(f"{source} has only the label {labels!r}: a classifier needs at least two.")
+    return labels
+
+
+def bio_labels(rows: list[dict], declared: list[str] | None, source: str) -> list[str]:
+    """The BIO tag set of ner rows (O first), from data.labels when declared, else from the tags found."""
     for row in rows:
         bad = [t for t in row["tags"] if t != "O" and not (t[:2] in ("B-", "I-") and len(t) > 2)]
         if bad:

@@ -14,6 +14,7 @@ from pathlib import Path
 from llmplay.errors import LlmplayError, ModelLoadError, UnknownModelError
 from llmplay.settings import Settings
 from llmplay.training.config import TrainConfig
+from llmplay.training.tasks import get_task
 
 ENCODER_KINDS = ("encoder", "classifier", "tagger")
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -84,35 +85,25 @@ def _folder_labels(folder: str) -> list[str] | None:
 
 def build_model(task: str, folder: str, labels: list[str]):
     """(model, tokenizer) for ``task`` with a head for ``labels`` (fresh unless the folder already has one)."""
-    from transformers import (
-        AutoModelForMaskedLM,
-        AutoModelForSequenceClassification,
-        AutoModelForTokenClassification,
-        AutoTokenizer,
-    )
+    from transformers import AutoTokenizer
 
+    kind = get_task(task)
+    head = {}
+    if kind.labelled:
+        head = {
+            "num_labels": len(labels),
+            "id2label": dict(enumerate(labels)),
+            "label2id": {label: i for i, label in enumerate(labels)},
+        }
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-        if task == "mlm":
-            model = AutoModelForMaskedLM.from_pretrained(folder, trust_remote_code=False)
-        else:
-            auto = AutoModelForTokenClassification if task == "ner" else AutoModelForSequenceClassification
-            model = auto.from_pretrained(
-                folder,
-                num_labels=len(labels),
-                id2label=dict(enumerate(labels)),
-                label2id={label: i for i, label in enumerate(labels)},
-                trust_remote_code=False,
-            )
+        model = kind.model_class().from_pretrained(folder, **head, trust_remote_code=False)
     except (OSError, ValueError) as exc:
         raise ModelLoadError(
             f"Could not load an encoder for task {task!r} from {folder}: {str(exc)[:300]}. Use a BERT-family "
             "model folder (or a Hub id when the Hub is reachable)."
         ) from exc
-    if task == "ner" and not tokenizer.is_fast:
-        raise EncoderModelError(
-            f"{folder} has only a slow tokenizer; NER needs a fast one (tokenizer.json) to align tags to sub-tokens."
-        )
+    kind.check_tokenizer(tokenizer, folder)
     return model, tokenizer
 
 
@@ -141,16 +132,8 @@ def freeze_lower_layers(model, n: int) -> None:
 
 
 def head_modules(model, task: str) -> list[str]:
-    """Names of the task head (trained in full next to LoRA): the model's own modules outside the encoder."""
-    if task == "mlm":
-        # The MLM decoder is tied to the word embeddings: train the head's transform, keep the tie.
-        names = [n for n, _ in model.named_modules() if n.endswith("predictions.transform")]
-        return names[:1]
-    prefix = model.base_model_prefix
-    names = [n for n, m in model.named_children() if n != prefix and any(True for _ in m.parameters())]
-    if getattr(model.base_model, "pooler", None) is not None:  # BERT's sentence head reads the pooled [CLS]
-        names.insert(0, f"{prefix}.pooler")
-    return names
+    """Names of the task head (trained in full next to LoRA; the task says which: ``EncoderTask.head_modules``)."""
+    return get_task(task).head_modules(model)
 
 
 def lora_targets(model, task: str, wanted) -> list[str]:
