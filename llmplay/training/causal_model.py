@@ -55,8 +55,11 @@ class BaseModel:
 def check_method(config: TrainConfig) -> None:
     from llmplay.training.checks import or_list
     from llmplay.training.methods import METHODS, get_method
+    from llmplay.training.tasks import PROMPT_ROWS, TEXT_ROWS, get_task
 
-    if config.task not in ("sft", "cpt"):  # the trainer's own guard: tasks/ sends dpo to dpo.py, encoders elsewhere
+    # The trainer's own guard: it trains the tasks whose rows are prompts or text (sft, cpt); tasks/ sends dpo to
+    # dpo.py and the encoder tasks elsewhere.
+    if get_task(config.task).row_shape not in (PROMPT_ROWS, TEXT_ROWS):
         raise CausalTrainingError(f"Task {config.task!r} is not a causal-LM task (sft or cpt).")
     if not get_method(config.method).causal:
         causal = [m.name for m in METHODS.all() if m.causal]

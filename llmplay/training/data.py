@@ -57,6 +57,7 @@ from llmplay.training.data_sources import (
     rows_from_table,
     seeded_subset,
 )
+from llmplay.training.tasks import PROMPT_ROWS, TEXT_ROWS, get_task
 
 __all__ = [
     "DataPreview",
@@ -128,7 +129,8 @@ class DataPreview:
 def load_rows(config: TrainConfig, settings: Settings) -> TrainData:
     d = config.data
     template = template_ref = None
-    if d.template and config.task == "sft" and d.source != "feedback":  # feedback prompts are rendered already
+    prompts = get_task(config.task).row_shape == PROMPT_ROWS
+    if d.template and prompts and d.source != "feedback":  # feedback prompts are rendered already
         library = TemplateLibrary.from_settings(settings)
         try:
             template, version = load_template(library, d.template)
@@ -196,9 +198,10 @@ def split_rows(config: TrainConfig, data: TrainData) -> tuple[list[TrainRow], li
 
 
 def build_examples(config: TrainConfig, loaded, rows: list[TrainRow]) -> list[Example]:
-    if config.task == "cpt":
+    shape = get_task(config.task).row_shape
+    if shape == TEXT_ROWS:
         return _text_chunks(loaded, rows, config.max_length)
-    if config.task != "sft":
+    if shape != PROMPT_ROWS:
         raise LlmplayError(f"build_examples formats causal-LM tasks (sft, cpt); {config.task!r} is an encoder task.")
     kind = loaded.spec.kind
     if kind not in ("chat", "base"):
@@ -306,7 +309,7 @@ def preview(config: TrainConfig, settings: Settings, engine, n: int = 3) -> Data
     data = load_rows(config, settings)
     train, validation = split_rows(config, data)
     loaded = engine.models.get(engine.catalog.get(config.base_model))
-    if config.task == "sft":
+    if get_task(config.task).row_shape == PROMPT_ROWS:  # a prompt cut from the start: count the whole example
         whole = build_examples(replace(config, max_length=10**9), loaded, train + validation)
         lengths = [len(e.input_ids) for e in whole]  # before truncation: what max_length should cover
         examples = [_fit_like(e, config) for e in whole]

@@ -19,6 +19,7 @@ from llmplay.settings import Settings
 from llmplay.store import connect
 from llmplay.templates.model import Template
 from llmplay.training.data_files import check_kind
+from llmplay.training.tasks import PROMPT_ROWS, TEXT_ROWS, get_task
 
 BUILTIN_PREFIX = "builtin:"
 ROLES = ("system", "user", "assistant")
@@ -94,10 +95,11 @@ def rows_from_table(
     records: list[tuple], columns: list[str], mapping, task: str, data, template: Template | None
 ) -> tuple[list[TrainRow], str]:
     """(id, record) pairs of a table: text for cpt; a template's values and the target for sft."""
-    if task == "cpt":
+    shape = get_task(task).row_shape
+    if shape == TEXT_ROWS:
         column = _text_column(data.text_column, columns)
         return [TrainRow(id=i, text=_str(r[column]), record=r) for i, r in records], "text"
-    if task != "sft":
+    if shape != PROMPT_ROWS:
         return [TrainRow(id=i, record=r) for i, r in records], "records"
     if template is None:  # a table already in a training format (e.g. a validation dataset of prompt/completion)
         return rows_from_records([r for _, r in records], [i for i, _ in records], task, data)
@@ -259,13 +261,14 @@ def rows_from_records(records: list[dict[str, Any]], ids: list, task: str, data)
     if not records:
         raise TrainDataError("The training data has no rows.")
     columns = list(dict.fromkeys(k for r in records for k in r))
-    if task not in ("sft", "cpt"):
+    shape = get_task(task).row_shape
+    if shape not in (PROMPT_ROWS, TEXT_ROWS):
         return [TrainRow(id=i, record=r) for i, r in zip(ids, records)], "records"
     fmt = detect_format(columns, data, task)
     if fmt == "text":
         column = _text_column(data.text_column, columns)
         return [TrainRow(id=i, text=_str(r.get(column)), record=r) for i, r in zip(ids, records)], fmt
-    if task == "cpt":
+    if shape == TEXT_ROWS:
         raise TrainDataError(f"Continued pre-training reads raw text; data.format {fmt!r} has prompts and targets.")
     return [_row(fmt, i, r, data) for i, r in zip(ids, records)], fmt
 
@@ -283,7 +286,7 @@ def detect_format(columns: list[str], data, task: str) -> str:
     if fmt in ("classification", "conll"):
         raise TrainDataError(f"data.format {fmt!r} is for encoder tasks (classification, ner); this task is {task!r}.")
     if fmt == "auto":
-        if task == "cpt":
+        if get_task(task).row_shape == TEXT_ROWS:
             fmt = "text"
         elif data.text_column or data.label_column:
             fmt = "prompt_completion"  # named prompt / target columns
@@ -349,10 +352,11 @@ def check_rows(rows: list[TrainRow], task: str) -> None:
     """Refuse empty data and rows with nothing to learn, naming the rows."""
     if not rows:
         raise TrainDataError("The training data has no rows.")
-    if task == "sft":
+    shape = get_task(task).row_shape
+    if shape == PROMPT_ROWS:
         empty = [r.id for r in rows if not r.target.strip()]
         what = "an empty target (completion)"
-    elif task == "cpt":
+    elif shape == TEXT_ROWS:
         empty = [r.id for r in rows if not (r.text or "").strip()]
         what = "no text"
     else:

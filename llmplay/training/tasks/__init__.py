@@ -4,7 +4,10 @@ One module per task, each a ``Task`` subclass registered with ``@register_task``
 is the one place a new task is added. A task declares its config fields (``options``, flat YAML keys such as
 ``dpo_beta``), the checks of a config that picks it (``check``: the method fits, the data settings fit) and how
 a job of it trains (``train``: the family's trainer, which builds the model, data and Trainer on the shared
-scaffold). ``entry.py`` runs ``get_task(config.task).train(...)``.
+scaffold). ``entry.py`` runs ``get_task(config.task).train(...)``. The shared trainers ask the task for what is
+its own and never branch on its name: a causal task declares its ``row_shape`` (data_sources.py, data.py), an
+encoder task supplies the hooks of ``encoder_task.EncoderTask`` (head, rows, labels, encoding, collator, metrics,
+preview).
 
 Must not know: the UI, the job runner. Trainers (torch, transformers) load inside ``train``.
 """
@@ -22,6 +25,9 @@ if TYPE_CHECKING:
     from llmplay.training.config import TrainConfig
 
 CAUSAL, ENCODER = "causal", "encoder"  # task families: an adapter on a causal LM, or a BERT-family encoder
+# What a task's training rows hold (training/data_sources.py, data.py): a prompt and its target (the loss on the
+# target only), raw text (the loss on every token), or the source record alone (the task reads it itself).
+PROMPT_ROWS, TEXT_ROWS, RECORD_ROWS = "prompt", "text", "record"
 
 
 class Task:
@@ -29,6 +35,7 @@ class Task:
     family: str = CAUSAL
     kind: str = "adapter"  # what a finished job is registered as (models.registry.KINDS; mlm: kept on disk)
     options: type | None = None  # dataclass of this task's config fields
+    row_shape: str = RECORD_ROWS  # what data_sources reads each row as (PROMPT_ROWS, TEXT_ROWS, RECORD_ROWS)
 
     def check_options(self, config: TrainConfig, problems: list[str]) -> None:
         """Append what is wrong with this task's own fields (run for every config)."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from llmplay.training.tasks import register_task
+from llmplay.training.tasks import TEXT_ROWS, register_task
 from llmplay.training.tasks.causal_lm import CausalLmTask
 
 
 @register_task
 class Cpt(CausalLmTask):
     name = "cpt"
+    row_shape = TEXT_ROWS
