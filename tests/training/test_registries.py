@@ -129,3 +129,34 @@ def test_each_plugin_checks_its_own_fields():
     with pytest.raises(TrainConfigError, match="encoder task 'ner' supports method full"):
         TrainConfig.from_dict({**base, "task": "ner", "method": "prompt_tuning"})
     assert TrainConfig.from_dict({**base, "task": "ner", "method": "full"}).uses_peft is False
+
+
+def test_the_shared_trainers_ask_the_task_and_never_branch_on_its_name():
+    import re
+
+    from tests.conftest import ROOT
+
+    # A task name compared with a literal ("sft", ("sft", "cpt")) outside tasks/: a new task would have to edit it.
+    branch = re.compile(r"\btask\s*(==|!=)\s*[\"']|\btask\s+(not\s+)?in\s+\(\s*[\"']")
+    own_trainer = {"dpo.py"}  # the dpo task's own trainer may check that it was handed a dpo job
+    found = [
+        f"{path.name}:{n}"
+        for path in sorted((ROOT / "llmplay" / "training").glob("*.py"))
+        if path.name not in own_trainer
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if branch.search(line)
+    ]
+    assert found == []
+
+
+def test_the_encoder_tasks_supply_their_own_rows_labels_preview_and_metrics():
+    ner, cls, mlm = get_task("ner"), get_task("classification"), get_task("mlm")
+    row = {"id": 0, "tokens": ["EU", "rejects"], "tags": ["B-ORG", "O"]}
+    assert [s["text"] for s in ner.preview_segments(row) if s["trained"]] == ["B-ORG "]
+    assert ner.label_set([row], None, "rows") == ["O", "B-ORG", "I-ORG"]
+    assert cls.preview_segments({"text": "up", "label": "positive"})[-1] == {"text": " -> positive", "trained": True}
+    assert cls.label_set([{"label": "b"}, {"label": "a"}], None, "rows") == ["a", "b"]
+    assert mlm.label_set([{"text": "x"}], None, "rows") == [] and mlm.metrics([]) is None
+    assert mlm.add_metrics({"loss": 0.0}) == {"loss": 0.0, "perplexity": 1.0}
+    assert (ner.plain_file_format, mlm.plain_file_format) == ("conll", "text")
+    assert (ner.labelled, cls.labelled, mlm.labelled) == (True, True, False)
