@@ -6,6 +6,9 @@ one-time GGUF conversion; CI starts from a fresh clone and converts once per run
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import os
 from pathlib import Path
 
@@ -41,8 +44,30 @@ def session_settings(tmp_path_factory, model_cache_dir) -> Settings:
 def engine(session_settings) -> Engine:
     """One engine (and so one copy of each model) for the whole test session."""
     eng = Engine(session_settings)
+    _SESSION.append(eng)
     yield eng
+    _SESSION.clear()
     eng.close()
+
+
+_SESSION: list[Engine] = []  # the session engine once a test asked for it
+
+
+def _malloc_trim() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_memory_after_module():
+    """Keep the session's memory flat: each trained version a module loaded into the session engine is a merged
+    copy of its base (SmolLM2 with its fast-decoder copy: 1.1 GB), so it goes with the module; and glibc keeps
+    freed weights and activations in its heap unless asked to hand them back."""
+    yield
+    for eng in _SESSION:
+        eng.models.unload_adapters()
+    gc.collect()
+    _malloc_trim()
 
 
 @pytest.fixture()

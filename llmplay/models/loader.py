@@ -175,6 +175,12 @@ class ModelManager:
         for key in [k for k in self._loaded if k[0] == name]:
             del self._loaded[key]
 
+    def unload_adapters(self) -> None:
+        """Drop the adapter versions loaded so far (each a merged copy of its base's weights); plain models stay."""
+        with self._guard:
+            for key in [k for k in self._loaded if k[3]]:
+                del self._loaded[key]
+
     def close(self) -> None:
         """Drop every loaded model (the engine closes): their memory goes once no provider holds them."""
         with self._guard:

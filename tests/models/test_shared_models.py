@@ -13,3 +13,20 @@ def test_a_sharing_engine_reuses_the_owners_base_model_and_closing_it_keeps_it(e
     assert isolated_engine.models.is_loaded(spec)
     isolated_engine.close()
     assert engine.models.is_loaded(spec), "the owner keeps its models when a sharing engine closes"
+
+
+def test_unloading_adapters_drops_the_versions_and_keeps_the_plain_models(settings, tmp_path, monkeypatch):
+    from llmplay.models.catalog import Catalog
+    from llmplay.models.loader import ModelManager
+
+    manager = ModelManager(settings)
+    monkeypatch.setattr(manager, "_load", lambda spec, dtype, adapter, progress: object())  # no weights needed
+    spec = Catalog(settings.models_file, settings=settings).get(CHAT_MODEL)
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    manager.get(spec)
+    manager.get(spec, adapter=str(adapter))
+    assert manager.is_loaded(spec, adapter=str(adapter))
+    manager.unload_adapters()
+    assert manager.is_loaded(spec) and not manager.is_loaded(spec, adapter=str(adapter))
