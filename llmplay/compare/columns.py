@@ -9,6 +9,7 @@ from typing import Any
 
 from llmplay.engine import Engine, GenerationParams, GenerationRequest
 from llmplay.errors import LlmplayError
+from llmplay.models.catalog import ModelSpec
 from llmplay.templates import Template, build_request, request_from_messages
 
 MAX_COLUMNS = 4
@@ -45,6 +46,9 @@ class Column:
     config: ColumnConfig
     request: GenerationRequest | None = None
     error: str | None = None
+    # The model as resolved when the column was prepared: the lanes, the import guard and the stream use it, so
+    # a request consults the catalog once per column (a trained version's lookup is a SQLite read).
+    spec: ModelSpec | None = None
 
 
 def sampled_seed(params: GenerationParams, fresh: bool = False) -> GenerationParams:
@@ -79,9 +83,10 @@ def prepare_column(
             if not text:
                 raise LlmplayError("The message is empty: type a message first.")
             head = [] if history or not (system_message or "").strip() else [system(system_message)]
-            return Column(config, request_from_messages(spec.kind, head + history + [user(message)], params))
+            request = request_from_messages(spec.kind, head + history + [user(message)], params)
+            return Column(config, request, spec=spec)
         request, _ = build_request(template, spec.kind, values, params)
-        return Column(config, request)
+        return Column(config, request, spec=spec)
     except LlmplayError as exc:
         return Column(config, error=str(exc))
 
@@ -98,7 +103,7 @@ def prepare_reroll(engine: Engine, config: ColumnConfig, history: list[dict]) ->
         spec = engine.catalog.get(config.model or "")
     except LlmplayError as exc:
         return Column(config, error=str(exc))
-    return Column(config, request_from_messages(spec.kind, turns, config.params))
+    return Column(config, request_from_messages(spec.kind, turns, config.params), spec=spec)
 
 
 def checked_history(history: list[dict] | None) -> list[dict]:

@@ -10,6 +10,7 @@ from contextlib import closing
 from llmplay.compare.columns import Column
 from llmplay.engine import Engine, GenerationResult, StreamEvent
 from llmplay.errors import LlmplayError
+from llmplay.models.catalog import ModelSpec
 
 
 def lanes(engine: Engine, columns: Sequence[Column]) -> list[list[int]]:
@@ -22,10 +23,7 @@ def lanes(engine: Engine, columns: Sequence[Column]) -> list[list[int]]:
     groups: dict[tuple, list[int]] = {}
     for i, column in enumerate(columns):
         cfg = column.config
-        try:
-            spec = engine.catalog.get(cfg.model) if column.error is None else None
-        except LlmplayError:
-            spec = None  # the column reports its own error
+        spec = _spec(engine, column)
         local = spec is not None and spec.provider == "local"
         key = (spec.name, cfg.dtype or engine.settings.dtype, cfg.adapter) if local else ("column", i)
         groups.setdefault(key, []).append(i)
@@ -60,15 +58,24 @@ def stream_columns(
         stop.set()
 
 
+def _spec(engine: Engine, column: Column) -> ModelSpec | None:
+    """The column's model as prepared (or looked up, for a column built by hand); None when it cannot run."""
+    if column.error is not None:
+        return None
+    if column.spec is not None:
+        return column.spec
+    try:
+        return engine.catalog.get(column.config.model)
+    except LlmplayError:
+        return None  # the column reports its own error
+
+
 def _import_transformers(engine: Engine, columns: Sequence[Column]) -> None:
     """Import transformers here, once, before the column threads start: its first import is not thread-safe
     (threads that import it at the same time see a half-built module and fail with ImportError)."""
     for column in columns:
-        try:
-            local = engine.catalog.get(column.config.model).provider == "local"
-        except LlmplayError:
-            continue  # the column reports its own error
-        if local:
+        spec = _spec(engine, column)
+        if spec is not None and spec.provider == "local":
             import transformers  # noqa: F401
 
             return
@@ -87,7 +94,8 @@ def _run_column(engine: Engine, column: Column, index: int, events: queue.Queue,
         if column.error is not None or column.request is None:
             raise LlmplayError(column.error or "This column has nothing to send.")
         cfg = column.config
-        with closing(engine.stream(model, column.request, dtype=cfg.dtype, adapter=cfg.adapter)) as stream:
+        target = column.spec or model  # the spec prepare_column resolved: no second catalog lookup
+        with closing(engine.stream(target, column.request, dtype=cfg.dtype, adapter=cfg.adapter)) as stream:
             for event in stream:
                 if stop.is_set():
                     return  # nobody is listening any more; closing the stream stops the decoding

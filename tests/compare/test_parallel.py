@@ -128,3 +128,17 @@ def test_unreachable_endpoint_fails_alone(engine, dead_endpoint):
     )
     assert results[0].error and "Cannot reach endpoint" in results[0].error
     assert results[1].ok and results[1].text == expected
+
+
+def test_a_prepared_column_consults_the_catalog_once(engine, monkeypatch):
+    """A trained version's lookup is a SQLite read: prepare_column resolves the model and the lanes, the import
+    guard and the stream reuse that spec."""
+    from llmplay.compare import prepare_column
+
+    lookups = []
+    get = engine.catalog.get
+    monkeypatch.setattr(engine.catalog, "get", lambda name: lookups.append(name) or get(name))
+    columns = [prepare_column(engine, ColumnConfig(CHAT_MODEL, GenerationParams(max_new_tokens=2)), message="Hi.")]
+    results = run_columns(engine, columns)
+    assert results[0].ok, results[0].error
+    assert lookups == [CHAT_MODEL]
