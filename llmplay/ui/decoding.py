@@ -44,12 +44,35 @@ def parse_params(
     return params
 
 
+def decode_rate(completion_tokens: int, latency_s: float, first_token_s: float | None) -> float | None:
+    """Decoding speed: tokens per second after the first token, ``(n - 1) / (latency - first token)``, so the
+    wait for the first token (the prompt's prefill, a cold cache) does not count. Without a time to first token
+    (a provider that does not stream), ``n / latency``. None when there is no speed to speak of: one token or
+    none, or no time after the first."""
+    if first_token_s is None:
+        return completion_tokens / latency_s if completion_tokens > 0 and latency_s > 0 else None
+    after = latency_s - first_token_s
+    return (completion_tokens - 1) / after if completion_tokens > 1 and after > 0 else None
+
+
+def speed_parts(completion_tokens: int, latency_s: float, first_token_s: float | None) -> list[str]:
+    """'**12.3 tokens/s** (after the first token)' (or why there is no speed) and 'first token 0.42 s'."""
+    rate = decode_rate(completion_tokens, latency_s, first_token_s)
+    if rate is not None:
+        after = " after the first token" if first_token_s is not None else ""
+        parts = [f"**{rate:.1f} tokens/s**{after}"]
+    else:
+        parts = ["tokens/s: n/a (fewer than two tokens)"]
+    if first_token_s is not None:
+        parts.append(f"first token {first_token_s:.2f} s")
+    return parts
+
+
 def format_stats(result: GenerationResult, load_s: float | None = None, notes: list[str] | None = None) -> str:
-    parts = [f"**{result.tokens_per_s:.1f} tokens/s**", f"latency {result.latency_s:.2f} s"]
+    parts = speed_parts(result.completion_tokens, result.latency_s, result.time_to_first_token_s)
+    parts.insert(1, f"latency {result.latency_s:.2f} s")
     if result.backend:
         parts.insert(0, f"`{result.backend}`")
-    if result.time_to_first_token_s is not None:
-        parts.append(f"first token {result.time_to_first_token_s:.2f} s")
     parts.append(f"{result.prompt_tokens} prompt + {result.completion_tokens} completion tokens")
     finish = f"finish: {result.finish_reason}"
     if result.finish_reason == "length":

@@ -178,7 +178,9 @@ def test_the_reference_shows_only_when_the_queue_says_so(tab):
         q = fb.get_queue(db, "shown")
         item = fb.list_items(db, q)[0]
         text = item_markdown(item, q)
-        assert "*system*" in text and "*user*" in text and "Question 0?" in text  # chat turns, readable
+        assert "Question 0?" in text and "*system*" not in text  # what is judged; the whole prompt is apart
+        prompt = tab.open("kim", "shown", {}).prompt  # behind a toggle under the controls
+        assert "*system*" in prompt and "*user*" in prompt and "Question 0?" in prompt  # chat turns, readable
         assert progress_text(fb.progress(db, q, "kim"), q).startswith("**0 of 1 done**")
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from llmplay.ui.common import ERROR
 from llmplay.ui.decoding import parse_params, parse_stop
+from llmplay.ui.tabs.chat_turns import is_note
 from llmplay.ui.tabs.playground import build_prompt, content_text
 from tests.conftest import BASE_MODEL, CHAT_MODEL, PARIS_QUESTION
 
@@ -110,7 +111,9 @@ def test_the_stats_name_the_backend_and_the_selector_switches_it(client, monkeyp
 def test_history_is_sent_as_messages(client):
     first, first_status = ask(client, PARIS_QUESTION)
     second, second_status = ask(client, "And the capital of Italy?", history=first)
-    assert [m["role"] for m in second] == ["user", "assistant", "user", "assistant"]
+    # each reply comes after its stats note (llmplay/ui/tabs/chat_turns.py), which the model is never sent
+    assert [m["role"] for m in second if not is_note(m)] == ["user", "assistant", "user", "assistant"]
+    assert [is_note(m) for m in second] == [False, True, False, False, True, False]
 
     def prompt_tokens(status: str) -> int:
         return int(re.search(r"(\d+) prompt", status).group(1))

@@ -81,7 +81,14 @@ from llmplay.models import sources
 from llmplay.models.catalog import is_version_label
 from llmplay.services import Services
 from llmplay.store import connect
-from llmplay.templates import Template, TemplateLibrary, build_messages, build_request, request_from_messages
+from llmplay.templates import (
+    Template,
+    TemplateLibrary,
+    build_messages,
+    build_request,
+    load_template,
+    request_from_messages,
+)
 from llmplay.ui import fields
 from llmplay.ui.access import Guard, declare, declared
 from llmplay.ui.common import format_error
@@ -215,10 +222,10 @@ class ArenaTab:
             self.engine.provider(c.model, None, c.adapter)  # e.g. an adapter on an endpoint model
         loaded, values, version_id, input_ = None, None, None, prompt
         if template:
-            loaded = self.library.load(template)
+            loaded, version = load_template(self.library, template)  # name, or name@vN (a saved version)
             values = template_values(loaded, prompt)
             input_ = build_messages(loaded, values)  # model-independent: what feedback items keep
-            version_id = self.library.current_version(template).id
+            version_id = version.id
         with connect(self.db_path) as db:
             fit = fit_bradley_terry(comparisons(list_votes(db, template=template or None)))
         battle = draw_battle(
@@ -385,7 +392,7 @@ class ArenaTab:
         if not template:
             return "Both models get this prompt as it is (chat models as a user message)."
         try:
-            loaded = self.library.load(template)
+            loaded = load_template(self.library, template)[0]
         except LlmplayError as exc:
             return format_error(str(exc))
         names = ", ".join(f"`{n}`" for n in loaded.variable_names()) or "none"
@@ -395,10 +402,37 @@ class ArenaTab:
 
 
 # ---- layout: Arena ----------------------------------------------------------------------------------
+def default_pool(engine: Engine) -> list[str]:
+    """The pool a battle draws from unless the user picks: chat models only, as Chatbot Arena pools them. A base
+    model (e.g. gemma-3-270m) continues the prompt instead of answering it, so its battles are one-sided and
+    slow; it joins by choice (the pool picker or "Include base models"), or while fewer than two chat models
+    exist (the bundled catalog has one: a battle needs two), which the tab says."""
+    chats = generative_names(engine, ("chat",))
+    return chats if len(chats) >= 2 else generative_names(engine, TEXT_KINDS)
+
+
+def pool_note(engine: Engine) -> str:
+    chats = generative_names(engine, ("chat",))
+    if len(chats) >= 2:
+        return ""
+    return (
+        f"ℹ️ Only {len(chats)} chat model here, and a battle needs two, so the base models are in the pool: they "
+        "continue the prompt rather than answer it. Add a chat model (Playground ▸ Add a model) or train a version "
+        "of one to pool chat models only."
+    )
+
+
 def _pool_dropdown(engine: Engine, selected: list[str] | None) -> gr.Dropdown:
     names = generative_names(engine, TEXT_KINDS)
     kept = [m for m in selected or [] if parse_contestant(m).model in names]
-    return gr.Dropdown(choices=names, value=kept or names)
+    return gr.Dropdown(choices=names, value=kept or default_pool(engine))
+
+
+def _with_base_models(engine: Engine, include: bool, selected: list[str] | None) -> gr.Dropdown:
+    """The pool with every base model added (``include``) or taken out."""
+    base = set(generative_names(engine, ("base",)))
+    chosen = [m for m in selected or [] if parse_contestant(m).model not in base]
+    return gr.Dropdown(value=chosen + sorted(base) if include else chosen)
 
 
 @declare("view")
@@ -421,12 +455,20 @@ def build_arena_tab(services: Services, demo: gr.Blocks) -> ArenaTab:
         with gr.Column(scale=3):
             pool = gr.Dropdown(
                 names,
-                value=names,
+                value=default_pool(engine),
                 multiselect=True,
                 allow_custom_value=True,  # "model+adapter folder" entries; the engine reports unknown names
                 label="Pool (battles draw two of these; pairs whose order is least certain come up more often)",
+                elem_id="arena-pool",
             )
             offer_kinds(pool, TEXT_KINDS)
+            with_base = gr.Checkbox(
+                bool(pool_note(engine)),
+                label="Include base models",
+                info="Chat models only by default: a base model continues the prompt instead of answering it.",
+                elem_id="arena-include-base",
+            )
+            gr.Markdown(pool_note(engine), elem_id="arena-pool-note")
             template = gr.Dropdown(tab.template_choices(), value="", label="Template", allow_custom_value=True)
             prompt = gr.Textbox(
                 label="Input", lines=3, max_lines=12, placeholder="Ask both models something", elem_id="arena-prompt"
@@ -525,6 +567,7 @@ def build_arena_tab(services: Services, demo: gr.Blocks) -> ArenaTab:
     preference.click(prefer, [vote_id, user], feedback_status, **private)
     send_correction.click(correct, [vote_id, side, correction, user], feedback_status, **private)
     template.change(tab.input_hint, template, hint, **private)
+    with_base.input(declared("view", partial(_with_base_models, engine)), [with_base, pool], pool, **private)
     # Models added in another tab (or session) join the pool's choices after a reload.
     demo.load(declared("view", partial(_pool_dropdown, engine)), pool, pool, **private)
     return tab

@@ -23,7 +23,14 @@ any left out take the UI defaults):
 
 ``status`` is Markdown: the loading stages while a model loads for the first time, then the stats
 (backend and precision, tokens/s, latency, time to first token, token counts, finish reason), or ``"⚠️ Error: ..."``, in
-which case ``history`` comes back unchanged.
+which case ``history`` comes back unchanged. tokens/s is the decoding speed after the first token (the time to the
+first token is beside it). Each reply in ``history`` is preceded by its stats note: an assistant message with empty
+content and ``metadata.title`` (llmplay/ui/tabs/chat_turns.py), which the model is never sent; the reply itself
+stays the last message.
+
+In the page, Stop ends the running reply with "⏹️ Stopped" and the partial reply's stats (the partial reply is
+kept, like a finished one); the chat's own retry, undo and edit (of a user message) cut the history there, and
+retry and edit make the reply again as a new stored reply.
 
 ``/add_model``: ``(name, source, location, kind, api_model, api_key_env) -> (model, message)``;
 see models_panel.py.
@@ -67,22 +74,23 @@ from llmplay.ui.decoding import BACKEND_CHOICES, UI_DTYPES, format_stats, parse_
 from llmplay.ui.models_panel import build_add_model_panel, default_model, describe_model, generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
 from llmplay.ui.queueing import GENERATION
+from llmplay.ui.tabs.chat_turns import (
+    PENDING,
+    PartialTimer,
+    Stops,
+    content_text,
+    cut_for_rerun,
+    kept_before,
+    note,
+    reply_at,
+    stats_line,
+    stopped_status,
+)
 
 log = logging.getLogger(__name__)
 
 
 # ---- plain helpers (no gradio state) --------------------------------------------------------------
-def content_text(content) -> str:
-    """The text of a chat message's content, in any of Gradio's shapes (str, part dict, list of parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, dict):
-        return (content.get("text") or "") if content.get("type", "text") == "text" else ""
-    if isinstance(content, list | tuple):
-        return "".join(content_text(part) for part in content)
-    return ""  # files and components carry no text for the model
-
-
 ROLES = ("user", "assistant", "system")
 
 
@@ -136,21 +144,6 @@ def build_prompt(kind: str, message: str, history: list[dict] | None, system_mes
 FEEDBACK_SOURCE = "playground"
 
 
-def reply_at(history: list[dict], index) -> tuple[int, str]:
-    """(index, text) of the assistant message ``history[index]`` (None: the last one), or a clear error."""
-    if index is None or index == "":
-        index = next((i for i in range(len(history) - 1, -1, -1) if history[i].get("role") == "assistant"), None)
-        if index is None:
-            raise InvalidRequestError("There is no reply yet: send a message first.")
-    if isinstance(index, list | tuple):  # Gradio's (row, column) shape for two-dimensional chats
-        index = index[0]
-    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(history):
-        raise InvalidRequestError(f"There is no message {short(index, 40)} in this chat.")
-    if history[index].get("role") != "assistant":
-        raise InvalidRequestError("Only the model's replies can be rated or corrected.")
-    return index, content_text(history[index].get("content"))
-
-
 def reply_prompt(kind: str, history: list[dict], index: int, system_message: str = "") -> str | list[dict]:
     """What the model was sent for the reply at ``index``: the turns before it, as ``build_prompt`` made them."""
     before = history[:index]
@@ -167,6 +160,7 @@ class Playground:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.stops = Stops()  # Stop asks the session's running reply to end with what it has
 
     # ---- feedback on a reply ------------------------------------------------------------------------
     def _stored_reply(self, db, history, index, model: str, system_message: str, sender, sent: dict | None):
@@ -251,9 +245,11 @@ class Playground:
         dtype: str = "",
         backend: str = "",
         keep: Callable[[str, str | list[dict], str, int], None] | None = None,
+        stop_event=None,
     ) -> Iterator[tuple[list[dict], str]]:
         """Stream a reply to ``message``; see the module docstring for the inputs. ``keep(model, prompt, reply,
-        index)`` is called with each reply that ends without an error, before its last update."""
+        index)`` is called with each reply that ends without an error (or is stopped), before its last update.
+        ``stop_event`` (a threading.Event): once set, the reply ends with the text so far and its stats."""
         try:
             history = check_history(history)
         except InvalidRequestError as exc:
@@ -263,7 +259,8 @@ class Playground:
             limits = (max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop)
             params = parse_params(*limits, settings=self.engine.settings)
             backend = backends.check_choice(backend) if backend else None
-            yield from self._stream_reply(message, history, model, system_message, params, dtype, backend, keep)
+            run = (message, history, model, system_message, params, dtype, backend, keep, stop_event)
+            yield from self._stream_reply(*run)
         except LlmplayError as exc:
             yield history, format_error(str(exc))
         except Exception as exc:  # never let a handler fail: the app must keep serving
@@ -280,6 +277,7 @@ class Playground:
         dtype: str,
         backend: str | None = None,
         keep=None,
+        stop_event=None,
     ) -> Iterator[tuple[list[dict], str]]:
         if not (message or "").strip():
             raise InvalidRequestError("The message is empty: type a message first.")
@@ -291,11 +289,15 @@ class Playground:
         self.engine.provider(spec, dtype).check_request(request)  # the spec: one catalog lookup per message
 
         sent = history + [{"role": "user", "content": message}]
-        yield sent, f"✍️ Generating with **{model}**…"
+        writing = f"✍️ Generating with **{model}**…"
+        yield sent, writing
         reply, stages, notes, load_started, load_s = "", [], [], None, None
         result: GenerationResult | None = None
+        timer = PartialTimer()
         with closing(self.engine.stream(spec, request, dtype=dtype, backend=backend)) as events:
             for event in events:
+                if stop_event is not None and stop_event.is_set():
+                    break  # closing the stream stops decoding
                 if event.status and event.status.startswith(backends.FALLBACK):
                     notes.append(event.status)  # why the fast path was not used: shown with the stats
                     continue
@@ -306,18 +308,35 @@ class Playground:
                     continue
                 if load_started and load_s is None:
                     load_s = time.perf_counter() - load_started
+                    timer.loading()
                 if event.done:
                     result = event.result
                 elif event.delta:
+                    timer.text()
                     reply += event.delta
-                    yield sent + [{"role": "assistant", "content": reply}], f"✍️ Generating with **{model}**…"
-        if result is None:
+                    yield sent + [note(PENDING, done=False), {"role": "assistant", "content": reply}], writing
+        if result is None and stop_event is not None and stop_event.is_set():
+            result = timer.result(model, reply, self._count_tokens(spec, dtype, reply))
+            status = stopped_status(result)
+        elif result is None:
             raise LlmplayError(f"{model} ended the reply without a result; try again.")
-        if result.error:
+        elif result.error:
             raise LlmplayError(result.error)
+        else:
+            status = format_stats(result, load_s, notes)
+        if not result.text:  # stopped before the first token: nothing to keep or show
+            yield sent, status
+            return
         if keep is not None:
-            keep(model, prompt, result.text, len(sent))
-        yield sent + [{"role": "assistant", "content": result.text}], format_stats(result, load_s, notes)
+            keep(model, prompt, result.text, len(sent) + 1)  # the reply's index: after its stats note
+        yield sent + [note(stats_line(result)), {"role": "assistant", "content": result.text}], status
+
+    def _count_tokens(self, spec, dtype, text: str) -> int:
+        """The tokens of a stopped reply's text (local models: their tokenizer, already loaded)."""
+        provider = self.engine.provider(spec, dtype)
+        if not text or not hasattr(provider, "load"):
+            return len(text.split())  # an endpoint's tokenizer is not here: words, a close count
+        return len(provider.load().tokenizer.encode(text, add_special_tokens=False))
 
     def chat_kept(
         self,
@@ -343,19 +362,50 @@ class Playground:
         args = (message, history, model, system_message, max_new_tokens, temperature, top_p, top_k)
         args += (repetition_penalty, seed, stop, dtype, backend)
         caller = caller_of(self.engine.settings, request)
-        kept = dict(sent or {})
+        # the ids of the replies still shown (a retry or an edit cut the rest: their new replies are new rows)
+        kept = kept_before(sent, len(history) if isinstance(history, list) else 0)
+        session = getattr(request, "session_hash", None)
+        stop_event = self.stops.begin(session)
 
         def keep(model, prompt, reply, index):
             with connect(self.engine.settings.db_path) as db:
                 kept[str(index)] = {"reply_id": save_reply(db, caller.name, model, prompt, reply)}
 
         last = None
-        for update in self.chat(*args, keep=keep):  # one update behind: the last carries the kept id
-            if last is not None:
-                yield *last, gr.skip()
-            last = update
+        try:
+            for update in self.chat(*args, keep=keep, stop_event=stop_event):  # one behind: the last has the id
+                if last is not None:
+                    yield *last, gr.skip()
+                last = update
+        finally:
+            self.stops.end(session, stop_event)
         if last is not None:
             yield *last, kept
+
+    def rerun(self, history, index, text: str | None, *settings, sent=None, request=None) -> Iterator[tuple]:
+        """Retry (``text`` None) or edit the user message ``history[index]``: the turns after it go, and its
+        reply is made again (a new stored reply). Yields (history, status, sent) like ``chat_kept``."""
+        try:
+            before, old = cut_for_rerun(check_history(history), index)
+        except (InvalidRequestError, IndexError):
+            yield history, format_error("That message is no longer in this chat; send it again."), gr.skip()
+            return
+        yield from self.chat_kept(old if text is None else text, before, *settings, sent=sent, request=request)
+
+    def undo(self, history, index, sent=None) -> tuple:
+        """Undo the user message ``history[index]`` and what followed: (history, the message back in the box for
+        editing, status, sent)."""
+        try:
+            before, old = cut_for_rerun(check_history(history), index)
+        except (InvalidRequestError, IndexError):
+            return history, gr.skip(), format_error("That message is no longer in this chat."), gr.skip()
+        return before, old, "↩️ Undone: the message is back in the box.", kept_before(sent, len(before))
+
+    def stop(self, request: gr.Request = None) -> str:
+        """Stop: the session's running reply ends with what it has, and says so itself."""
+        if self.stops.stop(getattr(request, "session_hash", None)):
+            return gr.skip()
+        return "⏹️ Nothing to stop."
 
 
 def _reply_fields(reply, index: int, sender) -> dict:
@@ -373,10 +423,6 @@ def _reply_fields(reply, index: int, sender) -> dict:
 def _clear_sent_message(status: str):
     """Empty the message box after a reply, but keep it when the send failed so nothing is lost."""
     return gr.skip() if (status or "").startswith(ERROR) else ""
-
-
-def _stopped() -> str:
-    return "⏹️ Stopped."
 
 
 def _reset() -> tuple[list, str, str]:
@@ -397,6 +443,7 @@ def build_playground(services: Services, demo: gr.Blocks) -> Playground:
                 elem_id="playground-chat",
                 height=480,
                 feedback_options=("Like", "Dislike"),  # 👍 / 👎 under each reply (see the module docstring)
+                editable="user",  # edit a message of yours: its reply is made again (the .edit event below)
                 buttons=["copy", "copy_all"],  # no "share": it posts to the Hugging Face Hub
                 placeholder="Replies stream in here. The first message to a model loads it, which can take a while.",
             )
@@ -471,8 +518,36 @@ def build_playground(services: Services, demo: gr.Blocks) -> Playground:
         **GENERATION,
     )
     reply.then(declared("view", _clear_sent_message), status, message, api_visibility="private")
-    stop_button.click(declared("view", _stopped), None, status, cancels=[reply], api_visibility="private")
-    clear.click(declared("view", _reset), None, [chatbot, status, message], cancels=[reply], api_visibility="private")
+    settings_inputs = inputs[2:]  # model .. backend: what a retried or edited message is sent with
+
+    def retry(history, *rest, data: gr.RetryData, request: gr.Request):
+        *values, sent_ = rest
+        yield from pg.rerun(history, data.index, None, *values, sent=sent_, request=request)
+
+    def edit(history, *rest, data: gr.EditData, request: gr.Request):
+        *values, sent_ = rest
+        text = data.value if isinstance(data.value, str) else None  # None: the edited history's own text
+        yield from pg.rerun(history, data.index, text, *values, sent=sent_, request=request)
+
+    rerun_options = {"show_progress": "minimal", "api_visibility": "private", **GENERATION}
+    rerun_inputs = [chatbot, *settings_inputs, sent]
+    retried = chatbot.retry(
+        guard("generate", "chat with models", retry), rerun_inputs, [chatbot, status, sent], **rerun_options
+    )
+    edited = chatbot.edit(
+        guard("generate", "chat with models", edit), rerun_inputs, [chatbot, status, sent], **rerun_options
+    )
+
+    def undo(history, sent_, data: gr.UndoData):
+        return pg.undo(history, data.index, sent_)
+
+    chatbot.undo(declared("view", undo), [chatbot, sent], [chatbot, message, status, sent], api_visibility="private")
+    # Stop asks the running reply to end: it stops decoding and reports the partial reply with its stats.
+    stop_button.click(
+        declared("view", pg.stop), None, status, api_visibility="private", concurrency_limit=None, concurrency_id="stop"
+    )
+    running = [reply, retried, edited]
+    clear.click(declared("view", _reset), None, [chatbot, status, message], cancels=running, api_visibility="private")
     clear.click(declared("view", lambda: ({}, "")), None, [sent, feedback_status], api_visibility="private")
 
     def on_like(history, model_, system_, user_, sent_, data: gr.LikeData):

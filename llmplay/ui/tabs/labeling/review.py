@@ -23,7 +23,7 @@ from llmplay.store import connect
 from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.ui.access import Guard, declare, declared, needs
 from llmplay.ui.common import format_error
-from llmplay.ui.tabs.labeling.view import choices, item_markdown, value_text
+from llmplay.ui.tabs.labeling.view import choices, item_markdown, prompt_section, value_text
 
 log = logging.getLogger(__name__)
 PRIVATE = {"api_visibility": "private"}
@@ -150,6 +150,14 @@ class Review:
         except Exception as exc:
             return "", "", [], None, _error(exc, "the item")
 
+    def prompt_of(self, item_id) -> str:
+        """The item's rendered prompt (shown behind a toggle under the answers); "" when there is none."""
+        try:
+            with connect(self.tab.db_path) as db:
+                return prompt_section(fb.get_item(db, item_id))
+        except Exception:  # detail() reports the problem; the toggle just stays empty
+            return ""
+
     def adjudicate(self, queue: str, item_id, text: str, choice: str | None, comment: str, user: str) -> str:
         try:
             adjudicator = _named(user)
@@ -251,6 +259,8 @@ def build_review_panels(tab, handle, demo, review_tab: gr.Tab) -> Review:
         comment = gr.Textbox(label="Adjudication comment (optional)")
         decide = gr.Button("Record final answer", variant="primary", elem_id="review-adjudicate")
         decided = gr.Markdown(elem_id="review-adjudicate-message")
+        with gr.Accordion("Rendered prompt (what the model was sent)", open=False, elem_id="review-prompt-box"):
+            prompt = gr.Markdown(elem_id="review-prompt")
     with gr.Accordion("Dashboard", open=False):
         by = gr.Radio(list(dashboard.PERIODS), value="day", label="Volume per")
         chart = gr.LinePlot(
@@ -288,6 +298,7 @@ def build_review_panels(tab, handle, demo, review_tab: gr.Tab) -> Review:
             gr.Textbox(value=start, visible=bool(text) and not options),
             gr.Dropdown(choices=options, value=value, visible=bool(options)),
             message,
+            review.prompt_of(chosen) if text else "",
         )
 
     @declare("admin", "review answers", read=True)
@@ -295,7 +306,7 @@ def build_review_panels(tab, handle, demo, review_tab: gr.Tab) -> Review:
         chosen = _item_id(evt.row_value)
         return (chosen, *show_detail(picked, chosen))
 
-    detail_outputs = [detail, final_text, final_choice, decided]
+    detail_outputs = [detail, final_text, final_choice, decided, prompt]
     refresh.click(pick_queue, queue, queue, **PRIVATE).then(show_all, [queue, by], panels, **PRIVATE)
     queue.input(show_all, [queue, by], panels, **PRIVATE)
     by.input(show_all, [queue, by], panels, **PRIVATE)

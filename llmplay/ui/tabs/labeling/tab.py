@@ -49,6 +49,7 @@ from llmplay.ui.tabs.labeling.view import (
     history_rows,
     item_markdown,
     progress_text,
+    prompt_section,
     shortcuts_markdown,
 )
 
@@ -75,6 +76,7 @@ class Shown:
     tags: str = ""
     history: list[list] | None = None
     in_history: bool = False
+    prompt: str = ""  # the rendered prompt, behind a toggle
 
 
 class LabelingTab:
@@ -148,6 +150,7 @@ class LabelingTab:
             ", ".join(response.tags) if response else "",
             history_rows(fb.history(db, queue, labeler)),
             in_history=at is not None,
+            prompt=prompt_section(item),
         )
 
     # ---- answering ------------------------------------------------------------------------------------
@@ -357,6 +360,9 @@ def _work_area(tab: LabelingTab):
                 draft = gr.Button("Save draft", elem_id="labeling-draft")
                 submit = gr.Button("Submit", variant="primary", elem_id="labeling-submit")
             message = gr.Markdown(elem_id="labeling-message")
+            # what the model was sent (system message, few-shot turns): long, so closed under the controls
+            with gr.Accordion("Rendered prompt (what the model was sent)", open=False, elem_id="labeling-prompt-box"):
+                prompt = gr.Markdown(elem_id="labeling-prompt")
             gr.Markdown(shortcuts_markdown())
         with gr.Column(scale=2):
             gr.Markdown("##### Guidelines")
@@ -365,6 +371,7 @@ def _work_area(tab: LabelingTab):
     history = gr.Dataframe(headers=HISTORY_HEADERS, interactive=False, elem_id="labeling-history")
 
     outputs = [state, message, progress, item, guidelines, correction, *buttons, answer, comment, tags, history, nxt]
+    outputs.append(prompt)
 
     def show(shown: Shown) -> list:
         if shown.item is None:  # an error or a note: only the message (and the state) change
@@ -388,6 +395,7 @@ def _work_area(tab: LabelingTab):
             shown.tags,
             shown.history if shown.history is not None else gr.skip(),
             gr.Button(value="Next →" if shown.in_history else "Skip →"),
+            shown.prompt,
         ]
 
     guard = Guard(tab.engine.settings)

@@ -52,16 +52,31 @@ def input_markdown(values: dict) -> str:
     return "\n\n".join(lines)
 
 
+def last_user_turn(prompt: Any) -> str | None:
+    """What was asked: the last user message of a chat prompt (None for a text prompt: it is all context)."""
+    if isinstance(prompt, str):
+        return None
+    turns = [m.get("content") for m in prompt or [] if isinstance(m, dict) and m.get("role") == "user"]
+    return turns[-1] if turns and isinstance(turns[-1], str) else None
+
+
+def prompt_section(item: Item) -> str:
+    """The whole rendered prompt (system message, few-shot turns...), shown behind a toggle under the controls."""
+    return prompt_markdown(item.prompt)
+
+
 def item_markdown(item: Item, queue: Queue, *, response: Response | None = None) -> str:
-    """What the labeler reads: input variables, the prompt, the output(s), the reference when the queue
-    shows it, and where it came from. ``response``: an answer of theirs being edited (from the history)."""
+    """What the labeler judges, first: the input variables (or, without any, the last question asked), the
+    output(s), the reference when the queue shows it, and where it came from. The rendered prompt, often
+    hundreds of tokens, is ``prompt_section``, behind a toggle. ``response``: an answer of theirs being edited."""
     head = f"#### Item {item.id} · {queue.task}"
     if response is not None:
         head += f" · your answer: **{value_text(response.value, queue.task)}** ({response.status})"
     parts = [head]
     if item.input:
         parts.append("##### Input\n\n" + input_markdown(item.input))
-    parts.append("##### Prompt\n\n" + prompt_markdown(item.prompt))
+    elif (asked := last_user_turn(item.prompt)) is not None:
+        parts.append("##### Asked\n\n" + fence(asked))
     if queue.task == "preference":
         parts.append("##### Output A\n\n" + fence(item.output or ""))
         parts.append("##### Output B\n\n" + fence(item.output_b or ""))
