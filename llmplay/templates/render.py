@@ -15,6 +15,7 @@ from typing import Any
 from llmplay.engine.text import base_model_text
 from llmplay.engine.types import GenerationParams, GenerationRequest
 from llmplay.errors import LlmplayError, short
+from llmplay.models.catalog import ModelSpec
 from llmplay.templates.model import Template, TemplateError, validate_template
 from llmplay.templates.sandbox import BoundedSandbox, TemplateRenderError, shared_sandbox
 
@@ -124,16 +125,17 @@ def encoder_text(template: Template, values: Mapping[str, Any] | None = None) ->
 def render_for_model(
     engine,
     template: Template,
-    model: str,
+    model: str | ModelSpec,
     values: Mapping[str, Any] | None = None,
     params: GenerationParams | None = None,
 ) -> RenderedPrompt:
-    """Render ``template`` for ``model`` (a catalog name): exact text, token count and warnings.
+    """Render ``template`` for ``model`` (a catalog name, or the spec the caller resolved): exact text, token
+    count and warnings.
 
     Raises TemplateError (invalid template, bad values), TemplateRenderError (sandbox) or LlmplayError
     (unknown model, model fails to load).
     """
-    spec = engine.catalog.get(model)
+    spec = model if isinstance(model, ModelSpec) else engine.catalog.get(model)
     params = params or GenerationParams()
     request, messages = build_request(template, spec.kind, values, params)
     warnings = []

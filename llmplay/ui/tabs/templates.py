@@ -303,13 +303,14 @@ class TemplatesTab:
         """Stream the model's reply to the rendered template: (reply so far, status)."""
         reply = ""
         try:
+            spec = self.engine.catalog.get(model or "")  # once: a trained version's lookup is a SQLite read
             rendered = render_for_model(
-                self.engine, self.template_of(template), model or "", parse_values(values), self._params(max_new_tokens)
+                self.engine, self.template_of(template), spec, parse_values(values), self._params(max_new_tokens)
             )
-            self.engine.provider(model).check_request(rendered.request)  # refuse early (e.g. too long)
+            self.engine.provider(spec).check_request(rendered.request)  # refuse early (e.g. too long)
             yield "", f"✍️ Generating with **{model}**…"
             result: GenerationResult | None = None
-            with closing(self.engine.stream(model, rendered.request)) as events:
+            with closing(self.engine.stream(spec, rendered.request)) as events:
                 for event in events:
                     if event.status:
                         yield reply, f"⏳ {event.status}"
