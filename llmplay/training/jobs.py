@@ -37,9 +37,10 @@ from llmplay.settings import Settings
 from llmplay.store import connect
 from llmplay.tempfiles import sweep, temp_root
 from llmplay.training import records
-from llmplay.training.config import CAUSAL_TASKS, TrainConfig
+from llmplay.training.config import TrainConfig
 from llmplay.training.data_files import check_place, sweep_unused_uploads
 from llmplay.training.records import Job
+from llmplay.training.tasks import get_task
 from llmplay.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -254,17 +255,9 @@ class JobRunner:
             raise JobError(str(exc)) from None
         if spec.provider != "local":
             raise JobError(f"{config.base_model!r} is an endpoint model; training needs local weights.")
-        causal = config.task in CAUSAL_TASKS
-        if causal and spec.kind not in ("chat", "base"):
-            raise JobError(
-                f"Task {config.task!r} trains a causal language model; {config.base_model!r} is a "
-                f"{spec.kind} model. Pick a chat or base model, or an encoder task."
-            )
-        if not causal and spec.kind in ("chat", "base"):
-            raise JobError(
-                f"Task {config.task!r} trains an encoder (BERT-family); {config.base_model!r} is a "
-                f"{spec.kind} model. Pick an encoder such as all-minilm-l6-v2, or task sft / cpt."
-            )
+        problem = get_task(config.task).check_model(config, spec.kind)
+        if problem:
+            raise JobError(problem)
         if config.parent_version:
             parent = registry.find(self.db_path, config.parent_version)
             if parent is None:

@@ -74,3 +74,21 @@ def test_the_limits_are_settings_with_environment_overrides(monkeypatch):
     monkeypatch.setenv("LLMPLAY_TRAINING_QUEUE_MAX", "0")
     with pytest.raises(LlmplayError, match="training_queue_max must be positive"):
         Settings.from_env()
+
+
+@pytest.mark.parametrize(
+    ("task", "model", "message"),
+    [
+        (
+            "sft",
+            "all-minilm-l6-v2",
+            r"Task 'sft' trains a causal language model; .* is an encoder model",
+        ),
+        ("classification", "smollm2-135m-instruct", r"Task 'classification' trains an encoder .* is a chat model"),
+    ],
+)
+def test_a_task_refuses_a_model_of_the_other_family_before_queueing(idle_runner, task, model, message):
+    """The task decides which models it trains (Task.check_model): the runner asks it, and nothing queues."""
+    with pytest.raises(JobError, match=message):
+        idle_runner.submit(config("wrong-family") | {"task": task, "base_model": model, "method": "lora"})
+    assert idle_runner.jobs() == []

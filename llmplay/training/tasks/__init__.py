@@ -43,6 +43,14 @@ class Task:
     def check(self, config: TrainConfig, problems: list[str]) -> None:
         """Append what is wrong with a config of this task: its method, its data settings."""
 
+    def check_model(self, config: TrainConfig, kind: str) -> str | None:
+        """What is wrong with training this task on a catalog model of ``kind`` (chat, base, embeddings, ...)."""
+        return None
+
+    def check_data(self, config: TrainConfig, settings: Settings) -> None:
+        """Read and split the job's data as the trainer will, so a start refuses bad data before the job
+        queues (raises LlmplayError naming the problem); models are not loaded."""
+
     def train(
         self,
         config: TrainConfig,
@@ -61,6 +69,11 @@ class Task:
 TASKS: Registry[Task] = Registry("training task")
 register_task = TASKS.register
 get_task = TASKS.get
+
+
+def a_kind(kind: str) -> str:
+    """'a chat', 'an embeddings': a model kind with its article, for messages."""
+    return ("an " if kind[:1] in "aeiou" else "a ") + kind
 
 
 def task_names(family: str | None = None) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ encoder trainer (training/encoder.py, encoder_data.py, encoder_model.py) only ca
 from __future__ import annotations
 
 from llmplay.training.methods import METHODS
-from llmplay.training.tasks import ENCODER, Task
+from llmplay.training.tasks import ENCODER, Task, a_kind
 
 
 class EncoderTask(Task):
@@ -20,6 +20,19 @@ class EncoderTask(Task):
     def check(self, config, problems: list[str]) -> None:
         if config.method in METHODS.names() and not METHODS.get(config.method).encoder:
             problems.append(f"encoder task {self.name!r} supports method full (with freeze_layers) or lora")
+
+    def check_model(self, config, kind):
+        if kind in ("chat", "base"):
+            return (
+                f"Task {self.name!r} trains an encoder (BERT-family); {config.base_model!r} is {a_kind(kind)} model. "
+                "Pick an encoder such as all-minilm-l6-v2, or task sft / cpt."
+            )
+        return None
+
+    def check_data(self, config, settings):
+        from llmplay.training.encoder_data import load_encoder_data
+
+        load_encoder_data(config, settings)
 
     def train(self, config, settings, job_dir, callbacks=(), *, output_dir=None, resume_from=None):
         from llmplay.training.encoder import train_encoder

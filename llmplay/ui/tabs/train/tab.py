@@ -41,6 +41,7 @@ from llmplay.training.config import (
 )
 from llmplay.training.data_files import check_place, keep_upload
 from llmplay.training.jobs import JobRunner
+from llmplay.training.tasks import get_task
 from llmplay.ui.access import Guard, declare
 from llmplay.ui.tabs.train.versions import build_versions_section
 from llmplay.ui.tabs.train.view import (
@@ -257,14 +258,7 @@ class TrainTab:
         return message, gr.Dropdown(choices=self.job_choices(), value=job.id), gr.Timer(active=True)
 
     def _check_data(self, config: TrainConfig) -> None:
-        if config.task in CAUSAL_TASKS:
-            from llmplay.training.data import load_rows, split_rows
-
-            split_rows(config, load_rows(config, self.settings))
-        else:
-            from llmplay.training.encoder_data import load_encoder_data
-
-            load_encoder_data(config, self.settings)
+        get_task(config.task).check_data(config, self.settings)
 
     # ---- monitor -------------------------------------------------------------------------------------------
     def job_choices(self) -> list[tuple[str, int]]:
