@@ -68,3 +68,33 @@ def diff_html(a: str, b: str) -> str:
         else:
             out.append(f'<ins style="background:#dfd;color:#060;text-decoration:none">{text}</ins>')
     return f'<div class="llmplay-diff" style="white-space:pre-wrap">{"".join(out)}</div>'
+
+
+_LINE_STYLES = {
+    "+": "background:#e6ffec;color:#055d20",
+    "-": "background:#ffebe9;color:#82071e",
+    "@": "background:#ddf4ff;color:#0a3069",
+    " ": "",
+}
+
+
+def unified_diff_html(diff: str, empty: str = "(no differences)") -> str:
+    """A unified diff as HTML: added lines green, removed lines red, hunk headers blue, file headers bold; every
+    line escaped (a template's text is shown, never run)."""
+    lines = (diff or "").splitlines()
+    if not lines:
+        return f'<div class="llmplay-udiff"><p>{html.escape(empty)}</p></div>'
+    out = []
+    for line in lines:
+        text = html.escape(line) or "&nbsp;"
+        if line.startswith(("+++", "---")):
+            out.append(f'<div class="udiff-file" style="font-weight:bold">{text}</div>')
+            continue
+        kind = {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "same")
+        style = _LINE_STYLES.get(line[:1], "")
+        out.append(f'<div class="udiff-{kind}" style="{style}">{text}</div>')
+    body = "".join(out)
+    return (
+        '<div class="llmplay-udiff" style="font-family:var(--font-mono,monospace);font-size:0.85em;'
+        f'white-space:pre-wrap;overflow-x:auto">{body}</div>'
+    )

@@ -25,3 +25,16 @@ def test_html_escapes_and_marks_changes():
     out = diff_html("x < y", "x > y")
     assert "<del" in out and "&lt;" in out and "&gt;" in out and "<ins" in out
     assert "<script>" not in diff_html("<script>", "ok")
+
+
+def test_unified_diff_html_colours_added_and_removed_lines_and_escapes_them():
+    from llmplay.textdiff import unified_diff_html
+
+    diff = '--- t v1\n+++ t v2\n@@ -1,2 +1,2 @@\n keep <b>me</b>\n-old <script>alert(1)</script>\n+new & "quoted"\n'
+    out = unified_diff_html(diff)
+    assert '<div class="udiff-del" style="background:#ffebe9;color:#82071e">' in out
+    assert '<div class="udiff-add" style="background:#e6ffec;color:#055d20">+new &amp; &quot;quoted&quot;</div>' in out
+    assert '<div class="udiff-hunk"' in out and '<div class="udiff-file"' in out
+    assert "<script>" not in out and "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert "<b>me</b>" not in out and "&lt;b&gt;me&lt;/b&gt;" in out, "unchanged lines are escaped too"
+    assert "(no differences)" in unified_diff_html("")

@@ -93,6 +93,16 @@ def add_version(db: Database, name: str, content: str, author: str, message: str
     return latest_version(db, name)  # type: ignore[return-value]
 
 
+def versions_by_template(db: Database) -> dict[str, list[Version]]:
+    """Every saved version, grouped by template, oldest first (one query, for the pickers)."""
+    if not db[TABLE].exists():
+        return {}
+    out: dict[str, list[Version]] = {}
+    for row in db[TABLE].rows_where(order_by="template, number"):
+        out.setdefault(row["template"], []).append(Version(**row))
+    return out
+
+
 def template_names(db: Database) -> list[str]:
     """Every template that has history, including deleted ones."""
     return [r["template"] for r in db.query(f"select distinct template from {TABLE} order by template")]

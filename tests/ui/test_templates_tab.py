@@ -84,7 +84,7 @@ def test_save_diff_and_restore(client, library, engine, ui_prompts_dir):
 
     status = save(client, changed, "mark the description")
     after = history(client, name)
-    assert status.startswith("✅") and f"v{len(before) + 1}" in status, status
+    assert status.startswith("✓") and f"v{len(before) + 1}" in status, status
     assert len(after) == len(before) + 1
     newest = after[0]  # newest first: version, hash, time, author, message
     assert newest[0] == len(before) + 1 and newest[4] == "mark the description" and len(newest[1]) == 12
@@ -97,11 +97,11 @@ def test_save_diff_and_restore(client, library, engine, ui_prompts_dir):
     assert f"--- {name} v{old}" in diff and f"+++ {name} v{new}" in diff, diff
     assert "+description: (edited in a test)" in diff and "\n-description:" in diff, diff
 
-    assert save(client, changed, "no change").startswith("ℹ️ No changes"), "an unchanged save adds no version"
+    assert save(client, changed, "no change").startswith("No changes"), "an unchanged save adds no version"
     assert len(history(client, name)) == new
 
     status, text = client.predict(name=name, number=old, api_name="/restore_version")
-    assert status.startswith("✅ Restored") and text.rstrip("\n") == original.rstrip("\n"), (
+    assert status.startswith("✓ Restored") and text.rstrip("\n") == original.rstrip("\n"), (
         status
     )  # Code strips the last newline
     assert library.read_text(name) == original
@@ -156,20 +156,20 @@ def test_new_duplicate_delete_import_export(client, library, tmp_path):
     skeleton, status = client.predict(name="ui-new", api_name="/new_template")
     skeleton += "\n"  # the Code component drops the last newline; a save adds it back
     assert "name: ui-new" in skeleton and not library.path("ui-new").exists(), status
-    assert save(client, skeleton, "first draft").startswith("✅ Saved **ui-new** v1")
+    assert save(client, skeleton, "first draft").startswith("✓ Saved **ui-new** v1")
     assert preview(client, "ui-new", {"text": "Hello"})[0].endswith("<|im_start|>assistant\n")
 
     status, picker = client.predict(name="ui-new", new_name="ui-copy", api_name="/duplicate_template")
-    assert status.startswith("✅") and picker["value"] == "ui-copy", status
+    assert status.startswith("✓") and picker["value"] == "ui-copy", status
     assert library.read_text("ui-copy") == skeleton.replace("name: ui-new", "name: ui-copy")
 
     status, _ = client.predict(name="ui-copy", confirm=False, api_name="/delete_template")
     assert status.startswith(ERROR) and "confirm" in status and library.path("ui-copy").exists(), status
     status, _ = client.predict(name="ui-copy", confirm=True, api_name="/delete_template")
-    assert status.startswith("🗑️") and not library.path("ui-copy").exists(), status
+    assert status.startswith("Deleted **ui-copy**") and not library.path("ui-copy").exists(), status
     assert "ui-copy" in library.deleted() and len(history(client, "ui-copy")) == 1  # file gone, history kept
     status, text = client.predict(name="ui-copy", number=1, api_name="/restore_version")
-    assert status.startswith("✅ Restored") and library.read_text("ui-copy").rstrip("\n") == text, status
+    assert status.startswith("✓ Restored") and library.read_text("ui-copy").rstrip("\n") == text, status
 
     exported = client.predict(name="ui-new", api_name="/export_template")
     with open(exported, encoding="utf-8") as f:
@@ -187,7 +187,7 @@ def test_new_duplicate_delete_import_export(client, library, tmp_path):
     other = tmp_path / "ui-imported.yaml"
     other.write_text(skeleton.replace("name: ui-new", "name: ui-imported"), encoding="utf-8")
     status, picker = client.predict(file=handle_file(str(other)), overwrite=False, api_name="/import_template")
-    assert status.startswith("✅ Imported **ui-imported**") and picker["value"] == "ui-imported", status
+    assert status.startswith("✓ Imported **ui-imported**") and picker["value"] == "ui-imported", status
 
 
 def test_the_tab_on_a_read_only_shipped_folder_saves_imports_and_restores_into_the_data_dir(settings, tmp_path):
@@ -204,14 +204,14 @@ def test_the_tab_on_a_read_only_shipped_folder_saves_imports_and_restores_into_t
         with gr.Blocks() as demo:
             tab = build_templates_tab(Services.build(engine, shipped, check_s=0), demo)
         edited = tab.library.read_text("assistant").replace("description:", "description: (ours)", 1)
-        assert tab.save_template(edited, "ours")[0].startswith("✅ Saved **assistant** v2")
+        assert tab.save_template(edited, "ours")[0].startswith("✓ Saved **assistant** v2")
         upload = tmp_path / "in" / "team-notes.yaml"
         upload.parent.mkdir()
         upload.write_text(NEW, encoding="utf-8")
-        assert tab.import_template(str(upload))[0].startswith("✅ Imported **team-notes**")
-        assert tab.restore_version("assistant", 1)[0].startswith("✅ Restored")
-        assert tab.save_template(edited, "ours again")[0].startswith("✅ Saved")
-        assert tab.delete_template("news-summary", confirm=True)[0].startswith("🗑️")
+        assert tab.import_template(str(upload))[0].startswith("✓ Imported **team-notes**")
+        assert tab.restore_version("assistant", 1)[0].startswith("✓ Restored")
+        assert tab.save_template(edited, "ours again")[0].startswith("✓ Saved")
+        assert tab.delete_template("news-summary", confirm=True)[0].startswith("Deleted **news-summary**")
         assert snapshot(shipped) == before, "nothing under the shipped folder changed"
         own = sorted(p.name for p in settings.templates_dir.iterdir())
         assert own == [".news-summary.deleted", "assistant.yaml", "team-notes.yaml"]

@@ -28,6 +28,7 @@ In the browser the variables form has VARIABLE_SLOTS boxes; further variables ta
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from collections.abc import Iterator
@@ -42,17 +43,23 @@ from llmplay.services import Services
 from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.templates import Template, TemplateError, TemplateLibrary, parse_template, render_for_model
 from llmplay.templates.model import NAME_RE
+from llmplay.textdiff import unified_diff_html
 from llmplay.ui import fields
 from llmplay.ui.access import Guard, declare, declared, needs
-from llmplay.ui.common import error_message, format_error, safe
+from llmplay.ui.common import ERROR, error_message, format_error, safe
 from llmplay.ui.decoding import format_stats
 from llmplay.ui.models_panel import default_model, generative_names
 from llmplay.ui.queueing import GENERATION
+from llmplay.ui.template_picks import template_choices  # noqa: F401  (the shared picker choices, re-exported)
 
 log = logging.getLogger(__name__)
 
 VARIABLE_SLOTS = 8  # a fixed pool of textboxes for the variables form (shown, hidden and relabelled per template)
 HISTORY_HEADERS = ["version", "hash", "time", "author", "message"]
+DIFF_HINT = (
+    "<p>Pick a <b>From</b> and a <b>To</b> version and press <b>Diff</b>: "
+    "added lines show in green, removed lines in red.</p>"
+)
 SKELETON = """\
 name: {name}
 description: What this template is for.
@@ -76,16 +83,6 @@ def describe_error(exc: Exception) -> str:
         items = "\n".join(f"- {p}" for p in exc.problems)
         return format_error(f"{len(exc.problems)} problem(s){where}:\n{items}")
     return format_error(error_message(exc, "Templates tab"))
-
-
-def template_choices(library, none_label: str) -> list[tuple[str, str]]:
-    """Dropdown choices of the valid templates, after a "no template" choice whose value is ``""``."""
-    try:
-        names = [s.name for s in library.list() if s.valid]
-    except Exception:  # an unreadable folder must not break the page
-        log.exception("Listing templates failed")
-        names = []
-    return [(none_label, "")] + [(n, n) for n in names]
 
 
 def parse_values(values) -> dict:
@@ -143,7 +140,7 @@ class TemplatesTab:
             log.exception("Listing templates failed")
             found = []
         names = [s.name for s in found]
-        choices = [(s.name if s.valid else f"{s.name} ⚠️ invalid", s.name) for s in found]
+        choices = [(s.name if s.valid else f"{s.name} (invalid)", s.name) for s in found]
         return choices, selected if selected in names else (names[0] if names else None)
 
     @declare("view")
@@ -172,7 +169,7 @@ class TemplatesTab:
                 raise LlmplayError(f"A template named {name!r} already exists.")
         except LlmplayError as exc:
             return gr.skip(), describe_error(exc)
-        return SKELETON.format(name=name), f"📝 New template **{name}**: edit it, then Save version to create it."
+        return SKELETON.format(name=name), f"New template **{name}**: edit it, then Save version to create it."
 
     def _free_name(self, stem: str) -> str:
         taken = set(self.library.names())
@@ -184,7 +181,7 @@ class TemplatesTab:
             raise LlmplayError("Pick a template to duplicate first.")
         new_name = (new_name or "").strip() or self._free_name(f"{name}-copy")
         result = self.library.duplicate(name, new_name)
-        status = f"✅ Duplicated **{name}** as **{new_name}** (v{result.version.number})."
+        status = f"✓ Duplicated **{name}** as **{new_name}** (v{result.version.number})."
         return status, self.list_templates("", new_name)
 
     @safe(gr.skip(), describe=describe_error)
@@ -194,7 +191,7 @@ class TemplatesTab:
         if not confirm:
             raise LlmplayError(f"Tick “Yes, delete” to confirm deleting **{name}** (its history is kept).")
         self.library.delete(name)
-        return f"🗑️ Deleted **{name}**. Its history is kept; restore a version to bring it back.", self.list_templates()
+        return f"Deleted **{name}**. Its history is kept; restore a version to bring it back.", self.list_templates()
 
     @safe(gr.skip(), describe=describe_error)
     def import_template(self, file: str | None, overwrite: bool = False) -> tuple[str, gr.Dropdown]:
@@ -203,7 +200,7 @@ class TemplatesTab:
         result = self.library.import_file(file, overwrite=bool(overwrite))
         discard_upload(file)  # the template is in the library now
         name = result.version.template
-        return f"✅ Imported **{name}** (v{result.version.number}).", self.list_templates("", name)
+        return f"✓ Imported **{name}** (v{result.version.number}).", self.list_templates("", name)
 
     @declare("view")
     def export_template(self, name: str) -> str | None:
@@ -227,15 +224,15 @@ class TemplatesTab:
             return format_error(f"could not validate ({type(exc).__name__}: {exc}).")
         if problems:
             return describe_error(TemplateError(problems))
-        return "✅ Valid."
+        return "✓ Valid."
 
     @safe(gr.skip(), describe=describe_error)
     def save_template(self, yaml_text: str, message: str = "") -> tuple[str, gr.Dropdown]:
         result = self.library.save(yaml_text or "", message=(message or "").strip())
         version = result.version
         if not result.created:
-            return f"ℹ️ No changes: **{version.template}** is still v{version.number}.", gr.skip()
-        status = f"✅ Saved **{version.template}** v{version.number} ({version.short_hash})."
+            return f"No changes: **{version.template}** is still v{version.number}.", gr.skip()
+        status = f"✓ Saved **{version.template}** v{version.number} ({version.short_hash})."
         return status, self.list_templates("", version.template)
 
     @declare("view")
@@ -268,15 +265,34 @@ class TemplatesTab:
             log.exception("Diff failed")
             return format_error(f"could not diff ({type(exc).__name__}: {exc}).")
 
+    @declare("view")
+    def diff_view(self, name: str, old: int | None, new: int | None) -> str:
+        """The diff of ``diff_versions`` as coloured HTML (added lines green, removed red; all text escaped)."""
+        text = self.diff_versions(name, old, new)
+        if text.startswith(ERROR) or not text.startswith("---"):  # an error, or "(the same content)"
+            return f'<p style="white-space:pre-wrap">{html.escape(text)}</p>'
+        return unified_diff_html(text)
+
+    @declare("view")
+    def history_note(self, name: str | None) -> str:
+        """An empty history says what fills it."""
+        try:
+            if name and self.library.versions(name):
+                return ""
+        except Exception:
+            log.exception("Reading the history of %s failed", name)
+        what = f"**{name}** has" if name else "No template picked, so there are"
+        return f"{what} no saved versions yet: edit the template and press **Save version** to record the first."
+
     @safe(gr.skip(), describe=describe_error)
     def restore_version(self, name: str, number: int | None) -> tuple[str, str]:
         if not name or number in (None, ""):
             raise LlmplayError("Pick a template and the version to restore.")
         number = check_number("template_version", number, label="the version to restore")
         result = self.library.restore(name, number)
-        status = f"✅ Restored v{number} of **{name}** as v{result.version.number}."
+        status = f"✓ Restored v{number} of **{name}** as v{result.version.number}."
         if not result.created:
-            status = f"ℹ️ v{number} of **{name}** is already the current content."
+            status = f"v{number} of **{name}** is already the current content."
         return status, self.library.read_text(name)
 
     # ---- preview and run -------------------------------------------------------------------------------
@@ -308,17 +324,17 @@ class TemplatesTab:
                 self.engine, self.template_of(template), spec, parse_values(values), self._params(max_new_tokens)
             )
             self.engine.provider(spec).check_request(rendered.request)  # refuse early (e.g. too long)
-            yield "", f"✍️ Generating with **{model}**…"
+            yield "", f"Generating with **{model}**…"
             result: GenerationResult | None = None
             with closing(self.engine.stream(spec, rendered.request)) as events:
                 for event in events:
                     if event.status:
-                        yield reply, f"⏳ {event.status}"
+                        yield reply, f"{event.status}…"
                     elif event.done:
                         result = event.result
                     elif event.delta:
                         reply += event.delta
-                        yield reply, f"✍️ Generating with **{model}**…"
+                        yield reply, f"Generating with **{model}**…"
             if result is None:
                 raise LlmplayError(f"{model} ended the reply without a result; try again.")
             if result.error:
@@ -372,7 +388,7 @@ class TemplatesTab:
         # An empty required box is the normal state of a freshly opened template: a hint, not an error.
         missing = [v.name for v in self._variables(yaml_text) if v.required and v.name not in values]
         if missing:
-            return "", f"✏️ Fill in {', '.join(f'**{n}**' for n in missing)} to see the prompt."
+            return "", f"Fill in {', '.join(f'**{n}**' for n in missing)} to see the prompt."
         return self.render_preview(yaml_text, model, values, max_new_tokens)
 
     def run_from_form(self, yaml_text: str, model: str, max_new_tokens, *slots: str) -> Iterator[tuple[str, str]]:
@@ -381,7 +397,7 @@ class TemplatesTab:
 
 @declare("view")
 def _stopped() -> str:
-    return "⏹️ Stopped."
+    return "Stopped."
 
 
 # ---- layout -----------------------------------------------------------------------------------------
@@ -468,7 +484,8 @@ def build_templates_tab(services: Services, demo: gr.Blocks) -> TemplatesTab:
             new_v = gr.Dropdown(label="To version", scale=1, allow_custom_value=True)
             diff_btn = gr.Button("Diff", scale=1)
             restore_btn = gr.Button("Restore 'from' version", scale=1)
-        diff = gr.Code(label="Diff", language=None, lines=8, interactive=False)
+        history_note = gr.Markdown(elem_id="templates-history-note")
+        diff = gr.HTML(DIFF_HINT, elem_id="templates-diff")
 
     form = [editor, model, max_new_tokens, *slots]
     private = {"api_visibility": "private"}
@@ -479,7 +496,9 @@ def build_templates_tab(services: Services, demo: gr.Blocks) -> TemplatesTab:
     # Library.
     search.change(tab.list_templates, [search, picker], picker, api_name="list_templates", show_progress="hidden")
     opened = picker.change(tab.open_template, picker, [editor, *slots], **private)
-    opened.then(tab.template_history, picker, [history, old_v, new_v], api_name="template_history")
+    opened.then(tab.template_history, picker, [history, old_v, new_v], api_name="template_history").then(
+        tab.history_note, picker, history_note, **private
+    )
     new_btn.click(tab.new_template, new_name, [editor, status], api_name="new_template").then(
         declared("view", lambda: None), None, picker, **private
     )
@@ -510,10 +529,13 @@ def build_templates_tab(services: Services, demo: gr.Blocks) -> TemplatesTab:
     saved = save_btn.click(
         admin("save templates", tab.save_template), [editor, message], [status, picker], api_name="save_template"
     )
-    saved.then(tab.template_history, picker, [history, old_v, new_v], **private)
+    saved.then(tab.template_history, picker, [history, old_v, new_v], **private).then(
+        tab.history_note, picker, history_note, **private
+    )
 
     # Versions.
-    diff_btn.click(tab.diff_versions, [picker, old_v, new_v], diff, api_name="diff_versions")
+    diff_btn.click(tab.diff_view, [picker, old_v, new_v], diff, **private)
+    gr.api(tab.diff_versions, api_name="diff_versions")  # the unified diff as text, for scripts
     restored = restore_btn.click(
         admin("restore template versions", tab.restore_version),
         [picker, old_v],
@@ -539,5 +561,7 @@ def build_templates_tab(services: Services, demo: gr.Blocks) -> TemplatesTab:
     # A (re)loaded page shows the library as it is now, the first template's preview and its history.
     loaded = demo.load(tab.list_templates, [search, picker], picker, **private)
     loaded.then(tab.edited, form, [problems, *slots, preview, token_info], **private)
-    loaded.then(tab.template_history, picker, [history, old_v, new_v], **private)
+    loaded.then(tab.template_history, picker, [history, old_v, new_v], **private).then(
+        tab.history_note, picker, history_note, **private
+    )
     return tab

@@ -15,6 +15,7 @@ from llmplay.ui import fields
 from llmplay.ui.access import Guard, declare, declared, needs
 from llmplay.ui.models_panel import default_model, generative_names
 from llmplay.ui.tabs.evaluate.view import PREVIEW_ROWS, RUN_HEADERS, SHOW_CHOICES, _no_preview, datasets_frame
+from llmplay.ui.template_picks import template_choices
 
 if TYPE_CHECKING:
     from llmplay.ui.tabs.evaluate.tab import EvaluateTab
@@ -72,7 +73,7 @@ def run_layout(tab: EvaluateTab) -> SimpleNamespace:
                 ui.sample = fields.number("sample", 0, label="Sample N rows (0 = all)", minimum=0)
                 ui.sample_seed = fields.number("sample_seed", 0, label="Sample seed")
             ui.templates = gr.Dropdown(
-                tab.template_names(), value=[], multiselect=True, label="Templates (name, or name@v2)", **PICK
+                template_choices(tab.library), value=[], multiselect=True, label="Templates (name, or name@v2)", **PICK
             )
             ui.template_info = gr.Markdown()
             ui.variables = gr.Textbox(

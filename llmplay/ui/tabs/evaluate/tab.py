@@ -138,6 +138,7 @@ from llmplay.ui.tabs.evaluate.view import (
     quality_lines,
     runs_frame,
 )
+from llmplay.ui.template_picks import template_choices
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class EvaluateTab:
         """Fresh template and model choices for the run form and the mapping picker (they change meanwhile)."""
         templates = self.template_names()
         return (
-            gr.Dropdown(choices=templates),
+            gr.Dropdown(choices=template_choices(self.library)),
             gr.Dropdown(choices=generative_names(self.engine)),
             gr.Dropdown(choices=[("(every template)", ""), *templates]),
         )

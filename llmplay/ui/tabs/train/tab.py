@@ -53,6 +53,7 @@ from llmplay.ui.tabs.train.view import (
     progress_html,
     queue_rows,
 )
+from llmplay.ui.template_picks import template_choices
 
 log = logging.getLogger(__name__)
 PRIVATE = {"api_visibility": "private"}
@@ -177,7 +178,7 @@ class TrainTab:
         return (
             gr.Dropdown(choices=self.base_models()),
             gr.Dropdown(choices=self.dataset_names()),
-            gr.Dropdown(choices=self.template_names()),
+            gr.Dropdown(choices=template_choices(self.library)),
             gr.Dropdown(choices=self.parent_choices()),
         )
 
@@ -340,7 +341,9 @@ def _form(tab: TrainTab, engine: Engine) -> dict:
         first = next((n for n in datasets if "financial" in n), datasets[0] if datasets else None)
         c["dataset"] = gr.Dropdown(datasets, value=first, label="Dataset", allow_custom_value=True)
         fin = "financial-sentiment" if "financial-sentiment" in templates else None
-        c["template"] = gr.Dropdown(templates, value=fin, label="Template (its reference column is the target)")
+        c["template"] = gr.Dropdown(
+            template_choices(tab.library), value=fin, label="Template (its reference column is the target)"
+        )
         c["file"] = gr.File(label="Or upload a file (prompt/completion, messages, Alpaca, CoNLL, text)", height=90)
     with gr.Row():
         c["epochs"] = gr.Number(d.epochs, label="Epochs")
@@ -425,7 +428,7 @@ def build_train_tab(services: Services, demo: gr.Blocks) -> TrainHandle:
     versions_changed = gr.State(0)
 
     versions = build_versions_section(
-        engine, eval_runner, demo, prompts_dir, lambda: (tab.dataset_names(), tab.template_names())
+        engine, eval_runner, demo, prompts_dir, lambda: (tab.dataset_names(), template_choices(tab.library))
     )
 
     watched = [progress, chart, log_tail, queue, timer, versions_changed]
