@@ -61,11 +61,16 @@ def _malloc_trim() -> None:
 @pytest.fixture(scope="module", autouse=True)
 def _release_memory_after_module():
     """Keep the session's memory flat: each trained version a module loaded into the session engine is a merged
-    copy of its base (SmolLM2 with its fast-decoder copy: 1.1 GB), so it goes with the module; and glibc keeps
-    freed weights and activations in its heap unless asked to hand them back."""
+    copy of its base (SmolLM2 with its fast-decoder copy: 1.1 GB), so it goes with the module, as do fast-decoder
+    copies in other than the default precision; and glibc keeps freed weights and activations in its heap unless
+    asked to hand them back."""
     yield
     for eng in _SESSION:
         eng.models.unload_adapters()
+        # A fast-decoder copy in a precision other than the default is what one module compares; the next
+        # converts it again if it needs it (Gemma's float32 + bfloat16 copies alone are 1.6 GB).
+        default = ("fast", eng.settings.fast_precision)
+        eng.models.drop_conversions(lambda key, default=default: key == default)
     gc.collect()
     _malloc_trim()
 

@@ -181,6 +181,14 @@ class ModelManager:
             for key in [k for k in self._loaded if k[3]]:
                 del self._loaded[key]
 
+    def drop_conversions(self, keep: Callable[[tuple], bool]) -> None:
+        """Drop the converted copies (e.g. the fast decoder's weights in one precision) ``keep`` says no to; each
+        model converts again on its next use of one."""
+        with self._guard:
+            for loaded in self._loaded.values():
+                for key in [k for k in loaded.conversions if not keep(k)]:
+                    del loaded.conversions[key]
+
     def close(self) -> None:
         """Drop every loaded model (the engine closes): their memory goes once no provider holds them."""
         with self._guard:

@@ -30,3 +30,17 @@ def test_unloading_adapters_drops_the_versions_and_keeps_the_plain_models(settin
     assert manager.is_loaded(spec, adapter=str(adapter))
     manager.unload_adapters()
     assert manager.is_loaded(spec) and not manager.is_loaded(spec, adapter=str(adapter))
+
+
+def test_dropping_conversions_keeps_only_the_ones_asked_for(settings, monkeypatch):
+    from types import SimpleNamespace
+
+    from llmplay.models.catalog import Catalog
+    from llmplay.models.loader import ModelManager
+
+    manager = ModelManager(settings)
+    fake = SimpleNamespace(conversions={("fast", "float16"): "a", ("fast", "float32"): "b", ("fast", "bfloat16"): "c"})
+    monkeypatch.setattr(manager, "_load", lambda spec, dtype, adapter, progress: fake)
+    manager.get(Catalog(settings.models_file, settings=settings).get(CHAT_MODEL))
+    manager.drop_conversions(lambda key: key == ("fast", "float16"))
+    assert fake.conversions == {("fast", "float16"): "a"}
