@@ -53,11 +53,16 @@ def test_gates_show_and_a_rollback_changes_what_the_playground_serves(page, ui_u
     playground_model_info(page, f"line:{LINE}", f"model line {LINE}: active = {v2.label}")
 
     page.get_by_role("tab", name="Loop").click()
+    # Before a line is picked, the empty tab says what to do (no blank, untitled charts).
+    expect(page.locator("#loop-empty")).to_contain_text("No model line picked", timeout=20_000)
+    expect(page.locator("#loop-probe_task-title")).to_contain_text("Forgetting: probe task accuracy")
+    expect(page.locator("#loop-volume-title")).to_contain_text("pick one above, or create one")
     pick(page, page.locator("#loop-line input"), LINE)
     expect(page.locator("#loop-status")).to_contain_text(f"Active: {v2.label}", timeout=20_000)
+    expect(page.locator("#loop-empty")).to_be_empty()
     timeline = page.locator("#loop-timeline")
-    expect(timeline).to_contain_text("❌ fail · accuracy 0.800 → 0.710 (-0.090, 95% CI -0.130 to -0.060, n=60)")
-    expect(timeline).to_contain_text("✅ pass · accuracy 0.550 → 0.650 (+0.100, 95% CI +0.050 to +0.150, n=40)")
+    expect(timeline).to_contain_text("✗ fail · accuracy 0.800 → 0.710 (-0.090, 95% CI -0.130 to -0.060, n=60)")
+    expect(timeline).to_contain_text("✓ pass · accuracy 0.550 → 0.650 (+0.100, 95% CI +0.050 to +0.150, n=40)")
     expect(timeline).to_contain_text("dropped by 0.090")
 
     page.locator("#loop-user textarea, #loop-user input").first.fill("root")

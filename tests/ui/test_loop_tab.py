@@ -105,7 +105,7 @@ def test_creating_a_line_with_bad_settings_shows_the_message_and_stores_nothing(
     assert tab.line_names() == []
     # Gradio sends whole numbers as floats: 25.0 rows is 25.
     message, created = tab.create("ana", "fpb", BASE, "financial-sentiment", ["inbox"], *form(min_new_rows=25.0))
-    assert created == "fpb" and message.startswith("✅"), message
+    assert created == "fpb" and message.startswith("✓"), message
     with connect(tab.db_path) as db:
         line = lines.get_line(db, "fpb")
         assert (line.settings.min_new_rows, line.settings.queues, line.created_by) == (25, ["inbox"], "ana")
@@ -117,7 +117,7 @@ def test_settings_change_is_saved_audited_and_a_bad_value_changes_nothing(tab):
     assert "heldout_fraction must be a number from 0 to 0.9" in message
     assert tab.show("fpb").settings == form()  # unchanged
     message = tab.save_settings("bo", "fpb", [], *form(interval_minutes=30.0, start_from="base", epochs=3.0))
-    assert message.startswith("✅"), message
+    assert message.startswith("✓"), message
     shown = tab.show("fpb")
     values = dict(zip(view.FORM_FIELDS, shown.settings, strict=True))
     assert (values["interval_minutes"], values["start_from"], values["epochs"]) == (30, "base", 3.0)
@@ -132,14 +132,12 @@ def test_the_timeline_shows_each_stored_gate_with_its_interval(tab, settings):
     rejected = rows[seeded["updates"][2]]
     assert rejected["status"] == "rejected" and (rejected["trained"], rejected["replayed"]) == (40, 20)
     assert rejected["held out"] == 8
-    assert rejected["(b) regression set"] == (
-        "❌ fail · accuracy 0.800 → 0.710 (-0.090, 95% CI -0.130 to -0.060, n=60)"
-    )
+    assert rejected["(b) regression set"] == "✗ fail · accuracy 0.800 → 0.710 (-0.090, 95% CI -0.130 to -0.060, n=60)"
     assert "dropped by 0.090" in rejected["reasons"]
     first = rows[seeded["updates"][0]]
-    assert first["(a) held-out feedback"].startswith("✅ pass · accuracy 0.550 → 0.650 (+0.100, 95% CI +0.050")
-    assert first["(c) probe text perplexity"] == "✅ pass · ppl 12.00 → 12.30 (+2.5%)"
-    assert first["(c) probe reply perplexity"] == "✅ pass · ppl 15.00 → 15.30 (+2.0%)"
+    assert first["(a) held-out feedback"].startswith("✓ pass · accuracy 0.550 → 0.650 (+0.100, 95% CI +0.050")
+    assert first["(c) probe text perplexity"] == "✓ pass · ppl 12.00 → 12.30 (+2.5%)"
+    assert first["(c) probe reply perplexity"] == "✓ pass · ppl 15.00 → 15.30 (+2.0%)"
     assert first["promoted by"] == "gates" and first["candidate"] == seeded["versions"][0].label
     # The forgetting chart: base and candidate probe accuracy per update, oldest first.
     task = shown.probe_task
@@ -173,13 +171,13 @@ def test_promote_by_hand_and_rollback_move_the_active_version_with_events(tab, s
     assert "Tick 'I am sure'" in tab.promote("root", "fpb", rejected_update, False)
     assert active_id(tab) == v2.id
     message = tab.promote("root", "fpb", rejected_update, True)
-    assert message.startswith("✅") and v3.label in message, message
+    assert message.startswith("✓") and v3.label in message, message
     assert active_id(tab) == v3.id
     with connect(tab.db_path) as db:
         assert get_update(db, rejected_update).promoted_by == "root"
     assert "Tick 'I am sure'" in tab.rollback("root", "fpb", v1.id, False)
     message = tab.rollback("root", "fpb", v1.id, True)
-    assert message.startswith("✅") and v1.label in message
+    assert message.startswith("✓") and v1.label in message
     assert active_id(tab) == v1.id
     assert tab.rollback("root", "fpb", BASE_CHOICE, True).endswith(f"serves {BASE} now.")
     assert active_id(tab) is None

@@ -35,6 +35,7 @@ from llmplay.templates import TemplateLibrary
 from llmplay.ui.access import Guard, declare, declared
 from llmplay.ui.tabs.labeling.review import volume_long
 from llmplay.ui.tabs.loop import view
+from llmplay.ui.template_picks import template_choices
 
 log = logging.getLogger(__name__)
 PRIVATE = {"api_visibility": "private"}
@@ -185,7 +186,7 @@ class LoopTab:
                     settings=self._form(queues, values), known_models=self.base_models(),
                     known_templates=self.template_names(),
                 )  # fmt: skip
-            return f"✅ Created line **{line.name}** ({line.base_model}); the base model is active.", line.name
+            return f"✓ Created line **{line.name}** ({line.base_model}); the base model is active.", line.name
         except Exception as exc:
             return error(exc), None
 
@@ -195,7 +196,7 @@ class LoopTab:
                 raise loop_lines.LoopError(NO_LINE)
             with connect(self.db_path) as db:
                 loop_lines.update_settings(db, line_name, self._form(queues, values), user=self._user(user))
-            return f"✅ Saved the settings of **{line_name}**."
+            return f"✓ Saved the settings of **{line_name}**."
         except Exception as exc:
             return error(exc)
 
@@ -241,7 +242,7 @@ class LoopTab:
                     raise loop_lines.LoopError(f"Update #{update_id} is not an update of line {line_name!r}.")
                 line = promote_candidate(db, int(update_id), user=user)
                 active = loop_lines.active_label(db, line)
-            return f"✅ Promoted update #{update_id}'s candidate: **{line.name}** serves {active} now."
+            return f"✓ Promoted update #{update_id}'s candidate: **{line.name}** serves {active} now."
         except Exception as exc:
             return error(exc)
 
@@ -261,7 +262,7 @@ class LoopTab:
                     raise loop_lines.LoopError("That version is active already.")
                 line = loop_lines.set_active(db, line, target, user=user, action="rollback")
                 active = loop_lines.active_label(db, line)
-            return f"✅ Rolled back: **{line.name}** serves {active} now."
+            return f"✓ Rolled back: **{line.name}** serves {active} now."
         except Exception as exc:
             return error(exc)
 
@@ -341,7 +342,7 @@ def _dataset_choices(tab: LoopTab) -> list[tuple[str, str]]:
 
 
 def _template_choices(tab: LoopTab) -> list[tuple[str, str]]:
-    return [("(the line's template)", ""), *((n, n) for n in tab.template_names())]
+    return template_choices(tab.library, "(the line's template)")
 
 
 def _with_choices(tab: LoopTab, values: list) -> list:
@@ -351,6 +352,12 @@ def _with_choices(tab: LoopTab, values: list) -> list:
     out[i] = gr.Dropdown(choices=_dataset_choices(tab), value=out[i])
     out[j] = gr.Dropdown(choices=_template_choices(tab), value=out[j])
     return out
+
+
+def _tick(tab: LoopTab, name: str | None) -> tuple[str, list, str]:
+    """The status line, the timeline and its empty-state note, as a running update moves them."""
+    rows = tab.show(name).timeline if name else []
+    return tab.status_line(name), rows, view.empty_note(name, bool(rows))
 
 
 def build_loop_tab(services: Services, demo: gr.Blocks):
@@ -368,7 +375,9 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
             new_name = gr.Textbox(label="Name", placeholder="letters, digits, . _ -", elem_id="loop-new-name")
             bases = tab.base_models()
             new_base = gr.Dropdown(bases, value=bases[0] if bases else None, label="Base model")
-            new_template = gr.Dropdown(tab.template_names(), value=None, label="Template (the line's task)")
+            new_template = gr.Dropdown(
+                template_choices(tab.library), value=None, label="Template (the line's task)", allow_custom_value=True
+            )
         create = gr.Button("Create line", elem_id="loop-create")
     queues = gr.Dropdown(
         tab.queue_names(), value=[], multiselect=True, label="Feedback queues (none: items of the line's template)"
@@ -377,6 +386,7 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
         form = _form_components(tab)
         save = gr.Button("Save settings", elem_id="loop-save")
     run_now = gr.Button("Run an update now", variant="primary", elem_id="loop-run-now")
+    empty = gr.Markdown(view.empty_note(None, False), elem_id="loop-empty")
     timeline = gr.Dataframe(
         headers=view.TIMELINE_HEADERS,
         interactive=False,
@@ -386,15 +396,19 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
         column_widths=view.TIMELINE_WIDTHS,
     )
     # Plots start with no value: one built on an empty frame with a colour column draws no lines once filled
-    # (Gradio 6), and an empty frame is sent as None for the same reason.
+    # (Gradio 6), and an empty frame is sent as None for the same reason. An empty plot is hidden; its heading
+    # says what fills it in.
+    headings, plots = [], []
     with gr.Row():
-        probe_task = gr.LinePlot(
-            None, x="update", y="value", color="series", title="Forgetting: probe task accuracy", height=240
-        )
-        probe_ppl = gr.LinePlot(
-            None, x="update", y="value", color="series", title="Forgetting: probe perplexity", height=240
-        )
-        volume = gr.LinePlot(None, x="period", y="count", color="series", title="Feedback volume", height=240)
+        for chart, x, y in (
+            ("probe_task", "update", "value"),
+            ("probe_ppl", "update", "value"),
+            ("volume", "period", "count"),
+        ):
+            with gr.Column(min_width=240):
+                headings.append(gr.Markdown(view.chart_heading(chart, None, True), elem_id=f"loop-{chart}-title"))
+                plots.append(gr.LinePlot(None, x=x, y=y, color="series", show_label=False, height=240, visible=False))
+    probe_task, probe_ppl, volume = plots
     with gr.Row():
         with gr.Column():
             rejected = gr.Dropdown(
@@ -417,23 +431,27 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
         )
 
     view_outputs = [status_md, queues, *form, timeline, probe_task, probe_ppl, volume, events]
-    view_outputs += [versions, rejected, runs, promote_sure, rollback_sure]
+    view_outputs += [versions, rejected, runs, promote_sure, rollback_sure, empty, *headings]
 
     @declare("admin", "see model lines", read=True)
     def shown(line_name):
         v = tab.show(line_name)
+        frames = {"probe_task": v.probe_task, "probe_ppl": v.probe_ppl, "volume": v.volume}
+        failed = v.status.startswith("⚠️")
         return [
             v.status,
             gr.Dropdown(choices=tab.queue_names(), value=v.queues),
             *_with_choices(tab, v.settings),
             v.timeline,
-            *(None if frame.empty else frame for frame in (v.probe_task, v.probe_ppl, v.volume)),
+            *(gr.LinePlot(None if f.empty else f, visible=not f.empty) for f in frames.values()),
             v.events,
             gr.Dropdown(choices=v.versions, value=None),
             gr.Dropdown(choices=v.rejected, value=None),
             gr.Dropdown(choices=v.runs, value=None),
             False,
             False,
+            view.empty_note(line_name, bool(v.timeline), failed),
+            *(view.chart_heading(c, line_name, f.empty) for c, f in frames.items()),
         ]
 
     @declare("admin", "see model lines", read=True)
@@ -467,12 +485,12 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
     timer.tick(
         declared(
             "admin",
-            lambda name: (tab.status_line(name), tab.show(name).timeline if name else []),
+            lambda name: _tick(tab, name),
             "see model lines",
             read=True,
         ),
         line,
-        [status_md, timeline],
+        [status_md, timeline, empty],
         show_progress="hidden",
         **PRIVATE,
     )

@@ -44,6 +44,51 @@ TIMELINE_HEADERS = [
 TIMELINE_WIDTHS = ["60px", "100px", "90px", "70px", *["60px"] * 4, *["230px"] * 5, "200px", "90px", "150px"]
 EVENT_HEADERS = ["at", "user", "action", "from", "to", "update", "detail"]
 BASE = "base model"
+# The three charts: (title, what fills it in). A chart with nothing to draw shows its title and this sentence.
+CHARTS = {
+    "probe_task": (
+        "Forgetting: probe task accuracy",
+        "gate (c) scores the candidate and the base on the general probe at every update; press **Run an update "
+        "now** (or wait for the trigger) to draw the first point.",
+    ),
+    "probe_ppl": (
+        "Forgetting: probe perplexity",
+        "gate (c) measures the candidate's and the base's perplexity on general text at every update; press "
+        "**Run an update now** to draw the first point.",
+    ),
+    "volume": (
+        "Feedback volume",
+        "items and responses in the line's feedback queues, per day: label items in the **Labeling** tab "
+        "(or send feedback from Playground, Compare, Arena) to see it grow.",
+    ),
+}
+
+
+def chart_heading(chart: str, line_name: str | None, empty: bool) -> str:
+    """The chart's title, and when it has nothing to draw, a sentence of what to do."""
+    title, fill = CHARTS[chart]
+    if not empty:
+        return f"**{title}**"
+    if not line_name:
+        return f"**{title}**  \nNo model line picked: pick one above, or create one under **Create a line**."
+    return f"**{title}**  \nNothing to draw yet: {fill}"
+
+
+def empty_note(line_name: str | None, has_updates: bool, failed: bool = False) -> str:
+    """What to do when the timeline is empty: create or pick a line, then run its first update."""
+    if failed or has_updates:
+        return ""
+    if not line_name:
+        return (
+            "No model line picked. A line is a base model, the template of its task and the feedback queues it "
+            "learns from: pick one above, or open **Create a line** below, then press **Run an update now**. The "
+            "versions timeline, the charts and the events fill in from its first update."
+        )
+    return (
+        f"No updates of **{line_name}** yet: press **Run an update now**, or wait for the trigger (see the "
+        "status line). Each update trains a candidate on the accepted feedback, checks it at the gates and "
+        "promotes it when it passes; the timeline and the forgetting charts fill in from the first one."
+    )
 
 
 def form_settings(values: dict) -> dict:
@@ -75,7 +120,7 @@ def gate_cell(gate: dict | None) -> str:
         return ""
     if gate.get("skipped"):
         return f"skipped: {gate.get('reason') or 'not set'}"
-    mark = "✅ pass" if gate.get("passed") else "❌ fail"
+    mark = "✓ pass" if gate.get("passed") else "✗ fail"
     if gate.get("difference") is None:
         return f"{mark}: {gate.get('reason') or 'no figures'}"
     if gate["gate"] in PERPLEXITY_GATES:
