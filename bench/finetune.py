@@ -130,7 +130,7 @@ def epoch_checkpoints(settings, job_id: int) -> list[tuple[int, Path]]:
 
 
 def compare_padding(work: Path, rows: list[dict], base: dict, modes: list[str]) -> dict:
-    from llmplay.training.config import TrainConfig
+    from llmplay.training.defaults import batch_size
 
     out = {}
     for mode in modes:
@@ -138,7 +138,7 @@ def compare_padding(work: Path, rows: list[dict], base: dict, modes: list[str]) 
         save_rows(settings, "fpb-train", rows)
         config = {**base, "name": f"cmp-{mode}", "padding": mode, "epochs": 1, "save_steps": 10**6, "logging_steps": 1}
         if mode in ("pad", "pack"):  # 16 rows of ~600 tokens in one padded batch need ~14 GB: same rows per step
-            rows_per_step = base.get("batch_size") or TrainConfig.batch_size
+            rows_per_step = base.get("batch_size") or batch_size(len(rows))  # the scaled default
             config.update(batch_size=4, grad_accum=max(1, rows_per_step // 4))
         summary = run_job(settings, config, work / f"pad-{mode}.log")
         m = summary["metrics"]

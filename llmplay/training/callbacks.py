@@ -24,6 +24,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from llmplay.eta import remaining
 from llmplay.training import records
 
 DB_POLL_S = 1.0  # how often the cancel flag in SQLite is read (a cheap indexed read)
@@ -79,34 +80,96 @@ def install_sigterm_handler(stop: StopRequest) -> None:
 
 class ProgressCallback(TrainerCallback):
     """Progress rows for the Train tab's bar, chart and ETA; tokens/s from ``state.num_input_tokens_seen``
-    (the causal trainer counts the real tokens of its rows there; the encoder gets it from the Trainer)."""
+    (the causal trainer counts the real tokens of its rows there; the encoder gets it from the Trainer).
 
-    def __init__(self, db_path: Path, job_id: int | None):
+    With a job ``folder`` it also keeps the job's live phase (records.write_phase): what runs now (loading
+    model, tokenizing, training step k of n, evaluating batch i of m, saving), when it began, and the wall
+    time of the finished steps, from which the tab counts the time left down (llmplay/eta.py)."""
+
+    def __init__(self, db_path: Path, job_id: int | None, folder: Path | None = None):
         self.db_path = Path(db_path)
         self.job_id = job_id
+        self.folder = Path(folder) if folder else None
         self.started = time.monotonic()
         self.start_step = 0
         self.start_tokens = 0
         self.last: dict[str, Any] = {}
+        self.phase_record: dict[str, Any] = {}
+        self._train_wall = 0.0  # time.time() when this session's first step began
+        self._last_step_wall = 0.0  # time.time() when the last step ended
+        self._eval_written = 0.0
 
-    def _active(self, state) -> bool:
-        return self.job_id is not None and state.is_world_process_zero
+    def _active(self, state=None) -> bool:
+        return self.job_id is not None and (state is None or state.is_world_process_zero) and rank() == 0
+
+    # ---- the live phase ----------------------------------------------------------------------------------
+    def set_phase(self, phase: str, detail: str = "", **values: Any) -> None:
+        """Say what the job does now (a trainer calls it before loading, tokenizing, saving)."""
+        now = time.time()
+        if self.phase_record.get("phase") != phase:
+            values.setdefault("since", now)
+        self.phase_record.update(phase=phase, detail=detail, updated=now, **values)
+        if self._active() and self.folder is not None:
+            records.write_phase(self.folder, **self.phase_record)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.monotonic()
         self.start_step = state.global_step  # a resumed job's speed counts only this session's steps
         self.start_tokens = state.num_input_tokens_seen or 0
+        self._train_wall = self._last_step_wall = 0.0
         if self._active(state):
             records.update_job(
                 self.db_path, self.job_id, status="running", pid=os.getpid(), total_steps=state.max_steps,
                 step=state.global_step,
             )  # fmt: skip
+        self.set_phase("training", step=state.global_step, total=state.max_steps, steps_done=0, busy_s=0.0)
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        now = time.time()
+        if not self._train_wall:
+            self._train_wall = self._last_step_wall = now
+        if self.phase_record.get("phase") != "training":  # back from an evaluation
+            self.set_phase("training", step=state.global_step, total=state.max_steps)
+        elif state.global_step == self.start_step:  # the first step: say when it began
+            self.set_phase("training", step=state.global_step, total=state.max_steps, step_began=now)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.time()
+        self._last_step_wall = now
+        done = state.global_step - self.start_step
+        # busy_s: wall time from the first step's start to the last step's end (evaluations included: they
+        # recur, so they belong in the pace); the tab counts down from it (eta.remaining).
+        self.set_phase(
+            "training", step=state.global_step, total=state.max_steps, steps_done=done,
+            busy_s=round(now - self._train_wall, 3), last_step_at=now,
+        )  # fmt: skip
+        if self._active(state):
+            records.update_job(self.db_path, self.job_id, step=state.global_step, total_steps=state.max_steps)
+
+    def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+        done = int(self.phase_record.get("eval_done", 0)) + 1 if self.phase_record.get("phase") == "evaluating" else 1
+        try:
+            total = len(eval_dataloader) if eval_dataloader is not None else None
+        except TypeError:
+            total = None
+        if done == 1 or time.monotonic() - self._eval_written > 1.0 or done == total:
+            self._eval_written = time.monotonic()
+            self.set_phase("evaluating", "validation set", eval_done=done, eval_total=total)
+        else:
+            self.phase_record["eval_done"] = done
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.set_phase("training", step=state.global_step, total=state.max_steps, eval_done=0)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.set_phase("finishing", "final evaluation and saving")
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = dict(logs or {})
         elapsed = time.monotonic() - self.started
         steps = state.global_step - self.start_step
-        eta = elapsed / steps * (state.max_steps - state.global_step) if steps > 0 else None
+        busy = (self._last_step_wall - self._train_wall) if self._train_wall else elapsed
+        eta = remaining(steps, state.max_steps - self.start_step, busy) if steps > 0 else None
         tokens = (state.num_input_tokens_seen or 0) - self.start_tokens
         row = {
             "total_steps": state.max_steps,
@@ -208,8 +271,16 @@ def tensorboard_callback(tb_dir: Path) -> TrainerCallback:
 
 def job_callbacks(db_path: Path, job_id: int | None, tb_dir: Path, stop: StopRequest | None = None) -> list:
     """What every job's Trainer gets: TensorBoard events, progress rows, cancel (in that order: the progress row
-    of a step is written before a cancel at that step)."""
-    return [tensorboard_callback(tb_dir), ProgressCallback(db_path, job_id), CancelCallback(db_path, job_id, stop)]
+    of a step is written before a cancel at that step). The live phase goes to the job folder (tb_dir's parent)."""
+    progress = ProgressCallback(db_path, job_id, Path(tb_dir).parent)
+    return [tensorboard_callback(tb_dir), progress, CancelCallback(db_path, job_id, stop)]
+
+
+def phase(callbacks: Sequence[Any], name: str, detail: str = "", **values: Any) -> None:
+    """Tell the job's progress callback (if any) what the job does now: trainers call it before each stage."""
+    progress = find(callbacks, ProgressCallback)
+    if progress is not None:
+        progress.set_phase(name, detail, **values)
 
 
 def find(callbacks: Sequence[Any], kind: type) -> Any | None:

@@ -33,9 +33,9 @@ from typing import Any
 from transformers import Trainer
 
 from llmplay.settings import Settings
-from llmplay.training import causal_model, scaffold
+from llmplay.training import causal_model, defaults, scaffold
 from llmplay.training.batching import IGNORE_INDEX, CausalCollator
-from llmplay.training.callbacks import peak_rss_mb, rank, world_size
+from llmplay.training.callbacks import peak_rss_mb, phase, rank, world_size
 from llmplay.training.causal_loss import forward_loss, selective_loss, shared_prefix_backward
 from llmplay.training.causal_model import CausalTrainingError
 from llmplay.training.config import TrainConfig
@@ -79,7 +79,8 @@ def total_steps(config: TrainConfig, train_rows: int, processes: int = 1) -> int
     """Optimizer steps of the run, as the Trainer counts them (given to it as max_steps, and to AdaLoRA)."""
     if config.max_steps > 0:
         return config.max_steps
-    batches = math.ceil(math.ceil(train_rows / processes) / config.batch_size)
+    size = config.batch_size or defaults.batch_size(train_rows)  # unresolved: as resolve() would scale it
+    batches = math.ceil(math.ceil(train_rows / processes) / size)
     per_epoch = max(1, batches // config.grad_accum)
     return max(1, math.ceil(config.epochs * per_epoch))
 
@@ -228,13 +229,18 @@ def train_causal(
     method = get_method(config.method)
     job_dir, output_dir = scaffold.folders(job_dir, output_dir)
     notes: list[str] = []
+    phase(callbacks, "reading data", config.data.source)
     loaded_data = train_data.load_rows(config, settings)
     train_rows, val_rows = train_data.split_rows(config, loaded_data)
+    phase(callbacks, "loading model", config.base_model)
     base = causal_model.load_base(config, settings)
+    phase(callbacks, "tokenizing", f"{len(train_rows) + len(val_rows)} rows")
     train_set = train_data.build_examples(config, base.loaded, train_rows)
     val_set = train_data.build_examples(config, base.loaded, val_rows) if val_rows else []
     _check_examples(config, train_set, notes)
     processes = world_size()
+    config = defaults.resolve(config, len(train_set), processes)  # scaled batch size and logging interval
+    phase(callbacks, "preparing the adapter", config.method)
     steps = total_steps(config, len(train_set), processes)
     mode = batching_mode(config, base.model.config, processes, notes)
     stack = causal_model.frozen_stack(base, config)
@@ -276,6 +282,7 @@ def train_causal(
         digest = causal_model.weights_digest(trainer.model)
         (job_dir / f"weights-rank{rank()}.sha256").write_text(digest + "\n", encoding="utf-8")
     if completed and trainer.is_world_process_zero():
+        phase(callbacks, "saving", "the adapter")
         with torch.no_grad():
             save_adapter(trainer.model, output_dir, config, loaded_data, metrics, mode, stack)
     return CausalResult(

@@ -82,7 +82,8 @@ class TrainingFields:
     max_steps: int = -1  # > 0 overrides epochs
     # With padding prefix the rows of a batch share one pass over the prompt prefix: 16 FPB rows per step take ~9 s
     # of CPU time, 8 rows ~7 s, so larger batches train more rows per second (memory stays flat: chunked suffixes).
-    batch_size: int = 16
+    # None: scaled to the data (defaults.py: 16 from 64 rows up, as the bench chose for 500; 4 for 20 rows).
+    batch_size: int | None = None
     grad_accum: int = 1
     warmup_ratio: float = 0.03
     weight_decay: float = 0.0
@@ -96,7 +97,7 @@ class TrainingFields:
     padding: str = "prefix"
     early_stopping_patience: int = 0  # evaluations without a better validation loss before stopping; 0 = off
     eval_steps: int = 0  # evaluate every N steps; 0 = once per epoch
-    logging_steps: int = 5
+    logging_steps: int | None = None  # None: every step up to 50 steps, then ~50 points (defaults.py)
     save_steps: int = 0  # checkpoint every N steps; 0 = once per epoch (cancel always saves one)
     report_to: list[str] = field(default_factory=list)  # extra trackers: wandb, mlflow (TensorBoard always)
 
@@ -174,7 +175,8 @@ class TrainConfig(*_parts()):
         checks.number(p, "learning_rate", self.learning_rate, 1e-8, 1.0)
         checks.number(p, "epochs", self.epochs, 0.01, 1000)
         checks.integer(p, "max_steps", self.max_steps, -1, 10**7)
-        checks.integer(p, "batch_size", self.batch_size, 1, 1024)
+        if self.batch_size is not None:  # None: scaled to the data when the job starts
+            checks.integer(p, "batch_size", self.batch_size, 1, 1024)
         checks.integer(p, "grad_accum", self.grad_accum, 1, 1024)
         checks.number(p, "warmup_ratio", self.warmup_ratio, 0.0, 0.5)
         checks.number(p, "weight_decay", self.weight_decay, 0.0, 1.0)
@@ -185,7 +187,8 @@ class TrainConfig(*_parts()):
         _check_stacking(p, self)
         checks.integer(p, "early_stopping_patience", self.early_stopping_patience, 0, 1000)
         checks.integer(p, "eval_steps", self.eval_steps, 0, 10**7)
-        checks.integer(p, "logging_steps", self.logging_steps, 1, 10**6)
+        if self.logging_steps is not None:
+            checks.integer(p, "logging_steps", self.logging_steps, 1, 10**6)
         checks.integer(p, "save_steps", self.save_steps, 0, 10**7)
         if not (isinstance(self.report_to, list) and set(self.report_to) <= {"wandb", "mlflow"}):
             p.append("report_to must be a list of: wandb, mlflow (TensorBoard files are always written)")

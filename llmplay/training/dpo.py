@@ -33,8 +33,8 @@ from typing import Any
 
 from llmplay.errors import LlmplayError
 from llmplay.settings import Settings
-from llmplay.training import causal_model, scaffold
-from llmplay.training.callbacks import peak_rss_mb
+from llmplay.training import causal_model, defaults, scaffold
+from llmplay.training.callbacks import peak_rss_mb, phase
 from llmplay.training.causal import CausalResult, save_adapter, total_steps
 from llmplay.training.config import TrainConfig
 from llmplay.training.data_sources import (
@@ -206,13 +206,18 @@ def train_dpo(
         raise causal_model.CausalTrainingError(f"train_dpo trains task dpo; got {config.task!r}.")
     job_dir, output_dir = scaffold.folders(job_dir, output_dir)
     notes: list[str] = []
+    phase(callbacks, "reading data", config.data.source)
     pairs = load_pairs(config, settings)
     train_rows, val_rows = split_rows(config, TrainData(pairs.rows, pairs.data_hash, pairs.source, pairs.format))
+    phase(callbacks, "loading model", config.base_model)
     base = causal_model.load_base(config, settings)
+    phase(callbacks, "tokenizing", f"{len(train_rows) + len(val_rows)} pairs")
     train_set = pair_examples(config, base.loaded, train_rows)
     val_set = pair_examples(config, base.loaded, val_rows) if val_rows else []
     if not train_set:
         raise causal_model.CausalTrainingError("No preference pairs are left after the validation split: add pairs.")
+    config = defaults.resolve(config, len(train_set))  # scaled batch size and logging interval
+    phase(callbacks, "preparing the adapter", config.method)
     truncated = sum(e.truncated for e in train_set)
     if truncated:
         notes.append(f"{truncated} of {len(train_set)} pairs are longer than max_length={config.max_length} tokens.")
@@ -257,6 +262,7 @@ def train_dpo(
         peak_rss_mb=peak_rss_mb(),
     )
     if completed and trainer.is_world_process_zero():
+        phase(callbacks, "saving", "the adapter")
         with torch.no_grad():
             save_adapter(trainer.model, output_dir, config, pairs, metrics, "pad", stack)
     if not math.isfinite(metrics["train_loss"]):

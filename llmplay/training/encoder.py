@@ -23,7 +23,8 @@ from typing import Any
 
 from llmplay.errors import LlmplayError
 from llmplay.settings import Settings
-from llmplay.training import scaffold
+from llmplay.training import defaults, scaffold
+from llmplay.training.callbacks import phase
 from llmplay.training.config import TrainConfig
 from llmplay.training.encoder_data import EncoderData, load_encoder_data
 from llmplay.training.encoder_model import build_model, resolve_encoder, trainable_parameters
@@ -90,7 +91,10 @@ def train_encoder(
         raise EncoderTrainingError(f"Task {config.task!r} is not an encoder task (classification, ner or mlm).")
     method, task = get_method(config.method), get_task(config.task)
     job_dir, output_dir = scaffold.folders(job_dir, output_dir)
+    phase(callbacks, "reading data", config.data.source)
     data = load_encoder_data(config, settings)
+    config = defaults.resolve(config, len(data.train))  # scaled batch size and logging interval
+    phase(callbacks, "loading model", config.base_model)
     base = resolve_encoder(config, settings)
     if base.labels and base.labels != data.labels:
         raise EncoderTrainingError(
@@ -104,6 +108,7 @@ def train_encoder(
     model, tokenizer = build_model(config.task, base.folder, data.labels)
     model = method.encoder_model(model, config)  # full: lower layers frozen; lora: a peft model
     trainable, total = trainable_parameters(model)
+    phase(callbacks, "tokenizing", f"{len(data.train) + len(data.validation or [])} rows")
     train_set = _encode(config, tokenizer, data.train, data.labels)
     val_set = _encode(config, tokenizer, data.validation, data.labels) if data.validation else None
     notes = list(data.notes)
@@ -141,6 +146,7 @@ def train_encoder(
         if state.num_input_tokens_seen and train_s > 0 and not done.resume_from:  # real tokens (no padding) per second
             metrics["train_tokens_per_s"] = round(state.num_input_tokens_seen / train_s, 1)
         if trainer.is_world_process_zero():  # under torchrun every rank trains; one writes the files
+            phase(callbacks, "saving", "the model")
             final = method.encoder_to_save(trainer.model)
             with torch.no_grad():
                 _save(final, tokenizer, output_dir, config, data, metrics)

@@ -467,6 +467,8 @@ class JobRunner:
             )  # fmt: skip
             return
         records.update_job(self.db_path, job.id, pid=process.pid, log_path=str(log_path), output_dir=str(folder))
+        # The tab shows this phase (and its seconds) until the process has loaded its libraries and says more.
+        records.write_phase(folder, phase="starting", detail="the training process", since=time.time())
         self._watched[job.id] = _Watched(job.id, process.pid, process)
 
 

@@ -7,12 +7,14 @@ functions are safe from any thread or process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from llmplay.atomicfile import atomic_write
 from llmplay.store import connect
 
 ACTIVE = ("queued", "running")
@@ -94,3 +96,30 @@ def progress(db_path: Path, job_id: int, after_id: int = 0) -> list[dict]:
     for row in rows:
         row["metrics"] = json.loads(row["metrics"]) if row.get("metrics") else {}
     return rows
+
+
+# ---- the job's live phase -----------------------------------------------------------------------------------
+# What the job does right now (loading model, tokenizing, training step k of n, evaluating, saving) and the
+# timing the Train tab's countdown needs. A small JSON file in the job's folder, rewritten whole (atomic) by
+# the training process at each phase change and step; the app reads it at every poll. Not a table: it changes
+# every step and only the latest state matters.
+PHASE_FILE = "phase.json"
+
+
+def write_phase(folder: Path | str | None, **values: Any) -> None:
+    """Replace the job's phase record; never raises (a full disk must not end the job)."""
+    if not folder:
+        return
+    with contextlib.suppress(OSError):
+        atomic_write(Path(folder) / PHASE_FILE, json.dumps(values, ensure_ascii=False, default=str))
+
+
+def read_phase(folder: Path | str | None) -> dict:
+    """The job's phase record (``{}`` when there is none yet or it cannot be read)."""
+    if not folder:
+        return {}
+    try:
+        value = json.loads((Path(folder) / PHASE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}

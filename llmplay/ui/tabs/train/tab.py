@@ -15,6 +15,7 @@ timer)``, ``/train_cancel (job) -> message``, ``/train_resume (job) -> (message,
 
 from __future__ import annotations
 
+import html
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -40,6 +41,7 @@ from llmplay.training.config import (
     TrainConfig,
 )
 from llmplay.training.data_files import check_place, keep_upload
+from llmplay.training.defaults import describe
 from llmplay.training.jobs import JobRunner
 from llmplay.training.tasks import get_task
 from llmplay.ui.access import Guard, declare
@@ -72,7 +74,7 @@ MORE += ("save_steps", "validation_fraction", "max_rows", "parent_version", "rep
 MORE += ("adalora_target_r", "num_virtual_tokens", "freeze_layers", "text_column", "label_column")
 FORM = MAIN + MORE
 DATA_FIELDS = {"validation_fraction", "max_rows", "text_column", "label_column"}
-INT_FIELDS = {f.name for f in fields(TrainConfig) if f.type == "int"} | {"max_rows"}
+INT_FIELDS = {f.name for f in fields(TrainConfig) if f.type in ("int", "int | None")} | {"max_rows"}
 BUILTIN_PREFIX = "builtin:"
 # What the form starts with (TrainConfig's defaults); API callers pass these for the fields they leave alone.
 FORM_DEFAULTS: dict = {k: getattr(DEFAULTS, k) for k in FORM if hasattr(DEFAULTS, k)}
@@ -216,7 +218,8 @@ class TrainTab:
 
                 result = preview(config, self.settings, self.engine, n=3)
                 problem = self._missing_modules(config)
-                return (error_html(problem) if problem else "") + preview_html(result)
+                plan = f"<p class='train-plan'>Will train: {html.escape(describe(config, result.train_rows))}</p>"
+                return (error_html(problem) if problem else "") + plan + preview_html(result)
             from llmplay.training.encoder_data import load_encoder_data
 
             return encoder_preview_html(load_encoder_data(config, self.settings), config.max_length)
@@ -227,15 +230,18 @@ class TrainTab:
             return error_html(f"The preview failed ({type(exc).__name__}: {exc}).")
 
     def _missing_modules(self, config: TrainConfig) -> str | None:
-        """Target modules the base model does not have (the model is loaded for the preview anyway)."""
+        """Target modules the base model does not have (from its module tree on the meta device: the preview
+        never loads weights)."""
         if not isinstance(config.target_modules, list) or not config.uses_peft:
             return None
-        loaded = self.engine.models.get(self.engine.catalog.get(config.base_model))
-        names = {name.rsplit(".", 1)[-1] for name, _ in loaded.model.named_modules()}
+        from llmplay.training.data import model_skeleton
+
+        model = model_skeleton(self.engine, self.engine.catalog.get(config.base_model))
+        names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
         missing = [m for m in config.target_modules if m not in names]
         if not missing:
             return None
-        linear = sorted({n.rsplit(".", 1)[-1] for n, m in loaded.model.named_modules() if type(m).__name__ == "Linear"})
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ == "Linear"})
         return (
             f"target_modules {', '.join(missing)} do not exist in {config.base_model}; its linear layers are "
             f"{', '.join(linear)} (or use 'default' / 'all-linear')."
@@ -262,8 +268,9 @@ class TrainTab:
         get_task(config.task).check_data(config, self.settings)
 
     # ---- monitor -------------------------------------------------------------------------------------------
-    def job_choices(self) -> list[tuple[str, int]]:
-        return [(f"#{j.id} {j.name} · {j.status}", j.id) for j in self.runner.jobs(limit=50)]
+    def job_choices(self, jobs=None) -> list[tuple[str, int]]:
+        jobs = self.runner.jobs(limit=50) if jobs is None else jobs
+        return [(f"#{j.id} {j.name} · {j.status}", j.id) for j in jobs]
 
     @declare("admin", "see training jobs", read=True)
     def attach(self) -> tuple:
@@ -276,17 +283,29 @@ class TrainTab:
         return gr.Dropdown(choices=self.job_choices(), value=value), gr.Timer(active=bool(active))
 
     @declare("admin", "see training jobs", read=True)
+    def relabel(self, listed=None) -> tuple:
+        """The job picker's labels (``#3 name · running``), renewed only when one changed (``listed``: the labels
+        shown, kept in a State), so a finished job does not still say "running" and an open picker is left
+        alone otherwise."""
+        choices = self.job_choices()
+        if choices == _as_choices(listed):
+            return gr.skip(), gr.skip()
+        return gr.Dropdown(choices=choices), choices
+
+    @declare("admin", "see training jobs", read=True)
     def refresh(self, job_id) -> tuple:
-        """Progress, chart, log tail and queue of the selected job; the timer stops once no job is active."""
+        """Progress (with the job's live phase and a countdown), chart, log tail and queue of the selected job;
+        the timer stops once no job is active."""
         try:
             jobs = self.runner.jobs(limit=50)
             job = self.runner.get(int(job_id)) if job_id not in (None, "") else None
             rows = records.progress(self.settings.db_path, job.id) if job else []
             log_text = self.runner.log_tail(job.id, 40) if job else ""
+            phase = records.read_phase(job.output_dir) if job and job.status == "running" else {}
             active = any(j.status in records.ACTIVE for j in jobs)
             stamp = sum(1 for j in jobs if j.status == "done")
             return (
-                progress_html(job, rows),
+                progress_html(job, rows, phase),
                 loss_chart_svg(rows),
                 log_text,
                 queue_rows(jobs),
@@ -313,6 +332,16 @@ class TrainTab:
         except (LlmplayError, TypeError, ValueError) as exc:
             return error_html(str(exc) if isinstance(exc, LlmplayError) else "Pick a job first."), gr.skip()
         return f"▶️ Job #{job.id} resumes from its last checkpoint ({job.status}).", gr.Timer(active=True)
+
+
+def _as_choices(listed) -> list[tuple[str, int]] | None:
+    """The picker labels kept in the State (JSON turns tuples into lists)."""
+    if not isinstance(listed, list):
+        return None
+    try:
+        return [(str(label), int(value)) for label, value in listed]
+    except (TypeError, ValueError):
+        return None
 
 
 def _without_defaults(config: dict) -> dict:
@@ -351,7 +380,9 @@ def _form(tab: TrainTab, engine: Engine) -> dict:
         c["learning_rate"] = gr.Number(d.learning_rate, label="Learning rate")
         c["lora_r"] = gr.Number(d.lora_r, precision=0, label="LoRA rank")
         c["lora_alpha"] = gr.Number(d.lora_alpha, precision=0, label="LoRA alpha")
-        c["batch_size"] = gr.Number(d.batch_size, precision=0, label="Batch size")
+        c["batch_size"] = gr.Number(
+            d.batch_size, precision=0, label="Batch size (blank = scaled)", info="16 from 64 rows, 4 for 20 rows"
+        )
         c["max_length"] = gr.Number(d.max_length, precision=0, label="Max length (tokens)")
     with gr.Accordion("More options", open=False):
         with gr.Row():
@@ -370,7 +401,9 @@ def _form(tab: TrainTab, engine: Engine) -> dict:
             c["padding"] = gr.Dropdown(list(PADDING), value=d.padding, label="Cut padding", info="pack | group | pad")
             c["early_stopping_patience"] = gr.Number(0, precision=0, label="Early stopping patience (0 = off)")
             c["eval_steps"] = gr.Number(d.eval_steps, precision=0, label="Evaluate every N steps (0 = each epoch)")
-            c["logging_steps"] = gr.Number(d.logging_steps, precision=0, label="Log every N steps")
+            c["logging_steps"] = gr.Number(
+                d.logging_steps, precision=0, label="Log every N steps (blank = every step up to 50 steps)"
+            )
             c["save_steps"] = gr.Number(d.save_steps, precision=0, label="Checkpoint every N steps (0 = each epoch)")
         with gr.Row():
             c["validation_fraction"] = gr.Number(DataConfig().validation_fraction, label="Validation fraction")
@@ -431,6 +464,9 @@ def build_train_tab(services: Services, demo: gr.Blocks) -> TrainHandle:
         engine, eval_runner, demo, prompts_dir, lambda: (tab.dataset_names(), template_choices(tab.library))
     )
 
+    listed = gr.State(None)  # the job picker's labels as last shown (relabel renews them when one changes)
+    relabel = (tab.relabel, listed, [job, listed])
+    quiet = {"show_progress": "hidden", **PRIVATE}
     watched = [progress, chart, log_tail, queue, timer, versions_changed]
     guard = Guard(engine.settings)  # training jobs are admin's (the tab is hidden from other roles too)
     to_yaml.click(tab.to_yaml, inputs, yaml_text, api_name="train_yaml")
@@ -440,15 +476,17 @@ def build_train_tab(services: Services, demo: gr.Blocks) -> TrainHandle:
         [use_yaml, yaml_text, *inputs],
         [message, job, timer],
         api_name="train_start",
-    ).then(tab.refresh, job, watched, **PRIVATE)
-    timer.tick(tab.refresh, job, watched, show_progress="hidden", **PRIVATE)
+    ).then(tab.refresh, job, watched, **PRIVATE).then(*relabel, **quiet)
+    # After every poll and action (relabel): a job that ended no longer says "running" in the picker.
+    timer.tick(tab.refresh, job, watched, show_progress="hidden", **PRIVATE).then(*relabel, **quiet)
     gr.on([job.change, refresh.click], tab.refresh, job, watched, api_name="train_refresh", show_progress="hidden")
+    refresh.click(*relabel, **quiet)
     cancel.click(guard("admin", "cancel training jobs", tab.cancel), job, message, api_name="train_cancel").then(
         tab.refresh, job, watched, **PRIVATE
-    )
+    ).then(*relabel, **quiet)
     resume.click(
         guard("admin", "resume training jobs", tab.resume), job, [message, timer], api_name="train_resume"
-    ).then(tab.refresh, job, watched, **PRIVATE)
+    ).then(tab.refresh, job, watched, **PRIVATE).then(*relabel, **quiet)
     # A finished job's version shows up in the versions list (and, wired in app.py, in every model picker).
     versions_changed.change(versions["panel"].listing, versions["picker"], versions["listing"], **PRIVATE)
     choices = [form["base_model"], form["dataset"], form["template"], form["parent_version"]]
@@ -456,5 +494,7 @@ def build_train_tab(services: Services, demo: gr.Blocks) -> TrainHandle:
 
     # A (re)loaded page finds the running job again (it lives in SQLite, not in the page).
     demo.load(tab.choices, None, choices, **PRIVATE)
-    demo.load(tab.attach, None, [job, timer], **PRIVATE).then(tab.refresh, job, watched, **PRIVATE)
+    demo.load(tab.attach, None, [job, timer], **PRIVATE).then(tab.refresh, job, watched, **PRIVATE).then(
+        *relabel, **quiet
+    )
     return TrainHandle(tab, versions_changed, (form["base_model"],))

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import html
 import json
+import time
 from datetime import UTC, datetime
 
+from llmplay.eta import remaining
 from llmplay.models.registry import ModelVersion
 from llmplay.training.records import Job
 
@@ -44,8 +46,37 @@ def _elapsed(job: Job) -> float | None:
     return (end - start).total_seconds()
 
 
-def progress_html(job: Job | None, rows: list[dict]) -> str:
-    """Status, a bar of step / total, epoch, ETA, tokens/s and the latest losses of ``job``."""
+def phase_text(job: Job, phase: dict, now: float | None = None) -> tuple[str, str, float | None]:
+    """(phase name, one line saying what the running job does now and for how long, seconds left or None).
+
+    ``phase`` is the job's live record (records.read_phase); the time left counts down from the measured pace
+    of the finished steps (eta.remaining), so it moves at every poll and never jumps up."""
+    now = time.time() if now is None else now
+    name = str(phase.get("phase") or "starting")
+    since = now - float(phase.get("since") or now)
+    detail = str(phase.get("detail") or "")
+    if name == "training":
+        step, total = int(phase.get("step") or 0), int(phase.get("total") or 0)
+        done = int(phase.get("steps_done") or 0)
+        last = float(phase.get("last_step_at") or phase.get("step_began") or phase.get("since") or now)
+        running = max(0.0, now - last)
+        left = remaining(done, total - (step - done), float(phase.get("busy_s") or 0.0), running)
+        current = min(step + 1, total) if total else step + 1
+        line = f"training step {current} of {total or '?'} (this step: {duration(running)})"
+        if done:
+            line += f" · {float(phase.get('busy_s') or 0) / done:.1f} s a step"
+        return name, line, left
+    if name == "evaluating":
+        count, of = phase.get("eval_done"), phase.get("eval_total")
+        where = f" batch {count} of {of}" if count and of else ""
+        return name, f"evaluating on the validation set{where} ({duration(since)})", None
+    text = f"{name} {detail}".strip()
+    return name, f"{text} ({duration(since)})", None
+
+
+def progress_html(job: Job | None, rows: list[dict], phase: dict | None = None, now: float | None = None) -> str:
+    """Status, a bar of step / total, the live phase and the time left, epoch, tokens/s and the latest losses
+    of ``job``; ``phase``: the job's live record (records.read_phase)."""
     if job is None:
         return (
             "<div id='train-progress-box'><p><em>No job selected. Start one, or pick one from the queue.</em></p></div>"
@@ -59,10 +90,20 @@ def progress_html(job: Job | None, rows: list[dict]) -> str:
         step = max(step, total)
     fraction = min(1.0, step / total) if total else 0.0
     facts = [f"step {step}/{total or '?'}"]
+    phase_name, phase_line, left = "", "", None
+    if job.status == "running":
+        phase_name, phase_line, left = phase_text(job, phase or {}, now)
+        if phase_name == "training" and (phase or {}).get("step") is not None:
+            step = max(step, int(phase["step"]))
+            total = total or int(phase.get("total") or 0)
+            fraction = min(1.0, step / total) if total else 0.0
+            facts[0] = f"step {step}/{total or '?'}"
     if latest.get("epoch") is not None:
         facts.append(f"epoch {latest['epoch']:.2f}")
-    if job.status == "running" and latest.get("eta_s") is not None:
-        facts.append(f"ETA {duration(latest['eta_s'])}")
+    if left is not None:
+        facts.append(f"ETA {duration(left)}")
+    elif job.status == "running" and phase_name not in ("evaluating", "saving", "finishing"):
+        facts.append("ETA after the first step")
     if last_train.get("tokens_per_s"):
         facts.append(f"{last_train['tokens_per_s']:.0f} tokens/s")
     facts.append(f"elapsed {duration(_elapsed(job))}")
@@ -77,6 +118,8 @@ def progress_html(job: Job | None, rows: list[dict]) -> str:
     if job.cancel_requested and job.status == "running":
         head += " · stopping (saving a checkpoint)…"
     extra = ""
+    if phase_line:
+        extra += f"<p class='train-phase' style='margin:2px 0'>⏱ <b>Now:</b> {_esc(phase_line)}</p>"
     if job.error:
         extra += f"<p style='color:#b91c1c;white-space:pre-wrap'><b>Error:</b> {_esc(job.error)}</p>"
     if job.status == "done" and job.version_id:
@@ -89,8 +132,8 @@ def progress_html(job: Job | None, rows: list[dict]) -> str:
     )
     return (
         f"<div id='train-progress-box' data-job='{job.id}' data-status='{_esc(job.status)}' data-step='{step}' "
-        f"data-total='{total}'><p style='margin:0'>{head}</p>{bar}<p style='margin:0'>{' · '.join(facts)}</p>"
-        f"{extra}</div>"
+        f"data-total='{total}' data-phase='{_esc(phase_name)}' data-eta='{'' if left is None else round(left)}'>"
+        f"<p style='margin:0'>{head}</p>{bar}<p style='margin:0'>{' · '.join(facts)}</p>{extra}</div>"
     )
 
 
