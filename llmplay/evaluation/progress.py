@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmplay.eta import describe
 from llmplay.processes import pid_alive
 from llmplay.store import connect
 
@@ -39,7 +40,7 @@ class RunProgress:
             text += f" · {self.failed} failed"
         text += f" · {self.elapsed_s:.1f} s"
         if self.eta_s is not None and not self.finished:
-            text += f" · about {self.eta_s:.0f} s left"
+            text += f" · {describe(self.eta_s)}"  # counts down between chunks (runner.progress)
         if self.error:
             text += f" · {self.error}"
         return text

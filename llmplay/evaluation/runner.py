@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -22,13 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from llmplay import eta as eta_module
 from llmplay.engine.backends import REFERENCE
 from llmplay.engine.base import Provider
 from llmplay.engine.engine import Engine
 from llmplay.engine.types import GenerationRequest, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.evaluation import judge as judging
-from llmplay.evaluation import outputs
+from llmplay.evaluation import outputs, rates
 from llmplay.evaluation.config import RunConfig
 from llmplay.evaluation.metrics.registry import MetricRegistry, default_registry
 from llmplay.evaluation.plan import Cell, Plan, PlannedColumn, plan_run, request_messages
@@ -40,6 +42,7 @@ from llmplay.templates.library import TemplateLibrary
 from llmplay.templates.render import base_model_prompt, build_request
 
 log = logging.getLogger(__name__)
+CHUNK_TARGET_S = 4.0  # a chunk's work between two progress updates (and cancel checks)
 
 
 @dataclass
@@ -49,6 +52,8 @@ class _Job:
     started: float = 0.0
     generating_s: float = 0.0  # time spent generating, for the ETA
     generated: int = 0
+    chunk_began: float | None = None  # perf_counter when the chunk in progress started (None: none running)
+    prior_s: float | None = None  # seconds per cell measured on this machine before (rates.py), first estimate
 
 
 class EvalRunner:
@@ -59,8 +64,11 @@ class EvalRunner:
         registry: MetricRegistry | None = None,
         chunk_size: int | None = None,
     ):
-        """``chunk_size``: cells generated between progress updates and cancel checks (default: the batch size)."""
+        """``chunk_size``: cells generated between progress updates and cancel checks. Default: sized as the run
+        goes so a chunk takes about CHUNK_TARGET_S on this machine (at most the batch size, and at most a fifth of
+        a column), so progress moves every few seconds and the grid fills in as cells finish."""
         self.engine = engine
+        self.fixed_chunk = chunk_size
         self.chunk_size = chunk_size or engine.settings.max_batch_size
         self.settings = engine.settings
         self.library = library or TemplateLibrary.from_settings(self.settings)
@@ -110,9 +118,13 @@ class EvalRunner:
         elapsed = row["elapsed_s"] or 0.0
         eta = None
         if job is not None and row["status"] == "running":
-            elapsed = time.perf_counter() - job.started
-            if job.generated:  # cells still to do at the pace of generation so far (cached ones go faster)
-                eta = ((row["total_cells"] or 0) - (row["done_cells"] or 0)) * job.generating_s / job.generated
+            now = time.perf_counter()
+            elapsed = now - job.started
+            # Cells still to do at the pace of generation so far (cached ones go faster), counting down while a
+            # chunk runs (llmplay/eta.py); before the first chunk ends, at the pace measured in earlier runs.
+            left = (row["total_cells"] or 0) - (row["done_cells"] or 0)
+            since = now - job.chunk_began if job.chunk_began is not None else 0.0
+            eta = eta_module.remaining(job.generated, job.generated + left, job.generating_s, since, job.prior_s)
         return RunProgress(
             run_id=run_id,
             status=row["status"],
@@ -230,16 +242,28 @@ class EvalRunner:
         missing = [c for c in ready if c.key not in stored]
         if on_progress:
             on_progress(self.progress(run_id))
-        chunk = max(1, self.chunk_size)
-        for start in range(0, len(missing), chunk):
+        model, data_dir = column.spec.name, self.settings.data_dir
+        measured = rates.seconds_per_cell(data_dir, model, column.mode, column.dtype)
+        job.prior_s = job.prior_s or measured
+        start = 0
+        while start < len(missing):
             if job.cancel.is_set():
                 return
-            batch = missing[start : start + chunk]
-            began = time.perf_counter()
+            batch = missing[start : start + self._chunk(len(missing), measured)]
+            start += len(batch)
+            began = job.chunk_began = time.perf_counter()
             results = self._generate(column, batch, job.cancel)
-            job.generating_s += time.perf_counter() - began
+            spent = time.perf_counter() - began
+            job.generating_s += spent
+            job.chunk_began = None
+            finished = sum(r.finish_reason != "cancelled" for r, _ in results)
+            if finished:
+                measured = spent / finished
+                rates.record(data_dir, model, column.mode, column.dtype, spent, finished)
+            shares = rates.row_latencies([r.latency_s for r, _ in results])
             with connect(self.settings.db_path) as db, db.atomic():
-                for cell, (result, details) in zip(batch, results):
+                for cell, (result, details), share in zip(batch, results, shares):
+                    result.latency_s = share  # this row's share of its batch's time
                     if result.finish_reason == "cancelled":
                         continue  # not finished: neither stored nor counted
                     job.generated += 1
@@ -262,6 +286,16 @@ class EvalRunner:
                 self._count(db, run_id)
             if on_progress:
                 on_progress(self.progress(run_id))
+
+    def _chunk(self, missing: int, seconds_per_cell: float | None) -> int:
+        """Cells in the next chunk: a fixed size when given; else about CHUNK_TARGET_S of work at the measured
+        pace (2 cells before any measure), at most the batch size and a fifth of the column's missing cells."""
+        if self.fixed_chunk:
+            return max(1, self.fixed_chunk)
+        most = max(1, min(self.chunk_size, math.ceil(missing / 5)))
+        if not seconds_per_cell:
+            return min(2, most)
+        return max(1, min(most, int(CHUNK_TARGET_S / seconds_per_cell)))
 
     def _prepare_cells(self, plan: Plan, column: PlannedColumn) -> list[Cell]:
         """Render every row for this column and compute its cache key; a row that fails to render is an

@@ -163,19 +163,53 @@ def _score_column(entry, cells, template, rows, references, resolved, metrics, r
         entry["metric_errors"].setdefault(
             "note", f"{entry['unparseable']} replies had no recognisable label and count as wrong"
         )
+    same = one_label_note(answers, template.output.labels, entry.get("mode", ""))
+    if same:
+        entry["metric_errors"]["one label"] = same
+
+
+def one_label_note(answers: list, labels, mode: str) -> str | None:
+    """A column that gave the same label on every row (of at least four) has not classified anything: say so,
+    and what to try (a small chat model in generate mode often repeats one word whatever the text)."""
+    found = [a for a in answers if a is not None]
+    if not labels or len(found) < 4 or len(set(found)) != 1:
+        return None
+    advice = (
+        "try another model"
+        if mode == "likelihood"
+        else "try Answer mode likelihood (it ranks every label) or another model"
+    )
+    return (
+        f"answered {found[0]!r} on every row ({len(found)} rows): the model is not telling the labels apart; {advice}"
+    )
 
 
 def _usage(entry: dict, cells: list[CellRecord]) -> None:
     ok = [c for c in cells if c.text is not None]
     if not ok:
         return
-    entry["latency_s"] = interval_dict(bootstrap_mean([c.latency_s for c in ok], resamples=RESAMPLES))
+    entry.update(column_usage([c.latency_s for c in ok], [c.completion_tokens for c in ok]))
     entry["output_chars"] = interval_dict(bootstrap_mean([len(c.text or "") for c in ok], resamples=RESAMPLES))
-    if not any(c.completion_tokens for c in ok):
-        return  # likelihood mode scores labels without generating: no tokens to count
-    rates = [c.completion_tokens / c.latency_s if c.latency_s > 0 else 0.0 for c in ok]
-    entry["tokens_per_s"] = interval_dict(bootstrap_mean(rates, resamples=RESAMPLES))
-    entry["output_tokens"] = interval_dict(bootstrap_mean([c.completion_tokens for c in ok], resamples=RESAMPLES))
+    if any(c.completion_tokens for c in ok):  # likelihood mode scores labels without generating: no tokens
+        entry["output_tokens"] = interval_dict(bootstrap_mean([c.completion_tokens for c in ok], resamples=RESAMPLES))
+
+
+def column_usage(latencies: list[float], tokens: list[int]) -> dict[str, dict]:
+    """A column's speed: ``latency_s``, the seconds a row cost (each row's share of its batch: runner.py), with a
+    95% interval only when rows were timed apart (equal figures have no spread to show: an interval of a batch's
+    time repeated would read ``19.0 (CI 19.0-19.0)``); ``tokens_per_s``, generated tokens over the column's
+    time, once per column (no interval: it is one measure of throughput, not an average of rows)."""
+    out: dict[str, dict] = {}
+    if not latencies:
+        return out
+    if len(set(latencies)) > 1:
+        out["latency_s"] = interval_dict(bootstrap_mean(latencies, resamples=RESAMPLES))
+    else:
+        out["latency_s"] = {"score": latencies[0], "low": None, "high": None, "n": len(latencies)}
+    spent = sum(latencies)
+    if any(tokens) and spent > 0:
+        out["tokens_per_s"] = {"score": sum(tokens) / spent, "low": None, "high": None, "n": len(tokens)}
+    return out
 
 
 def _small(details: dict) -> dict:

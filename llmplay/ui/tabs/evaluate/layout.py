@@ -67,13 +67,22 @@ def run_layout(tab: EvaluateTab) -> SimpleNamespace:
     models, datasets = generative_names(engine), tab.dataset_names()
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
-            ui.dataset = gr.Dropdown(datasets, value=datasets[0] if datasets else None, label="Dataset", **PICK)
+            ui.dataset = gr.Dropdown(
+                datasets, value=datasets[0] if datasets else None, label="Dataset", elem_id="eval-dataset", **PICK
+            )
             ui.dataset_info = gr.Markdown()
             with gr.Row():
-                ui.sample = fields.number("sample", 0, label="Sample N rows (0 = all)", minimum=0)
+                ui.sample = fields.number(
+                    "sample", 0, label="Sample N rows (0 = all)", minimum=0, elem_id="eval-sample"
+                )
                 ui.sample_seed = fields.number("sample_seed", 0, label="Sample seed")
             ui.templates = gr.Dropdown(
-                template_choices(tab.library), value=[], multiselect=True, label="Templates (name, or name@v2)", **PICK
+                template_choices(tab.library),
+                value=[],
+                multiselect=True,
+                label="Templates (name, or name@v2)",
+                elem_id="eval-templates",
+                **PICK,
             )
             ui.template_info = gr.Markdown()
             ui.variables = gr.Textbox(
@@ -91,10 +100,12 @@ def run_layout(tab: EvaluateTab) -> SimpleNamespace:
                 list_metrics(), value=[], multiselect=True, label="Metrics (none = the templates' suggestions)"
             )
         with gr.Column(scale=2, min_width=300):
-            ui.mode = gr.Dropdown(list(MODES), value="auto", label="Answer mode")
-            ui.max_new_tokens = fields.number("max_new_tokens", 64, tab.settings, label=f"Max new tokens (1–{limit})")
+            ui.mode = gr.Dropdown(list(MODES), value="auto", label="Answer mode", elem_id="eval-mode")
+            ui.max_new_tokens = fields.number(
+                "max_new_tokens", 64, tab.settings, label=f"Max new tokens (1–{limit})", elem_id="eval-max-new-tokens"
+            )
             ui.temperature = fields.slider("temperature", 0, step=0.05, label="Temperature (0 = greedy)")
-            ui.seed = gr.Textbox("", label="Decoding seed (blank = none)")
+            ui.seed = gr.Textbox("", label="Decoding seed (blank = none)", elem_id="eval-seed")
             with gr.Accordion("More decoding options", open=False):
                 ui.top_p = fields.slider("top_p", 1, step=0.05, label="Top-p")
                 ui.top_k = fields.slider("top_k", 0, step=1, label="Top-k (0 = off)")
@@ -103,13 +114,15 @@ def run_layout(tab: EvaluateTab) -> SimpleNamespace:
             ui.judge = gr.Dropdown([("(no judge)", ""), *models], value="", label="LLM judge model (optional)", **PICK)
             ui.name = gr.Textbox(label="Run name (optional)")
             with gr.Row():
-                ui.start = gr.Button("Start run", variant="primary")
+                ui.start = gr.Button("Start run", variant="primary", elem_id="eval-start")
                 ui.cancel = gr.Button("Cancel run", variant="stop")
+            ui.estimate = gr.Markdown(elem_id="eval-estimate")  # how long a long run should take, before it starts
             ui.run_id = fields.number("run_id", None, label="Run id", interactive=False)
             ui.status = gr.Markdown(elem_id="eval-run-status")
             ui.progress = gr.Markdown(elem_id="eval-progress")
-            ui.bar = gr.HTML()
+            ui.bar = gr.HTML(elem_id="eval-bar")
             ui.finished = gr.Number(None, visible=False)  # set to a run's id when it ends
+            ui.seen = gr.State(None)  # finished cells when the grid was last renewed (it fills in as they finish)
     ui.timer = gr.Timer(1.0, active=False)
     return ui
 
@@ -203,8 +216,14 @@ def wire_run(tab: EvaluateTab, run: SimpleNamespace, res: SimpleNamespace) -> No
         guard("admin", "start evaluation runs", tab.start), form, [run.status, run.run_id], api_name="eval_start"
     )
     started.then(tab.watch, run.run_id, run.timer, **PRIVATE)
+    # The results show the new run at once: its grid fills in as cells finish (poll renews it).
+    started.then(tab.runs_view, run.run_id, [res.history, res.run, res.old, res.new], **PRIVATE)
     ticked = [run.progress, run.bar, run.timer, run.finished, res.history, res.run, res.old, res.new]
-    run.timer.tick(tab.poll, run.run_id, ticked, show_progress="hidden", **PRIVATE)
+    ticked += [res.grid, run.seen]
+    polled = [run.run_id, res.run, res.show, res.grid_metric, run.seen]
+    run.timer.tick(tab.poll, polled, ticked, show_progress="hidden", **PRIVATE)
+    sized = [run.dataset, run.sample, run.templates, run.models, run.adapters, run.mode]
+    gr.on([c.change for c in sized], tab.estimate, sized, run.estimate, show_progress="hidden", **PRIVATE)
     run.cancel.click(
         guard("admin", "cancel evaluation runs", tab.cancel), run.run_id, run.status, api_name="eval_cancel"
     )

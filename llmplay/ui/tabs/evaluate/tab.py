@@ -105,6 +105,7 @@ from llmplay.textdiff import diff_html
 from llmplay.ui.access import declare
 from llmplay.ui.common import error_message, format_error, safe
 from llmplay.ui.models_panel import generative_names
+from llmplay.ui.tabs.evaluate.estimate import run_estimate
 from llmplay.ui.tabs.evaluate.feedback import build_rows_to_queue
 from llmplay.ui.tabs.evaluate.layout import (
     PRIVATE,
@@ -334,20 +335,30 @@ class EvaluateTab:
             return {"run_id": number, "status": "unknown", "finished": True, "error": message, "text": message}
 
     @declare("view")
-    def poll(self, run_id) -> tuple:
+    def poll(self, run_id, shown=None, show: str = "all", metric: str | None = "", seen=None) -> tuple:
         """Timer tick: progress text and bar; when the run ends, stop the timer, select the run in the results
-        and set ``finished`` to its id (its change event opens the results, even of the run already shown)."""
+        and set ``finished`` to its id (its change event opens the results, even of the run already shown).
+        While it runs, the grid of the run being shown (``shown``) fills in as cells finish: it is renewed when
+        the count of finished cells moved past ``seen`` (the last two outputs: grid, count)."""
         if _blank(run_id):
-            return "", "", gr.Timer(active=False), *[gr.skip()] * 5
+            return "", "", gr.Timer(active=False), *[gr.skip()] * 7
         try:
             progress = self.runner.progress(check_number("run_id", run_id))
         except Exception as exc:
-            return format_error(error_message(exc, "Evaluate tab")), "", gr.Timer(active=False), *[gr.skip()] * 5
+            return format_error(error_message(exc, "Evaluate tab")), "", gr.Timer(active=False), *[gr.skip()] * 7
         text, bar = progress.describe(), progress_bar_html(progress)
         if not progress.finished:
-            return text, bar, gr.skip(), *[gr.skip()] * 5
+            live = str(shown).strip() == str(progress.run_id) and progress.done != seen
+            grid = (self.grid_view(progress.run_id, show, metric), progress.done) if live else (gr.skip(),) * 2
+            return text, bar, gr.skip(), *[gr.skip()] * 5, *grid
         icon = "✅" if progress.status == "done" else "⏹️" if progress.status == "cancelled" else "⚠️"
-        return f"{icon} {text}", bar, gr.Timer(active=False), progress.run_id, *self.runs_view(progress.run_id)
+        finished = (progress.run_id, *self.runs_view(progress.run_id))
+        return f"{icon} {text}", bar, gr.Timer(active=False), *finished, gr.skip(), None
+
+    @declare("view")
+    def estimate(self, dataset, sample=0, templates=None, models=None, adapters="", mode="auto") -> str:
+        """Before a run: how long it should take on this machine (estimate.py); ``""`` for a short run."""
+        return run_estimate(self.runner, self.settings, dataset, sample, templates, models, adapters, mode)
 
     @staticmethod
     @declare("view")
@@ -372,6 +383,11 @@ class EvaluateTab:
         if not active:
             return gr.skip(), gr.Timer(active=False)
         return active[0].id, gr.Timer(active=True)
+
+    @declare("view")
+    def follow(self, run_id) -> tuple:
+        """After attach: the results show the run still going, whose grid fills in as its cells finish."""
+        return self.runs_view(run_id) if not _blank(run_id) else (gr.skip(),) * 4
 
     # ---- results ------------------------------------------------------------------------------------------
     @declare("view")
@@ -556,5 +572,6 @@ def build_evaluate_tab(services: Services, demo: gr.Blocks) -> EvaluateHandle:
     demo.load(tab.datasets_view, run.dataset, [data.table, run.dataset], **PRIVATE)
     demo.load(tab.runs_view, None, [res.history, res.run, res.old, res.new], **PRIVATE)
     demo.load(tab.choices, None, [run.templates, run.models, data.map_for], **PRIVATE)
-    demo.load(tab.attach, None, [run.run_id, run.timer], **PRIVATE)
+    attached = demo.load(tab.attach, None, [run.run_id, run.timer], **PRIVATE)
+    attached.then(tab.follow, run.run_id, [res.history, res.run, res.old, res.new], **PRIVATE)
     return EvaluateHandle(tab, res.open_compare, res.run, res.diff_row, res.open_status)

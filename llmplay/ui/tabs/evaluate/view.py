@@ -14,6 +14,7 @@ import pandas as pd
 
 from llmplay.engine import GenerationParams
 from llmplay.errors import InvalidRequestError
+from llmplay.eta import describe as describe_eta
 from llmplay.evaluation.config import ColumnConfig, JudgeConfig, MetricConfig, RunConfig
 from llmplay.evaluation.progress import RunProgress
 from llmplay.evaluation.results import (
@@ -161,17 +162,30 @@ def progress_dict(progress: RunProgress) -> dict[str, Any]:
     }
 
 
+def duration_text(seconds: float) -> str:
+    """``3 min 20 s`` / ``1 h 05 min``: a run's estimated length."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
 def progress_bar_html(progress: RunProgress | None) -> str:
     if progress is None:
         return ""
     percent = 100 * progress.fraction
     colour = {"failed": "#dc2626", "cancelled": "#a3a3a3", "interrupted": "#a3a3a3"}.get(progress.status, "#6366f1")
-    eta = f" · about {progress.eta_s:.0f} s left" if progress.eta_s is not None and not progress.finished else ""
+    eta = f" · {describe_eta(progress.eta_s)}" if progress.eta_s is not None and not progress.finished else ""
     return (
         f'<div class="llmplay-eval-progress" role="progressbar" aria-valuemin="0" aria-valuemax="100" '
         f'aria-valuenow="{percent:.0f}" style="height:10px;border-radius:5px;background:#e5e7eb;overflow:hidden">'
         f'<div style="height:100%;width:{percent:.1f}%;background:{colour}"></div></div>'
-        f"<small>{percent:.0f}% · {progress.done}/{progress.total} cells{eta}</small>"
+        f"<small class='eval-progress-count' data-done='{progress.done}'>{percent:.0f}% · "
+        f"{progress.done}/{progress.total} cells{eta}</small>"
     )
 
 
