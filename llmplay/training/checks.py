@@ -8,6 +8,10 @@ from __future__ import annotations
 from llmplay.errors import LlmplayError
 
 
+class TrainDataError(LlmplayError):
+    """The training data cannot be used; the message names the rows or columns to fix."""
+
+
 class TrainConfigError(LlmplayError):
     def __init__(self, problems: list[str]):
         self.problems = problems

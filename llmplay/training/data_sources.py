@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from llmplay.datasets import MAX_ROWS, DatasetError, load_builtin, load_dataset, read_table, sample
-from llmplay.errors import LlmplayError
 from llmplay.settings import Settings
 from llmplay.store import connect
 from llmplay.templates.model import Template
+from llmplay.training.checks import TrainDataError
 from llmplay.training.data_files import check_kind
 from llmplay.training.tasks import PROMPT_ROWS, TEXT_ROWS, get_task
 
@@ -34,10 +34,6 @@ _SHOWN = 5  # row ids named in a message before "and N more"
 
 
 MAX_FILE_ROWS = MAX_ROWS  # the evaluation reader's row limit, for every training file
-
-
-class TrainDataError(LlmplayError):
-    """The training data cannot be used; the message names the rows or columns to fix."""
 
 
 @dataclass

@@ -25,9 +25,9 @@ from llmplay.training.encoder_data import (
     load_encoder_data,
     read_conll,
     split_rows,
-    to_bio,
 )
 from llmplay.training.encoder_model import build_model, resolve_encoder
+from llmplay.training.tasks.ner import to_bio
 from tests.conftest import ROOT, SHARED_DATASETS
 
 CONLL = SHARED_DATASETS / "conll2003" / "eng.testb.jsonl"

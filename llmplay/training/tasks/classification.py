@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llmplay.training.encoder_rows import EncoderDataError, text_rows
 from llmplay.training.tasks import register_task
 from llmplay.training.tasks.encoder_task import EncoderTask
 
@@ -12,13 +13,9 @@ class Classification(EncoderTask):
     kind = "classifier"
 
     def rows(self, raw, d, source):
-        from llmplay.training.encoder_data import text_rows
-
         return text_rows(raw, d, source, labelled=True)
 
     def label_set(self, rows, declared, source):
-        from llmplay.training.encoder_data import class_labels
-
         return class_labels(rows, declared, source)
 
     def encode(self, tokenizer, row, index, limit):
@@ -37,3 +34,18 @@ class Classification(EncoderTask):
             return {"accuracy": accuracy, "macro_f1": macro_f1(preds, refs, labels=labels)["macro_f1"]}
 
         return classification
+
+
+def class_labels(rows: list[dict], declared: list[str] | None, source: str) -> list[str]:
+    """The class names of classification rows: data.labels when declared (every row's label among them)."""
+    found = sorted({r["label"] for r in rows})
+    labels = list(declared) if declared else found
+    unknown = sorted(set(found) - set(labels))
+    if unknown:
+        raise EncoderDataError(
+            f"{source} has label(s) not in data.labels: {', '.join(unknown[:10])}"
+            f"{' and more' if len(unknown) > 10 else ''}. Add them to data.labels or fix the rows."
+        )
+    if len(labels) < 2:
+        raise EncoderDataError(f"{source} has only the label {labels!r}: a classifier needs at least two.")
+    return labels

@@ -62,7 +62,7 @@ class EncoderTask(Task):
 
     def rows(self, raw: list[dict], d, source: str) -> tuple[list[dict], list[str]]:
         """(normalised rows, notes) of the raw rows: ``{"id", "text"}`` here."""
-        from llmplay.training.encoder_data import text_rows
+        from llmplay.training.encoder_rows import text_rows
 
         return text_rows(raw, d, source, labelled=False)
 

@@ -5,8 +5,22 @@ Each word's tag sits on its first sub-token; the other sub-tokens are -100 and c
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from llmplay.training.encoder_rows import (
+    DOC_COLUMNS,
+    TAG_COLUMNS,
+    TOKEN_COLUMNS,
+    EncoderDataError,
+    as_list,
+    columns_of,
+    pick_column,
+)
 from llmplay.training.tasks import register_task
 from llmplay.training.tasks.encoder_task import EncoderTask
+
+if TYPE_CHECKING:
+    from llmplay.training.config import DataConfig
 
 
 @register_task
@@ -30,13 +44,9 @@ class Ner(EncoderTask):
             )
 
     def rows(self, raw, d, source):
-        from llmplay.training.encoder_data import ner_rows
-
         return ner_rows(raw, d, source)
 
     def label_set(self, rows, declared, source):
-        from llmplay.training.encoder_data import bio_labels
-
         return bio_labels(rows, declared, source)
 
     def encode(self, tokenizer, row, index, limit):
@@ -93,3 +103,72 @@ def decode_tags(predictions, label_ids, labels: list[str]) -> tuple[list[list[st
         preds.append([labels[p] if 0 <= p < len(labels) else "O" for p, _ in keep])
         refs.append([labels[g] for _, g in keep])
     return preds, refs
+
+
+def ner_rows(raw: list[dict], d: DataConfig, source: str) -> tuple[list[dict], list[str]]:
+    """Rows ``{"id", "tokens", "tags"}`` with BIO tags (ner)."""
+    first = raw[0]
+    token_col = pick_column(first, d.text_column, None, TOKEN_COLUMNS)
+    text_hint = first.get("_text_column")
+    if token_col is None and text_hint in first:
+        token_col = text_hint  # a saved dataset's text column: tokens separated by spaces
+    tag_col = pick_column(first, d.label_column, first.get("_label_column"), TAG_COLUMNS)
+    missing = [what for what, col in (("tokens", token_col), ("tags", tag_col)) if col is None or col not in first]
+    if missing:
+        raise EncoderDataError(
+            f"{source} has no {' and no '.join(missing)} column: NER rows need a list of tokens and one BIO tag "
+            f"per token (set data.text_column / data.label_column; columns: {columns_of(first)})."
+        )
+    doc_col = next((c for c in DOC_COLUMNS if c in first), None)
+    rows, skipped = [], 0
+    for i, r in enumerate(raw):
+        tokens, tags = as_list(r.get(token_col)), as_list(r.get(tag_col))
+        if not tokens:
+            skipped += 1
+            continue
+        if len(tokens) != len(tags):
+            raise EncoderDataError(
+                f"{source} row {i + 1}: {len(tokens)} tokens but {len(tags)} tags; give one tag per token."
+            )
+        row = {"id": i, "tokens": tokens, "tags": to_bio(tags)}
+        if doc_col and r.get(doc_col) not in (None, ""):
+            row["doc"] = r[doc_col]
+        rows.append(row)
+    notes = [f"{skipped} row(s) without tokens were skipped."] if skipped else []
+    return rows, notes
+
+
+def to_bio(tags: list[str]) -> list[str]:
+    """IOB1 or BIO tags as BIO: an ``I-X`` that does not continue an ``X`` entity starts one (``B-X``)."""
+    out, previous = [], "O"
+    for tag in tags:
+        tag = tag.strip() or "O"
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            tag = "B-" + tag[2:]
+        out.append(tag)
+        previous = tag
+    return out
+
+
+def bio_labels(rows: list[dict], declared: list[str] | None, source: str) -> list[str]:
+    """The BIO tag set of ner rows (O first), from data.labels when declared, else from the tags found."""
+    for row in rows:
+        bad = [t for t in row["tags"] if t != "O" and not (t[:2] in ("B-", "I-") and len(t) > 2)]
+        if bad:
+            raise EncoderDataError(f"{source} row {row['id'] + 1}: tag {bad[0]!r} is not BIO (O, B-TYPE or I-TYPE).")
+    found_types = sorted({t[2:] for r in rows for t in r["tags"] if t != "O"})
+    types = _declared_types(declared) if declared else found_types
+    unknown = sorted(set(found_types) - set(types))
+    if unknown:
+        raise EncoderDataError(
+            f"{source} has entity type(s) not in data.labels: {', '.join(unknown)}. Add them or fix the tags."
+        )
+    if not types:
+        raise EncoderDataError(f"{source} has no entities at all (every tag is O): nothing to learn.")
+    return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
+
+
+def _declared_types(declared: list[str]) -> list[str]:
+    """data.labels for NER: entity types (PER, ORG) or full tags (O, B-PER, I-PER) - both mean the types."""
+    types = [lab[2:] if lab[:2] in ("B-", "I-") else lab for lab in declared if lab != "O"]
+    return list(dict.fromkeys(types))
