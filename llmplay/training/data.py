@@ -373,7 +373,8 @@ def tokenizer_view(engine, spec):
         from transformers import AutoTokenizer
 
         try:
-            tokenizer = AutoTokenizer.from_pretrained(str(folder))
+            # No remote code here: a model that needs it falls back to the full load, which applies its setting.
+            tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
         except Exception:  # let the full load explain what is wrong with the model
             return engine.models.get(spec)
         if spec.chat_template:
@@ -400,7 +401,9 @@ def model_skeleton(engine, spec):
         from transformers import AutoConfig, AutoModelForCausalLM
 
         with torch.device("meta"):
-            _SKELETONS[folder] = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(folder))
+            _SKELETONS[folder] = AutoModelForCausalLM.from_config(
+                AutoConfig.from_pretrained(folder, trust_remote_code=False), trust_remote_code=False
+            )
     return _SKELETONS[folder]
 
 
