@@ -32,6 +32,7 @@ from llmplay.ui.access import (
 )
 from llmplay.ui.login import MESSAGE as LOGIN_MESSAGE
 from llmplay.ui.login import PasswordLogin, refuse_gradio_login
+from llmplay.ui.markers import marker_style
 from llmplay.ui.models_panel import model_pickers, refresh_model_pickers
 from llmplay.ui.queueing import QUEUE_MAX
 from llmplay.ui.tabs.arena import build_arena_tab
@@ -82,6 +83,7 @@ def build_app(services: Services) -> gr.Blocks:
             if oauth_enabled():
                 gr.LoginButton(scale=0)
         role_css = gr.HTML("", padding=False, elem_id="role-css")  # hides the tabs the role cannot use
+        gr.HTML(marker_style(), padding=False, elem_id="marker-font")  # status emoji never draw as empty boxes
         with gr.Tabs(elem_id="main-tabs") as tabs:
             with gr.Tab("Playground", id="playground"):
                 build_playground(services, demo)
