@@ -3,7 +3,7 @@
 On Spaces GRADIO_SERVER_NAME=0.0.0.0, which Settings.from_env honours.
 """
 
-from llmplay.backup import restore_at_start, scheduled_backups
+from llmplay.backup_schedule import restore_at_start, scheduled_backups
 from llmplay.engine import Engine
 from llmplay.settings import Settings
 from llmplay.ui import launch

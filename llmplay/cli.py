@@ -146,11 +146,11 @@ def cmd_generate(args, settings: Settings) -> int:
 
 
 def cmd_serve(args, settings: Settings) -> int:
-    from llmplay import backup
+    from llmplay import backup_schedule
     from llmplay.ui.app import launch
 
-    backup.restore_at_start(settings)  # LLMPLAY_BACKUP_DIR: a Space restarted with an empty disk
-    with backup.scheduled_backups(settings):  # a backup every LLMPLAY_BACKUP_INTERVAL_S, and one at shutdown
+    backup_schedule.restore_at_start(settings)  # LLMPLAY_BACKUP_DIR: a Space restarted with an empty disk
+    with backup_schedule.scheduled_backups(settings):  # a backup every LLMPLAY_BACKUP_INTERVAL_S, and one at shutdown
         launch(_engine(settings))
     return 0
 

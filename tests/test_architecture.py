@@ -30,7 +30,8 @@ LAYERS: list[set[str]] = [
     {"evaluation"},
     {"training"},
     {"loop"},  # continual learning: feedback -> training -> evaluation gates -> promotion
-    {"services", "api", "backup_files", "backup", "backup_cli", "cliargs"},  # the app's long-lived objects
+    # the app's long-lived objects
+    {"services", "api", "backup_files", "backup", "backup_schedule", "backup_cli", "cliargs"},
     {"ui"},  # the only package that imports gradio
     {"cli"},
 ]

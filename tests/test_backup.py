@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from llmplay import backup, backup_files, exitcodes
+from llmplay import backup, backup_files, backup_schedule, exitcodes
 from llmplay.cli import main
 from llmplay.settings import Settings
 from llmplay.store import connect, immediate
@@ -281,16 +281,16 @@ def test_a_destination_inside_the_data_dir_is_left_out_of_the_next_backup(data):
 def test_restore_at_start_restores_only_when_the_database_is_missing(data, tmp_path):
     folder = tmp_path / "bucket"
     local = Settings(data_dir=tmp_path / "local")
-    schedule = backup.BackupSchedule(folder=folder)
-    assert backup.restore_at_start(local, backup.BackupSchedule()) is None  # no LLMPLAY_BACKUP_DIR
-    assert backup.restore_at_start(local, schedule) is None  # nothing backed up yet
+    schedule = backup_schedule.BackupSchedule(folder=folder)
+    assert backup_schedule.restore_at_start(local, backup_schedule.BackupSchedule()) is None  # no LLMPLAY_BACKUP_DIR
+    assert backup_schedule.restore_at_start(local, schedule) is None  # nothing backed up yet
     assert not local.db_path.exists()
     made = backup.backup(data, folder)
-    assert backup.restore_at_start(local, schedule) == str(made.path)
+    assert backup_schedule.restore_at_start(local, schedule) == str(made.path)
     assert _counts(local.db_path) == _counts(data.db_path)
     with connect(local.db_path) as db:  # the app writes on; a later start must keep that
         _add_version(db, 500)
-    assert backup.restore_at_start(local, schedule) is None
+    assert backup_schedule.restore_at_start(local, schedule) is None
     with connect(local.db_path) as db:
         assert db["template_versions"].count == 21
 
@@ -301,26 +301,27 @@ def test_restore_at_start_skips_a_damaged_newest_backup(data, tmp_path):
     newer = backup.backup(data, folder)
     (newer.path / backup.DB_FILE).write_bytes(b"not a database")
     local = Settings(data_dir=tmp_path / "local")
-    assert backup.restore_at_start(local, backup.BackupSchedule(folder=folder)) == str(older.path)
+    assert backup_schedule.restore_at_start(local, backup_schedule.BackupSchedule(folder=folder)) == str(older.path)
 
 
 def test_schedule_from_env_reads_and_checks_its_variables(tmp_path):
     env = {"LLMPLAY_BACKUP_DIR": str(tmp_path), "LLMPLAY_BACKUP_INTERVAL_S": "60", "LLMPLAY_BACKUP_KEEP": "3"}
-    assert backup.BackupSchedule.from_env(env) == backup.BackupSchedule(folder=tmp_path, interval_s=60, keep=3)
-    assert backup.BackupSchedule.from_env({}).folder is None
+    expected = backup_schedule.BackupSchedule(folder=tmp_path, interval_s=60, keep=3)
+    assert backup_schedule.BackupSchedule.from_env(env) == expected
+    assert backup_schedule.BackupSchedule.from_env({}).folder is None
     with pytest.raises(backup.BackupError, match="LLMPLAY_BACKUP_INTERVAL_S='soon' must be a number"):
-        backup.BackupSchedule.from_env(env | {"LLMPLAY_BACKUP_INTERVAL_S": "soon"})
+        backup_schedule.BackupSchedule.from_env(env | {"LLMPLAY_BACKUP_INTERVAL_S": "soon"})
     with pytest.raises(backup.BackupError, match="at least 10 seconds"):
-        backup.BackupSchedule.from_env(env | {"LLMPLAY_BACKUP_INTERVAL_S": "1"})
+        backup_schedule.BackupSchedule.from_env(env | {"LLMPLAY_BACKUP_INTERVAL_S": "1"})
     with pytest.raises(backup.BackupError, match="LLMPLAY_BACKUP_KEEP must be at least 1"):
-        backup.BackupSchedule.from_env(env | {"LLMPLAY_BACKUP_KEEP": "0"})
+        backup_schedule.BackupSchedule.from_env(env | {"LLMPLAY_BACKUP_KEEP": "0"})
 
 
 def test_scheduled_backups_run_every_interval_keep_n_and_one_at_the_end(data, tmp_path):
     folder = tmp_path / "bucket"
-    schedule = backup.BackupSchedule(folder=folder, interval_s=0.05, keep=2)
-    assert backup.start_scheduled_backups(data, backup.BackupSchedule()) is None
-    with backup.scheduled_backups(data, schedule) as thread:
+    schedule = backup_schedule.BackupSchedule(folder=folder, interval_s=0.05, keep=2)
+    assert backup_schedule.start_scheduled_backups(data, backup_schedule.BackupSchedule()) is None
+    with backup_schedule.scheduled_backups(data, schedule) as thread:
         deadline = time.monotonic() + 10
         while len(thread.made) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -362,12 +363,12 @@ def test_cli_backup_and_restore(data, tmp_path, capsys):
 SERVE = """
 import sys, uvicorn
 from fastapi import FastAPI
-from llmplay import backup
+from llmplay import backup_schedule
 from llmplay.settings import Settings
 from llmplay.store import connect
 settings = Settings.from_env()
-print("restored", backup.restore_at_start(settings), flush=True)
-with backup.scheduled_backups(settings):
+print("restored", backup_schedule.restore_at_start(settings), flush=True)
+with backup_schedule.scheduled_backups(settings):
     with connect(settings.db_path) as db:
         db["feedback_audit"].insert({"at": "now", "action": "after-restore", "entity": "test"})
     uvicorn.Server(uvicorn.Config(FastAPI(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")).run()
