@@ -27,6 +27,7 @@ from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.ui.common import ERROR
+from llmplay.ui.tabs.compare.columns import MAX_NEW_TOKENS
 from llmplay.ui.tabs.compare.tab import CompareTab, build_compare_tab
 from llmplay.ui.tabs.compare.view import api_column, column_params, handoff_dict
 from tests.conftest import BASE_MODEL, CHAT_MODEL, PARIS_QUESTION
@@ -130,7 +131,7 @@ def compare_feedback(engine) -> list[dict]:
 
 # ---- plain helpers -----------------------------------------------------------------------------------------
 def test_column_params_take_defaults_and_reject_bad_values():
-    assert column_params({}) == GenerationParams(max_new_tokens=128)
+    assert column_params({}) == GenerationParams(max_new_tokens=MAX_NEW_TOKENS)
     assert column_params({"temperature": 0.7, "seed": "5", "stop": "###"}).seed == 5
     from llmplay.errors import InvalidRequestError
 
@@ -175,7 +176,7 @@ def test_fill_puts_an_evaluation_row_into_the_form(engine, ui_prompts_dir):
     assert by_label["Same decoding as column 1"] == [False, False]
     assert by_label["Weights dtype (local models)"] == ["", "", ""]
     assert {} in list(out.values()) and by_label["Column 1"] == [[]], "a new comparison: the rerun is a first turn"
-    status = next(v for v in out.values() if isinstance(v, str) and v.startswith("📥"))
+    status = next(v for v in out.values() if isinstance(v, str) and v.startswith("Opened row"))
     assert "Opened row 1 of run #5" in status and "“positive”" in status and "(failed in the run)" in status
     assert "Row note." in status and "temperature 3.0 is outside" in status and "float16 is not offered" in status
 

@@ -11,8 +11,11 @@ from llmplay.ui import fields
 from llmplay.ui.decoding import UI_DTYPES
 
 MIN_COLUMNS = 2
+# Long enough for a free reply to finish: 64 cut every reply mid-sentence; bench/compare_reply_length.py measures
+# how many new tokens the bundled chat model's replies take. Replies stream, so a long one is read as it comes.
+MAX_NEW_TOKENS = 384
 PARAM_DEFAULTS = {
-    "max_new_tokens": 128,
+    "max_new_tokens": MAX_NEW_TOKENS,
     "temperature": 0.0,
     "top_p": 1.0,
     "top_k": 0,
@@ -82,13 +85,15 @@ def column_widgets(number: int, model: str | None, names: list[str], choices, se
     with gr.Column(visible=number <= MIN_COLUMNS, min_width=260) as box:
         gr.Markdown(f"### Column {number}")
         model_dd = gr.Dropdown(names, value=model, label="Model", allow_custom_value=True)
-        template = gr.Dropdown(choices, value="", label="Template", allow_custom_value=True)
+        template = gr.Dropdown(
+            choices, value="", label="Template", allow_custom_value=True, elem_id=f"compare-template-{number}"
+        )
         same = gr.Checkbox(True, label="Same decoding as column 1") if number > 1 else None
         with gr.Accordion("Decoding and weights", open=False, elem_id=f"compare-decoding-{number}"):
             with gr.Group(visible=number == 1) as params:
                 max_new_tokens = fields.number(
                     "max_new_tokens",
-                    min(128, limit),
+                    min(MAX_NEW_TOKENS, limit),
                     settings,
                     label=f"Max new tokens (1–{limit})",
                     elem_id=f"compare-max-new-tokens-{number}",
@@ -111,6 +116,7 @@ def column_widgets(number: int, model: str | None, names: list[str], choices, se
             height=380,
             feedback_options=None,
             buttons=["copy", "copy_all"],
+            placeholder=f"Column {number}'s reply streams here: type a message below and press **Compare**.",
         )
         stats = gr.Markdown(elem_id=f"compare-stats-{number}")
         reroll = gr.Button("Re-roll", size="sm", elem_id=f"compare-reroll-{number}")

@@ -12,7 +12,7 @@ API endpoints (gradio_client and scripts)
     ``model`` (catalog name; required), ``template`` (a template's name, ``name@v3`` for a saved version;
     ``None``/``""`` = the free message),
     ``adapter`` (LoRA adapter folder, local models; ``""``), ``dtype`` (``""`` = settings default),
-    ``same_as_first`` (``False``: True takes column 1's decoding), ``max_new_tokens`` (128),
+    ``same_as_first`` (``False``: True takes column 1's decoding), ``max_new_tokens`` (384),
     ``temperature`` (0 = greedy), ``top_p`` (1), ``top_k`` (0 = off), ``repetition_penalty`` (1),
     ``seed`` (``""`` = random), ``stop`` (stop strings separated by commas or newlines).
  3. ``values`` (dict or its JSON text): template variables, for columns with a template (first turn).
@@ -105,9 +105,18 @@ from llmplay.ui.models_panel import generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
 from llmplay.ui.queueing import GENERATION
 from llmplay.ui.tabs.compare.columns import MIN_COLUMNS, column_widgets
+from llmplay.ui.tabs.compare.form import (
+    FRESH,
+    NO_DIFF,
+    NO_VALUES_HINT,
+    clear_sent_message,
+    fit_pickers,
+)
 from llmplay.ui.tabs.compare.view import (
     chat_view,
+    column_choices,
     column_params,
+    example_turns,
     failure,
     handoff_dict,
     handoff_status,
@@ -157,18 +166,27 @@ class CompareTab:
             out.append(config)
         return out
 
-    def _column(self, config: ColumnConfig | str, history, message: str, system_message: str, values) -> Column:
+    def _column(
+        self, config: ColumnConfig | str, history, message: str, system_message: str, values
+    ) -> tuple[Column, int]:
+        """The column ready to run, and how many turns at the start of its conversation are its template's
+        few-shot examples (the chat view folds them)."""
         if isinstance(config, str):
-            return Column(ColumnConfig(model=""), error=config)
-        template = None
-        if config.template and not history:
+            return Column(ColumnConfig(model=""), error=config), 0
+        template = loaded = None
+        if config.template:
             try:
-                template, version = load_template(self.library, config.template)
-                values = parse_values(values)
+                loaded, version = load_template(self.library, config.template)
+                values = parse_values(values) if not history else values
             except LlmplayError as exc:
-                return Column(config, error=str(exc))
-            config = replace(config, template_version_id=version.id)
-        return prepare_column(self.engine, config, history, message, system_message, template, values)
+                if not history:
+                    return Column(config, error=str(exc)), 0
+            else:
+                if not history:
+                    template, config = loaded, replace(config, template_version_id=version.id)
+        column = prepare_column(self.engine, config, history, message, system_message, template, values)
+        chat = column.request is not None and column.request.messages is not None
+        return column, 2 * len(loaded.examples) if loaded is not None and chat else 0
 
     # ---- endpoints --------------------------------------------------------------------------------------
     def compare(
@@ -187,15 +205,21 @@ class CompareTab:
                 raise LlmplayError(f"Choose {MIN_COLUMNS} to {MAX_COLUMNS} columns; got {len(columns)}.")
             histories = list(histories or [])
             histories += [[]] * (len(columns) - len(histories))
-            prepared = [
-                self._column(config, histories[i], message or "", system_message or "", values)
-                for i, config in enumerate(self.configs(columns))
-            ]
+            prepared, shots = zip(
+                *(
+                    self._column(config, histories[i], message or "", system_message or "", values)
+                    for i, config in enumerate(self.configs(columns))
+                ),
+                strict=True,
+            )
             inputs = {"message": message or "", "values": values or {}, "system_message": system_message or ""}
             comparison = Comparison(prepared, histories, inputs)
             with closing(comparison.stream(self.engine)) as states:
                 for state in states:
-                    yield with_stats(self._stored(state.snapshot(), request) if state.done else state.snapshot())
+                    snapshot = state.snapshot()
+                    for col, turns in zip(snapshot["columns"], shots, strict=True):
+                        col["example_turns"] = turns
+                    yield with_stats(self._stored(snapshot, request) if state.done else snapshot)
         except LlmplayError as exc:
             yield failure(str(exc))
         except Exception as exc:  # never let a handler fail: the app must keep serving
@@ -231,6 +255,7 @@ class CompareTab:
             with closing(run.stream(self.engine)) as states:
                 for state in states:
                     fresh = state.snapshot()["columns"][0] | {"column": index + 1}
+                    fresh["example_turns"] = done_columns[index].get("example_turns") or 0
                     merged = done_columns[:index] + [fresh] + done_columns[index + 1 :]
                     snapshot = previous | {"id": None, "columns": merged, "done": state.done}
                     yield with_stats(self._stored(snapshot, request) if state.done else snapshot)
@@ -247,7 +272,7 @@ class CompareTab:
         try:
             left, right = columns[int(a) - 1], columns[int(b) - 1]
         except (IndexError, TypeError, ValueError):
-            return "<p>Run a comparison, then pick two of its columns.</p>"
+            return NO_DIFF
         head = (
             f"<p><b>Column {a}</b> ({left.get('model')}) → <b>Column {b}</b> ({right.get('model')}): "
             f"{similarity(left.get('text') or '', right.get('text') or ''):.0%} of words in common</p>"
@@ -357,18 +382,11 @@ class CompareTab:
             except LlmplayError:
                 continue
         if not variables:
-            return gr.skip(), "Columns without a template send the message."
+            return gr.skip(), NO_VALUES_HINT
         hint = "Template variables: " + ", ".join(f"`{n}`" for n in variables)
         if (values or "").strip() in ("", "{}"):
             return json.dumps(variables, ensure_ascii=False, indent=1), hint
         return gr.skip(), hint
-
-
-@declare("view")
-def _clear_sent_message(snapshot: dict):
-    """Empty the message box once any column answered; keep it when all failed, so nothing is lost."""
-    answered = any(not col.get("error") for col in (snapshot or {}).get("columns") or [])
-    return "" if answered else gr.skip()
 
 
 # ---- layout -----------------------------------------------------------------------------------------
@@ -407,8 +425,15 @@ def build_compare_tab(services: Services, demo: gr.Blocks) -> CompareHandle:
                 elem_id="compare-message",
             )
         with gr.Column(scale=2):
-            values = gr.Code("", language="json", label="Template variables (JSON)", lines=3, interactive=True)
-            values_hint = gr.Markdown("Columns without a template send the message.")
+            values = gr.Code(
+                "",
+                language="json",
+                label="Template variables (JSON)",
+                lines=3,
+                interactive=True,
+                elem_id="compare-values",
+            )
+            values_hint = gr.Markdown(NO_VALUES_HINT)
     with gr.Row():
         run_btn = gr.Button("Compare", variant="primary", elem_id="compare-run")
         stop_btn = gr.Button("Stop")
@@ -417,10 +442,10 @@ def build_compare_tab(services: Services, demo: gr.Blocks) -> CompareHandle:
     state = gr.State({})
     with gr.Accordion("Word diff between two replies", open=True):
         with gr.Row():
-            column_choices = [(f"Column {i}", i) for i in range(1, MAX_COLUMNS + 1)]
-            diff_a = gr.Dropdown(column_choices, value=1, label="From", scale=1)
-            diff_b = gr.Dropdown(column_choices, value=2, label="To", scale=1)
-        diff = gr.HTML(elem_id="compare-diff")
+            first_choices = column_choices(None, MIN_COLUMNS)
+            diff_a = gr.Dropdown(first_choices, value=1, label="From", scale=1, elem_id="compare-diff-from")
+            diff_b = gr.Dropdown(first_choices, value=2, label="To", scale=1, elem_id="compare-diff-to")
+        diff = gr.HTML(NO_DIFF, elem_id="compare-diff")
     with gr.Accordion("Copy / export", open=False):
         export_btn = gr.Button("Export JSON", size="sm")
         exported = gr.File(label="Comparison file", interactive=False, height=80)
@@ -429,11 +454,13 @@ def build_compare_tab(services: Services, demo: gr.Blocks) -> CompareHandle:
         )
     with gr.Accordion("Send to feedback (a preferred/rejected pair, or the correct answer)", open=False):
         with gr.Row():
-            preferred = gr.Dropdown(column_choices, value=1, label="Preferred column", scale=1)
-            rejected = gr.Dropdown(column_choices, value=2, label="Rejected column", scale=1)
+            preferred = gr.Dropdown(
+                first_choices, value=1, label="Preferred column", scale=1, elem_id="compare-preferred"
+            )
+            rejected = gr.Dropdown(first_choices, value=2, label="Rejected column", scale=1, elem_id="compare-rejected")
             prefer_btn = gr.Button("Send as preference pair", size="sm", scale=1, elem_id="compare-prefer")
         with gr.Row():
-            fix_column = gr.Dropdown(column_choices, value=1, label="Column to correct", scale=1)
+            fix_column = gr.Dropdown(first_choices, value=1, label="Column to correct", scale=1)
             correction = gr.Textbox(label="The correct answer", lines=2, scale=2, elem_id="compare-correction")
             fix_btn = gr.Button("Send correction", size="sm", scale=1, elem_id="compare-correct")
         feedback_user = gr.Textbox("", label="Your name (recorded with the feedback)", placeholder="anonymous")
@@ -462,7 +489,7 @@ def build_compare_tab(services: Services, demo: gr.Blocks) -> CompareHandle:
         out: dict = {state: snapshot, status: snapshot.get("error") or ""}
         for i, col in enumerate(snapshot.get("columns") or []):
             if only is None or i == only:
-                out[cols[i].chatbot] = chat_view(col.get("history"))
+                out[cols[i].chatbot] = chat_view(col.get("history"), example_turns(col))
                 out[cols[i].stats] = col.get("stats", "")
         return out
 
@@ -499,7 +526,7 @@ def build_compare_tab(services: Services, demo: gr.Blocks) -> CompareHandle:
         **private,
         **GENERATION,
     )
-    running.then(_clear_sent_message, state, message, **private)
+    running.then(clear_sent_message, state, message, **private)
     rerolls = [  # outputs: that column alone, so the others show no progress
         col.reroll.click(
             guard("generate", "compare models", partial(on_reroll, i)),
@@ -511,23 +538,31 @@ def build_compare_tab(services: Services, demo: gr.Blocks) -> CompareHandle:
         )
         for i, col in enumerate(cols)
     ]
-    for event in [running, *rerolls]:  # the diff and the Markdown copy follow every finished run
-        event.then(tab.diff_columns, [state, diff_a, diff_b], diff, **private)
+    pickers = [diff_a, diff_b, preferred, rejected, fix_column]
+
+    for event in [running, *rerolls]:  # the pickers, the diff and the Markdown copy follow every finished run
+        event.then(fit_pickers, [state, count, *pickers], pickers, **private).then(
+            tab.diff_columns, [state, diff_a, diff_b], diff, **private
+        )
         event.then(tab.markdown, state, markdown, **private)
     for col in cols:
         if col.same is not None:
             col.same.change(declared("view", lambda same: gr.Group(visible=not same)), col.same, col.params, **private)
-    stop_btn.click(declared("view", lambda: "⏹️ Stopped."), None, status, cancels=[running, *rerolls], **private)
-    cleared = [{}, "", *([[]] * MAX_COLUMNS), *([""] * MAX_COLUMNS), "", ""]
+    stop_btn.click(declared("view", lambda: "Stopped."), None, status, cancels=[running, *rerolls], **private)
+    # New comparison: no replies, no template, no variables, no message; the models and decodings stay.
+    cleared = [{}, FRESH, *([[]] * MAX_COLUMNS), *([""] * MAX_COLUMNS), NO_DIFF, ""]
+    cleared += ["", "", "", NO_VALUES_HINT, "", "", None, *([""] * MAX_COLUMNS)]
+    fresh_outputs = [*outputs, diff, markdown, message, system_message, values, values_hint, feedback_status]
+    fresh_outputs += [correction, exported, *(c.template for c in cols)]
     clear_btn.click(
-        declared("view", lambda: cleared), None, [*outputs, diff, markdown], cancels=[running, *rerolls], **private
-    )
+        declared("view", lambda: cleared), None, fresh_outputs, cancels=[running, *rerolls], **private
+    ).then(fit_pickers, [state, count, *pickers], pickers, **private)
     count.change(
         declared("view", lambda n: [gr.Column(visible=i < int(n)) for i in range(MAX_COLUMNS)]),
         count,
         [c.box for c in cols],
         **private,
-    )
+    ).then(fit_pickers, [state, count, *pickers], pickers, **private)
     templates = [c.template for c in cols]
     gr.on([t.change for t in templates], tab.variables_hint, [values, *templates], [values, values_hint], **private)
     gr.on([diff_a.change, diff_b.change], tab.diff_columns, [state, diff_a, diff_b], diff, **private)
@@ -535,9 +570,12 @@ def build_compare_tab(services: Services, demo: gr.Blocks) -> CompareHandle:
     prefer_btn.click(prefer, [state, preferred, rejected, feedback_user], feedback_status, **private)
     fix_btn.click(correct, [state, fix_column, correction, feedback_user], feedback_status, **private)
 
-    # Models added in another tab (or session) appear after a reload.
+    # Models added in another tab (or session) appear after a reload; templates and their saved versions are
+    # read again on load and whenever a template picker is opened, so a version saved meanwhile is offered.
+    fresh_templates = declared("view", lambda: gr.Dropdown(choices=tab.template_choices()))
     for col in cols:
         demo.load(declared("view", partial(refreshed_model_dropdown, engine)), col.model, col.model, **private)
+        gr.on([demo.load, col.template.focus], fresh_templates, None, col.template, **private)
 
     def fill(handoff: dict) -> dict:
         """The form set to rerun an evaluation row as a new comparison (a first turn, not a follow-up)."""

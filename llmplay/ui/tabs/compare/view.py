@@ -28,17 +28,31 @@ def column_stats(col: dict) -> str:
         sampled = (col.get("config") or {}).get("params", {}).get("temperature", 0) > 0
         return format_stats(result) + (f" · seed {seed}" if sampled and seed is not None else "")
     if state == "loading":
-        return f"⏳ {col.get('loading')}"
+        return f"{col.get('loading')}…"
     if state == "generating":
-        return f"✍️ Generating with **{col.get('model')}**…"
+        return f"Generating with **{col.get('model')}**…"
     if col.get("waits_for"):
-        return f"⏳ Waiting for column {col['waits_for']}: it uses the same model, which generates one reply at a time."
-    return "⏳ Waiting…"
+        return f"Waiting for column {col['waits_for']}: it uses the same model, which generates one reply at a time."
+    return "Waiting…"
 
 
-def chat_view(history: list[dict] | None) -> list[dict]:
-    """A conversation as the Chatbot shows it: system messages are settings, not turns."""
-    return [{"role": m["role"], "content": m["content"]} for m in history or [] if m.get("role") != "system"]
+def chat_view(history: list[dict] | None, example_turns: int = 0) -> list[dict]:
+    """A conversation as the Chatbot shows it: system messages are settings, not turns; a template's few-shot
+    examples (the first ``example_turns`` turns) fold into one closed "N example turns" box above the answer."""
+    turns = [{"role": m["role"], "content": m["content"]} for m in history or [] if m.get("role") != "system"]
+    shots = example_turns if 0 < example_turns < len(turns) else 0
+    if not shots:
+        return turns
+    body = "\n\n".join(f"**{t['role']}:** {t['content']}" for t in turns[:shots])
+    pairs = shots // 2
+    title = f"{pairs} few-shot example{'s' if pairs != 1 else ''} from the template ({shots} turns)"
+    folded = {"role": "assistant", "content": body, "metadata": {"title": title, "status": "done"}}
+    return [folded, *turns[shots:]]
+
+
+def example_turns(column: dict) -> int:
+    """How many turns at the start of a column's conversation are its template's few-shot examples."""
+    return int(column.get("example_turns") or 0)
 
 
 def api_column(config: ColumnConfig) -> dict:
@@ -85,11 +99,11 @@ def handoff_dict(handoff: RowHandoff, default_dtype: str) -> dict:
 
 def handoff_status(handoff: dict) -> str:
     """What the Compare tab says after opening a row: where it comes from, the run's replies, the notes."""
-    lines = [f"📥 Opened row {handoff['row']} of run #{handoff['run_id']}: press **Compare** to rerun it live."]
+    lines = [f"Opened row {handoff['row']} of run #{handoff['run_id']}: press **Compare** to rerun it live."]
     for number, (title, output) in enumerate(zip(handoff["titles"], handoff["outputs"]), 1):
         shown = "(failed in the run)" if output is None else f"“{_clip(output, 160)}”"
         lines.append(f"- Column {number} ({title}) replied in the run: {shown}")
-    lines += [f"- ℹ️ {note}" for note in handoff["notes"]]
+    lines += [f"- Note: {note}" for note in handoff["notes"]]
     return "\n".join(lines)
 
 
@@ -107,3 +121,28 @@ def with_stats(snapshot: dict) -> dict:
         col["stats"] = column_stats(col)
     snapshot.setdefault("error", None)
     return snapshot
+
+
+def column_count(snapshot: dict | None, count) -> int:
+    """How many columns exist to pick from: the comparison's, or before any, the columns on the form."""
+    columns = (snapshot or {}).get("columns") or []
+    return len(columns) if columns else int(count or MIN_COLUMNS)
+
+
+def column_choices(snapshot: dict | None, count) -> list[tuple[str, int]]:
+    """The column pickers' choices (diff, feedback): only columns that exist, named with their model."""
+    columns = (snapshot or {}).get("columns") or []
+    return [
+        (f"Column {i} · {columns[i - 1].get('model')}" if i <= len(columns) else f"Column {i}", i)
+        for i in range(1, column_count(snapshot, count) + 1)
+    ]
+
+
+def kept_pick(value, count: int, default: int) -> int:
+    """A picker's value after its choices changed: kept when still offered, else the default (in range)."""
+    try:
+        if 1 <= int(value) <= count:
+            return int(value)
+    except (TypeError, ValueError):
+        pass
+    return min(default, count)
