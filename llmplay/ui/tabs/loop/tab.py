@@ -459,6 +459,13 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
         return gr.Dropdown(choices=tab.line_names(), value=name or current)
 
     line.change(shown, line, view_outputs, **PRIVATE)
+    # A template (or version) saved meanwhile is offered as soon as the picker opens.
+    new_template.focus(
+        declared("admin", lambda: gr.Dropdown(choices=template_choices(tab.library)), "see model lines", read=True),
+        None,
+        new_template,
+        **PRIVATE,
+    )
     refresh.click(lines_dropdown, [gr.State(None), line], line, **PRIVATE).then(shown, line, view_outputs, **PRIVATE)
     created = gr.State(None)
     guard = Guard(engine.settings)  # every loop action is admin's (the tab is hidden from other roles too)
