@@ -469,7 +469,14 @@ def build_templates_tab(services: Services, demo: gr.Blocks) -> TemplatesTab:
             with gr.Row():
                 run_btn = gr.Button("Run once", variant="primary")
                 stop_btn = gr.Button("Stop")
-            reply = gr.Textbox(label="Reply", lines=4, max_lines=16, interactive=False, elem_id="templates-reply")
+            reply = gr.Textbox(
+                label="Reply",
+                lines=4,
+                max_lines=16,
+                interactive=False,
+                elem_id="templates-reply",
+                placeholder="Press Run once: the model's reply to the prompt above streams here.",
+            )
             run_status = gr.Markdown(elem_id="templates-run-status")
     with gr.Accordion("Version history", open=True):
         history = gr.Dataframe(

@@ -111,6 +111,7 @@ from llmplay.ui.tabs.compare.form import (
     NO_VALUES_HINT,
     clear_sent_message,
     fit_pickers,
+    variables_hint,
 )
 from llmplay.ui.tabs.compare.view import (
     chat_view,
@@ -374,19 +375,7 @@ class CompareTab:
     @declare("view")
     def variables_hint(self, values: str, *templates: str) -> tuple[str, str]:
         """(values box, hint): the chosen templates' variables; an empty box gets a JSON skeleton to fill in."""
-        variables: dict[str, object] = {}
-        for name in dict.fromkeys(t for t in templates if t):
-            try:
-                for v in load_template(self.library, name)[0].variables:
-                    variables.setdefault(v.name, "" if v.default is None else v.default)
-            except LlmplayError:
-                continue
-        if not variables:
-            return gr.skip(), NO_VALUES_HINT
-        hint = "Template variables: " + ", ".join(f"`{n}`" for n in variables)
-        if (values or "").strip() in ("", "{}"):
-            return json.dumps(variables, ensure_ascii=False, indent=1), hint
-        return gr.skip(), hint
+        return variables_hint(self.library, values, *templates)
 
 
 # ---- layout -----------------------------------------------------------------------------------------
@@ -450,7 +439,13 @@ def build_compare_tab(services: Services, demo: gr.Blocks) -> CompareHandle:
         export_btn = gr.Button("Export JSON", size="sm")
         exported = gr.File(label="Comparison file", interactive=False, height=80)
         markdown = gr.Textbox(
-            label="As Markdown", lines=6, max_lines=20, interactive=False, buttons=["copy"], elem_id="compare-markdown"
+            label="As Markdown",
+            lines=6,
+            max_lines=20,
+            interactive=False,
+            buttons=["copy"],
+            elem_id="compare-markdown",
+            placeholder="Run a comparison: its replies and figures appear here as a Markdown table to copy.",
         )
     with gr.Accordion("Send to feedback (a preferred/rejected pair, or the correct answer)", open=False):
         with gr.Row():

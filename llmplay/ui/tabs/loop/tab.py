@@ -412,7 +412,11 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
     with gr.Row():
         with gr.Column():
             rejected = gr.Dropdown(
-                [], value=None, label="Rejected update to promote by hand", elem_id="loop-promote-update"
+                [],
+                value=None,
+                label="Rejected update to promote by hand",
+                info="Offered once an update's candidate failed a gate (see the timeline).",
+                elem_id="loop-promote-update",
             )
             promote_sure = gr.Checkbox(False, label="I am sure", elem_id="loop-promote-confirm")
             promote = gr.Button("Promote its candidate", elem_id="loop-promote")
@@ -425,7 +429,11 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
     )
     with gr.Accordion("Two versions' outputs on a gate's evaluation run", open=False):
         runs = gr.Dropdown([], value=None, label="Gate run", elem_id="loop-compare-run")
-        compare_text = gr.Markdown(elem_id="loop-compare")
+        compare_text = gr.Markdown(
+            "Pick a gate run (an update's evaluation of the candidate against the version before it) to see what "
+            "changed and the rows that got worse.",
+            elem_id="loop-compare",
+        )
         regressed = gr.Dataframe(
             headers=view.REGRESSED_HEADERS, interactive=False, wrap=True, label="Rows where the candidate did worse"
         )
