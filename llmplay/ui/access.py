@@ -307,3 +307,5 @@ def build_audit_panel(settings: Settings) -> None:
     needs("admin", panel)
     # Reading the log is an admin action too (it names who tried what).
     refresh.click(Guard(settings)("admin", "view the audit log", show), limit, [users, table], api_name="audit_log")
+    # opening the panel reads the log afresh (it is never shown stale)
+    panel.expand(Guard(settings)("admin", "view the audit log", show), limit, [users, table], api_visibility="private")

@@ -13,6 +13,7 @@ import logging
 import sys
 import threading
 import time
+from functools import partial
 
 import gradio as gr
 
@@ -20,6 +21,7 @@ from llmplay.api.security_headers import add_security_headers
 from llmplay.engine import Engine, backends
 from llmplay.services import Services
 from llmplay.tempfiles import claim_upload_dir, exports_dir
+from llmplay.ui import refresh
 from llmplay.ui.access import (
     PUBLIC,
     build_audit_panel,
@@ -37,6 +39,7 @@ from llmplay.ui.models_panel import model_pickers, refresh_model_pickers
 from llmplay.ui.queueing import QUEUE_MAX
 from llmplay.ui.tabs.arena import build_arena_tab
 from llmplay.ui.tabs.compare.tab import CompareHandle, build_compare_tab
+from llmplay.ui.tabs.evaluate.feedback import QUEUE_PICKER as EVAL_QUEUE_PICKER
 from llmplay.ui.tabs.evaluate.tab import EvaluateHandle, build_evaluate_tab
 from llmplay.ui.tabs.labeling.tab import build_labeling_tab
 from llmplay.ui.tabs.leaderboard import build_leaderboard_tab
@@ -77,6 +80,7 @@ def build_app(services: Services) -> gr.Blocks:
     engine = services.engine
     with gr.Blocks(title=TITLE) as demo:
         demo.llmplay_services = services
+        refresh.install_signals(demo)  # the change signals tabs bump and views reload on (llmplay/ui/refresh.py)
         gr.Markdown(f"# {TITLE}\nWrite prompts, try language models, and measure them.")
         with gr.Row():
             signed_in = gr.Markdown(elem_id="signed-in")
@@ -89,14 +93,14 @@ def build_app(services: Services) -> gr.Blocks:
                 build_playground(services, demo)
             with gr.Tab("Templates", id="templates"):
                 build_templates_tab(services, demo)
-            with gr.Tab("Evaluate", id="evaluate"):
+            with gr.Tab("Evaluate", id="evaluate") as evaluate_tab:
                 evaluate = build_evaluate_tab(services, demo)
             with gr.Tab("Compare", id="compare"):
                 compare = build_compare_tab(services, demo)
             with gr.Tab("Arena", id="arena"):
                 build_arena_tab(services, demo)
-            with gr.Tab("Leaderboard", id="leaderboard"):
-                build_leaderboard_tab(services, demo)
+            with gr.Tab("Leaderboard", id="leaderboard") as leaderboard_tab:
+                leaderboard = build_leaderboard_tab(services, demo)
             with gr.Tab("Train", id="train") as train_tab:
                 train = build_train_tab(services, demo)
             with gr.Tab("Labeling", id="labeling") as labeling_tab:
@@ -110,6 +114,11 @@ def build_app(services: Services) -> gr.Blocks:
         # the Labeling tab's Review sub-tab shows every labeler's answers: admins' only (k answers stay independent)
         tab_needs = {train_tab.id: "admin", loop_tab.id: "admin", labeling_tab.id: "label", "labeling-review": "admin"}
         _wire_role_view(engine, demo, signed_in, role_css, tab_needs, labeling.name)
+        opened = {"leaderboard": leaderboard_tab, "labeling": labeling_tab, "evaluate": evaluate_tab}
+        opened["train"] = train_tab
+        _wire_fresh_views(demo, opened, leaderboard, labeling, train)
+        # the open tab and sub-tab in the URL: a reload or a shared link opens them (where the role may)
+        refresh.wire_tab_url(demo, tabs, partial(_may_open, engine.settings, tab_needs))
         # Trained versions join every model picker as soon as a job registers them: on page load, on switching
         # tabs, and when the Train tab sees a job finish.
         pickers = model_pickers(demo, engine, exclude=(*train.pickers, *loop.pickers))
@@ -139,6 +148,34 @@ def _wire_role_view(engine: Engine, demo: gr.Blocks, signed_in, role_css, tab_ne
         return [header_text(settings, request), css, *shown, fixed]
 
     demo.load(role_view, None, [signed_in, role_css, *targets, labeler_name], api_visibility="private")
+
+
+def _may_open(settings, tab_needs: dict, request: gr.Request, tab_id: str) -> bool:
+    return visible_for(role_of_request(settings, request), tab_needs.get(tab_id, "view"))
+
+
+def _wire_fresh_views(demo: gr.Blocks, opened: dict, leaderboard, labeling, train) -> None:
+    """Views of stored state that another tab changes re-read it when their tab opens (and on the change signals
+    they follow): the Leaderboard after a vote, the queue pickers after a queue is made, the Train job picker."""
+    refresh.reload_on(leaderboard.view, opened["leaderboard"].select, *refresh.changed(demo, refresh.VOTES))
+    refresh.reload_on(labeling.queues, opened["labeling"].select)
+
+    @declare("view")
+    def queue_picker(current: str | None):
+        return gr.Dropdown(choices=labeling.tab.queue_names(), value=current)  # typed new names stay
+
+    picker = refresh.block_by_elem_id(demo, EVAL_QUEUE_PICKER)
+    if picker is not None:
+        view = refresh.View(queue_picker, [picker], [picker])
+        refresh.reload_on(view, opened["evaluate"].select, *refresh.changed(demo, refresh.QUEUES))
+
+    @declare("view", read=True)
+    def job_picker(current):
+        return gr.Dropdown(choices=train.tab.job_choices(), value=current)
+
+    jobs = refresh.block_by_elem_id(demo, "train-job")
+    if jobs is not None:
+        refresh.reload_on(refresh.View(job_picker, [jobs], [jobs]), opened["train"].select)
 
 
 def _wire_open_in_compare(evaluate: EvaluateHandle, compare: CompareHandle, tabs: gr.Tabs) -> None:
@@ -243,6 +280,7 @@ def server_app(engine: Engine, demo: gr.Blocks, **kwargs):
     from fastapi import FastAPI
     from fastapi.exceptions import RequestValidationError
 
+    from llmplay.api.openai_api import openai_router
     from llmplay.api.rest import bad_request, check_declared, router
     from llmplay.ui.upload_quota import add_upload_quota
 
@@ -255,6 +293,7 @@ def server_app(engine: Engine, demo: gr.Blocks, **kwargs):
     services = getattr(demo, "llmplay_services", None)
     scheduler = services.scheduler if services is not None else None
     app.include_router(router(engine.settings, {"scheduler": scheduler.health} if scheduler else None))
+    app.include_router(openai_router(engine))  # /v1: the OpenAI-compatible API (llmplay/api/openai_api.py)
     app.add_exception_handler(RequestValidationError, bad_request)
     check_declared(app)  # deny by default: a route without a declared permission stops the start
     app_kwargs = {**kwargs.pop("app_kwargs", {}), "openapi_url": None}  # Gradio's app's docs: off too

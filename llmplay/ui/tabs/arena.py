@@ -95,6 +95,7 @@ from llmplay.ui.common import format_error
 from llmplay.ui.decoding import parse_params
 from llmplay.ui.models_panel import TEXT_KINDS, generative_names, offer_kinds
 from llmplay.ui.queueing import GENERATION
+from llmplay.ui.refresh import VOTES, bump
 from llmplay.ui.tabs.templates import parse_values, template_choices
 
 log = logging.getLogger(__name__)
@@ -557,13 +558,14 @@ def build_arena_tab(services: Services, demo: gr.Blocks) -> ArenaTab:
 
     vote_outputs = [revealed, vote_id, feedback, reply_a, reply_b, *buttons.values()]
     for winner, button in buttons.items():
-        button.click(
+        voted = button.click(
             guard("vote", "vote in the arena", partial(on_vote, winner), user_param="voter"),
             [battle_id, user],
             vote_outputs,
             show_progress="hidden",
             **private,
         )
+        bump(demo, VOTES, voted)  # the Leaderboard counts it at once
     preference.click(prefer, [vote_id, user], feedback_status, **private)
     send_correction.click(correct, [vote_id, side, correction, user], feedback_status, **private)
     template.change(tab.input_hint, template, hint, **private)

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
 
 from llmplay.services import Services
 from llmplay.ui.access import declare
+from llmplay.ui.refresh import View
 from llmplay.ui.tabs.arena import ArenaTab
 
 ALL_TEMPLATES = "(all votes)"
@@ -27,7 +29,7 @@ def win_colour(rate: float) -> str:
 def heatmap_html(models: list[str], win_rate: list[list[float | None]], battles: list[list[int]]) -> str:
     """The win-rate matrix (Leaderboard.win_rate, .battles) as an HTML table with coloured cells."""
     if not models:
-        return "<p>No counted votes match these filters yet: vote in the Arena, then refresh.</p>"
+        return "<p>No counted votes match these filters yet: vote in the Arena, then open this tab again.</p>"
     cell = "padding:4px 8px;text-align:center;border:1px solid #ddd"
     head = "".join(f"<th style='{cell}'>{html.escape(k)}</th>" for k in models)
     rows = []
@@ -50,7 +52,13 @@ def heatmap_html(models: list[str], win_rate: list[list[float | None]], battles:
     )
 
 
-def build_leaderboard_tab(services: Services, demo: gr.Blocks) -> ArenaTab:
+@dataclass
+class LeaderboardHandle:
+    tab: ArenaTab
+    view: View  # the ratings read afresh (the app reloads it when the tab opens and after every vote)
+
+
+def build_leaderboard_tab(services: Services, demo: gr.Blocks) -> LeaderboardHandle:
     """Lay out the Leaderboard inside the current Blocks context and wire its events."""
     tab = ArenaTab(services.engine, services.templates)
     gr.Markdown(
@@ -87,4 +95,4 @@ def build_leaderboard_tab(services: Services, demo: gr.Blocks) -> ArenaTab:
         [refresh.click, template.input, since.submit, until.submit], show, [template, since, until], outputs, **private
     )
     demo.load(show, [template, since, until], outputs, **private)
-    return tab
+    return LeaderboardHandle(tab, View(show, [template, since, until], outputs))

@@ -457,7 +457,7 @@ def build_playground(services: Services, demo: gr.Blocks) -> Playground:
             )
             with gr.Row():
                 send = gr.Button("Send", variant="primary")
-                stop_button = gr.Button("Stop")
+                stop_button = gr.Button("Stop", elem_id="playground-stop")
                 clear = gr.Button("Clear")
             status = gr.Markdown(label="status", elem_id="playground-status")
             # Recorded with 👍 / 👎 and corrections (no logins yet: people name themselves).
@@ -520,12 +520,13 @@ def build_playground(services: Services, demo: gr.Blocks) -> Playground:
     reply.then(declared("view", _clear_sent_message), status, message, api_visibility="private")
     settings_inputs = inputs[2:]  # model .. backend: what a retried or edited message is sent with
 
-    def retry(history, *rest, data: gr.RetryData, request: gr.Request):
-        *values, sent_ = rest
+    # Plain positional parameters: Gradio fills the event data and the request by their place and type.
+    def retry(history, m, sm, mnt, t, tp, tk, rp, sd, st, dt, be, sent_, data: gr.RetryData, request: gr.Request):
+        values = (m, sm, mnt, t, tp, tk, rp, sd, st, dt, be)
         yield from pg.rerun(history, data.index, None, *values, sent=sent_, request=request)
 
-    def edit(history, *rest, data: gr.EditData, request: gr.Request):
-        *values, sent_ = rest
+    def edit(history, m, sm, mnt, t, tp, tk, rp, sd, st, dt, be, sent_, data: gr.EditData, request: gr.Request):
+        values = (m, sm, mnt, t, tp, tk, rp, sd, st, dt, be)
         text = data.value if isinstance(data.value, str) else None  # None: the edited history's own text
         yield from pg.rerun(history, data.index, text, *values, sent=sent_, request=request)
 

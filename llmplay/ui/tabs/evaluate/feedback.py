@@ -106,6 +106,9 @@ class EvalFeedbackPanel:
         return gr.Dropdown(choices=names, value=current) if current else gr.Dropdown(choices=names)
 
 
+QUEUE_PICKER = "evaluate-feedback-queue"
+
+
 def build_rows_to_queue(settings: Settings, run: gr.Dropdown, demo: gr.Blocks) -> EvalFeedbackPanel:
     """Lay out the panel under the Results of the run picked in ``run`` and wire it."""
     panel = EvalFeedbackPanel(settings)
@@ -117,7 +120,9 @@ def build_rows_to_queue(settings: Settings, run: gr.Dropdown, demo: gr.Blocks) -
             which = gr.Radio(WHICH_CHOICES, value="wrong", label="Which rows", scale=2)
             rows = gr.Textbox("", label="Rows (when 'These rows')", placeholder="3, 5, 8", scale=1)
         with gr.Row():
-            queue = gr.Dropdown([], label="Queue (pick one, or type a new name)", allow_custom_value=True, scale=2)
+            queue = gr.Dropdown(
+                [], label="Queue (pick one, or type a new name)", allow_custom_value=True, scale=2, elem_id=QUEUE_PICKER
+            )  # the app offers a queue made elsewhere when the tab opens (llmplay/ui/refresh.py)
             task = gr.Radio(list(EVAL_TASKS), value="correction", label="Task of a new queue", scale=2)
         with gr.Row():
             labels = gr.Textbox("", label="Labels of a new label queue (blank: the template's)", scale=2)

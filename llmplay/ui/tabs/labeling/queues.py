@@ -13,6 +13,7 @@ from llmplay.feedback import store as fb
 from llmplay.store import connect
 from llmplay.ui.access import Guard, declare, needs
 from llmplay.ui.common import format_error
+from llmplay.ui.refresh import QUEUES, bump
 from llmplay.ui.tabs.labeling.view import parse_labels
 
 log = logging.getLogger(__name__)
@@ -140,8 +141,9 @@ def _whole(value, what: str) -> int:
     return int(number)
 
 
-def build_queue_settings(tab, handle, refresh_queues) -> QueueSettings:
-    """The accordion under the labeling area; ``handle``: the work area's name box and queue picker."""
+def build_queue_settings(tab, handle, refresh_queues, demo=None) -> QueueSettings:
+    """The accordion under the labeling area; ``handle``: the work area's name box and queue picker; ``demo``: the
+    page, whose queue pickers elsewhere hear of a created or changed queue (llmplay/ui/refresh.py)."""
     settings = QueueSettings(tab)
     templates = settings.template_labels()
     with gr.Accordion("Manage queues", open=False, elem_id="labeling-manage") as manage:
@@ -187,14 +189,16 @@ def build_queue_settings(tab, handle, refresh_queues) -> QueueSettings:
 
     needs("admin", manage)  # queues are admin's; the guards below are what count
     guard = Guard(tab.engine.settings)
-    create.click(guard("admin", "create queues", settings.create, user_param="user"), inputs, created, **PRIVATE).then(
-        after_change, handle.queue, [handle.queue, which], **PRIVATE
-    )
+    made = create.click(guard("admin", "create queues", settings.create, user_param="user"), inputs, created, **PRIVATE)
+    made.then(after_change, handle.queue, [handle.queue, which], **PRIVATE)
     which.input(settings.load, which, [edit_guidelines, edit_k, archived, about], **PRIVATE)
-    save.click(
+    changed_ = save.click(
         guard("admin", "change queues", settings.save, user_param="user"),
         [which, edit_guidelines, edit_k, archived, handle.name],
         saved,
         **PRIVATE,
-    ).then(after_change, handle.queue, [handle.queue, which], **PRIVATE)
+    )
+    changed_.then(after_change, handle.queue, [handle.queue, which], **PRIVATE)
+    if demo is not None:
+        bump(demo, QUEUES, made, changed_)
     return settings

@@ -23,6 +23,7 @@ from llmplay.store import connect
 from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.ui.access import Guard, declare, declared, needs
 from llmplay.ui.common import format_error
+from llmplay.ui.refresh import QUEUES, View, changed, reload_on
 from llmplay.ui.tabs.labeling.view import choices, item_markdown, prompt_section, value_text
 
 log = logging.getLogger(__name__)
@@ -334,4 +335,6 @@ def build_review_panels(tab, handle, demo, review_tab: gr.Tab) -> Review:
         **PRIVATE,
     ).then(show_all, [queue, by], panels, **PRIVATE)
     demo.load(pick_queue, queue, queue, **PRIVATE)
+    # opening the sub-tab, or a queue made meanwhile, offers the current queues (the figures follow on select)
+    reload_on(View(pick_queue, [queue], [queue]), review_tab.select, *changed(demo, QUEUES))
     return review

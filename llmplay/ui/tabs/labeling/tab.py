@@ -42,6 +42,7 @@ from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.ui.access import Guard, checks_inside, declare
 from llmplay.ui.common import format_error
+from llmplay.ui.refresh import QUEUES, View, changed, reload_on
 from llmplay.ui.tabs.labeling.keys import KEYS_JS
 from llmplay.ui.tabs.labeling.view import (
     HISTORY_HEADERS,
@@ -297,6 +298,7 @@ class LabelingHandle:
     tab: LabelingTab
     queue: gr.Dropdown  # the picked queue (the review panels and queue settings follow it)
     name: gr.Textbox
+    queues: View | None = None  # the queue picker read afresh (the app reloads it when the tab opens)
 
 
 def build_labeling_tab(services: Services, demo: gr.Blocks) -> LabelingHandle:
@@ -311,10 +313,10 @@ def build_labeling_tab(services: Services, demo: gr.Blocks) -> LabelingHandle:
         "Each item needs its queue's number of independent answers; you never get an item twice."
     )
     with gr.Tabs(elem_id="labeling-tabs"):
-        with gr.Tab("Label", id="labeling-label"):
+        with gr.Tab("Label", id="labeling-label") as label_tab:
             with gr.Column(elem_id="labeling-work"):
                 handle, refresh_queues = _work_area(tab)
-            build_queue_settings(tab, handle, refresh_queues)
+            build_queue_settings(tab, handle, refresh_queues, demo)
         with gr.Tab("Review", id="labeling-review") as review_tab:
             build_review_panels(tab, handle, demo, review_tab)
     guard = Guard(engine.settings)  # labeling is labelers' and admins'; the labeler is the login name
@@ -323,6 +325,9 @@ def build_labeling_tab(services: Services, demo: gr.Blocks) -> LabelingHandle:
     gr.api(api_next, api_name="labeling_next", concurrency_limit=None, concurrency_id="labeling-api")
     gr.api(api_submit, api_name="labeling_submit", concurrency_limit=None, concurrency_id="labeling-api")
     demo.load(refresh_queues, handle.queue, handle.queue, **FAST)
+    # a queue made in another tab or session is offered when the sub-tab opens, one made here at once
+    handle.queues = View(refresh_queues, [handle.queue], [handle.queue])
+    reload_on(handle.queues, label_tab.select, *changed(demo, QUEUES))
     demo.load(None, js=KEYS_JS)  # the keyboard shortcuts, installed once per page
     return handle
 
