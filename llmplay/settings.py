@@ -104,6 +104,9 @@ class Settings:
     # such code runs with the server's rights, so only the operator turns it on (LLMPLAY_TRUST_REMOTE_CODE=1),
     # and then only for models whose catalog entry asks for it.
     trust_remote_code: bool = False
+    # The OpenAI-compatible API (/v1) in single-user mode answers this machine only (loopback) unless opened:
+    # with no users there are no keys, so anyone who reaches the port would act as the admin.
+    api_open: bool = False
     # How long a login lasts (LLMPLAY_SESSION_HOURS); removing a user or changing their role ends it sooner.
     session_hours: float = 12.0
 
@@ -183,6 +186,7 @@ class Settings:
         values["allowed_key_envs"] = _env_list("LLMPLAY_ALLOWED_KEY_ENVS")
         values["allowed_endpoints"] = _env_list("LLMPLAY_ALLOWED_ENDPOINTS")
         values["trust_remote_code"] = _env_flag("LLMPLAY_TRUST_REMOTE_CODE")
+        values["api_open"] = _env_flag("LLMPLAY_API_OPEN")
         values["session_hours"] = _env_float("LLMPLAY_SESSION_HOURS", cls.session_hours)
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known

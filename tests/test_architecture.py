@@ -21,7 +21,8 @@ LAYERS: list[set[str]] = [
     {"errors", "exitcodes", "atomicfile", "csvsafe", "jsonsafe", "yamlsafe", "textdiff", "processes", "names", "eta"},
     {"backend_names", "migrations"},
     {"store", "settings"},  # the database and the configuration: nothing of the app above them
-    {"limits", "tempfiles", "upload_quota", "worker", "auth", "arena"},  # shared services with no model in them
+    # shared services with no model in them
+    {"limits", "tempfiles", "upload_quota", "worker", "concurrency", "auth", "arena"},
     {"models"},  # what a model is: catalog, sources, trained versions, lines
     {"engine"},  # running models
     {"templates", "datasets"},  # inputs every feature shares

@@ -31,6 +31,12 @@ def add_users_commands(subparsers) -> None:
     s.add_argument("role", help=" | ".join(ROLES))
     r = actions.add_parser("remove", help="remove a user")
     r.add_argument("name")
+    k = actions.add_parser("key", help="print a new API key for a user (shown once), or --revoke their keys")
+    k.add_argument("name")
+    k.add_argument("--revoke", action="store_true", help="end every key of this user")
+    ks = actions.add_parser("keys", help="list API keys (never their secrets)")
+    ks.add_argument("name", nargs="?")
+    ks.add_argument("--json", action="store_true")
     au = actions.add_parser("audit", help="show the audit log")
     au.add_argument("--limit", type=cliargs.whole("list_count"), default=50)
     au.add_argument("--json", action="store_true")
@@ -77,6 +83,29 @@ def cmd_users(args, settings: Settings) -> int:
         users.remove_user(settings, args.name)
         audit(settings, operator, "remove users", args.name)
         print(f"Removed {args.name}.")
+    elif args.action == "key":
+        from llmplay.auth import keys
+
+        if args.revoke:
+            count = keys.revoke_keys(settings, args.name)
+            audit(settings, operator, "revoke API keys", args.name, detail={"keys": count})
+            print(f"Revoked {count} key(s) of {args.name}.")
+        else:
+            key = keys.create_key(settings, args.name)
+            audit(settings, operator, "create API keys", args.name)
+            print(key)
+            print(f"(a new API key of {args.name}; it is shown only now)", file=sys.stderr)
+    elif args.action == "keys":
+        from llmplay.auth import keys
+
+        rows = keys.list_keys(settings, args.name)
+        if args.json:
+            print(json.dumps([r.__dict__ for r in rows], indent=1))
+        elif not rows:
+            print("No API keys." if not args.name else f"No API keys of {args.name}.")
+        for r in [] if args.json else rows:
+            state = f"revoked {r.revoked_at}" if r.revoked_at else f"last used {r.last_used_at or 'never'}"
+            print(f"{r.prefix}…\t{r.user}\tcreated {r.created_at}\t{state}")
     elif args.action == "audit":
         rows = audit_rows(settings, args.limit)
         if args.json:

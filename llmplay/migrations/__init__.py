@@ -31,5 +31,6 @@ for _migration in (
     evaluation.m010_output_backend,
     feedback.m011_feedback_provenance,
     chat_replies.m012_chat_replies,
+    auth.m013_api_keys,
 ):
     MIGRATIONS()(_migration)

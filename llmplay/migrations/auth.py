@@ -34,3 +34,22 @@ def m009_users(db: Database) -> None:
         not_null={"at", "action", "allowed"},
     )
     db["audit_log"].create_index(["at"])
+
+
+def m013_api_keys(db: Database) -> None:
+    # API keys (llmplay/auth/keys.py): a key acts as its user with the user's current role; only a digest is kept.
+    db["api_keys"].create(
+        {
+            "id": int,
+            "user": str,  # users.name (no foreign key: a removed user's keys stop working, the rows stay)
+            "prefix": str,  # the key's first characters, shown in listings to tell keys apart
+            "digest": str,  # sha256 of the whole key (keys are random, 32 bytes: no slow hash needed)
+            "created_at": str,
+            "revoked_at": str,  # null while the key works
+            "last_used_at": str,
+        },
+        pk="id",
+        not_null={"user", "prefix", "digest", "created_at"},
+    )
+    db["api_keys"].create_index(["digest"], unique=True)
+    db["api_keys"].create_index(["user"])

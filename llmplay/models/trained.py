@@ -75,17 +75,23 @@ def version_specs(db_path: Path | None, lookup: Lookup) -> list[ModelSpec]:
     return specs
 
 
-def line_spec(db_path: Path | None, name: str, lookup: Lookup) -> ModelSpec | None:
-    """``line:<name>``: the spec of the line's active version (the base model while none is active)."""
+def line_active(db_path: Path | None, name: str) -> str | None:
+    """``line:<name>``: the catalog name of what the line serves now (its active version's label, or its base
+    model while none is active); None for no such line."""
     if db_path is None or not name.startswith(lines.LINE_PREFIX) or not Path(db_path).exists():
         return None
     with connect(db_path) as db:
         line = lines.find_line(db, name)
-        if line is None:
-            return None
-        active = lines.active_label(db, line["base_model"], line["active_version_id"])
+        return None if line is None else lines.active_label(db, line["base_model"], line["active_version_id"])
+
+
+def line_spec(db_path: Path | None, name: str, lookup: Lookup) -> ModelSpec | None:
+    """``line:<name>``: the spec of the line's active version (the base model while none is active)."""
+    active = line_active(db_path, name)
+    if active is None:
+        return None
     spec = lookup(active)
-    description = f"model line {line['name']}: active = {active}"
+    description = f"model line {name[len(lines.LINE_PREFIX) :]}: active = {active}"
     return replace(spec, name=name, base=spec.base or spec.name, builtin=False, description=description)
 
 

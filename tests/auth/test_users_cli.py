@@ -91,3 +91,27 @@ def test_hash_is_not_the_password_and_verifies(tmp_path):
     users.add_user(settings, "dora", "viewer", "s3cret-pass")
     with pytest.raises(users.UserError, match="exists already"):
         users.add_user(settings, "dora", "admin", "another-pass")
+
+
+def test_api_keys_are_printed_once_listed_without_their_secret_and_revoked(tmp_path):
+    from llmplay.auth.keys import key_user
+
+    assert run(tmp_path, "users", "add", "app", "--role", "viewer", stdin="app password\n").returncode == 0
+    made = run(tmp_path, "users", "key", "app")
+    assert made.returncode == exitcodes.OK, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith("llp-") and "shown only now" in made.stderr
+    settings = Settings(data_dir=tmp_path)
+    assert key_user(settings, key) == ("app", "viewer")
+
+    listed = run(tmp_path, "users", "keys", "--json")
+    rows = json.loads(listed.stdout)
+    assert [(r["user"], r["prefix"], r["revoked_at"]) for r in rows] == [("app", key[:10], None)]
+    assert key not in listed.stdout and key not in run(tmp_path, "users", "keys").stdout
+
+    revoked = run(tmp_path, "users", "key", "app", "--revoke")
+    assert revoked.returncode == exitcodes.OK and "Revoked 1 key(s) of app." in revoked.stdout
+    assert key_user(settings, key) is None
+    missing = run(tmp_path, "users", "key", "nobody")
+    assert missing.returncode == exitcodes.BAD_INPUT and "No user 'nobody'" in missing.stderr
+    assert "Traceback" not in missing.stderr

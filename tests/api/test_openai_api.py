@@ -1,0 +1,168 @@
+"""The OpenAI-compatible API (/v1) through the official ``openai`` client against a real llmplay server (uvicorn
+on a port, users and API keys in a real SQLite file, the bundled SmolLM2 generating)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import openai
+import pytest
+
+from llmplay.auth.keys import create_key, list_keys, revoke_keys
+from llmplay.engine import Engine, GenerationParams, GenerationRequest
+from llmplay.loop.lines import create_line
+from llmplay.settings import Settings
+from llmplay.store import connect
+from tests.auth.team import add_team, free_port
+from tests.conftest import CHAT_MODEL
+
+QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+
+
+@pytest.fixture(scope="module")
+def server(engine, tmp_path_factory, model_cache_dir):
+    from llmplay.ui.app import launch
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("api") / "data", cache_dir=model_cache_dir)
+    add_team(settings)  # ada (admin), lab (labeler), vic (viewer): keys are needed
+    with connect(settings.db_path) as db:
+        create_line(db, "capitals", CHAT_MODEL, "financial-sentiment")
+    api_engine = Engine(settings, shared_models=engine.models)  # the session's weights, this test's data dir
+    served = launch(api_engine, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
+    yield served.local_url.rstrip("/"), settings, api_engine
+    served.close()
+    api_engine.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    url, settings, _ = server
+    return openai.OpenAI(base_url=url + "/v1", api_key=create_key(settings, "vic"), max_retries=0, timeout=300)
+
+
+def test_a_chat_completion_is_the_engines_greedy_reply_with_its_token_counts(server, client):
+    _, _, api_engine = server
+    reply = client.chat.completions.create(model=CHAT_MODEL, messages=QUESTION, temperature=0, max_tokens=8)
+    request = GenerationRequest.of(QUESTION, GenerationParams(max_new_tokens=8))
+    expected = [e.result for e in api_engine.stream(CHAT_MODEL, request) if e.done][0]  # the Playground's path
+    assert reply.choices[0].message.content == expected.text and "Paris" in expected.text
+    assert reply.choices[0].message.role == "assistant"
+    assert reply.usage.prompt_tokens == expected.prompt_tokens
+    assert reply.usage.completion_tokens == expected.completion_tokens
+    assert reply.usage.total_tokens == expected.prompt_tokens + expected.completion_tokens
+    assert reply.model == CHAT_MODEL and reply.id.startswith("chatcmpl-")
+
+
+def test_a_streamed_chat_adds_up_to_the_same_reply_and_ends_with_usage(client):
+    whole = client.chat.completions.create(model=CHAT_MODEL, messages=QUESTION, temperature=0, max_tokens=8)
+    stream = client.chat.completions.create(
+        model=CHAT_MODEL,
+        messages=QUESTION,
+        temperature=0,
+        max_tokens=8,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1, "it streamed in pieces"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == [whole.choices[0].finish_reason]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+
+
+def test_completions_stop_at_a_stop_string_streamed_or_not(client):
+    prompt = "Count: one, two, three, four, five,"
+    free = client.completions.create(model=CHAT_MODEL, prompt=prompt, temperature=0, max_tokens=12)
+    assert "," in free.choices[0].text, free.choices[0].text
+    cut = client.completions.create(model=CHAT_MODEL, prompt=prompt, temperature=0, max_tokens=12, stop=[","])
+    assert "," not in cut.choices[0].text and cut.choices[0].finish_reason == "stop"
+    assert free.choices[0].text.startswith(cut.choices[0].text)
+    streamed = client.completions.create(
+        model=CHAT_MODEL, prompt=prompt, temperature=0, max_tokens=12, stop=[","], stream=True
+    )
+    assert "".join(c.choices[0].text for c in streamed) == cut.choices[0].text
+
+
+def test_a_seed_reproduces_a_sampled_reply(client):
+    def sample(seed):
+        reply = client.chat.completions.create(
+            model=CHAT_MODEL, messages=[{"role": "user", "content": "Tell me a story."}], temperature=1.0,
+            max_tokens=16, seed=seed,
+        )  # fmt: skip
+        return reply.choices[0].message.content
+
+    first = sample(7)
+    assert sample(7) == first
+    assert any(sample(s) != first for s in (8, 9)), "other seeds sample other replies"
+
+
+def test_models_lists_catalog_models_and_lines_and_a_line_answers_from_its_active_version(server, client):
+    names = {m.id for m in client.models.list()}
+    assert {CHAT_MODEL, "line:capitals"} <= names
+    assert "all-minilm-l6-v2" not in names, "an embeddings model writes no replies"
+    url, settings, _ = server
+    raw = client.chat.completions.with_raw_response.create(
+        model="line:capitals", messages=QUESTION, temperature=0, max_tokens=4
+    )
+    assert raw.headers["x-llmplay-served-by"] == CHAT_MODEL, "no version promoted yet: the base model answers"
+    assert raw.parse().model == "line:capitals"
+
+
+def test_errors_come_in_openais_shape_with_their_status(server, client):
+    url, settings, _ = server
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.chat.completions.create(model="no-such-model", messages=QUESTION)
+    assert missing.value.status_code == 404 and missing.value.code == "model_not_found"
+    assert "GET /v1/models" in missing.value.message
+    with pytest.raises(openai.BadRequestError, match="'n' must be 1"):
+        client.chat.completions.create(model=CHAT_MODEL, messages=QUESTION, n=2)
+    with pytest.raises(openai.BadRequestError, match="'temperature' must be between 0 and 2"):
+        client.chat.completions.create(model=CHAT_MODEL, messages=QUESTION, temperature=5)
+    with pytest.raises(openai.AuthenticationError) as bad_key:
+        openai.OpenAI(base_url=url + "/v1", api_key="llp-not-a-key", max_retries=0).models.list()
+    assert bad_key.value.status_code == 401 and bad_key.value.code == "invalid_api_key"
+
+    key = client.api_key
+    for body, status, fragment in [
+        (b"{not json", 400, "not valid JSON"),
+        (json.dumps({"model": CHAT_MODEL, "messages": "hi"}).encode(), 400, "'messages' must be a non-empty list"),
+        (json.dumps({"model": CHAT_MODEL, "messages": [{"role": "user", "content": "x"}] * 1001}).encode(), 400,
+         "at most 1000"),
+        (b"{" + b" " * (5 * 1024 * 1024) + b"}", 413, "at most"),
+    ]:  # fmt: skip
+        request = urllib.request.Request(
+            url + "/v1/chat/completions",
+            data=body,
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=60)
+        error = json.loads(info.value.read())["error"]
+        assert info.value.code == status and fragment in error["message"], (status, error)
+        assert error["type"] == "invalid_request_error"
+
+
+def test_a_revoked_key_or_a_removed_user_stops_working_and_listings_show_no_secret(server):
+    from llmplay.auth.users import add_user, remove_user
+
+    url, settings, _ = server
+    add_user(settings, "tmp", "viewer", "tmp-password")
+    key = create_key(settings, "tmp")
+    models = openai.OpenAI(base_url=url + "/v1", api_key=key, max_retries=0).models
+    assert models.list().data
+    assert revoke_keys(settings, "tmp") == 1
+    with pytest.raises(openai.AuthenticationError):
+        models.list()
+    again = create_key(settings, "tmp")
+    remove_user(settings, "tmp")
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=url + "/v1", api_key=again, max_retries=0).models.list()
+    listed = list_keys(settings, "tmp")
+    assert len(listed) == 2 and all(k.prefix == key[:10] or k.prefix == again[:10] for k in listed)
+    with connect(settings.db_path) as db:
+        stored = json.dumps([dict(r) for r in db["api_keys"].rows])
+    assert key not in stored and again not in stored, "only digests are kept"
