@@ -30,8 +30,9 @@ loading, generating, done, error), ``text``, ``error`` (that column's failure; t
 ``"⚠️ Error: ..."``), ``ttft_s``, ``tok_s``, ``tokens``, ``finish_reason``, ``result`` (the engine's result
 as a dict), ``first_text_s`` / ``finished_s`` (seconds from the start: how the columns overlapped),
 ``waits_for`` (columns on the same local model take turns in column order: the column this one follows),
-``request`` (exactly what was sent: ``{"prompt"}`` or ``{"messages"}``) and ``history`` (the conversation
-including this reply; a failed turn leaves it unchanged).
+``request`` (exactly what was sent: ``{"prompt"}`` or ``{"messages"}``), ``history`` (the conversation
+including this reply; a failed turn leaves it unchanged) and ``example_turns`` (how many turns at the start of
+``history`` are the template's few-shot examples: the tab folds them into one closed box above the answer).
 
 - ``/reroll``: ``(column, columns, comparison) -> comparison``, streamed: column ``column`` (1-based) of a
   previous ``/compare`` result of the caller's (only its ``id`` is read; the server's stored columns are used)
