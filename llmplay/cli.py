@@ -32,6 +32,7 @@ from llmplay.limits import MAX_STOP_STRINGS, check_number, check_stop, span
 from llmplay.loop.cli import add_loop_commands, cmd_loop
 from llmplay.settings import DTYPES, Settings
 from llmplay.templates.cli import add_template_commands, cmd_templates
+from llmplay.traces_cli import add_traces_commands, cmd_traces
 from llmplay.training.cli import add_train_commands, cmd_train, cmd_versions
 
 
@@ -202,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_loop_commands(sub)
     add_users_commands(sub)
     add_backup_commands(sub)
+    add_traces_commands(sub)
     sub.add_parser("serve", help="start the web app (host/port from GRADIO_SERVER_NAME/PORT)")
     return ap
 
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         handlers = {"models": cmd_models, "generate": cmd_generate, "templates": cmd_templates, "serve": cmd_serve}
         handlers.update(eval=cmd_eval, train=cmd_train, versions=cmd_versions, feedback=cmd_feedback, loop=cmd_loop)
         handlers.update(users=cmd_users)
-        handlers.update(backup=cmd_backup, restore=cmd_restore)
+        handlers.update(backup=cmd_backup, restore=cmd_restore, traces=cmd_traces)
         handler = handlers[args.command]
         return handler(args, settings)
     except LlmplayError as exc:

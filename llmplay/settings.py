@@ -109,6 +109,12 @@ class Settings:
     api_open: bool = False
     # How long a login lasts (LLMPLAY_SESSION_HOURS); removing a user or changing their role ends it sooner.
     session_hours: float = 12.0
+    # API traces (llmplay/traces.py): the share of requests stored (LLMPLAY_TRACE_SAMPLE, 0 = off), regular
+    # expressions whose matches are stored as [redacted] (LLMPLAY_TRACE_REDACT, separated by ";;"), and how many
+    # traces are kept (LLMPLAY_TRACE_KEEP; the oldest go first).
+    trace_sample: float = 1.0
+    trace_redact: tuple[str, ...] = ()
+    trace_keep: int = 100_000
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -116,12 +122,20 @@ class Settings:
         object.__setattr__(self, "backend", check_choice(self.backend))
         check_precision(self.fast_precision)
         positive = ("port", "max_input_chars", "max_new_tokens_limit", "max_batch_size", "upload_max_bytes")
-        limits = ("upload_quota_bytes", "upload_quota_files", "training_queue_max")
+        limits = ("upload_quota_bytes", "upload_quota_files", "training_queue_max", "trace_keep")
         for name in (*positive, *limits, "training_slots"):
             if getattr(self, name) <= 0:
                 raise LlmplayError(f"Setting {name} must be positive; got {getattr(self, name)}.")
         if not 0 < self.session_hours < 24 * 366:  # also refuses nan
             raise LlmplayError(f"Setting session_hours must be between 0 and a year; got {self.session_hours}.")
+        if not 0 <= self.trace_sample <= 1:  # also refuses nan
+            raise LlmplayError(f"Setting trace_sample must be between 0 and 1; got {self.trace_sample}.")
+        object.__setattr__(self, "trace_redact", tuple(self.trace_redact))
+        for pattern in self.trace_redact:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise LlmplayError(f"trace_redact: {pattern!r} is not a regular expression ({exc}).") from None
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "prompts_dir", Path(self.prompts_dir))
         object.__setattr__(self, "allowed_model_dirs", tuple(Path(d) for d in self.allowed_model_dirs))
@@ -188,6 +202,9 @@ class Settings:
         values["trust_remote_code"] = _env_flag("LLMPLAY_TRUST_REMOTE_CODE")
         values["api_open"] = _env_flag("LLMPLAY_API_OPEN")
         values["session_hours"] = _env_float("LLMPLAY_SESSION_HOURS", cls.session_hours)
+        values["trace_sample"] = _env_float("LLMPLAY_TRACE_SAMPLE", cls.trace_sample)
+        values["trace_redact"] = _env_list("LLMPLAY_TRACE_REDACT", ";;")
+        values["trace_keep"] = _env_int("LLMPLAY_TRACE_KEEP", cls.trace_keep)
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
         if unknown:

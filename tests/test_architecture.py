@@ -27,12 +27,12 @@ LAYERS: list[set[str]] = [
     {"engine"},  # running models
     {"templates", "datasets"},  # inputs every feature shares
     {"feedback"},
-    {"compare", "chat_replies"},
+    {"compare", "chat_replies", "traces"},
     {"evaluation"},
     {"training"},
     {"loop"},  # continual learning: feedback -> training -> evaluation gates -> promotion
     # the app's long-lived objects
-    {"services", "api", "backup_files", "backup", "backup_schedule", "backup_cli", "cliargs"},
+    {"services", "api", "backup_files", "backup", "backup_schedule", "backup_cli", "traces_cli", "cliargs"},
     {"ui"},  # the only package that imports gradio
     {"cli"},
 ]

@@ -23,12 +23,15 @@ from contextlib import closing
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
+from llmplay import traces
 from llmplay.api.openai_shapes import (
     ApiCall,
     ApiError,
     chunk,
     completion_body,
+    finish_reason,
     model_entry,
     new_id,
     parse_chat,
@@ -41,16 +44,20 @@ from llmplay.auth.roles import requires
 from llmplay.concurrency import Busy, Gate
 from llmplay.engine import Engine, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError, UnknownModelError
+from llmplay.feedback.provenance import Sender
+from llmplay.feedback.records import FeedbackError
 from llmplay.models.catalog import ModelSpec
 from llmplay.models.lines import LINE_PREFIX
 from llmplay.models.trained import line_active
+from llmplay.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 4 * 1024 * 1024  # bytes of JSON; a bigger body is refused before it is parsed
 WAIT_S = 600.0  # the longest a request waits for a generation slot
 LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
-TRACE_HEADER = "X-Llmplay-Served-By"  # the model or version that answered (a line's active version)
+SERVED_HEADER = "X-Llmplay-Served-By"  # the model or version that answered (a line's active version)
+TRACE_ID_HEADER = "X-Llmplay-Trace-Id"  # the stored trace's id (also the response's id): feedback names it
 
 
 def _error(exc: ApiError) -> JSONResponse:
@@ -146,7 +153,7 @@ def openai_router(engine: Engine) -> APIRouter:
 
     async def generate(request: Request, parse) -> object:
         try:
-            guarded(request, "generate", "generate through the API")
+            caller = guarded(request, "generate", "generate through the API")
             call = parse(await _body(request), engine.settings.max_new_tokens_limit)
             spec, served = _resolve(engine, call.model)
             provider = engine.provider(spec)
@@ -159,18 +166,19 @@ def openai_router(engine: Engine) -> APIRouter:
             gate.acquire(timeout=WAIT_S)
         except Busy as exc:
             return _error(ApiError(f"llmplay is busy ({exc}); try again shortly.", 429, "rate_limit_error"))
-        headers = {TRACE_HEADER: served}
+        trace = Tracer(engine.settings, caller, call, served, new_id(call.chat))
+        headers = {SERVED_HEADER: served, TRACE_ID_HEADER: trace.id}
         if call.stream:
-            return StreamingResponse(
-                _events(engine, spec, call, served, gate), media_type="text/event-stream", headers=headers
-            )
+            return StreamingResponse(_events(engine, spec, call, trace, gate), media_type="text/event-stream",
+                                     headers=headers)  # fmt: skip
         try:
             result = await _run(engine, spec, call)
         finally:
             gate.release()
+        await run_in_threadpool(trace.done, result, result.text)
         if result.error:
             return _error(_failed(result))
-        return JSONResponse(completion_body(call, new_id(call.chat), result, served), headers=headers)
+        return JSONResponse(completion_body(call, trace.id, result, served), headers=headers)
 
     @router.post("/chat/completions")
     @requires("generate")
@@ -182,12 +190,42 @@ def openai_router(engine: Engine) -> APIRouter:
     async def completions(request: Request):
         return await generate(request, parse_completion)
 
+    @router.post("/feedback")
+    @requires("vote")
+    async def feedback(request: Request):
+        """{"trace_id", "rating"?, "correction"?, "preferred"?, "comment"?} -> what was stored, per kind."""
+        try:
+            caller = guarded(request, "vote", "send feedback through the API")
+            body = await _body(request)
+            if not isinstance(body, dict) or not isinstance(body.get("trace_id"), str):
+                raise ApiError("'trace_id' is required: the 'id' of the response the feedback is about.", 400,
+                               param="trace_id")  # fmt: skip
+            texts = {k: body.get(k) for k in ("correction", "preferred", "comment")}
+            for name, value in texts.items():
+                if value is not None and not isinstance(value, str):
+                    raise ApiError(f"'{name}' must be a string.", 400, param=name)
+            sender = Sender(caller.name, caller.role)
+            sent = await run_in_threadpool(
+                traces.send_feedback, engine.settings, body["trace_id"], sender, rating=body.get("rating"), **texts
+            )
+        except ApiError as exc:
+            return _error(exc)
+        except FeedbackError as exc:
+            status = 404 if "not found" in str(exc).lower() or "yours" in str(exc).lower() else 400
+            return _error(ApiError(str(exc), status))
+        except LlmplayError as exc:
+            return _error(ApiError(str(exc), 400))
+        stored = [
+            {"queue": s.queue.name, "item_id": s.item.id, "response_id": s.response.id if s.response else None}
+            for s in sent
+            if s is not None
+        ]
+        return {"object": "feedback", "trace_id": body["trace_id"], "stored": stored}
+
     return router
 
 
 async def _run(engine: Engine, spec: ModelSpec, call: ApiCall) -> GenerationResult:
-    from starlette.concurrency import run_in_threadpool
-
     def whole() -> GenerationResult:
         result = None
         with closing(engine.stream(spec, call.request)) as events:
@@ -203,26 +241,70 @@ def _sse(obj) -> str:
     return "data: " + json.dumps(obj, ensure_ascii=False) + "\n\n"
 
 
-def _events(engine: Engine, spec: ModelSpec, call: ApiCall, served: str, gate: Gate) -> Iterator[str]:
-    """Server-sent events of one streamed reply; the slot is released when the stream ends or the client goes."""
-    id_ = new_id(call.chat)
+def _events(engine: Engine, spec: ModelSpec, call: ApiCall, trace: Tracer, gate: Gate) -> Iterator[str]:
+    """Server-sent events of one streamed reply; the slot is released and the trace stored when the stream ends
+    or the client goes (a trace of what it had, ``cancelled``)."""
+    id_, served, text, result, released = trace.id, trace.served, "", None, False
     try:
         if call.chat:
             yield _sse(chunk(call, id_, served, first=True))
-        result = None
         with closing(engine.stream(spec, call.request)) as events:
             for event in events:
                 if event.done:
                     result = event.result
                 elif event.delta:
+                    text += event.delta
                     yield _sse(chunk(call, id_, served, text=event.delta))
         if result is None or result.error:
-            yield _sse(_failed(result or GenerationResult.failure("", spec.name)).body())
+            result = result or GenerationResult.failure("The model ended without a reply.", spec.name)
+            yield _sse(_failed(result).body())
         else:
-            reason = "length" if result.finish_reason == "length" else "stop"
-            yield _sse(chunk(call, id_, served, finish=reason))
+            yield _sse(chunk(call, id_, served, finish=finish_reason(result)))
             if call.include_usage:
                 yield _sse(usage_chunk(call, id_, served, result))
+        gate.release()
+        released = True
+        trace.done(result, text)  # stored before [DONE]: a client that saw the end finds its trace
         yield "data: [DONE]\n\n"
     finally:
-        gate.release()
+        if not released:  # the client went away mid-reply: a trace of what it had
+            gate.release()
+            trace.done(None, text)
+
+
+class Tracer:
+    """Stores one request's trace once it ends (when ``trace_sample`` draws it); never fails the request."""
+
+    def __init__(self, settings: Settings, caller: Caller, call: ApiCall, served: str, id_: str):
+        self.settings, self.caller, self.call, self.served, self.id = settings, caller, call, served, id_
+        self.keep = traces.sampled(settings)
+
+    def done(self, result: GenerationResult | None, text: str) -> None:
+        if not self.keep:
+            return
+        request = self.call.request
+        line = self.call.model[len(LINE_PREFIX) :] if self.call.model.startswith(LINE_PREFIX) else None
+        reason = "cancelled" if result is None else ("error" if result.error else finish_reason(result))
+        try:
+            traces.record(
+                self.settings,
+                id=self.id,
+                user=self.caller.name,
+                endpoint="chat" if self.call.chat else "completion",
+                model=self.call.model,
+                served=self.served,
+                line=line,
+                request=request.as_messages() if self.call.chat else request.prompt,
+                params=request.params.to_dict(),
+                reply=text if result is None or result.error else result.text,
+                finish_reason=reason,
+                error=result.error if result is not None else None,
+                prompt_tokens=result.prompt_tokens if result is not None else 0,
+                completion_tokens=result.completion_tokens if result is not None else 0,
+                latency_s=result.latency_s if result is not None else None,
+                ttft_s=result.time_to_first_token_s if result is not None else None,
+                backend=result.backend if result is not None else None,
+                stream=self.call.stream,
+            )
+        except Exception:  # a full disk or a locked database must not fail an answer already sent
+            log.exception("Storing API trace %s failed", self.id)

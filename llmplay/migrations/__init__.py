@@ -14,7 +14,18 @@ from __future__ import annotations
 
 from sqlite_utils.migrations import Migrations
 
-from llmplay.migrations import arena, auth, chat_replies, datasets, evaluation, feedback, loop, templates, training
+from llmplay.migrations import (
+    arena,
+    auth,
+    chat_replies,
+    datasets,
+    evaluation,
+    feedback,
+    loop,
+    templates,
+    traces,
+    training,
+)
 
 MIGRATIONS = Migrations("llmplay")
 
@@ -32,5 +43,6 @@ for _migration in (
     feedback.m011_feedback_provenance,
     chat_replies.m012_chat_replies,
     auth.m013_api_keys,
+    traces.m014_api_traces,
 ):
     MIGRATIONS()(_migration)

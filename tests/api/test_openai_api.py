@@ -166,3 +166,61 @@ def test_a_revoked_key_or_a_removed_user_stops_working_and_listings_show_no_secr
     with connect(settings.db_path) as db:
         stored = json.dumps([dict(r) for r in db["api_keys"].rows])
     assert key not in stored and again not in stored, "only digests are kept"
+
+
+# ---- traces and feedback ----------------------------------------------------------------------------------------
+
+
+def test_every_request_is_a_trace_named_by_the_responses_id(server, client):
+    from llmplay import traces
+
+    _, settings, _ = server
+    raw = client.chat.completions.with_raw_response.create(
+        model="line:capitals", messages=QUESTION, temperature=0, max_tokens=6
+    )
+    reply = raw.parse()
+    assert raw.headers["x-llmplay-trace-id"] == reply.id
+    trace = traces.get_trace(settings, reply.id)
+    assert (trace.user, trace.model, trace.served, trace.line) == ("vic", "line:capitals", CHAT_MODEL, "capitals")
+    assert trace.request == QUESTION and trace.reply == reply.choices[0].message.content
+    assert (trace.prompt_tokens, trace.completion_tokens) == (reply.usage.prompt_tokens, reply.usage.completion_tokens)
+    assert trace.finish_reason == reply.choices[0].finish_reason and trace.params["max_new_tokens"] == 6
+    assert trace.latency_s > 0 and trace.backend and not trace.stream
+
+    chunks = list(client.completions.create(model=CHAT_MODEL, prompt="Paris is", max_tokens=5, stream=True))
+    streamed = traces.get_trace(settings, chunks[0].id)
+    assert streamed.stream and streamed.endpoint == "completion" and streamed.request == "Paris is"
+    assert streamed.reply == "".join(c.choices[0].text for c in chunks)
+    assert len(traces.list_traces(settings, search="capital of france")) >= 1
+
+
+def test_feedback_on_a_trace_lands_in_the_queues_with_the_trace_as_its_origin(server, client):
+    import httpx
+
+    from llmplay.feedback import store as fb
+
+    url, settings, _ = server
+    reply = client.chat.completions.create(model="line:capitals", messages=QUESTION, temperature=0, max_tokens=6)
+
+    def feedback(body, key=None):
+        headers = {"Authorization": f"Bearer {key or client.api_key}"}
+        return httpx.post(url + "/v1/feedback", json=body, headers=headers, timeout=60)
+
+    answer = feedback({"trace_id": reply.id, "rating": "down", "correction": "Paris.", "comment": "too long"})
+    assert answer.status_code == 200, answer.text
+    stored = {s["queue"]: s for s in answer.json()["stored"]}
+    assert set(stored) == {"playground-ratings", "inbox"}
+    with connect(settings.db_path) as db:
+        item = fb.get_item(db, stored["inbox"]["item_id"])
+        responses = fb.list_responses(db, item_id=item.id)
+    assert item.output == reply.choices[0].message.content, "the trace's reply, never the client's"
+    assert item.prompt == QUESTION and item.template == "financial-sentiment", "tagged with the line's template"
+    assert item.origin == {"api_trace": reply.id} and item.source == "api"
+    assert [(r.labeler, r.value) for r in responses if r.status == "submitted"] == [("vic", "Paris.")]
+
+    refused = feedback({"trace_id": reply.id, "rating": "up"}, key=create_key(settings, "lab"))
+    assert refused.status_code == 404 and "of yours" in refused.json()["error"]["message"], "another user's trace"
+    assert feedback({"trace_id": "chatcmpl-nope", "rating": 1}).status_code == 404
+    empty = feedback({"trace_id": reply.id})
+    assert empty.status_code == 400 and "rating, a correction" in empty.json()["error"]["message"]
+    assert feedback({"trace_id": reply.id, "rating": "meh"}).status_code == 400

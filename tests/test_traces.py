@@ -1,0 +1,65 @@
+"""Traces of API requests (llmplay/traces.py) on a real SQLite file: redaction, sampling, pruning, filters, and
+`llmplay traces list|export`."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from llmplay import exitcodes, traces
+from llmplay.cli import main
+
+
+def _record(settings, id_, reply="ok", **extra):
+    fields = dict(
+        id=id_, user="app", endpoint="chat", model="m", served="m", line=None,
+        request=[{"role": "user", "content": f"question {id_}"}], params={"max_new_tokens": 4}, reply=reply,
+        finish_reason="stop", error=None, prompt_tokens=3, completion_tokens=1, latency_s=0.1, ttft_s=0.05,
+        backend="fast float16", stream=False,
+    )  # fmt: skip
+    traces.record(settings, **(fields | extra))
+
+
+def test_patterns_are_redacted_before_a_trace_is_stored(settings):
+    settings = settings.with_(trace_redact=(r"\b\d{4}-\d{4}-\d{4}-\d{4}\b", r"(?i)password: \S+"))
+    _record(
+        settings,
+        "t1",
+        request=[{"role": "user", "content": "card 1234-5678-9012-3456, Password: hunter2"}],
+        reply="your card 1234-5678-9012-3456",
+    )
+    trace = traces.get_trace(settings, "t1")
+    assert trace.request == [{"role": "user", "content": "card [redacted], [redacted]"}]
+    assert trace.reply == "your card [redacted]"
+
+
+def test_sampling_keeps_the_configured_share(settings):
+    rng = random.Random(0)
+    half = settings.with_(trace_sample=0.5)
+    kept = sum(traces.sampled(half, rng) for _ in range(2000))
+    assert 900 < kept < 1100
+    assert not any(traces.sampled(settings.with_(trace_sample=0.0), rng) for _ in range(100))
+    assert all(traces.sampled(settings, rng) for _ in range(100))
+
+
+def test_pruning_keeps_the_newest(settings):
+    settings = settings.with_(trace_keep=3)
+    for i in range(5):
+        _record(settings, f"t{i}")
+    assert traces.prune(settings) == 2
+    assert [t.id for t in traces.list_traces(settings)] == ["t4", "t3", "t2"]
+
+
+def test_the_cli_lists_filters_and_exports_jsonl(settings, tmp_path, capsys, monkeypatch):
+    _record(settings, "a1", reply="Paris is the capital")
+    _record(settings, "a2", reply="Berlin", user="other", finish_reason="length")
+    base = ["--data-dir", str(settings.data_dir), "traces"]
+    assert main([*base, "list", "--search", "PARIS"]) == exitcodes.OK
+    listed = capsys.readouterr().out
+    assert "a1" in listed and "a2" not in listed
+    out = tmp_path / "traces.jsonl"
+    assert main([*base, "export", "--finish-reason", "length", "--out", str(out)]) == exitcodes.OK
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["id"], r["user"], r["reply"]) for r in rows] == [("a2", "other", "Berlin")]
+    assert main([*base, "export", "--out", str(tmp_path)]) == exitcodes.BAD_INPUT  # a folder: a message
+    assert "Cannot write" in capsys.readouterr().err
