@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from llmplay.engine.base import Provider, provider_class
 from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult, OptionScore, StreamEvent
@@ -16,6 +17,9 @@ from llmplay.errors import LlmplayError
 from llmplay.models.catalog import Catalog, ModelSpec
 from llmplay.models.loader import ModelManager
 from llmplay.settings import Settings
+
+if TYPE_CHECKING:
+    from llmplay.engine.likelihood import ScoredRow
 
 
 class Engine:
@@ -106,6 +110,25 @@ class Engine:
         scores = provider.score_options(request, list(options))
         best = max(scores, key=lambda s: s.logprob_per_token if per_token else s.logprob)
         return best.option, scores
+
+    def score_batch(
+        self,
+        model: str | ModelSpec,
+        prompts: Sequence[str | list | GenerationRequest],
+        options: Sequence[str],
+        dtype: str | None = None,
+        adapter: str | None = None,
+        cancel: threading.Event | None = None,
+    ) -> list[ScoredRow]:
+        """Every option's log-likelihood as the reply to each prompt, many rows at once: a local model shares the
+        prompts' common prefix and packs the rows (same scores as ``choose`` row by row); an endpoint scores them
+        by the prompt log-probabilities it returns (``/completions`` with echo + logprobs). Each row names the
+        backend and precision that scored it; per-row problems are error rows, ``row.best()`` the choice."""
+        provider = self.provider(model, dtype, adapter)
+        if not hasattr(provider, "score_batch"):
+            raise LlmplayError(f"{provider.spec.name!r} cannot score given answers by likelihood.")
+        requests = [p if isinstance(p, GenerationRequest) else GenerationRequest.of(p) for p in prompts]
+        return provider.score_batch(requests, list(options), cancel=cancel)
 
     def close(self) -> None:
         for provider in self._providers.values():

@@ -13,7 +13,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
-from llmplay.engine import backends
+from llmplay.engine import backends, likelihood
 from llmplay.engine.base import Provider
 from llmplay.engine.detokenize import TokenStreamer
 from llmplay.engine.sampling import Sampler
@@ -286,14 +286,9 @@ class LocalProvider(Provider):
         """
         import torch
 
-        if not options or any(not o for o in options):
-            raise InvalidRequestError("Give at least one non-empty option to score.")
+        likelihood.check_options(options)
         loaded = self.load()
-        if soft_prompt(loaded):
-            raise InvalidRequestError(
-                f"{self.spec.name} uses a prompt-tuning adapter, which cannot score given answers by likelihood "
-                "(its soft prompt does not fit the cached prompt this needs); use generate mode."
-            )
+        likelihood.refuse_soft_prompt(self, loaded)
         prompt_ids = self._prepare(loaded, request)
         tok = loaded.tokenizer
         option_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
@@ -316,6 +311,13 @@ class LocalProvider(Provider):
             total = first[ids[0]].item() + sum(logprobs[row, j - 1, ids[j]].item() for j in range(1, len(ids)))
             scores.append(OptionScore(option, total, len(ids)))
         return scores
+
+    def score_batch(
+        self, requests: list[GenerationRequest], options: list[str], cancel: threading.Event | None = None
+    ) -> list[likelihood.ScoredRow]:
+        """``score_options`` for many rows at once: the shared prompt prefix runs once, the rows and all their
+        options in packed passes (llmplay.engine.likelihood); same scores as one row at a time."""
+        return likelihood.score_batch(self, requests, options, cancel)
 
     # ---- streaming ----------------------------------------------------------------------------------
     def stream(self, request: GenerationRequest) -> Iterator[StreamEvent]:

@@ -19,9 +19,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from llmplay.engine.base import Provider
+from llmplay.engine.likelihood import ScoredRow, check_options
+from llmplay.engine.prompt_logprobs import ENDPOINT_LIKELIHOOD, likelihood_refusal, option_score, prompt_logprobs
 from llmplay.engine.text import base_model_text, stop_holdback, truncate_at_stop
-from llmplay.engine.types import FinishReason, GenerationRequest, GenerationResult, StreamEvent
-from llmplay.errors import LlmplayError, ProviderError
+from llmplay.engine.types import FinishReason, GenerationRequest, GenerationResult, OptionScore, StreamEvent
+from llmplay.errors import InvalidRequestError, LlmplayError, ProviderError
 from llmplay.models.access import Access
 from llmplay.models.catalog import ModelSpec
 from llmplay.settings import Settings
@@ -82,6 +84,7 @@ class OpenAICompatProvider(Provider):
         self.read_timeout = read_timeout
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
+        self._no_prompt_logprobs: str | None = None  # set once the server showed it returns none
         self._client = httpx.Client(
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=max(concurrency, 10)),
@@ -173,6 +176,74 @@ class OpenAICompatProvider(Provider):
                 time_to_first_token_s=first_token_s,
             ),
         )
+
+    def score_batch(
+        self, requests: list[GenerationRequest], options: list[str], cancel: threading.Event | None = None
+    ) -> list[ScoredRow]:
+        """Each option's log-likelihood as the reply to each request, from the prompt log-probabilities the
+        server returns for ``prompt + option`` (``/completions`` with ``echo`` and ``logprobs``, as
+        lm-evaluation-harness scores vLLM and llama.cpp servers): one request per row, all options in it.
+        Raises InvalidRequestError for a chat endpoint (its chat template is the server's, unseen here)."""
+        check_options(options)
+        refusal = likelihood_refusal(self.spec)
+        if refusal:
+            raise InvalidRequestError(refusal)
+
+        def one(request: GenerationRequest) -> ScoredRow:
+            row = ScoredRow(backend=ENDPOINT_LIKELIHOOD)
+            started = time.perf_counter()
+            if cancel is not None and cancel.is_set():
+                row.error, row.cancelled = "Cancelled before this row finished.", True
+                return row
+            try:
+                self.check_request(request)
+                if self._no_prompt_logprobs:  # found on an earlier row: refuse without asking again
+                    raise ProviderError(self._no_prompt_logprobs)
+                row.scores = self._score_one(base_model_text(request), options)
+            except LlmplayError as exc:
+                row.error = str(exc)
+            except Exception as exc:  # one bad row must not take the batch down
+                row.error = f"Unexpected error scoring on {self.base_url}: {exc}"
+            row.latency_s = time.perf_counter() - started
+            return row
+
+        if not requests:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+            return list(pool.map(one, requests))
+
+    def _score_one(self, context: str, options: list[str]) -> list[OptionScore]:
+        body = {
+            "model": self.model_name,
+            "prompt": [context + option for option in options],
+            # One token is generated (some servers refuse 0); its log-probability lies past the option and is
+            # not counted.
+            "max_tokens": 1,
+            "temperature": 0,
+            "echo": True,
+            "logprobs": 1,
+        }
+        try:
+            data = self._json(self._send("/completions", body))
+        except ProviderError as exc:
+            raise ProviderError(f"{exc} Likelihood mode needs /completions with echo + logprobs.") from None
+        choices = data.get("choices")
+        if not isinstance(choices, list) or len(choices) != len(options):
+            got = len(choices) if isinstance(choices, list) else 0
+            raise ProviderError(f"Endpoint {self.base_url} sent {got} choices for {len(options)} prompts.")
+        choices = sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0)
+        scores = []
+        for option, choice in zip(options, choices):
+            tokens = prompt_logprobs(choice, context + option)
+            if tokens is None:
+                self._no_prompt_logprobs = (
+                    f"Endpoint {self.base_url} returned no prompt log-probabilities (it ignores echo + logprobs on "
+                    "/completions), so it cannot score answers by likelihood: use a server that returns them "
+                    "(vLLM, llama.cpp) or generate mode."
+                )
+                raise ProviderError(self._no_prompt_logprobs)
+            scores.append(option_score(option, context, tokens, self.base_url))
+        return scores
 
     def list_models(self) -> list[str]:
         """Model ids the server offers (GET /models); raises ProviderError. For "test connection"."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from llmplay.datasets import DatasetError, load_dataset, sample
 from llmplay.engine.engine import Engine
+from llmplay.engine.prompt_logprobs import likelihood_refusal
 from llmplay.engine.types import GenerationRequest
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.evaluation import judge as judging
@@ -140,8 +141,12 @@ def resolve_column(
     if mode == "likelihood":
         if not template.output.labels:
             raise LlmplayError("likelihood mode chooses among the template's output labels; it declares none")
-        if spec.provider != "local":
-            raise LlmplayError("likelihood mode needs a local model (endpoints do not return log-probabilities)")
+        if spec.provider == "openai":  # scored by the prompt log-probabilities the server returns
+            refusal = likelihood_refusal(spec)
+            if refusal:
+                raise LlmplayError(refusal)
+        elif spec.provider != "local":
+            raise LlmplayError("likelihood mode needs a local model or a base-model endpoint")
     # Column mapping: the column's own, else the dataset's, else a dataset column of the same name.
     variables = dict(col.variables or {})
     for var in template.variables:

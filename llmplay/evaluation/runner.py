@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from llmplay import eta as eta_module
-from llmplay.engine.backends import REFERENCE
 from llmplay.engine.base import Provider
 from llmplay.engine.engine import Engine
 from llmplay.engine.types import GenerationRequest, GenerationResult
@@ -339,26 +338,31 @@ class EvalRunner:
                 cfg.model, [c.request for c in cells], dtype=cfg.dtype, adapter=cfg.adapter, cancel=cancel
             )
             return [(r, r.details) for r in results]
-        results: list[tuple[GenerationResult, dict | None]] = []
-        for cell in cells:  # likelihood: one forward pass per row over all labels
-            if cancel.is_set():
-                results.append((Provider.cancelled_result(cfg.model), None))
-                continue
-            began = time.perf_counter()
-            try:
-                best, scores = self.engine.choose(
-                    cfg.model, cell.request, column.template.output.labels, dtype=cfg.dtype, adapter=cfg.adapter
-                )
-            except LlmplayError as exc:
-                results.append((GenerationResult.failure(str(exc), cfg.model, time.perf_counter() - began), None))
-                continue
-            result = GenerationResult(
-                text=best,
-                latency_s=time.perf_counter() - began,
-                model=cfg.model,
-                backend=f"{REFERENCE} {column.dtype}",  # likelihoods: one transformers forward pass
+        # likelihood: the batch's rows and all their labels scored together (shared prompt prefix computed once)
+        began = time.perf_counter()
+        try:
+            rows = self.engine.score_batch(
+                cfg.model,
+                [c.request for c in cells],
+                column.template.output.labels,
+                dtype=cfg.dtype,
+                adapter=cfg.adapter,
+                cancel=cancel,
             )
-            results.append((result, {"options": {s.option: round(s.logprob, 4) for s in scores}}))
+        except LlmplayError as exc:  # the whole batch is refused (e.g. a prompt-tuning adapter)
+            elapsed = time.perf_counter() - began
+            return [(GenerationResult.failure(str(exc), cfg.model, elapsed), None) for _ in cells]
+        results: list[tuple[GenerationResult, dict | None]] = []
+        for row in rows:
+            if row.cancelled:
+                results.append((Provider.cancelled_result(cfg.model), None))
+            elif not row.ok:
+                results.append((GenerationResult.failure(row.error or "", cfg.model, row.latency_s), None))
+            else:  # the scorer names its backend and precision ("transformers float32", an endpoint's)
+                result = GenerationResult(
+                    text=row.best(), latency_s=row.latency_s, model=cfg.model, backend=row.backend
+                )
+                results.append((result, {"options": {s.option: round(s.logprob, 4) for s in row.scores}}))
         return results
 
     def _run_judge(self, plan: Plan, run_id: int, job: _Job) -> None:
