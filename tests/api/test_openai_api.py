@@ -224,3 +224,37 @@ def test_feedback_on_a_trace_lands_in_the_queues_with_the_trace_as_its_origin(se
     empty = feedback({"trace_id": reply.id})
     assert empty.status_code == 400 and "rating, a correction" in empty.json()["error"]["message"]
     assert feedback({"trace_id": reply.id, "rating": "meh"}).status_code == 400
+
+
+def test_line_requests_follow_promotion_and_rollback_at_once(server, client, tmp_path):
+    """A promotion (or rollback) moves the line's active alias; the next request is answered by that version,
+    with no restart, and the response names it."""
+    from llmplay.loop.lines import rollback, set_active
+    from llmplay.models import registry
+    from tests.models.test_trained import make_adapter
+
+    _, settings, api_engine = server
+    version = registry.register(
+        settings.db_path, name="capitals", base_model=CHAT_MODEL, kind="adapter",
+        path=make_adapter(api_engine, tmp_path / "adapter", seed=3), method="lora", task="sft",
+    )  # fmt: skip
+
+    story = [{"role": "user", "content": "Write a short story about a robot who learns to paint."}]
+
+    def ask():
+        raw = client.chat.completions.with_raw_response.create(
+            model="line:capitals", messages=story, temperature=0, max_tokens=16
+        )
+        return raw.headers["x-llmplay-served-by"], raw.parse().choices[0].message.content
+
+    before = ask()
+    with connect(settings.db_path) as db:
+        set_active(db, "capitals", version.id, user="ada", action="promote")
+    promoted = ask()
+    direct = client.chat.completions.create(model=version.label, messages=story, temperature=0, max_tokens=16)
+    assert promoted == (version.label, direct.choices[0].message.content)
+    assert promoted[1] != before[1], "the adapter answers differently from the base"
+    with connect(settings.db_path) as db:
+        rollback(db, "capitals", user="ada")
+    assert ask() == before
+    api_engine.models.unload_adapters()
