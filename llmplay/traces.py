@@ -225,3 +225,24 @@ def _liked(rating) -> bool | None:
     if isinstance(rating, int | float) and 0 <= rating <= 1:
         return rating >= 0.5
     raise LlmplayError(f"'rating' is true / false, 'up' / 'down' or a score between 0 and 1; got {rating!r}.")
+
+
+def to_queue(settings: Settings, trace_ids: list[str], queue: str, *, user: str) -> tuple[int, int]:
+    """Add the traces as items of a labeling ``queue`` (an admin picking traces to review): each item is the
+    trace's request and stored reply, with the trace as its origin. Returns (added, already there)."""
+    from llmplay.feedback.store import add_item, get_queue
+
+    added = existing = 0
+    with connect(settings.db_path) as db:
+        target = get_queue(db, queue)  # FeedbackError names the known queues
+        for trace_id in trace_ids:
+            trace = get_trace(settings, trace_id)
+            if trace is None:
+                raise LlmplayError(f"There is no trace {trace_id!r}.")
+            line = {"line": trace.line} if trace.line else {}
+            _, created = add_item(
+                db, target, user=user, source="api", prompt=trace.request, output=trace.reply, model=trace.served,
+                origin={"api_trace": trace.id}, meta={"user": trace.user, **line},
+            )  # fmt: skip
+            added, existing = added + created, existing + (not created)
+    return added, existing

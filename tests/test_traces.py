@@ -63,3 +63,30 @@ def test_the_cli_lists_filters_and_exports_jsonl(settings, tmp_path, capsys, mon
     assert [(r["id"], r["user"], r["reply"]) for r in rows] == [("a2", "other", "Berlin")]
     assert main([*base, "export", "--out", str(tmp_path)]) == exitcodes.BAD_INPUT  # a folder: a message
     assert "Cannot write" in capsys.readouterr().err
+
+
+def test_traces_sent_to_a_queue_become_items_once_with_the_trace_as_origin(settings):
+    from llmplay.feedback import store as fb
+    from llmplay.store import connect
+
+    _record(settings, "q1", reply="first reply", line="support")
+    _record(settings, "q2", reply="second reply")
+    with connect(settings.db_path) as db:
+        fb.create_queue(db, "review-api", task="correction")
+    assert traces.to_queue(settings, ["q1", "q2"], "review-api", user="ada") == (2, 0)
+    assert traces.to_queue(settings, ["q1"], "review-api", user="ada") == (0, 1), "the same trace is one item"
+    with connect(settings.db_path) as db:
+        items = fb.list_items(db, "review-api")
+    assert sorted((i.output, i.origin["api_trace"]) for i in items) == [("first reply", "q1"), ("second reply", "q2")]
+    assert {i.meta.get("line") for i in items} == {"support", None}
+
+
+def test_the_traces_view_escapes_what_applications_sent(settings):
+    from llmplay.ui.tabs.traces import trace_html, trace_rows
+
+    _record(settings, "x1", reply="<img src=x onerror=alert(1)>",
+            request=[{"role": "user", "content": "<script>alert(2)</script>"}])  # fmt: skip
+    trace = traces.get_trace(settings, "x1")
+    shown = trace_html(trace)
+    assert "<script>" not in shown and "<img" not in shown and "&lt;script&gt;" in shown
+    assert trace_rows([trace]).iloc[0]["reply"] == "<img src=x onerror=alert(1)>"  # a table cell is text

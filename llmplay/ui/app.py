@@ -46,6 +46,7 @@ from llmplay.ui.tabs.leaderboard import build_leaderboard_tab
 from llmplay.ui.tabs.loop.tab import build_loop_tab
 from llmplay.ui.tabs.playground import build_playground
 from llmplay.ui.tabs.templates import build_templates_tab
+from llmplay.ui.tabs.traces import build_traces_tab
 from llmplay.ui.tabs.train.tab import build_train_tab
 
 TITLE = "llmplay"
@@ -107,12 +108,16 @@ def build_app(services: Services) -> gr.Blocks:
                 labeling = build_labeling_tab(services, demo)
             with gr.Tab("Loop", id="loop") as loop_tab:
                 loop = build_loop_tab(services, demo)
+            with gr.Tab("Traces", id="traces") as traces_tab:  # the API's requests (admins)
+                traces_view = build_traces_tab(services, demo)
             # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order: Feedback.
         _wire_open_in_compare(evaluate, compare, tabs)
         build_audit_panel(engine.settings)  # admins only; before the role view, which hides it from others
         # After every tab: the role's view of the page (the guards on the handlers are what enforce it).
         # the Labeling tab's Review sub-tab shows every labeler's answers: admins' only (k answers stay independent)
         tab_needs = {train_tab.id: "admin", loop_tab.id: "admin", labeling_tab.id: "label", "labeling-review": "admin"}
+        tab_needs[traces_tab.id] = "admin"
+        refresh.reload_on(traces_view, traces_tab.select)
         _wire_role_view(engine, demo, signed_in, role_css, tab_needs, labeling.name)
         opened = {"leaderboard": leaderboard_tab, "labeling": labeling_tab, "evaluate": evaluate_tab}
         opened["train"] = train_tab
