@@ -91,8 +91,10 @@ def progress_html(job: Job | None, rows: list[dict], phase: dict | None = None, 
     fraction = min(1.0, step / total) if total else 0.0
     facts = [f"step {step}/{total or '?'}"]
     phase_name, phase_line, left = "", "", None
-    if job.status == "running":
-        phase_name, phase_line, left = phase_text(job, phase or {}, now)
+    if job.status == "running" and (phase or {}).get("phase") == "starting" and step > 0:
+        phase = {}  # a job whose process writes no phase (started from a shell by another tool): its rows say more
+    if job.status == "running" and phase:
+        phase_name, phase_line, left = phase_text(job, phase, now)
         if phase_name == "training" and (phase or {}).get("step") is not None:
             step = max(step, int(phase["step"]))
             total = total or int(phase.get("total") or 0)
@@ -102,6 +104,8 @@ def progress_html(job: Job | None, rows: list[dict], phase: dict | None = None, 
         facts.append(f"epoch {latest['epoch']:.2f}")
     if left is not None:
         facts.append(f"ETA {duration(left)}")
+    elif job.status == "running" and not phase and latest.get("eta_s") is not None:
+        facts.append(f"ETA {duration(latest['eta_s'])}")  # as of the last logged step
     elif job.status == "running" and phase_name not in ("evaluating", "saving", "finishing"):
         facts.append("ETA after the first step")
     if last_train.get("tokens_per_s"):
