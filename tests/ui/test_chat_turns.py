@@ -96,3 +96,16 @@ def test_stop_reaches_only_the_session_s_running_reply():
     assert mine.is_set() and not theirs.is_set()
     stops.end("s1", mine)
     assert stops.stop("s1") is False
+
+
+def test_a_stopped_reply_s_first_token_is_timed_from_the_end_of_the_model_load(monkeypatch):
+    from llmplay.ui.tabs import chat_turns
+
+    clock = iter([0.0, 5.0, 5.5, 7.5])  # made, load ends, first text, stopped
+    monkeypatch.setattr(chat_turns.time, "perf_counter", lambda: next(clock))
+    timer = chat_turns.PartialTimer()
+    timer.loading()
+    timer.text()
+    result = timer.result("m", "Once upon", 5)
+    assert result.time_to_first_token_s == pytest.approx(0.5) and result.latency_s == pytest.approx(2.5)
+    assert decode_rate(result.completion_tokens, result.latency_s, result.time_to_first_token_s) == pytest.approx(2.0)

@@ -127,7 +127,8 @@ class PartialTimer:
         self.first: float | None = None
 
     def loading(self) -> None:
-        self.started = time.perf_counter()  # generation starts after the load
+        """A model-load stage went by: generation starts after it (first token and speed leave the load out)."""
+        self.started = time.perf_counter()
 
     def text(self) -> None:
         if self.first is None:

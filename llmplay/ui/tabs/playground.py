@@ -303,12 +303,12 @@ class Playground:
                     continue
                 if event.status:
                     load_started = load_started or time.perf_counter()
+                    timer.loading()  # generation starts after the load's last stage
                     stages.append(event.status)
                     yield sent, "⏳ " + "  \n".join(stages)
                     continue
                 if load_started and load_s is None:
                     load_s = time.perf_counter() - load_started
-                    timer.loading()
                 if event.done:
                     result = event.result
                 elif event.delta:
@@ -401,11 +401,11 @@ class Playground:
             return history, gr.skip(), format_error("That message is no longer in this chat."), gr.skip()
         return before, old, "↩️ Undone: the message is back in the box.", kept_before(sent, len(before))
 
-    def stop(self, request: gr.Request = None) -> str:
-        """Stop: the session's running reply ends with what it has, and says so itself."""
-        if self.stops.stop(getattr(request, "session_hash", None)):
-            return gr.skip()
-        return "⏹️ Nothing to stop."
+    def stop(self, request: gr.Request = None):
+        """Stop: the session's running reply ends with what it has, and says so itself (with nothing running, the
+        last reply's stats stay)."""
+        self.stops.stop(getattr(request, "session_hash", None))
+        return gr.skip()
 
 
 def _reply_fields(reply, index: int, sender) -> dict:
