@@ -37,13 +37,17 @@ def page():
     yield from open_page(1400, 1000)
 
 
-def shot(page, name: str, locator) -> None:
-    """A screenshot of the part of the page ``locator`` covers (for the issue's note), when asked for."""
+def shot(page, name: str, *locators) -> None:
+    """A screenshot of the part of the page the ``locators`` cover (for the issue's note), when asked for."""
     if not SHOTS:
         return
     Path(SHOTS).mkdir(parents=True, exist_ok=True)
-    locator.scroll_into_view_if_needed()
-    locator.screenshot(path=str(Path(SHOTS) / f"{name}.png"))
+    locators[0].scroll_into_view_if_needed()
+    boxes = [b for b in (loc.bounding_box() for loc in locators) if b]
+    left, top = min(b["x"] for b in boxes), min(b["y"] for b in boxes)
+    right, bottom = max(b["x"] + b["width"] for b in boxes), max(b["y"] + b["height"] for b in boxes)
+    clip = {"x": left, "y": top, "width": right - left, "height": bottom - top}
+    page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), clip=clip, full_page=True)
 
 
 def pick(page, box, option: str) -> None:
@@ -79,10 +83,13 @@ def test_training_progress_moves_before_the_first_step_and_the_chart_draws_from_
     page.locator("#train-start").click()
     page.locator("#train-message").get_by_text("Job #").wait_for(timeout=120_000)
 
-    before_first_step, phases = set(), []
-    deadline = time.monotonic() + 900
+    before_first_step, phases, last, started = set(), [], None, time.monotonic()
+    deadline = started + 900
     while True:  # what the page shows until the first step has ended, read as the page updates it
         state = page.evaluate(BOX)
+        if state != last:
+            print(f"{time.monotonic() - started:7.1f} s", state, flush=True)  # pytest -s: how the page moved
+            last = state
         if state and state[0] == "running":
             status, step, phase, text = state
             if step >= 1:
@@ -102,7 +109,8 @@ def test_training_progress_moves_before_the_first_step_and_the_chart_draws_from_
         "() => Number(document.querySelector('#train-chart-box')?.dataset.points || 0) >= 2", timeout=900_000
     )
     if box.get_attribute("data-status") == "running":
-        shot(page, "train-running", page.locator("#train-progress").locator("xpath=.."))
+        shot(page, "train-running", page.locator("#train-job"), page.locator("#train-progress"),
+             page.locator("#train-chart"))  # fmt: skip
     page.wait_for_function(
         "() => !['running', 'queued'].includes(document.querySelector('#train-progress-box')?.dataset.status)",
         timeout=900_000,

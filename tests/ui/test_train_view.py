@@ -44,3 +44,19 @@ def test_evaluating_names_the_batch_and_a_finished_job_shows_no_phase():
 def test_a_loss_point_from_the_first_step_draws_a_training_line():
     chart = loss_chart_svg([{"step": 1, "loss": 2.5}])
     assert attr(chart, "points") == "1" and "<polyline" in chart
+
+
+def test_the_forms_zero_batch_size_and_logging_interval_mean_scaled():
+    from llmplay.training.config import TrainConfig
+    from llmplay.ui.tabs.train.tab import FORM_DEFAULTS, config_from_form
+
+    values = FORM_DEFAULTS | {
+        "base_model": "smollm2-135m-instruct",
+        "dataset": "builtin:financial-sentiment",
+        "template": "financial-sentiment",
+    }
+    config = config_from_form(values)
+    assert "batch_size" not in config and "logging_steps" not in config
+    assert TrainConfig.from_dict(config).batch_size is None  # starts: scaled when the rows are known
+    given = config_from_form(values | {"batch_size": 8.0, "logging_steps": 3.0})
+    assert (given["batch_size"], given["logging_steps"]) == (8, 3)

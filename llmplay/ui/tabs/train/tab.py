@@ -74,13 +74,14 @@ MORE += ("save_steps", "validation_fraction", "max_rows", "parent_version", "rep
 MORE += ("adalora_target_r", "num_virtual_tokens", "freeze_layers", "text_column", "label_column")
 FORM = MAIN + MORE
 DATA_FIELDS = {"validation_fraction", "max_rows", "text_column", "label_column"}
+SCALED = {"batch_size", "logging_steps"}  # left blank (or 0): scaled to the data
 INT_FIELDS = {f.name for f in fields(TrainConfig) if f.type in ("int", "int | None")} | {"max_rows"}
 BUILTIN_PREFIX = "builtin:"
 # What the form starts with (TrainConfig's defaults); API callers pass these for the fields they leave alone.
 FORM_DEFAULTS: dict = {k: getattr(DEFAULTS, k) for k in FORM if hasattr(DEFAULTS, k)}
 FORM_DEFAULTS.update(name="my-lora", base_model=None, source="dataset", dataset=None, template=None, file=None)
 FORM_DEFAULTS.update(validation_fraction=DataConfig().validation_fraction, max_rows=0, parent_version="")
-FORM_DEFAULTS.update(report_to=[], text_column="", label_column="")
+FORM_DEFAULTS.update(report_to=[], text_column="", label_column="", batch_size=0, logging_steps=0)  # 0 = scaled
 
 
 @dataclass
@@ -135,6 +136,8 @@ def config_from_form(values: dict) -> dict:
             value = value.strip()
         else:
             value = _number(key, value)
+        if key in SCALED and value in (0, None):
+            continue  # blank or 0: scaled to the data when the job starts (training/defaults.py)
         if value is not None:
             config[key] = value
     return config
@@ -381,7 +384,7 @@ def _form(tab: TrainTab, engine: Engine) -> dict:
         c["lora_r"] = gr.Number(d.lora_r, precision=0, label="LoRA rank")
         c["lora_alpha"] = gr.Number(d.lora_alpha, precision=0, label="LoRA alpha")
         c["batch_size"] = gr.Number(
-            d.batch_size, precision=0, label="Batch size (blank = scaled)", info="16 from 64 rows, 4 for 20 rows"
+            0, precision=0, label="Batch size (0 = scaled)", info="scaled: 16 from 64 rows, 4 for 20"
         )
         c["max_length"] = gr.Number(d.max_length, precision=0, label="Max length (tokens)")
     with gr.Accordion("More options", open=False):
@@ -401,9 +404,7 @@ def _form(tab: TrainTab, engine: Engine) -> dict:
             c["padding"] = gr.Dropdown(list(PADDING), value=d.padding, label="Cut padding", info="pack | group | pad")
             c["early_stopping_patience"] = gr.Number(0, precision=0, label="Early stopping patience (0 = off)")
             c["eval_steps"] = gr.Number(d.eval_steps, precision=0, label="Evaluate every N steps (0 = each epoch)")
-            c["logging_steps"] = gr.Number(
-                d.logging_steps, precision=0, label="Log every N steps (blank = every step up to 50 steps)"
-            )
+            c["logging_steps"] = gr.Number(0, precision=0, label="Log every N steps (0 = every step up to 50 steps)")
             c["save_steps"] = gr.Number(d.save_steps, precision=0, label="Checkpoint every N steps (0 = each epoch)")
         with gr.Row():
             c["validation_fraction"] = gr.Number(DataConfig().validation_fraction, label="Validation fraction")
