@@ -27,9 +27,11 @@ if TYPE_CHECKING:
     from llmplay.engine.local import LocalProvider
     from llmplay.models.loader import LoadedModel
 
-# New tokens per packed forward pass, and its attention size (queries x keys): bounds the memory of one pass.
+# New tokens per packed forward pass, its attention size (queries x keys) and the logits it keeps (positions x
+# vocabulary): bound the memory of one pass.
 PACK_TOKENS = 2048
 PACK_ATTENTION = 6 * 1024 * 1024
+PACK_LOGITS = 64 * 1024 * 1024
 _KNOWN_LAYERS = {"full_attention", "sliding_attention"}
 _MASKABLE = {"sdpa", "eager"}
 
@@ -114,7 +116,10 @@ def score_batch(
     shared = _shared_prefix_length([ids for _, ids in prepared]) if several else len(prepared[0][1]) - 1
     # a lone row (a run's last batch) uses a prefix computed before, but computes none for itself
     prefix = _reusable_prefix(provider, loaded, prepared[0][1], shared, compute=several)
-    for pack in _packs(prepared, prefix, sum(len(o) for o in option_ids)):
+    kept = 1 + sum(len(o) - 1 for o in option_ids)  # logits per row: the prompt's last token, inside options
+    vocab = getattr(loaded.model.config, "vocab_size", None) or len(tok)
+    rows_by_logits = max(1, PACK_LOGITS // (kept * vocab))
+    for pack in _packs(prepared, prefix, sum(len(o) for o in option_ids), rows_by_logits):
         if cancel is not None and cancel.is_set():
             for i, _ in pack:
                 _cancel(rows[i])
@@ -152,14 +157,15 @@ def _reusable_prefix(provider: LocalProvider, loaded: LoadedModel, first: list[i
     return shared if compute and shared >= MIN_SHARED_PREFIX else 0
 
 
-def _packs(prepared: list[tuple[int, list[int]]], prefix: int, option_tokens: int):
-    """Consecutive rows grouped so that a pack's new tokens and attention stay within the budgets."""
+def _packs(prepared: list[tuple[int, list[int]]], prefix: int, option_tokens: int, most_rows: int):
+    """Consecutive rows grouped so that a pack's new tokens, attention and logits stay within the budgets."""
     pack: list[tuple[int, list[int]]] = []
     size = 0
     for row in prepared:
         n = len(row[1]) - prefix + option_tokens
         grown = size + n
-        if pack and (grown > PACK_TOKENS or grown * (prefix + grown) > PACK_ATTENTION):
+        full = grown > PACK_TOKENS or grown * (prefix + grown) > PACK_ATTENTION or len(pack) >= most_rows
+        if pack and full:
             yield pack
             pack, grown = [], n
         pack.append(row)
