@@ -433,7 +433,7 @@ def _with_base_models(engine: Engine, include: bool, selected: list[str] | None)
     """The pool with every base model added (``include``) or taken out."""
     base = set(generative_names(engine, ("base",)))
     chosen = [m for m in selected or [] if parse_contestant(m).model not in base]
-    return gr.Dropdown(value=chosen + sorted(base) if include else chosen)
+    return gr.Dropdown(value=chosen + sorted(base) if include else chosen, allow_custom_value=True)  # as the pool
 
 
 @declare("view")
