@@ -21,6 +21,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import closing
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -41,7 +42,7 @@ from llmplay.api.openai_shapes import (
 from llmplay.auth.access import AccessDenied, Caller, check, single_user_mode
 from llmplay.auth.keys import key_user
 from llmplay.auth.roles import requires
-from llmplay.concurrency import Busy, Gate
+from llmplay.concurrency import GENERATION_LIMIT, Busy, Gate
 from llmplay.engine import Engine, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError, UnknownModelError
 from llmplay.feedback.provenance import Sender
@@ -129,6 +130,7 @@ def _failed(result: GenerationResult) -> ApiError:
 def openai_router(engine: Engine) -> APIRouter:
     router = APIRouter(prefix="/v1")
     gate = Gate()
+    waiters = anyio.CapacityLimiter(gate.waiting_max + GENERATION_LIMIT)
 
     def guarded(request: Request, permission: str, action: str) -> Caller:
         caller = _caller(engine, request)
@@ -162,8 +164,9 @@ def openai_router(engine: Engine) -> APIRouter:
             return _error(exc)
         except (InvalidRequestError, LlmplayError) as exc:
             return _error(ApiError(str(exc), 400))
-        try:
-            gate.acquire(timeout=WAIT_S)
+        try:  # waits off the event loop (the replies holding the slots stream through it), in threads of its
+            # own: a queue of waiting requests must not take the pool that labeling calls run in
+            await anyio.to_thread.run_sync(gate.acquire, WAIT_S, limiter=waiters)
         except Busy as exc:
             return _error(ApiError(f"llmplay is busy ({exc}); try again shortly.", 429, "rate_limit_error"))
         trace = Tracer(engine.settings, caller, call, served, new_id(call.chat))

@@ -258,3 +258,35 @@ def test_line_requests_follow_promotion_and_rollback_at_once(server, client, tmp
         rollback(db, "capitals", user="ada")
     assert ask() == before
     api_engine.models.unload_adapters()
+
+
+def test_concurrent_streams_all_finish_and_each_is_stored_once(server, client):
+    """Eight clients stream at once (the API's gate lets two generate, the rest wait their turn): every request
+    is answered in full and stored as exactly one trace."""
+    import threading
+
+    from llmplay import traces
+
+    _, settings, _ = server
+    ids, errors = [], []
+
+    def one(i: int) -> None:
+        try:
+            chunks = list(client.chat.completions.create(
+                model=CHAT_MODEL, messages=[{"role": "user", "content": f"Say the number {i}."}], temperature=0,
+                max_tokens=6, stream=True,
+            ))  # fmt: skip
+            assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+            ids.append(chunks[0].id)
+        except Exception as exc:  # collected: an assert in a thread would be lost
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    assert not errors and len(set(ids)) == 8
+    stored = [t for t in traces.list_traces(settings, limit=1000) if t.id in ids]
+    assert sorted(t.id for t in stored) == sorted(ids), "one trace per request, none twice"
+    assert all(t.finish_reason in ("stop", "length") and t.reply for t in stored)
