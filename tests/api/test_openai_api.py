@@ -11,29 +11,11 @@ import openai
 import pytest
 
 from llmplay.auth.keys import create_key, list_keys, revoke_keys
-from llmplay.engine import Engine, GenerationParams, GenerationRequest
-from llmplay.loop.lines import create_line
-from llmplay.settings import Settings
+from llmplay.engine import GenerationParams, GenerationRequest
 from llmplay.store import connect
-from tests.auth.team import add_team, free_port
 from tests.conftest import CHAT_MODEL
 
 QUESTION = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
-
-
-@pytest.fixture(scope="module")
-def server(engine, tmp_path_factory, model_cache_dir):
-    from llmplay.ui.app import launch
-
-    settings = Settings(data_dir=tmp_path_factory.mktemp("api") / "data", cache_dir=model_cache_dir)
-    add_team(settings)  # ada (admin), lab (labeler), vic (viewer): keys are needed
-    with connect(settings.db_path) as db:
-        create_line(db, "capitals", CHAT_MODEL, "financial-sentiment")
-    api_engine = Engine(settings, shared_models=engine.models)  # the session's weights, this test's data dir
-    served = launch(api_engine, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
-    yield served.local_url.rstrip("/"), settings, api_engine
-    served.close()
-    api_engine.close()
 
 
 @pytest.fixture(scope="module")
