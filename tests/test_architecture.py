@@ -181,3 +181,23 @@ def test_the_parser_sees_lazy_and_relative_imports():
     assert found == ["os", "llmplay.models", "llmplay.loop.lines"]
     edges = _edges()  # and the real graph has the edges everyone knows of
     assert ("ui", "engine") in edges and ("training", "models") in edges and ("store", "migrations") in edges
+
+
+# A tab may use its own modules; another tab's only where they are one feature (the Leaderboard shows the Arena's
+# ratings) or a plain helper module beside it (the Playground's turns). Tabs otherwise meet in ui/app.py and at
+# ui/refresh.py's signals; what two tabs share lives one level up, in ui/.
+TAB_IMPORTS_ALLOWED = {("leaderboard", "arena"), ("playground", "chat_turns")}
+
+
+def test_no_tab_imports_another_tab():
+    crossing = []
+    for module, path in _modules().items():
+        if not module.startswith("llmplay.ui.tabs."):
+            continue
+        tab = module.split(".")[3]
+        for name in _imports(module, path):
+            if name and name.startswith("llmplay.ui.tabs.") and len(name.split(".")) > 3:
+                other = name.split(".")[3]
+                if other != tab and (tab, other) not in TAB_IMPORTS_ALLOWED:
+                    crossing.append(f"{module} imports {name}")
+    assert not crossing, "Move what tabs share into llmplay/ui/ (e.g. common.py):\n" + "\n".join(crossing)

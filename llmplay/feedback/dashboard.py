@@ -55,6 +55,15 @@ def volume(db: Database, queue: str | int | Queue | None = None, by: str = "day"
     return frame.reset_index().reindex(columns=["period", "items", "responses"])
 
 
+def volume_long(frame: pd.DataFrame) -> pd.DataFrame:
+    """``volume``'s wide table as one row per (period, series), for a line plot with a colour per series."""
+    if frame.empty:
+        return pd.DataFrame({"period": pd.Series(dtype="datetime64[ns]"), "series": [], "count": []})
+    long = frame.melt(id_vars="period", value_vars=["items", "responses"], var_name="series", value_name="count")
+    long["period"] = pd.to_datetime(long["period"])
+    return long
+
+
 def throughput(db: Database, queue: str | int | Queue | None = None) -> pd.DataFrame:
     """Per labeler: submitted, drafts, discarded, median_seconds (the median gap between two of their
     consecutive submits, breaks over 30 minutes left out: about the time one item takes; NaN with fewer

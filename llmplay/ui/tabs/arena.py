@@ -96,7 +96,7 @@ from llmplay.ui.decoding import parse_params
 from llmplay.ui.models_panel import TEXT_KINDS, generative_names, offer_kinds
 from llmplay.ui.queueing import GENERATION
 from llmplay.ui.refresh import VOTES, bump
-from llmplay.ui.tabs.templates import parse_values, template_choices
+from llmplay.ui.template_picks import parse_values, template_choices
 
 log = logging.getLogger(__name__)
 

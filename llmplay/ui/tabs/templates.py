@@ -50,7 +50,7 @@ from llmplay.ui.common import ERROR, error_message, format_error, safe
 from llmplay.ui.decoding import format_stats
 from llmplay.ui.models_panel import default_model, generative_names
 from llmplay.ui.queueing import GENERATION
-from llmplay.ui.template_picks import template_choices  # noqa: F401  (the shared picker choices, re-exported)
+from llmplay.ui.template_picks import parse_values
 
 log = logging.getLogger(__name__)
 
@@ -83,20 +83,6 @@ def describe_error(exc: Exception) -> str:
         items = "\n".join(f"- {p}" for p in exc.problems)
         return format_error(f"{len(exc.problems)} problem(s){where}:\n{items}")
     return format_error(error_message(exc, "Templates tab"))
-
-
-def parse_values(values) -> dict:
-    """Variable values from the API (a dict or its JSON text); empty means all defaults."""
-    if values in (None, ""):
-        return {}
-    if isinstance(values, str):
-        try:
-            values = json.loads(values)
-        except json.JSONDecodeError as exc:
-            raise LlmplayError(f"values must be a JSON object of variable values: {exc}") from None
-    if not isinstance(values, dict):
-        raise LlmplayError(f"values must be a mapping of variable names to values; got {type(values).__name__}.")
-    return values
 
 
 def format_render_info(rendered) -> str:

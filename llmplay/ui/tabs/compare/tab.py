@@ -124,7 +124,7 @@ from llmplay.ui.tabs.compare.view import (
     handoff_status,
     with_stats,
 )
-from llmplay.ui.tabs.templates import parse_values, template_choices
+from llmplay.ui.template_picks import parse_values, template_choices
 
 log = logging.getLogger(__name__)
 

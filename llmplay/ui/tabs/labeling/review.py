@@ -101,15 +101,6 @@ def disagreement_html(d: agreement.Disagreement, queue: fb.Queue) -> str:
     return "".join(parts)
 
 
-def volume_long(frame: pd.DataFrame) -> pd.DataFrame:
-    """dashboard.volume's wide table as one row per (period, series) for a line plot with a colour per series."""
-    if frame.empty:
-        return pd.DataFrame({"period": pd.Series(dtype="datetime64[ns]"), "series": [], "count": []})
-    long = frame.melt(id_vars="period", value_vars=["items", "responses"], var_name="series", value_name="count")
-    long["period"] = pd.to_datetime(long["period"])
-    return long
-
-
 @dataclass
 class Review:
     """Handlers of the review panels: plain values in, plain values out; exceptions never escape."""
@@ -180,14 +171,14 @@ class Review:
         try:
             with connect(self.tab.db_path) as db:
                 picked = (queue or "").strip() or None
-                volume = volume_long(dashboard.volume(db, picked, by=by))
+                volume = dashboard.volume_long(dashboard.volume(db, picked, by=by))
                 speed = dashboard.throughput(db, picked)
                 summary = dashboard.queue_summary(db)
             scope = f"queue {picked!r}" if picked else "all queues"
             return volume, speed, summary, f"Volume and throughput of {scope}; agreement of every queue."
         except Exception as exc:
             empty = pd.DataFrame()
-            return volume_long(empty), empty, empty, _error(exc, "the dashboard")
+            return dashboard.volume_long(empty), empty, empty, _error(exc, "the dashboard")
 
     def export(self, queue: str, fmt: str) -> tuple[str | None, str]:
         """(file to download, message): the queue's accepted feedback in ``fmt``."""
@@ -265,7 +256,12 @@ def build_review_panels(tab, handle, demo, review_tab: gr.Tab) -> Review:
     with gr.Accordion("Dashboard", open=False):
         by = gr.Radio(list(dashboard.PERIODS), value="day", label="Volume per")
         chart = gr.LinePlot(
-            volume_long(pd.DataFrame()), x="period", y="count", color="series", title="Feedback volume", height=260
+            dashboard.volume_long(pd.DataFrame()),
+            x="period",
+            y="count",
+            color="series",
+            title="Feedback volume",
+            height=260,
         )
         dash_note = gr.Markdown()
         speed = gr.Dataframe(interactive=False, label="Per-labeler throughput", elem_id="review-throughput")

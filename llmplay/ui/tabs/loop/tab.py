@@ -33,7 +33,6 @@ from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.templates import TemplateLibrary
 from llmplay.ui.access import Guard, declare, declared
-from llmplay.ui.tabs.labeling.review import volume_long
 from llmplay.ui.tabs.loop import view
 from llmplay.ui.template_picks import template_choices
 
@@ -60,7 +59,7 @@ class LoopView:
     timeline: list[list] = field(default_factory=list)
     probe_task: pd.DataFrame = field(default_factory=lambda: view.forgetting_frames([])[0])
     probe_ppl: pd.DataFrame = field(default_factory=lambda: view.forgetting_frames([])[1])
-    volume: pd.DataFrame = field(default_factory=lambda: volume_long(pd.DataFrame()))
+    volume: pd.DataFrame = field(default_factory=lambda: dashboard.volume_long(pd.DataFrame()))
     events: list[list] = field(default_factory=list)
     versions: list[tuple[str, int]] = field(default_factory=list)  # rollback targets
     rejected: list[tuple[str, int]] = field(default_factory=list)  # updates whose candidate can be promoted
@@ -156,7 +155,7 @@ class LoopTab:
         queues = [q for q in line.settings.queues if q in known] or [None]
         frames = [dashboard.volume(db, q) for q in queues]
         frame = pd.concat(frames).groupby("period", as_index=False)[["items", "responses"]].sum()
-        return volume_long(frame if len(frame) else pd.DataFrame())
+        return dashboard.volume_long(frame if len(frame) else pd.DataFrame())
 
     def _rollback_choices(self, line) -> list[tuple[str, int]]:
         versions = [v for v in registry.list_versions(self.db_path) if v.name == line.name and v.kind == "adapter"]
