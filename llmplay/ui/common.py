@@ -50,3 +50,20 @@ def safe(*fallback, describe: Callable[[Exception], str] | None = None):
         return inner
 
     return decorate
+
+
+def send_feedback(db_path, send: Callable, where: str) -> str:
+    """Run ``send(db)`` (a ``feedback.sources`` send) on a fresh connection and say what it stored, or what went
+    wrong as an error line (never raises). ``where``: which tab's feedback, for the log."""
+    from llmplay.feedback.sources import sent_message
+    from llmplay.store import connect
+
+    try:
+        with connect(db_path) as db:
+            sent = send(db)
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, LlmplayError) else f"could not send it ({type(exc).__name__}: {exc})."
+        if not isinstance(exc, LlmplayError):
+            log.exception("Sending %s feedback failed", where)
+        return format_error(message)
+    return sent_message(sent)

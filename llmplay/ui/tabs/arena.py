@@ -76,7 +76,7 @@ from llmplay.compare import Column, ColumnConfig, stream_columns
 from llmplay.engine import Engine, GenerationParams, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.feedback.provenance import Sender, sender_for
-from llmplay.feedback.sources import correction_from_vote, preference_from_vote, sent_message
+from llmplay.feedback.sources import correction_from_vote, preference_from_vote
 from llmplay.models import sources
 from llmplay.models.catalog import is_version_label
 from llmplay.services import Services
@@ -91,7 +91,7 @@ from llmplay.templates import (
 )
 from llmplay.ui import fields
 from llmplay.ui.access import Guard, declare, declared
-from llmplay.ui.common import format_error
+from llmplay.ui.common import format_error, send_feedback
 from llmplay.ui.decoding import parse_params
 from llmplay.ui.models_panel import TEXT_KINDS, generative_names, offer_kinds
 from llmplay.ui.queueing import GENERATION
@@ -351,15 +351,7 @@ class ArenaTab:
         return vote_id  # checked, with its owner, by the feedback layer (llmplay/feedback/provenance.py)
 
     def _to_inbox(self, send) -> str:
-        try:
-            with connect(self.db_path) as db:
-                item = send(db)
-        except LlmplayError as exc:
-            return format_error(str(exc))
-        except Exception as exc:
-            log.exception("Sending arena feedback failed")
-            return format_error(f"could not send it ({type(exc).__name__}: {exc}).")
-        return sent_message(item)
+        return send_feedback(self.db_path, send, "arena")
 
     # ---- leaderboard ---------------------------------------------------------------------------------
     @declare("view")

@@ -93,7 +93,6 @@ from llmplay.engine import Engine, GenerationParams
 from llmplay.errors import LlmplayError, short
 from llmplay.evaluation.handoff import row_for_compare
 from llmplay.feedback.provenance import Sender, sender_for
-from llmplay.feedback.sources import sent_message
 from llmplay.limits import check_number
 from llmplay.services import Services
 from llmplay.store import connect
@@ -101,7 +100,7 @@ from llmplay.tempfiles import export_folder
 from llmplay.templates import TemplateLibrary, load_template
 from llmplay.textdiff import diff_html, similarity
 from llmplay.ui.access import Guard, caller_of, declare, declared
-from llmplay.ui.common import format_error
+from llmplay.ui.common import format_error, send_feedback
 from llmplay.ui.models_panel import generative_names
 from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
 from llmplay.ui.queueing import GENERATION
@@ -342,15 +341,7 @@ class CompareTab:
             return snapshot | {"id": save_comparison(db, snapshot, self._caller(request).name)}
 
     def _to_inbox(self, send) -> str:
-        try:
-            with connect(self.engine.settings.db_path) as db:
-                item = send(db)
-        except LlmplayError as exc:
-            return format_error(str(exc))
-        except Exception as exc:
-            log.exception("Sending compare feedback failed")
-            return format_error(f"could not send it ({type(exc).__name__}: {exc}).")
-        return sent_message(item)
+        return send_feedback(self.engine.settings.db_path, send, "compare")
 
     @declare("view")
     def open_eval_row(self, run_id: int | None = None, row: int | None = 0) -> dict:
