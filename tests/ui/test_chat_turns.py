@@ -109,3 +109,35 @@ def test_a_stopped_reply_s_first_token_is_timed_from_the_end_of_the_model_load(m
     result = timer.result("m", "Once upon", 5)
     assert result.time_to_first_token_s == pytest.approx(0.5) and result.latency_s == pytest.approx(2.5)
     assert decode_rate(result.completion_tokens, result.latency_s, result.time_to_first_token_s) == pytest.approx(2.0)
+
+
+# ---- with the real model: retry and edit keep the stored replies honest -----------------------------------------
+@pytest.mark.slow
+def test_a_retried_or_edited_reply_is_a_new_stored_reply(engine):
+    from llmplay.chat_replies import REPLIES
+    from llmplay.store import connect
+    from llmplay.ui.tabs.playground import Playground, content_text
+    from tests.conftest import CHAT_MODEL
+
+    pg = Playground(engine)
+    settings = (CHAT_MODEL, "", 8, 0.0, 1.0, 0, 1.0, "", "", "", "")  # model .. backend, greedy
+
+    def last(updates):
+        history, status, sent = list(updates)[-1]
+        assert status.startswith("✅"), status
+        reply_id = sent[str(len(history) - 1)]["reply_id"]  # the id the page keeps for the last reply
+        with connect(engine.settings.db_path) as db:
+            (row,) = db.query(f"select prompt, output from {REPLIES} where id = ?", [reply_id])
+        assert row["output"] == content_text(history[-1]["content"]), "the stored reply is the one shown"
+        return history, sent, reply_id, row
+
+    history, sent, first, _ = last(pg.chat_kept("Name a colour. One word.", [], *settings))
+    assert is_note(history[1]) and len(history) == 3  # question, its reply's stats note, the reply
+
+    retried, sent2, second, _ = last(pg.rerun(history, 0, None, *settings, sent=sent))
+    assert second != first and len(retried) == 3, "a retry replaces the reply with a new stored one"
+    assert list(sent2) == ["2"], "only the replies still shown keep an id"
+
+    edited, _, third, row = last(pg.rerun(retried, 0, "Name a fruit. One word.", *settings, sent=sent2))
+    assert third not in (first, second)
+    assert content_text(edited[0]["content"]) == "Name a fruit. One word." and "Name a fruit" in row["prompt"]
