@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llmplay.errors import LlmplayError
+from llmplay.errors import LlmplayError, short_list
 from llmplay.store import connect
 
 # encoder: a masked-LM domain-adapted encoder (task mlm), a starting point for later classifier / tagger jobs
@@ -153,6 +153,29 @@ def find(db_path: Path, label: str) -> ModelVersion | None:
         return None
     version = ModelVersion.from_row(rows[0])
     return version if version.label == label else None
+
+
+class ParentVersionError(LlmplayError):
+    """A job's parent_version names no live version, or one trained on another base model."""
+
+
+def parent_version(db_path: Path, label: str, base_model: str, kinds: tuple[str, ...] | None = None) -> ModelVersion:
+    """The version a job continues (``parent_version``): it exists and was trained on ``base_model``. ``kinds``:
+    the version kinds the job can continue, named when the label is unknown."""
+    parent = find(db_path, label)
+    if parent is None:
+        known = [v.label for v in list_versions(db_path) if kinds is None or v.kind in kinds]
+        raise ParentVersionError(
+            f"No trained version {label!r} (deleted, or a typo): pick one from the versions list "
+            f"({short_list(known) or 'none yet'}), or leave parent_version empty to start from the base model."
+        )
+    if parent.base_model != base_model:
+        raise ParentVersionError(
+            f"Version {parent.label!r} was trained on {parent.base_model!r}, not on {base_model!r}; a trained version "
+            f"only fits the model it was trained on. Set base_model to {parent.base_model!r} or pick another "
+            "parent version."
+        )
+    return parent
 
 
 def mark_deleted(db_path: Path, version_id: int, **extra: Any) -> None:

@@ -95,20 +95,12 @@ def resolve_parent(config: TrainConfig, settings: Settings) -> registry.ModelVer
     label = config.parent_version
     if not label:
         return None
-    version = registry.find(settings.db_path, label)
-    if version is None:
-        known = [v.label for v in registry.list_versions(settings.db_path) if v.kind == "adapter"]
-        raise CausalTrainingError(
-            f"parent_version {label!r} is not a trained version. Adapter versions: {short_list(known) or 'none yet'}."
-        )
+    try:
+        version = registry.parent_version(settings.db_path, label, config.base_model, kinds=("adapter",))
+    except registry.ParentVersionError as exc:
+        raise CausalTrainingError(str(exc)) from None
     if version.kind != "adapter":
         raise CausalTrainingError(f"parent_version {label!r} is a {version.kind} model, not an adapter to continue.")
-    if version.base_model != config.base_model:
-        raise CausalTrainingError(
-            f"parent_version {label!r} is an adapter for {version.base_model!r}, and this job trains "
-            f"{config.base_model!r}: an adapter only fits the model it was trained on. Set base_model: "
-            f"{version.base_model}, or continue from a version of {config.base_model}."
-        )
     if config.stack_on_parent and version.method == "prompt_tuning":
         raise CausalTrainingError(
             f"parent_version {label!r} is a prompt-tuning soft prompt: it has no weights to merge, so nothing can be "

@@ -37,17 +37,10 @@ def resolve_encoder(config: TrainConfig, settings: Settings) -> EncoderBase:
     from llmplay.models.catalog import Catalog
 
     if config.parent_version:
-        parent = registry.find(settings.db_path, config.parent_version)
-        if parent is None:
-            raise EncoderModelError(
-                f"No trained version {config.parent_version!r}: pick one from the versions list, or leave "
-                "parent_version empty to start from the base model."
-            )
-        if parent.base_model != config.base_model:
-            raise EncoderModelError(
-                f"Version {parent.label!r} was trained from {parent.base_model!r}, not {config.base_model!r}: "
-                f"set base_model to {parent.base_model!r} or start from the base model."
-            )
+        try:
+            parent = registry.parent_version(settings.db_path, config.parent_version, config.base_model)
+        except registry.ParentVersionError as exc:
+            raise EncoderModelError(str(exc)) from None
         wanted = {"classification": "classifier", "ner": "tagger"}.get(config.task)
         if parent.kind not in (wanted, "encoder"):
             fits = f"a {wanted} version or a masked-LM (encoder) version" if wanted else "a masked-LM (encoder) version"

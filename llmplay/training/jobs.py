@@ -259,18 +259,10 @@ class JobRunner:
         if problem:
             raise JobError(problem)
         if config.parent_version:
-            parent = registry.find(self.db_path, config.parent_version)
-            if parent is None:
-                raise JobError(
-                    f"No trained version {config.parent_version!r} (deleted, or a typo). Pick one from the "
-                    "versions list, or leave parent_version empty to start from the base model."
-                )
-            if parent.base_model != config.base_model:
-                raise JobError(
-                    f"Version {parent.label!r} was trained on {parent.base_model!r}, not on "
-                    f"{config.base_model!r}; an adapter only fits the model it was trained on. Set base_model "
-                    f"to {parent.base_model!r} or pick another parent version."
-                )
+            try:
+                registry.parent_version(self.db_path, config.parent_version, config.base_model)
+            except registry.ParentVersionError as exc:
+                raise JobError(str(exc)) from None
 
     def cancel(self, job_id: int) -> Job:
         """Stop a job: a queued one at once; a running one gets SIGTERM (it saves a checkpoint and stops

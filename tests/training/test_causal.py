@@ -328,7 +328,7 @@ def test_bad_model_inputs_are_refused_before_training(settings, tmp_path):
     other = registry.register(settings.db_path, name="g", base_model=BASE_MODEL, kind="adapter", path=adapter)
     message = refused(parent_version=other.label)
     assert BASE_MODEL in message and "only fits the model it was trained on" in message
-    assert "is not a trained version" in refused(parent_version=f"{CHAT_MODEL} + nothing v3")
+    assert "No trained version" in refused(parent_version=f"{CHAT_MODEL} + nothing v3")
     assert "adalora_tinit" in refused(method="adalora", adalora_tinit=2, adalora_tfinal=2, max_steps=3)
     assert "causal models train an adapter" in refused(method="full")
 

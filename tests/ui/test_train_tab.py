@@ -147,7 +147,7 @@ def test_bad_input_is_refused_before_a_job_starts(app, settings, tmp_path):
     folder.mkdir()
     (folder / "adapter_config.json").write_text("{}")
     other = registry.register(settings.db_path, name="gem", base_model="gemma-3-270m", kind="adapter", path=folder)
-    cases["an adapter only fits the model it was trained on"] = job_yaml(parent_version=other.label)
+    cases["only fits the model it was trained on"] = job_yaml(parent_version=other.label)
     for expected, text in cases.items():
         message, job, _ = app.client.predict(True, text, *form_args(), api_name="/train_start")
         assert expected in html.unescape(message), (expected, message)
