@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import time
 from datetime import UTC, datetime
 
@@ -166,15 +167,15 @@ def loss_chart_svg(rows: list[dict]) -> str:
         f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" stroke="#9ca3af"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#9ca3af"/>',
     ]
+    decimals = min(6, max(0, 2 - math.floor(math.log10(y_high - y_low))))  # enough to tell the grid lines apart
     for i in range(5):  # y grid with values
         value = y_low + (y_high - y_low) * i / 4
         _, y = xy(0, value)
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:.3g}</text>')
-    for i in range(5):
-        step = x_max * i / 4
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{value:.{decimals}f}</text>')
+    for step in sorted({round(x_max * i / 4) for i in range(5)}):  # whole steps, each once
         x, _ = xy(step, y_low)
-        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle">{step:.0f}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle">{step}</text>')
     parts.append(f'<text x="{(left + width) / 2}" y="{height - 4}" text-anchor="middle">step</text>')
     for series, colour, dash in ((train, "#6366f1", ""), (valid, "#f59e0b", ' stroke-dasharray="6,4"')):
         if not series:
