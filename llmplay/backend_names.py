@@ -27,6 +27,18 @@ def check_choice(value: str) -> str:
     return text
 
 
+# How evaluation batches decode: transformers in the model's dtype (the reference), or the fast decoder's
+# bfloat16 batches, whose every reply equals that prompt decoded alone on the same path (greedy requests).
+BATCH_CHOICES = (REFERENCE, f"{FAST}/bfloat16")
+
+
+def check_batch_choice(value: str) -> str:
+    text = (value or REFERENCE).strip().lower()
+    if text not in BATCH_CHOICES:
+        raise LlmplayError(f"batch_backend must be one of {', '.join(BATCH_CHOICES)}; got {value!r}.")
+    return text
+
+
 def check_precision(value: str) -> str:
     if value not in PRECISIONS:
         raise LlmplayError(f"fast_precision must be one of {', '.join(PRECISIONS)}; got {value!r}.")

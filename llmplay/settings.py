@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from llmplay.backend_names import check_choice, check_precision
+from llmplay.backend_names import check_batch_choice, check_choice, check_precision
 from llmplay.errors import LlmplayError
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -72,6 +72,9 @@ class Settings:
     backend: str = "auto"
     # float16 by default: measured by bench/generation.py (see the README's speed table).
     fast_precision: str = "float16"
+    # How evaluation batches decode: "transformers" (in `dtype`) or "fast/bfloat16" (greedy requests on the fast
+    # decoder; each reply equals its prompt decoded alone there; llmplay.backend_names.BATCH_CHOICES).
+    batch_backend: str = "transformers"
     # Limits that protect a shared instance from one huge request.
     max_input_chars: int = 32_000
     max_new_tokens_limit: int = 2048
@@ -121,6 +124,7 @@ class Settings:
             raise LlmplayError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}.")
         object.__setattr__(self, "backend", check_choice(self.backend))
         check_precision(self.fast_precision)
+        object.__setattr__(self, "batch_backend", check_batch_choice(self.batch_backend))
         positive = ("port", "max_input_chars", "max_new_tokens_limit", "max_batch_size", "upload_max_bytes")
         limits = ("upload_quota_bytes", "upload_quota_files", "training_queue_max", "trace_keep")
         for name in (*positive, *limits, "training_slots"):
@@ -181,6 +185,7 @@ class Settings:
             "dtype": env.get("LLMPLAY_DTYPE", cls.dtype),
             "backend": env.get("LLMPLAY_BACKEND", cls.backend),
             "fast_precision": env.get("LLMPLAY_FAST_PRECISION", cls.fast_precision),
+            "batch_backend": env.get("LLMPLAY_BATCH_BACKEND", cls.batch_backend),
             "max_input_chars": _env_int("LLMPLAY_MAX_INPUT_CHARS", cls.max_input_chars),
             "max_new_tokens_limit": _env_int("LLMPLAY_MAX_NEW_TOKENS", cls.max_new_tokens_limit),
             "max_batch_size": _env_int("LLMPLAY_MAX_BATCH_SIZE", cls.max_batch_size),

@@ -3,8 +3,9 @@
 Two backends: ``transformers`` (the reference: its ``generate`` in the model's loaded dtype) and ``fast``
 (llmplay.engine.fast_decoder: a lean loop over a converted copy of the weights). A choice is written
 "transformers" or "fast/<precision>"; "auto" means the fast path in the configured precision wherever it
-runs the model, else transformers. Batched generation (evaluation runs) always uses transformers: its
-answers are identical to one-at-a-time decoding in float32, which the evaluation cache relies on.
+runs the model, else transformers. Batched generation (evaluation runs) uses transformers unless
+``Settings.batch_backend`` is "fast/bfloat16" (``batch_decoder``): either way a reply is the one its prompt gets
+when decoded alone on the same path, which the evaluation cache relies on.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import threading
 from dataclasses import dataclass
 
-from llmplay.backend_names import AUTO, FAST, REFERENCE, check_choice
+from llmplay.backend_names import AUTO, FAST, REFERENCE, check_batch_choice, check_choice
 from llmplay.engine.fast_decoder import FastDecoder, unsupported_reason
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,17 @@ def plan(loaded, choice: str, default_precision: str) -> Plan:
     if reason:
         return Plan(reference.label, note=f"{FALLBACK}: {reason}.")
     return Plan(f"{FAST} {precision}", decoder=converted(loaded, precision))
+
+
+def batch_decoder(loaded, choice: str, params) -> FastDecoder | None:
+    """The fast decoder that decodes an evaluation batch under ``choice`` (``Settings.batch_backend``), or None
+    for transformers: the reference, and what every request the fast batches do not cover runs on (sampling,
+    a repetition penalty, a prompt-tuning adapter, an architecture the fast decoder does not implement)."""
+    if check_batch_choice(choice) == REFERENCE or not params.greedy or params.repetition_penalty != 1.0:
+        return None
+    if unsupported_reason(loaded.model):
+        return None
+    return converted(loaded, choice.split("/", 1)[1])
 
 
 def converted(loaded, precision: str) -> FastDecoder:

@@ -277,6 +277,116 @@ class FastDecoder:
         state.logits = self.head(rms(x, self.norm))[0]
         state.position = pos + 1
 
+    # ---- batches whose replies equal one-at-a-time ---------------------------------------------------------
+    def decode_batch(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: set[int], cancel=None, done=None):
+        """Greedy new tokens for each prompt (an end-of-sequence token included), decoded together; a row ends
+        at a stop token, at ``max_new_tokens`` or when ``done(tokens)`` says so (a stop string completed).
+
+        Each row's reply is the one this method gives for that prompt alone (``[prompt]``), whatever its batch
+        mates: every prompt pass runs alone, and per step the linear layers (every row's product of one
+        weight read, where the batch's speed comes from) run in ``BATCH_INVARIANT`` form, while attention runs
+        per row over that row's own positions (no padding in any reduction). Measured in bench/generation.py.
+        """
+        import torch
+
+        if self.precision != "bfloat16":
+            raise ValueError("batched decoding runs on bfloat16 weights (row-invariant products on this CPU)")
+        rows = len(prompts)
+        width = max(len(ids) for ids in prompts) + max_new_tokens + 1
+        shape = (rows, self.kv_heads, width, self.head_dim)
+        keys = [torch.zeros(shape) for _ in self.layers]
+        values = [torch.zeros(shape) for _ in self.layers]
+        logits = []
+        for b, ids in enumerate(prompts):  # alone, as the one-prompt call runs it
+            state = self.start(ids, 0)
+            for i in range(len(self.layers)):
+                keys[i][b, :, : len(ids)] = state.keys[i][:, : len(ids)]
+                values[i][b, :, : len(ids)] = state.values[i][:, : len(ids)]
+            logits.append(state.logits)
+        for theta in {layer.theta for layer in self.layers}:
+            self._rope(theta, width)
+        positions = [len(ids) for ids in prompts]
+        tokens: list[list[int]] = [[] for _ in prompts]
+        live = list(range(rows))
+        choice = torch.stack(logits).argmax(-1).tolist()
+        while True:
+            for b in list(live):
+                tokens[b].append(choice[b])
+                if choice[b] in stop_ids or len(tokens[b]) >= max_new_tokens or (done is not None and done(tokens[b])):
+                    live.remove(b)
+            if not live or (cancel is not None and cancel.is_set()):
+                return tokens
+            # Finished rows drop out of the batch; a row's products do not depend on who else is in it.
+            step_logits = self._step_rows(live, [choice[b] for b in live], [positions[b] for b in live], keys, values)
+            for b, row in zip(live, step_logits.argmax(-1).tolist()):
+                choice[b] = row
+                positions[b] += 1
+
+    def _step_rows(self, rows: list[int], tokens: list[int], positions: list[int], keys, values):
+        """One decoding step for ``rows`` of a batch cache; returns their next-token logits (rows, vocab)."""
+        import torch
+        import torch.nn.functional as F
+
+        heads, kv, dim, inter, eps = self.heads, self.kv_heads, self.head_dim, self.intermediate, self.eps
+        half, q_width, qk_width = dim // 2, self.heads * self.head_dim, (self.heads + self.kv_heads) * self.head_dim
+        gemma, n = self.gemma, len(rows)
+        tables = {theta: (cos[positions], sin[positions]) for theta, (cos, sin) in self._tables.items()}
+        index = torch.tensor(rows)
+
+        def rms(x, weight):
+            return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+        x = self.embed[tokens]
+        if gemma:
+            x = x * self.embed_scale
+        for layer, layer_keys, layer_values in zip(self.layers, keys, values):
+            qkv = _invariant(layer.qkv, rms(x, layer.attn_norm))
+            qk = qkv[:, :qk_width].reshape(n, heads + kv, dim)
+            if gemma:
+                qk = torch.cat((rms(qk[:, :heads], layer.q_norm), rms(qk[:, heads:], layer.k_norm)), dim=1)
+            cos, sin = tables[layer.theta]
+            cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+            qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin
+            layer_keys[index, :, positions] = qk[:, heads:]
+            layer_values[index, :, positions] = qkv[:, qk_width:].reshape(n, kv, dim)
+            q = qk[:, :heads].reshape(n, kv, heads // kv, dim) * self.scale
+            attended = []
+            for i, (b, pos) in enumerate(zip(rows, positions)):  # each row over its own positions only
+                first = 0 if layer.window is None else max(0, pos + 1 - layer.window)
+                k, v = layer_keys[b, :, first : pos + 1], layer_values[b, :, first : pos + 1]
+                attended.append(torch.matmul(torch.softmax(torch.matmul(q[i], k.transpose(1, 2)), dim=-1), v))
+            out = _invariant(layer.out, torch.stack(attended).reshape(n, q_width))
+            x = x + (rms(out, layer.post_attn_norm) if gemma else out)
+            gate_up = _invariant(layer.gate_up, rms(x, layer.mlp_norm))
+            gate = F.gelu(gate_up[:, :inter], approximate="tanh") if gemma else F.silu(gate_up[:, :inter])
+            out = _invariant(layer.down, gate * gate_up[:, inter:])
+            x = x + (rms(out, layer.post_mlp_norm) if gemma else out)
+        return _invariant(self.head, rms(x, self.norm))
+
+
+# Inner dimension up to which a bfloat16 product's rows come out the same whatever the number of rows (measured
+# on this CPU with oneDNN: 576 and 768 are; 1536, the MLP's down projection, is not for some rows when one row
+# runs alone). Longer products are summed in float32 from chunks of this size.
+BATCH_INVARIANT = 768
+
+
+def _invariant(linear: _Linear, x):
+    """``linear(x)`` (bfloat16 weights, float32 out) whose every row is the same as when that row runs alone."""
+    import torch.nn.functional as F
+
+    inner = linear.weight.shape[1]
+    xb = x.to(linear.dtype)
+    if inner <= BATCH_INVARIANT:
+        return F.linear(xb, linear.weight).float()
+    chunks = getattr(linear, "chunks", None)
+    if chunks is None:  # contiguous column blocks of the weight, made once
+        chunks = linear.chunks = [c.contiguous() for c in linear.weight.split(BATCH_INVARIANT, dim=1)]
+    total = None
+    for part, weight in zip(xb.split(BATCH_INVARIANT, dim=1), chunks):
+        out = F.linear(part, weight).float()
+        total = out if total is None else total + out
+    return total
+
 
 @dataclass
 class DecodeState:

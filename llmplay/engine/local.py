@@ -114,8 +114,9 @@ class LocalProvider(Provider):
         self.manager = manager or ModelManager(settings)
         self.dtype = dtype
         self.adapter = adapter
-        # How one streamed reply decodes (llmplay.engine.backends); batches always use transformers.
+        # How one streamed reply decodes (llmplay.engine.backends); batches: settings.batch_backend.
         self.backend = backends.check_choice(backend or settings.backend)
+        self.batch_backend = backends.check_batch_choice(getattr(settings, "batch_backend", backends.REFERENCE))
         self._prefixes: OrderedDict[tuple, object] = OrderedDict()
 
     def load(self, progress: Callable[[str], None] | None = None) -> LoadedModel:
@@ -197,6 +198,8 @@ class LocalProvider(Provider):
     ) -> list[GenerationResult]:
         import torch
 
+        if not soft_prompt(loaded) and (fast := backends.batch_decoder(loaded, self.batch_backend, params)):
+            return self._run_batch_fast(loaded, fast, params, batch, cancel)
         StoppingCriteriaList = _hf().StoppingCriteriaList
 
         tok = loaded.tokenizer
@@ -236,6 +239,35 @@ class LocalProvider(Provider):
             n = _completion_length(row, stop_ids)
             text, hit_stop = truncate_at_stop(tok.decode(row[:n], skip_special_tokens=True), params.stop)
             results.append(self._result(text, len(ids), n, elapsed, params, hit_stop, backends.reference_label(loaded)))
+        return results
+
+    def _run_batch_fast(self, loaded: LoadedModel, decoder, params: GenerationParams, batch, cancel=None):
+        """A greedy batch on the fast decoder (``Settings.batch_backend``): each reply is the one its prompt
+        gets alone on this path (llmplay.engine.fast_decoder.decode_batch)."""
+        import torch
+
+        tok, stops = loaded.tokenizer, params.stop
+        tail = max((len(s) for s in stops), default=0) + 4  # as the stream's stop check (_decode_fast)
+
+        def done(tokens: list[int]) -> bool:
+            return bool(stops) and any(s in tok.decode(tokens[-tail:], skip_special_tokens=True) for s in stops)
+
+        started = time.perf_counter()
+        try:
+            with loaded.lock, torch.inference_mode():
+                rows = decoder.decode_batch(batch, params.max_new_tokens, loaded.eos_ids, cancel=cancel, done=done)
+        except Exception as exc:  # a crash in one batch must not take the others down
+            elapsed = time.perf_counter() - started
+            return [GenerationResult.failure(f"Generation failed: {exc}", self.spec.name, elapsed) for _ in batch]
+        elapsed = time.perf_counter() - started
+        if cancel is not None and cancel.is_set():
+            return [self.cancelled_result(self.spec.name) for _ in batch]
+        label, stop_ids = f"{backends.FAST} {decoder.precision}", loaded.eos_ids | {tok.pad_token_id}
+        results = []
+        for row, ids in zip(rows, batch):
+            n = _completion_length(row, stop_ids)
+            text, hit_stop = truncate_at_stop(tok.decode(row[:n], skip_special_tokens=True), stops)
+            results.append(self._result(text, len(ids), n, elapsed, params, hit_stop, label))
         return results
 
     def _prefix_cache(self, loaded: LoadedModel, prefix: tuple[int, ...], rows: int):

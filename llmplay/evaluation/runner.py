@@ -322,6 +322,7 @@ class EvalRunner:
                     params=params,
                     mode=column.mode,
                     options=tuple(labels),
+                    backend=self.settings.batch_backend,  # transformers unless the fast batches are chosen
                 )
             except LlmplayError as exc:
                 cell.error = str(exc)
