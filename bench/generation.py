@@ -8,13 +8,16 @@ Phases run in separate processes so each one's peak memory (max RSS) and load ti
   warm   - load the same model again from that cache (fresh process)
   naive  - fp32 model, `model.generate` one prompt at a time (what a first script would do)
   engine - llmplay's engine: length-grouped, left-padded batches, per dtype (float32, the default
-           setting, then bfloat16)
+           setting, then bfloat16), then the fast decoder's bfloat16 batches (Settings.batch_backend)
   single - the engine in the same dtype, one prompt at a time: the reference for "same text"
   stream - engine.stream per backend choice (transformers = reference, fast/<precision>), one reply at a
            time as the Playground streams it: tokens/s over the replies, time to first token, and the
            share of replies equal to transformers float32's
   fpb    - a lower precision's task check: 200 Financial PhraseBank rows (../shared/datasets; skipped
            without them) classified by a streamed greedy reply, accuracy per backend
+  engine_stream, engine_fpb - the same replies and FPB rows on other CPU engines (bench/_engines.py:
+           OpenVINO GenAI int8 / fp16, converted once into .cache/test-models/openvino), beside llmplay's own
+           default stream backend: by_engine in the JSON line (skipped, with the reason, where not installed)
 Prompts: the first N instructions of AlpacaEval (../shared/datasets) when present, else a shipped list.
 The last line printed is one JSON object with the headline figures.
 """
@@ -29,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import _engines
 
 ROOT = Path(__file__).resolve().parents[1]
 ALPACA = ROOT.parent / "shared" / "datasets" / "alpaca_eval" / "alpaca_eval_instructions.jsonl"
@@ -103,7 +108,10 @@ def phase_engine(cache_dir: str, prompts: list[str], max_new: int, one_at_a_time
     from llmplay.engine import Engine, GenerationParams
     from llmplay.settings import Settings
 
-    engine = Engine(Settings(data_dir=Path(cache_dir) / "data", cache_dir=Path(cache_dir)))
+    # "fast/bfloat16": the fast decoder's batches (Settings.batch_backend) over the float32 model
+    batch_backend, dtype = (dtype, "float32") if dtype.startswith("fast/") else ("transformers", dtype)
+    settings = Settings(data_dir=Path(cache_dir) / "data", cache_dir=Path(cache_dir), batch_backend=batch_backend)
+    engine = Engine(settings)
     loaded = engine.models.get(engine.catalog.get(MODEL), dtype=dtype)
     params = GenerationParams(max_new_tokens=max_new)
     engine.generate(MODEL, ["Hello"], GenerationParams(max_new_tokens=2), dtype=dtype)  # warm-up, not timed
@@ -120,7 +128,8 @@ def phase_engine(cache_dir: str, prompts: list[str], max_new: int, one_at_a_time
         "tokens": sum(r.completion_tokens for r in results),
         "seconds": elapsed,
         "texts": [r.text for r in results],
-        "dtype": str(loaded.dtype).removeprefix("torch."),
+        "dtype": batch_backend if batch_backend != "transformers" else str(loaded.dtype).removeprefix("torch."),
+        "backend": results[0].backend,
     }
 
 
@@ -194,8 +203,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument(
         "--dtypes",
-        default="float32,bfloat16",
-        help="engine dtypes to run; the first (the default setting) is the headline",
+        default="float32,bfloat16,fast/bfloat16",
+        help="engine dtypes to run (fast/bfloat16: Settings.batch_backend); the first (the default) is the headline",
     )
     ap.add_argument(
         "--stream-models", default=f"{MODEL},gemma-3-270m", help="models whose streamed replies are compared"
@@ -206,6 +215,9 @@ def main() -> None:
         help="stream backends; transformers (float32) is the reference for same text",
     )
     ap.add_argument("--fpb-rows", type=int, default=200, help="0 skips the task-accuracy check")
+    ap.add_argument(
+        "--engines", default="openvino/int8,openvino/fp16", help="other engines measured beside ours ('' skips)"
+    )
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--cache-dir", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
@@ -222,6 +234,13 @@ def main() -> None:
             out = phase_stream(args.cache_dir, args.model, prompts, args.max_new_tokens, args.backend)
         elif args.phase == "fpb":
             out = phase_fpb(args.cache_dir, args.backend, args.fpb_rows)
+        elif args.phase == "engine_stream":
+            out = _engines.phase_engine_stream(args.cache_dir, args.model, prompts, args.max_new_tokens, args.backend)
+        elif args.phase == "engine_fpb":
+            from _data import fpb_split
+
+            held_out = fpb_split(0, train=0, held_out=args.fpb_rows)[1]
+            out = _engines.phase_engine_fpb(args.cache_dir, MODEL, args.backend, held_out)
         else:
             out = phase_engine(args.cache_dir, prompts, args.max_new_tokens, args.phase == "single", args.dtypes)
         out["peak_rss_mb"] = peak_rss_mb()
@@ -242,8 +261,19 @@ def main() -> None:
             for b in backends if m == MODEL else ["transformers", "auto"]:
                 streams[(m, b)] = run_phase("stream", cache_dir, args, extra=("--model", m, "--backend", b))
         fpb = {}
-        if args.fpb_rows and (ROOT.parent / "shared" / "datasets" / "financial_phrasebank").exists():
+        with_fpb = args.fpb_rows and (ROOT.parent / "shared" / "datasets" / "financial_phrasebank").exists()
+        if with_fpb:
             fpb = {b: run_phase("fpb", cache_dir, args, extra=("--backend", b)) for b in ("transformers", "auto")}
+        engines, skipped = {}, {}
+        for name in [e.strip() for e in args.engines.split(",") if e.strip()]:
+            if reason := _engines.missing(name):
+                skipped[name] = reason
+                continue
+            for m in [m.strip() for m in args.stream_models.split(",") if m.strip()]:
+                extra = ("--model", m, "--backend", name)
+                engines[(m, name)] = run_phase("engine_stream", cache_dir, args, extra=extra)
+            if with_fpb:
+                fpb[name] = run_phase("engine_fpb", cache_dir, args, extra=("--backend", name))
 
     naive_tok_s = naive["tokens"] / naive["seconds"]
     rows = [("naive loop, float32, 1 at a time", naive)]
@@ -254,11 +284,15 @@ def main() -> None:
         by_dtype[engine["dtype"]] = {
             "engine_tok_s": round(engine_tok_s, 1),
             "engine_single_tok_s": round(single["tokens"] / single["seconds"], 1),
+            "backend": engine["backend"],
             "speedup_vs_naive": round(engine_tok_s / naive_tok_s, 2),
             "same_text_fraction": round(same_fraction(engine["texts"], single["texts"]), 3),
             "same_as_naive_fp32_fraction": round(same_fraction(engine["texts"], naive["texts"]), 3),
             "peak_rss_mb": round(engine["peak_rss_mb"]),
         }
+    if "float32" in by_dtype:  # today's batches (transformers float32) are what the others are compared with
+        for fig in by_dtype.values():
+            fig["speedup_vs_float32_batched"] = round(fig["engine_tok_s"] / by_dtype["float32"]["engine_tok_s"], 2)
     print(f"\nSmolLM2-135M-Instruct, {args.prompts} prompts, greedy, <= {args.max_new_tokens} new tokens\n")
     print(f"{'run':34} {'tokens':>7} {'seconds':>8} {'tok/s':>8} {'peak MB':>8}")
     for name, r in rows:
@@ -277,6 +311,7 @@ def main() -> None:
     )
     headline = by_dtype[runs[dtypes[0]][0]["dtype"]]  # the first dtype asked for: the engine's default
     by_backend, default_row = stream_table(streams, fpb)
+    by_engine = engine_table(streams, engines, fpb, skipped)
     print(
         json.dumps(
             {
@@ -300,6 +335,7 @@ def main() -> None:
                 "naive_peak_rss_mb": round(naive["peak_rss_mb"]),
                 "by_dtype": by_dtype,
                 "by_backend": by_backend,
+                "by_engine": by_engine,
             }
         )
     )
@@ -355,6 +391,58 @@ def stream_table(streams: dict, fpb: dict) -> tuple[dict, dict]:
     precision = Settings().fast_precision
     default = by_backend.get(f"{MODEL} fast/{precision}") or by_backend.get(f"{MODEL} transformers") or {}
     return by_backend, default
+
+
+def engine_table(streams: dict, engines: dict, fpb: dict, skipped: dict) -> dict:
+    """Per model: llmplay's default stream backend ("auto") and each other engine on the same replies, with
+    their speed against ours, same text as transformers float32, and (SmolLM2) FPB accuracy."""
+    print("\nOther engines, same prompts and ids, one reply at a time (ours: the default stream backend)\n")
+    print(
+        f"{'model':22} {'engine':24} {'tok/s':>7} {'TTFT s':>7} {'vs ours':>7} {'same fp32':>9} {'prefix':>7}"
+        f" {'FPB':>6}"
+    )
+    table: dict = {}
+    models = sorted({m for m, _ in engines} | {m for m, _ in streams})
+    for model in models:
+        reference, ours = streams.get((model, "transformers")), streams.get((model, "auto"))
+        ours = ours or streams.get((model, "fast/float16"))
+        rows = [("ours", ours, "auto")] + [(name, run, name) for (m, name), run in engines.items() if m == model]
+        for name, run, fpb_key in rows:
+            if run is None:
+                continue
+            rate = run["decode_tokens"] / run["decode_seconds"]
+            row = {
+                "label": run["label"],
+                "stream_tok_s": round(rate, 1),
+                "stream_ttft_s": round(run["ttft_s"], 3),
+                "stream_same_text_fraction": round(same_fraction(run["texts"], reference["texts"]), 3)
+                if reference
+                else None,
+                "stream_matching_prefix_share": round(prefix_share(run["texts"], reference["texts"]), 3)
+                if reference
+                else None,
+                "vs_ours": round(rate / (ours["decode_tokens"] / ours["decode_seconds"]), 2) if ours else None,
+            }
+            if "convert_s" in run:
+                row["convert_s"] = run["convert_s"]
+            if model == MODEL and fpb_key in fpb:
+                row["fpb_accuracy"] = round(fpb[fpb_key]["accuracy"], 3)
+                if "transformers" in fpb:
+                    row["fpb_float32_accuracy"] = round(fpb["transformers"]["accuracy"], 3)
+            table[f"{model} {name}"] = row
+            cells = [
+                f"{row['stream_tok_s']:7.1f}",
+                f"{row['stream_ttft_s']:7.3f}",
+                f"{row['vs_ours'] or 0:7.2f}",
+                "-" if row["stream_same_text_fraction"] is None else f"{row['stream_same_text_fraction']:9.0%}",
+                "-" if row["stream_matching_prefix_share"] is None else f"{row['stream_matching_prefix_share']:7.0%}",
+                f"{row['fpb_accuracy']:6.1%}" if "fpb_accuracy" in row else "     -",
+            ]
+            print(f"{model:22} {run['label']:24} {' '.join(cells)}")
+    for name, reason in skipped.items():
+        print(f"{name}: skipped ({reason})")
+        table[name] = {"skipped": reason}
+    return table
 
 
 def prefix_share(texts: list[str], references: list[str]) -> float:
