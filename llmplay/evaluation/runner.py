@@ -322,7 +322,9 @@ class EvalRunner:
                     params=params,
                     mode=column.mode,
                     options=tuple(labels),
-                    backend=self.settings.batch_backend,  # transformers unless the fast batches are chosen
+                    # what decodes: transformers unless fast batches are chosen; likelihoods are always scored
+                    # by transformers (engine/likelihood.py), so their key says so whatever the batch backend
+                    backend=outputs.REFERENCE if column.mode == "likelihood" else self.settings.batch_backend,
                 )
             except LlmplayError as exc:
                 cell.error = str(exc)
