@@ -194,7 +194,7 @@ def test_bad_settings_that_need_the_model_fail_before_training(settings, tmp_pat
     registry.register(settings.db_path, name="ner-x", base_model=ENCODER, kind="tagger", path=tmp_path)
     assert "is a tagger" in problem(parent_version="ner-x v1")
     registry.register(settings.db_path, name="other", base_model="bert-base-cased", kind="classifier", path=tmp_path)
-    assert "trained from 'bert-base-cased'" in problem(parent_version="other v1")
+    assert "trained on 'bert-base-cased'" in problem(parent_version="other v1")
     assert not (tmp_path / "job" / "model").exists()  # nothing was trained or saved
 
 
