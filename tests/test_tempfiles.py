@@ -76,7 +76,7 @@ def test_an_upload_is_deleted_once_stored_and_a_callers_file_never(app_parts, tm
 
     template = _upload(tmp_path, "imported.yaml", "name: imported\ntask: chat\nbody: Hello\n")
     status, _ = templates.import_template(str(template))
-    assert status.startswith("✅") and not template.exists(), status
+    assert status.startswith("✓ Imported") and not template.exists(), status
 
     mine = tmp_path / "mine.csv"  # a path given by a script, outside the upload folder
     mine.write_text(CSV, encoding="utf-8")

@@ -174,8 +174,10 @@ def _wire_fresh_views(demo: gr.Blocks, opened: dict, leaderboard, labeling, trai
         view = refresh.View(queue_picker, [picker], [picker])
         refresh.reload_on(view, opened["evaluate"].select, *refresh.changed(demo, refresh.QUEUES))
 
-    @declare("view", read=True)
+    @declare("admin", "see training jobs", read=True)  # job names are admins' (the Train tab is theirs)
     def job_picker(current):
+        if current in (None, ""):  # opened before the page load's attach landed: follow the running job as it does
+            return train.tab.attach()[0]
         return gr.Dropdown(choices=train.tab.job_choices(), value=current)
 
     jobs = refresh.block_by_elem_id(demo, "train-job")

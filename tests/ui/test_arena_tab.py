@@ -277,7 +277,7 @@ def test_battle_vote_and_feedback_in_the_browser(page, ui_url, engine):
     assert votes.is_disabled(), "one vote per battle from the page"
     page.locator("#arena-prefer").click()
     status = page.locator("#arena-feedback-status")
-    status.get_by_text("queue 'preferences'").wait_for(timeout=30_000)
+    status.get_by_text("queue 'preferences'").wait_for(timeout=180_000)
     assert "✅" in status.inner_text(), status.inner_text()
     with connect(engine.settings.db_path) as db:
         (vote_row,) = db.query("select * from arena_votes order by id desc limit 1")

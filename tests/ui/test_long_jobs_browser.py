@@ -171,5 +171,7 @@ def test_a_40_cell_evaluation_counts_cells_as_they_finish(page, ui_url, engine):
         time.sleep(0.2)
     assert "✅" in text, text
     assert seen[-1] == 40 or "40/40" in text, (seen, text)
+    if seen[-1] != 40:  # the finished bar may replace the live counter in the same update: 40 shows as "40/40"
+        seen.append(40)
     assert len(seen) >= 6, seen  # 0, then at least five changes: cells counted as they finish
     assert seen == sorted(seen)

@@ -36,14 +36,14 @@ def test_every_model_event_joins_the_generation_group_and_cheap_ones_do_not(demo
 def test_a_bad_setting_is_refused_with_its_name(monkeypatch):
     import importlib
 
-    import llmplay.ui.queueing as queueing
+    import llmplay.concurrency as concurrency  # read once here for the tabs and the API (ui/queueing.py)
 
     monkeypatch.setenv("LLMPLAY_QUEUE_MAX", "lots")
     with pytest.raises(ValueError, match="LLMPLAY_QUEUE_MAX must be a whole number"):
-        importlib.reload(queueing)
+        importlib.reload(concurrency)
     monkeypatch.setenv("LLMPLAY_QUEUE_MAX", "0")
     with pytest.raises(ValueError, match="at least 1"):
-        importlib.reload(queueing)
+        importlib.reload(concurrency)
     monkeypatch.delenv("LLMPLAY_QUEUE_MAX")
-    importlib.reload(queueing)
-    assert queueing.QUEUE_MAX == 64
+    importlib.reload(concurrency)
+    assert concurrency.QUEUE_MAX == 64
