@@ -11,7 +11,7 @@ dir, the model loaded and warmed up before anything is timed.
   concurrency - C clients at once (C in --clients), each sending --requests-per-client non-streamed requests
                 (greedy, --max-tokens / 2): requests/s and p50 / p95 latency per C.
   traces      - the cost of storing one trace (llmplay.traces.record, 200 writes) and how many the API stored.
-Prompts: the first N instructions of AlpacaEval (../shared/datasets) when present, else a shipped list.
+Prompts: bench/generation.py's (the first N AlpacaEval instructions from ../shared/datasets, else its own list).
 The last line printed is one JSON object with the headline figures.
 """
 
@@ -28,25 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-ALPACA = ROOT.parent / "shared" / "datasets" / "alpaca_eval" / "alpaca_eval.json"
 MODEL = "smollm2-135m-instruct"
-SHIPPED = [
-    "Write a short story about a robot who learns to paint.",
-    "Explain why the sky is blue to a ten-year-old.",
-    "Give three tips for staying focused while studying.",
-    "What are the main differences between a list and a tuple in Python?",
-    "Describe a good breakfast for a long hike.",
-    "Summarise the plot of Romeo and Juliet in four sentences.",
-    "How does a bicycle stay upright when it moves?",
-    "Write a polite email asking a colleague to review a document.",
-]
-
-
-def prompts(n: int) -> list[str]:
-    if ALPACA.exists():
-        rows = json.loads(ALPACA.read_text(encoding="utf-8"))
-        return [r["instruction"] for r in rows[:n]]
-    return (SHIPPED * (n // len(SHIPPED) + 1))[:n]
 
 
 def api_stream(client, url: str, prompt: str, max_tokens: int) -> dict:
@@ -158,6 +140,7 @@ def main() -> None:
 
     import httpx
 
+    from bench.generation import load_prompts
     from llmplay import traces
     from llmplay.engine import Engine
     from llmplay.settings import Settings
@@ -169,7 +152,7 @@ def main() -> None:
     engine = Engine(settings)
     served = launch(engine, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
     url = served.local_url.rstrip("/")
-    texts = prompts(args.prompts)
+    texts = load_prompts(args.prompts)  # the same prompts as bench/generation.py
     try:
         with httpx.Client() as client:
             direct_stream(engine, "Warm up.", 8)  # load + the fast decoder's conversion, untimed
