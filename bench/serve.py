@@ -140,7 +140,9 @@ def main() -> None:
 
     import httpx
 
-    from bench.generation import load_prompts
+    sys.path.insert(0, str(ROOT / "bench"))  # generation.py imports its sibling _engines as a script does
+    from generation import load_prompts
+
     from llmplay import traces
     from llmplay.engine import Engine
     from llmplay.settings import Settings
