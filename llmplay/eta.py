@@ -31,17 +31,22 @@ def remaining(done: int, total: int, busy_s: float, since_s: float = 0.0, prior_
     return max(counting, floor, 0.0)
 
 
+def duration(seconds: float) -> str:
+    """``45 s`` / ``3 min 20 s`` / ``1 h 05 min``: one way of writing a length of time for every view."""
+    seconds = int(round(max(0.0, seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
 def describe(seconds: float | None) -> str:
     """``about 3 min 20 s left`` (``finishing`` at zero); ``""`` when unknown."""
     if seconds is None or seconds != seconds:  # NaN
         return ""
-    seconds = int(round(max(0.0, seconds)))
-    if seconds == 0:
+    if int(round(max(0.0, seconds))) == 0:
         return "finishing"
-    if seconds < 60:
-        return f"about {seconds} s left"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"about {minutes} min {secs:02d} s left"
-    hours, minutes = divmod(minutes, 60)
-    return f"about {hours} h {minutes:02d} min left"
+    return f"about {duration(seconds)} left"

@@ -15,6 +15,7 @@ import pandas as pd
 from llmplay.engine import GenerationParams
 from llmplay.errors import InvalidRequestError
 from llmplay.eta import describe as describe_eta
+from llmplay.eta import duration as eta_duration
 from llmplay.evaluation.config import ColumnConfig, JudgeConfig, MetricConfig, RunConfig
 from llmplay.evaluation.progress import RunProgress
 from llmplay.evaluation.results import (
@@ -164,14 +165,7 @@ def progress_dict(progress: RunProgress) -> dict[str, Any]:
 
 def duration_text(seconds: float) -> str:
     """``3 min 20 s`` / ``1 h 05 min``: a run's estimated length."""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return eta_duration(seconds)
 
 
 def progress_bar_html(progress: RunProgress | None) -> str:

@@ -10,6 +10,7 @@ import math
 import time
 from datetime import UTC, datetime
 
+from llmplay.eta import duration as eta_duration
 from llmplay.eta import remaining
 from llmplay.models.registry import ModelVersion
 from llmplay.training.records import Job
@@ -26,14 +27,7 @@ def _esc(value) -> str:
 def duration(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds < 0:  # NaN
         return "–"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return eta_duration(seconds)
 
 
 def _elapsed(job: Job) -> float | None:
