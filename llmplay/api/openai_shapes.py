@@ -184,6 +184,11 @@ def completion_body(call: ApiCall, id_: str, result: GenerationResult, served: s
         choice = {"index": 0, "text": result.text, "logprobs": None}
         kind = "text_completion"
     choice["finish_reason"] = finish_reason(result)
+    return _envelope(call, id_, served, kind, choice) | {"usage": usage(result)}
+
+
+def _envelope(call: ApiCall, id_: str, served: str, kind: str, choice: dict) -> dict:
+    """What every answer object carries around its one choice."""
     return {
         "id": id_,
         "object": kind,
@@ -191,7 +196,6 @@ def completion_body(call: ApiCall, id_: str, result: GenerationResult, served: s
         "model": call.model,
         "system_fingerprint": served,
         "choices": [choice],
-        "usage": usage(result),
     }
 
 
@@ -204,14 +208,7 @@ def chunk(call: ApiCall, id_: str, served: str, *, text: str = "", first: bool =
     else:
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
         kind = "text_completion"
-    return {
-        "id": id_,
-        "object": kind,
-        "created": int(time.time()),
-        "model": call.model,
-        "system_fingerprint": served,
-        "choices": [choice],
-    }
+    return _envelope(call, id_, served, kind, choice)
 
 
 def usage_chunk(call: ApiCall, id_: str, served: str, result: GenerationResult) -> dict:
