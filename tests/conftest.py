@@ -25,6 +25,7 @@ SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 CHAT_MODEL = "smollm2-135m-instruct"
 BASE_MODEL = "gemma-3-270m"
 PARIS_QUESTION = "What is the capital of France? Answer in one word."
+pytest_plugins = ["tests.servers"]  # the katan and scripted OpenAI-compatible servers
 
 
 @pytest.fixture(scope="session")

@@ -119,6 +119,8 @@ def _resolve(engine: Engine, name: str) -> tuple[ModelSpec, str]:
         raise ApiError(f"{name!r} is a {spec.kind} model; it does not write replies.", 400, param="model")
     if name.startswith(LINE_PREFIX):  # the line's active version answers: resolve it once, name it in the answer
         served = line_active(engine.catalog.db_path, name) or spec.name
+        if spec.source == "endpoint":  # an external engine serves the line (models/line_serving.py): forward
+            return spec, served
         return engine.catalog.get(served), served
     return spec, spec.name
 

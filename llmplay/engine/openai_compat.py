@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -25,7 +24,7 @@ from llmplay.engine.text import base_model_text, stop_holdback, truncate_at_stop
 from llmplay.engine.types import FinishReason, GenerationRequest, GenerationResult, OptionScore, StreamEvent
 from llmplay.errors import InvalidRequestError, LlmplayError, ProviderError
 from llmplay.models.access import Access
-from llmplay.models.catalog import ModelSpec
+from llmplay.models.catalog import ModelSpec, normalize_base_url
 from llmplay.settings import Settings
 
 # vLLM's documented placeholder. Some servers (llm-katan, proxies) reject a request without any
@@ -33,17 +32,8 @@ from llmplay.settings import Settings
 PLACEHOLDER_KEY = "EMPTY"
 # Cap on a server's Retry-After, so that one rate-limited row cannot stall a batch for minutes.
 MAX_RETRY_AFTER_S = 20.0
+ENDPOINT_BACKEND = "endpoint"  # a reply's backend: the server at the spec's URL decoded it
 _LENGTH_REASONS = {"length", "max_tokens", "model_length"}
-
-
-def normalize_base_url(url: str) -> str:
-    """``http://host:8000`` -> ``http://host:8000/v1``; a URL with a path is kept as given.
-
-    Only a bare host gets ``/v1``: some services serve the OpenAI API under another path
-    (e.g. ``.../v1beta/openai``, ``.../api/v1``), which appending would break.
-    """
-    url = url.strip().rstrip("/")
-    return url + "/v1" if urlsplit(url).path in ("", "/") else url
 
 
 def _finish(reason: str | None) -> FinishReason:
@@ -174,6 +164,7 @@ class OpenAICompatProvider(Provider):
                 finish_reason=finish,
                 model=self.spec.name,
                 time_to_first_token_s=first_token_s,
+                backend=ENDPOINT_BACKEND,
             ),
         )
 
@@ -314,6 +305,7 @@ class OpenAICompatProvider(Provider):
             latency_s=time.perf_counter() - started,
             finish_reason="stop" if hit_stop else finish,
             model=self.spec.name,
+            backend=ENDPOINT_BACKEND,
         )
 
     def _chunk_text(self, choice: dict) -> str:

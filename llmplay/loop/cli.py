@@ -6,6 +6,8 @@ llmplay loop status [NAME] [--json]                      lines, active version, 
 llmplay loop run-once NAME [--force]                     run an update now if one is due (--force: regardless)
 llmplay loop promote UPDATE_ID --user U                  promote a rejected update's candidate by hand
 llmplay loop rollback NAME [--to VERSION_ID] --user U    make an earlier version active again
+llmplay loop serve NAME --url URL [--model M] [--lora] [--adapter-root P] [--key-env VAR] | --off
+                                                         forward the line's requests to an external engine (vLLM)
 """
 
 from __future__ import annotations
@@ -49,6 +51,15 @@ def add_loop_commands(subparsers) -> None:
         help="version id (default: the one active before); 0 = the base model",
     )
     rb.add_argument("--user", required=True)
+    sv = actions.add_parser("serve", help="serve a line from an external OpenAI-compatible engine (vLLM)")
+    sv.add_argument("name")
+    sv.add_argument("--url", help="the engine's address, e.g. http://127.0.0.1:8000")
+    sv.add_argument("--model", help="the engine's name for the base model (default: the line's base model)")
+    sv.add_argument("--lora", action="store_true", help="load each promoted adapter into the engine (vLLM)")
+    sv.add_argument("--adapter-root", help="where the engine sees <data>/models/versions, if not at the same path")
+    sv.add_argument("--key-env", help="environment variable holding the engine's API key")
+    sv.add_argument("--off", action="store_true", help="serve the line with llmplay's own engine again")
+    sv.add_argument("--user", default="admin")
 
 
 def _pairs(pairs: list[str]) -> dict:
@@ -120,7 +131,35 @@ def cmd_loop(args, settings: Settings) -> int:
             else:
                 line = lines.rollback(db, args.name, args.to, user=args.user)
             print(f"Line {line.name!r}: active is now {lines.active_label(db, line)}.")
+        elif args.action == "serve":
+            _serve(db, args)
     return exitcodes.OK
+
+
+def _serve(db, args) -> None:
+    from llmplay.loop import lines
+    from llmplay.models.line_serving import LineServing
+
+    if args.off == bool(args.url):
+        raise LlmplayError("Give --url URL (serve the line from that engine) or --off (serve it from llmplay).")
+    serving = None
+    if args.url:
+        serving = LineServing.from_dict(
+            {"url": args.url, "model": args.model, "lora": args.lora, "adapter_root": args.adapter_root,
+             "key_env": args.key_env}
+        )  # fmt: skip
+    line = lines.set_serving(db, args.name, serving, user=args.user)
+    if serving is None:
+        print(f"Line {line.name!r} is served by llmplay again.")
+        return
+    served = serving.served_name({"name": line.name, "base_model": line.base_model}, _version(db, line))
+    print(f"Line {line.name!r} is served by {serving.base_url} (model {served!r}): line:{line.name} goes there.")
+
+
+def _version(db, line) -> int | None:
+    if line.active_version_id is None:
+        return None
+    return db.execute("select version from model_versions where id = ?", [line.active_version_id]).fetchone()[0]
 
 
 def _run_once(args, settings: Settings) -> int:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
 from llmplay.errors import InvalidRequestError, short
 from llmplay.models import lines as stored
+from llmplay.models.line_serving import LineServing, adapter_name, load_adapter
 from llmplay.models.lines import EVENTS, LINE_PREFIX, LINES, event, now
+from llmplay.models.registry import versions_dir
 from llmplay.store import immediate
 
 UPDATES = "loop_updates"
@@ -139,6 +142,7 @@ class Line:
     created_by: str | None
     created_at: str
     updated_at: str | None
+    serving: LineServing | None = None  # an external engine serves it (models/line_serving.py); None: llmplay
 
     @property
     def picker_name(self) -> str:
@@ -146,7 +150,10 @@ class Line:
 
     @classmethod
     def from_row(cls, row: dict) -> Line:
-        return cls(**(row | {"settings": LineSettings.from_dict(json.loads(row["settings"]))}))
+        values = {k: v for k, v in row.items() if k != "serve"}
+        values["settings"] = LineSettings.from_dict(json.loads(row["settings"]))
+        values["serving"] = LineServing.from_json(row.get("serve"))
+        return cls(**values)
 
 
 def create_line(
@@ -225,10 +232,29 @@ def _version_of_line(db: Database, line: Line, version_id: int | None) -> None:
         raise LoopError(f"Version #{version_id} belongs to {row[0]!r} on {row[1]!r}, not to line {line.name!r}.")
 
 
+def load_for_serving(db: Database, line: str | int | Line, version_id: int | None) -> None:
+    """For a line whose engine loads adapters (models/line_serving.py), load the version's adapter there now;
+    a no-op otherwise. Call it outside a write transaction: it waits on the engine."""
+    current = get_line(db, line)
+    _version_of_line(db, current, version_id)
+    _load(db, current.serving, version_id)
+
+
+def _load(db: Database, serving: LineServing | None, version_id: int | None) -> None:
+    if serving is None or not serving.lora or version_id is None:
+        return
+    query = "select name, version, path from model_versions where id = ?"
+    name, version, path = db.execute(query, [version_id]).fetchone()
+    versions = versions_dir(Path(db.conn.execute("pragma database_list").fetchone()[2]).parent)
+    load_adapter(serving, adapter_name(name, version), serving.adapter_path(path, versions))
+
+
 def set_active(
     db: Database, line: str | int | Line, version_id: int | None, *, user: str, action: str, update_id=None, **why
 ) -> Line:
-    """Move the ``active`` alias (promote, rollback; None = the base model). One audited row change."""
+    """Move the ``active`` alias (promote, rollback; None = the base model). One audited row change; for a line
+    whose engine loads adapters, only once the engine has loaded the version's (``ServingError`` otherwise)."""
+    load_for_serving(db, line, version_id)  # before the write lock: a network call
     with immediate(db):
         current = get_line(db, line)
         _version_of_line(db, current, version_id)
@@ -250,6 +276,18 @@ def rollback(db: Database, line: str | int | Line, version_id: int | None = None
             raise LoopError(f"Line {current.name!r} has no earlier active version to roll back to.")
         version_id = previous[0]
     return set_active(db, current, version_id, user=user, action="rollback")
+
+
+def set_serving(db: Database, line: str | int | Line, serving: LineServing | None, *, user: str) -> Line:
+    """Serve the line from an external engine (None: from llmplay again). Audited; the next request follows. An
+    engine that loads adapters gets the active version's first, so the line never points at a missing one."""
+    _load(db, serving, get_line(db, line).active_version_id)
+    with immediate(db):
+        current = get_line(db, line)
+        db[LINES].update(current.id, {"serve": serving.to_json() if serving else None, "updated_at": now()})
+        before = json.loads(current.serving.to_json()) if current.serving else None
+        event(db, user, current.id, "serving", before=before, after=json.loads(serving.to_json()) if serving else None)
+    return get_line(db, current.id)
 
 
 def events(db: Database, line: str | int | Line, limit: int = 200) -> list[dict]:

@@ -23,7 +23,17 @@ from llmplay.feedback.store import mark_consumed
 from llmplay.loop import data as loop_data
 from llmplay.loop import probe
 from llmplay.loop.gates import MIN_HELDOUT
-from llmplay.loop.lines import UPDATES, Line, LoopError, active_label, event, get_line, now, set_active
+from llmplay.loop.lines import (
+    UPDATES,
+    Line,
+    LoopError,
+    active_label,
+    event,
+    get_line,
+    load_for_serving,
+    now,
+    set_active,
+)
 from llmplay.processes import pid_alive
 from llmplay.store import connect, immediate
 
@@ -320,10 +330,11 @@ def run_update(
 
 def promote_candidate(db, update_id: int, *, user: str) -> Line:
     """An admin promotes a rejected update's candidate by hand (audited)."""
+    update = get_update(db, update_id)
+    if update.candidate_version_id is None:
+        raise LoopError(f"Update #{update_id} has no candidate version (it {update.status}).")
+    load_for_serving(db, update.line_id, update.candidate_version_id)  # outside the write lock: it waits on the engine
     with immediate(db):
-        update = get_update(db, update_id)
-        if update.candidate_version_id is None:
-            raise LoopError(f"Update #{update_id} has no candidate version (it {update.status}).")
         line = set_active(
             db,
             update.line_id,

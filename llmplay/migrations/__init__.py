@@ -44,5 +44,6 @@ for _migration in (
     chat_replies.m012_chat_replies,
     auth.m013_api_keys,
     traces.m014_api_traces,
+    loop.m015_line_serving,
 ):
     MIGRATIONS()(_migration)

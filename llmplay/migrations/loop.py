@@ -71,3 +71,8 @@ def m008_loop(db: Database) -> None:
         not_null={"at", "line_id", "action"},
         foreign_keys=[("line_id", "loop_lines", "id")],
     )
+
+
+def m015_line_serving(db: Database) -> None:
+    # A line served by an external OpenAI-compatible engine (llmplay/models/line_serving.py); null: llmplay serves it.
+    db["loop_lines"].add_column("serve", str)

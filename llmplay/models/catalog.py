@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -54,6 +55,16 @@ def is_version_label(text: str) -> bool:
 
 def is_hub_id(text: str) -> bool:
     return bool(_HUB_ID_RE.match(text)) and ".." not in text and "--" not in text and not text.endswith(".git")
+
+
+def normalize_base_url(url: str) -> str:
+    """``http://host:8000`` -> ``http://host:8000/v1``; a URL with a path is kept as given.
+
+    Only a bare host gets ``/v1``: some services serve the OpenAI API under another path
+    (e.g. ``.../v1beta/openai``, ``.../api/v1``), which appending would break.
+    """
+    url = url.strip().rstrip("/")
+    return url + "/v1" if urlsplit(url).path in ("", "/") else url
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 from llmplay.errors import LlmplayError, UnknownModelError
 from llmplay.models import lines, registry
 from llmplay.models.catalog import ModelSpec
+from llmplay.models.line_serving import LineServing
 from llmplay.models.registry import ModelVersion
 from llmplay.store import connect
 
@@ -86,12 +87,25 @@ def line_active(db_path: Path | None, name: str) -> str | None:
 
 
 def line_spec(db_path: Path | None, name: str, lookup: Lookup) -> ModelSpec | None:
-    """``line:<name>``: the spec of the line's active version (the base model while none is active)."""
-    active = line_active(db_path, name)
-    if active is None:
+    """``line:<name>``: the spec of the line's active version (the base model while none is active); for a line
+    served by an external engine (models/line_serving.py), an endpoint spec asking the engine for it."""
+    if db_path is None or not name.startswith(lines.LINE_PREFIX) or not Path(db_path).exists():
         return None
+    with connect(db_path) as db:
+        line = lines.find_line(db, name)
+        if line is None:
+            return None
+        active = lines.active_label(db, line["base_model"], line["active_version_id"])
+        serving = LineServing.from_json(line.get("serve"))
+        version = None
+        if serving is not None and line["active_version_id"] is not None:
+            version = db.execute("select version from model_versions where id = ?", [line["active_version_id"]])
+            version = version.fetchone()[0]
+    description = f"model line {line['name']}: active = {active}"
+    if serving is not None:
+        served = serving.served_name(line, version)
+        return serving.spec(lookup(line["base_model"]), name, served, f"{description}, served by {serving.base_url}")
     spec = lookup(active)
-    description = f"model line {name[len(lines.LINE_PREFIX) :]}: active = {active}"
     return replace(spec, name=name, base=spec.base or spec.name, builtin=False, description=description)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 from pathlib import Path
 
@@ -69,7 +70,8 @@ def scaled_job(name: str, steps: int) -> str:
 
 BOX = """() => {
   const box = document.querySelector('#train-progress-box');
-  return box ? [box.dataset.status || '', Number(box.dataset.step || 0), box.dataset.phase || '', box.innerText] : null;
+  return box ? [box.dataset.status || '', Number(box.dataset.step || 0), box.dataset.phase || '', box.innerText,
+                Number(box.dataset.job || 0)] : null;
 }"""
 
 
@@ -82,7 +84,9 @@ def test_training_progress_moves_before_the_first_step_and_the_chart_draws_from_
     editor.click()
     editor.fill(scaled_job("alive-lora", 6))
     page.locator("#train-start").click()
-    page.locator("#train-message").get_by_text("Job #").wait_for(timeout=120_000)
+    message = page.locator("#train-message").get_by_text("Job #")
+    message.wait_for(timeout=120_000)
+    job_id = int(re.search(r"Job #(\d+)", message.inner_text()).group(1))
 
     before_first_step, phases, last, started = set(), [], None, time.monotonic()
     deadline = started + 900
@@ -91,8 +95,10 @@ def test_training_progress_moves_before_the_first_step_and_the_chart_draws_from_
         if state != last:
             print(f"{time.monotonic() - started:7.1f} s", state, flush=True)  # pytest -s: how the page moved
             last = state
+        if state and state[4] != job_id:  # the box may still show an earlier test's job until it follows ours
+            state = None
         if state and state[0] == "running":
-            status, step, phase, text = state
+            status, step, phase, text, _ = state
             if step >= 1:
                 break
             before_first_step.add(text)

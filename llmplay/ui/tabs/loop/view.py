@@ -228,6 +228,9 @@ def status_markdown(line, labels: dict[int, str], why: str, running, scheduler_n
         parts.append("**Running:** no update")
     if scheduler_note:
         parts.append(f"**Scheduler:** {scheduler_note}")
+    serving = getattr(line, "serving", None)
+    if serving is not None:  # `llmplay loop serve`: an external engine answers line:NAME
+        parts.append(f"**Served by:** {serving.base_url}{' (loads adapters)' if serving.lora else ''}")
     return " · ".join(parts)
 
 
