@@ -14,6 +14,7 @@ from pathlib import Path
 from llmplay.engine import Engine
 from llmplay.errors import LlmplayError
 from llmplay.evaluation.runner import EvalRunner
+from llmplay.loop.online import OnlineScorer
 from llmplay.loop.scheduler import Scheduler
 from llmplay.settings import Settings
 from llmplay.templates import TemplateLibrary
@@ -47,6 +48,7 @@ class Services:
     jobs: JobRunner
     scheduler: Scheduler
     prompts_dir: Path | None = None
+    online: OnlineScorer | None = None  # scores sampled API traces of lines in the background (loop/online.py)
 
     @property
     def settings(self) -> Settings:
@@ -70,8 +72,11 @@ class Services:
         jobs = jobs or JobRunner(engine.settings, prompts_dir=prompts_dir, catalog=engine.catalog)
         check_s = loop_check_interval() if check_s is None else check_s
         scheduler = Scheduler(engine, jobs=jobs, runner=evaluations, check_s=check_s, start=check_s > 0)
-        return cls(engine, templates, evaluations, jobs, scheduler, prompts_dir)
+        online = OnlineScorer(engine, templates, interval_s=0 if check_s == 0 else None)
+        return cls(engine, templates, evaluations, jobs, scheduler, prompts_dir, online)
 
     def close(self) -> None:
         """Stop the background threads (the scheduler; the job runner's jobs are child processes of their own)."""
         self.scheduler.close()
+        if self.online is not None:
+            self.online.close()

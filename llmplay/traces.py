@@ -23,6 +23,7 @@ from llmplay.settings import Settings
 from llmplay.store import connect, immediate, now
 
 TRACES = "api_traces"
+EVALS = "trace_evals"  # online evaluation scores of traces (llmplay/loop/online.py)
 REDACTED = "[redacted]"
 PRUNE_EVERY = 100  # prune once per this many stored traces (a count per process), not on every write
 
@@ -103,6 +104,8 @@ def prune(settings: Settings) -> int:
             "limit ?)",
             [settings.trace_keep],
         )
+        if cursor.rowcount and db[EVALS].exists():  # their online scores go with them (loop/online.py)
+            db.execute(f"delete from {EVALS} where trace_id not in (select id from {TRACES})")
         return cursor.rowcount
 
 

@@ -1,4 +1,5 @@
-"""``llmplay traces list|export``: the API's stored requests (llmplay/traces.py) for people and scripts."""
+"""``llmplay traces list|export|scores``: the API's stored requests (llmplay/traces.py) and the online scores of
+lines' traces (llmplay/loop/online.py), for people and scripts."""
 
 from __future__ import annotations
 
@@ -25,9 +26,15 @@ def add_traces_commands(sub) -> None:
         p.add_argument("--limit", type=cliargs.whole("list_count"), default=100 if name == "list" else 10_000)
         if name == "export":
             p.add_argument("--out", type=cliargs.path, help="write to this file instead of stdout")
+    s = actions.add_parser("scores", help="online evaluation scores per line, version and day")
+    s.add_argument("--line", help="one line's scores")
+    s.add_argument("--since", help="ISO time (inclusive)")
+    s.add_argument("--json", action="store_true", help="one JSON object per line, version and day")
 
 
 def cmd_traces(args, settings: Settings) -> int:
+    if args.action == "scores":
+        return _scores(args, settings)
     found = traces.list_traces(
         settings,
         model=args.model,
@@ -55,3 +62,24 @@ def cmd_traces(args, settings: Settings) -> int:
     else:
         sys.stdout.write(lines)
     return exitcodes.OK
+
+
+def _scores(args, settings: Settings) -> int:
+    from llmplay.loop.online import summary, summary_rows
+
+    days = summary(settings, args.line, since=args.since)
+    if args.json:
+        sys.stdout.write("".join(json.dumps(d.to_dict(), ensure_ascii=False) + "\n" for d in days))
+        return exitcodes.OK
+    if not days:
+        print("No online scores yet: turn them on per line (llmplay loop set NAME 'online={sample: 0.2}').")
+        return exitcodes.OK
+    headers, rows = summary_rows(days)
+    widths = [max(len(str(h)), *(len(_cell(r[i])) for r in rows)) for i, h in enumerate(headers)]
+    for row in [headers, *rows]:
+        print("  ".join(_cell(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    return exitcodes.OK
+
+
+def _cell(value) -> str:
+    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)

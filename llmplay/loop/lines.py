@@ -16,6 +16,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from llmplay.errors import InvalidRequestError, short
+from llmplay.loop.online_checks import OnlineError, OnlineEval
 from llmplay.models import lines as stored
 from llmplay.models.line_serving import LineServing, adapter_name, load_adapter
 from llmplay.models.lines import EVENTS, LINE_PREFIX, LINES, event, now
@@ -71,6 +72,8 @@ class LineSettings:
     learning_rate: float = 3e-4
     batch_size: int = 8
     seed: int = 0
+    # Online evaluation of the line's API traces (loop/online_checks.py): {sample, checks, parses, judge}.
+    online: dict = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict | None) -> LineSettings:
@@ -123,8 +126,18 @@ class LineSettings:
         number("seed", 0, 2**32 - 1, whole=True)
         if self.regression_dataset is not None and not str(self.regression_dataset).strip():
             self.regression_dataset = None
+        try:
+            self.online = self.online_eval.to_dict()
+        except OnlineError as exc:
+            p.append(str(exc))
         if p:
             raise LoopError("Line settings are not valid: " + "; ".join(p) + ".")
+
+    @property
+    def online_eval(self) -> OnlineEval:
+        if not isinstance(self.online, dict):
+            raise OnlineError(f"online must be a mapping of sample, checks, parses and judge, not {short(self.online)}")
+        return OnlineEval.from_dict(self.online)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

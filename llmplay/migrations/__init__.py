@@ -45,5 +45,6 @@ for _migration in (
     auth.m013_api_keys,
     traces.m014_api_traces,
     loop.m015_line_serving,
+    traces.m016_trace_evals,
 ):
     MIGRATIONS()(_migration)

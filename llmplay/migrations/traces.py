@@ -33,3 +33,22 @@ def m014_api_traces(db: Database) -> None:
     )
     db["api_traces"].create_index(["at"])
     db["api_traces"].create_index(["served", "at"])
+
+
+def m016_trace_evals(db: Database) -> None:
+    # Online evaluation (llmplay/loop/online.py): one row per trace of a line the scorer has looked at.
+    db["trace_evals"].create(
+        {
+            "trace_id": str,
+            "line": str,
+            "served": str,  # the version that answered (the trace's served)
+            "at": str,  # the trace's time, so scores group by when the traffic happened
+            "scored_at": str,
+            "sampled": int,  # 0: outside the line's sample (looked at, not scored)
+            "scores": str,  # JSON {check: 0-1}
+            "details": str,  # JSON {check: why it failed / the judge's verdict}
+        },
+        pk="trace_id",
+        not_null={"line", "served", "at", "scored_at", "sampled"},
+    )
+    db["trace_evals"].create_index(["line", "at"])

@@ -1,6 +1,7 @@
 """The Traces tab (admins): every request the OpenAI-compatible API answered (llmplay/traces.py), filtered by
 model / line / version, user, dates, finish reason and text; one trace in full; chosen traces sent to a labeling
-queue for review. Reads afresh when the tab opens and on Refresh."""
+queue for review; the online evaluation's scores per line, version and day (llmplay/loop/online.py), so a
+promotion's effect on live traffic shows. Reads afresh when the tab opens and on Refresh."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import pandas as pd
 from llmplay import traces
 from llmplay.errors import LlmplayError
 from llmplay.feedback.store import list_queues
+from llmplay.loop import online as online_eval
+from llmplay.models.lines import LINE_PREFIX
 from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.ui.access import caller_of, declare
@@ -36,7 +39,12 @@ def trace_rows(found: list[traces.Trace]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=HEADERS)
 
 
-def trace_html(trace: traces.Trace | None) -> str:
+def scores_table(days: list[online_eval.VersionDay]) -> pd.DataFrame:
+    headers, rows = online_eval.summary_rows(days)
+    return pd.DataFrame(rows, columns=headers)
+
+
+def trace_html(trace: traces.Trace | None, online: dict | None = None) -> str:
     """One trace in full: the request's turns, the reply, and its figures (all text escaped)."""
     if trace is None:
         return "<p>Pick a trace in the table (or paste its id) to see it in full.</p>"
@@ -52,6 +60,14 @@ def trace_html(trace: traces.Trace | None) -> str:
         f" · first token {trace.ttft_s or 0:.2f} s · {trace.backend or '?'} · {trace.finish_reason}"
     )
     error = f"<p><b>Error:</b> {html.escape(trace.error)}</p>" if trace.error else ""
+    if online:  # the online evaluation's scores of this trace, with why a check failed / the judge's verdict
+        items = "".join(
+            f"<li>{html.escape(name)}: {value:.2f}"
+            + (f" — {html.escape(str(online['details'][name]))}" if name in online["details"] else "")
+            + "</li>"
+            for name, value in online["scores"].items()
+        )
+        error += f"<p><b>Online scores</b></p><ul>{items}</ul>"
     return (
         f"<h4>{html.escape(trace.id)}</h4><p><small>{html.escape(trace.at)} · {html.escape(trace.user or '')} · "
         f"asked {html.escape(trace.model)}, answered by {html.escape(trace.served)}</small></p>{turns}"
@@ -79,6 +95,12 @@ def build_traces_tab(services: Services, demo: gr.Blocks) -> View:
         send = gr.Button("Send to queue", scale=0)
     sent = gr.Markdown()
     detail = gr.HTML(trace_html(None), elem_id="traces-detail")
+    with gr.Accordion("Online scores per version and day", open=True):
+        gr.Markdown(
+            "A line's sampled traces are scored in the background by the checks it names "
+            "(`llmplay loop set NAME 'online={sample: 0.2, checks: [...], judge: {}}'`); filter by `line:NAME` above."
+        )
+        online = gr.Dataframe(interactive=False, elem_id="traces-online", wrap=True)
 
     @declare("admin", "see API traces", read=True)
     def show(model_, user_, since_, until_, reason_, search_):
@@ -90,9 +112,11 @@ def build_traces_tab(services: Services, demo: gr.Blocks) -> View:
             with connect(settings.db_path) as db:
                 names = [q.name for q in list_queues(db)]
         except LlmplayError as exc:
-            return format_error(str(exc)), gr.skip(), gr.skip()
+            return format_error(str(exc)), gr.skip(), gr.skip(), gr.skip()
         text = EMPTY if not found else f"{len(found)} trace(s) (at most 100 shown; narrow the filters for more)."
-        return text, trace_rows(found), gr.Dropdown(choices=names)
+        line = model_.strip()[len(LINE_PREFIX) :] if model_.strip().startswith(LINE_PREFIX) else None
+        days = online_eval.summary(settings, line, since=since_.strip() or None)
+        return text, trace_rows(found), gr.Dropdown(choices=names), scores_table(days)
 
     @declare("admin", "see API traces", read=True)
     def pick(ids: str, evt: gr.SelectData):
@@ -102,7 +126,9 @@ def build_traces_tab(services: Services, demo: gr.Blocks) -> View:
         chosen = [i.strip() for i in (ids or "").split(",") if i.strip()]
         if row[0] not in chosen:
             chosen.append(row[0])
-        return ", ".join(chosen), trace_html(traces.get_trace(settings, row[0]))
+        return ", ".join(chosen), trace_html(
+            traces.get_trace(settings, row[0]), online_eval.scores_of(settings, row[0])
+        )
 
     @declare("admin", "send API traces to a queue")
     def to_queue(ids: str, queue_name: str, request: gr.Request):
@@ -119,7 +145,7 @@ def build_traces_tab(services: Services, demo: gr.Blocks) -> View:
         )
 
     filters = [model, user, since, until, reason, search]
-    outputs = [summary, table, queue]
+    outputs = [summary, table, queue, online]
     private = {"api_visibility": "private"}
     gr.on([refresh.click, search.submit, model.submit, user.submit], show, filters, outputs, **private)
     table.select(pick, [picked], [picked, detail], **private)

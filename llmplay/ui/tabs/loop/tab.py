@@ -26,6 +26,7 @@ from llmplay.errors import LlmplayError
 from llmplay.feedback import dashboard
 from llmplay.feedback import store as fb
 from llmplay.loop import lines as loop_lines
+from llmplay.loop import online as online_eval
 from llmplay.loop.scheduler import Scheduler, status
 from llmplay.loop.update import list_updates, promote_candidate, run_update
 from llmplay.models import registry
@@ -64,6 +65,7 @@ class LoopView:
     versions: list[tuple[str, int]] = field(default_factory=list)  # rollback targets
     rejected: list[tuple[str, int]] = field(default_factory=list)  # updates whose candidate can be promoted
     runs: list[tuple[str, int]] = field(default_factory=list)  # gate evaluation runs
+    online: pd.DataFrame = field(default_factory=pd.DataFrame)  # live traffic's online scores per version and day
 
 
 class LoopTab:
@@ -127,6 +129,7 @@ class LoopTab:
                 versions=self._rollback_choices(line),
                 rejected=view.rejected_choices(updates),
                 runs=view.run_choices(updates),
+                online=_online_frame(self.engine.settings, line.name),
             )
         except Exception as exc:
             return LoopView(status=error(exc))
@@ -426,6 +429,13 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
     events = gr.Dataframe(
         headers=view.EVENT_HEADERS, interactive=False, wrap=True, label="Events", elem_id="loop-events"
     )
+    with gr.Accordion("Live traffic: online scores per version and day", open=False):
+        gr.Markdown(
+            "The line's sampled API traces, scored in the background by the checks its `online` setting names "
+            "(`llmplay loop set NAME 'online={sample: 0.2, checks: [{check: regex, value: ...}], judge: {}}'`). "
+            "A promotion shows as a new version's rows."
+        )
+        online = gr.Dataframe(interactive=False, wrap=True, elem_id="loop-online")
     with gr.Accordion("Two versions' outputs on a gate's evaluation run", open=False):
         runs = gr.Dropdown([], value=None, label="Gate run", elem_id="loop-compare-run")
         compare_text = gr.Markdown(
@@ -438,7 +448,7 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
         )
 
     view_outputs = [status_md, queues, *form, timeline, probe_task, probe_ppl, volume, events]
-    view_outputs += [versions, rejected, runs, promote_sure, rollback_sure, empty, *headings]
+    view_outputs += [versions, rejected, runs, promote_sure, rollback_sure, empty, *headings, online]
 
     @declare("admin", "see model lines", read=True)
     def shown(line_name):
@@ -459,6 +469,7 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
             False,
             view.empty_note(line_name, bool(v.timeline), failed),
             *(view.chart_heading(c, line_name, f.empty) for c, f in frames.items()),
+            v.online,
         ]
 
     @declare("admin", "see model lines", read=True)
@@ -515,3 +526,8 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
         **PRIVATE,
     )
     return LoopHandle(tab, (new_base,))
+
+
+def _online_frame(settings, line_name: str) -> pd.DataFrame:
+    headers, rows = online_eval.summary_rows(online_eval.summary(settings, line_name))
+    return pd.DataFrame(rows, columns=headers)
