@@ -53,10 +53,21 @@ class Trace:
         return asdict(self)
 
 
-def sampled(settings: Settings, rng: random.Random | None = None) -> bool:
-    """Whether this request is stored (``trace_sample``)."""
-    rate = settings.trace_sample
+def sampled(settings: Settings, rng: random.Random | None = None, line: str | None = None) -> bool:
+    """Whether this request is stored: its line's ``trace_sample`` setting when it names a line that has one, else
+    the server's ``trace_sample``."""
+    rate = settings.trace_sample if line is None else line_sample(settings, line)
     return rate >= 1 or (rate > 0 and (rng or random).random() < rate)
+
+
+def line_sample(settings: Settings, line: str) -> float:
+    """A line's own capture share (``llmplay loop set NAME trace_sample=0.1``), or the server's."""
+    from llmplay.models.lines import find_line
+
+    with connect(settings.db_path) as db:
+        row = find_line(db, line)
+    value = json.loads(row["settings"] or "{}").get("trace_sample") if row else None
+    return settings.trace_sample if value is None else float(value)
 
 
 def redact(settings: Settings, value):
@@ -137,10 +148,12 @@ def list_traces(
     until: str | None = None,
     finish_reason: str | None = None,
     search: str | None = None,
+    rating: str | None = None,
     limit: int = 100,
 ) -> list[Trace]:
     """The newest traces first, filtered: ``model`` matches the model as asked or what answered; ``search`` is
-    a case-insensitive substring of the request or the reply."""
+    a case-insensitive substring of the request or the reply; ``rating`` is "up", "down" (someone rated the
+    reply so through /v1/feedback) or "none" (nobody rated it)."""
     where, args = [], []
     if model:
         where.append("(model = ? or served = ?)")
@@ -158,11 +171,27 @@ def list_traces(
     if search:
         where.append("(instr(lower(request), ?) > 0 or instr(lower(reply), ?) > 0)")
         args += [search.lower(), search.lower()]
+    if rating:
+        if rating not in RATINGS:
+            raise LlmplayError(f"rating is one of {', '.join(RATINGS)}, not {rating!r}.")
+        where.append(_RATED[rating])
     with connect(settings.db_path) as db:
         rows = db[TRACES].rows_where(
             " and ".join(where) or None, args, order_by="at desc, rowid desc", limit=max(1, int(limit))
         )
         return [_trace(r) for r in rows]
+
+
+RATINGS = ("up", "down", "none")
+_RATING = (
+    "exists (select 1 from feedback_items i join feedback_responses r on r.item_id = i.id "
+    "where json_extract(i.origin, '$.api_trace') = api_traces.id and r.kind = 'rating' and r.status = 'submitted'{})"
+)
+_RATED = {
+    "up": _RATING.format(" and r.value = '1'"),
+    "down": _RATING.format(" and r.value = '0'"),
+    "none": "not " + _RATING.format(""),
+}
 
 
 # ---- feedback on a trace ------------------------------------------------------------------------------------

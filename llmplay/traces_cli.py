@@ -23,6 +23,7 @@ def add_traces_commands(sub) -> None:
         p.add_argument("--until", help="ISO time (exclusive)")
         p.add_argument("--finish-reason", choices=("stop", "length", "error", "cancelled"))
         p.add_argument("--search", help="text in the request or the reply (case-insensitive)")
+        p.add_argument("--rating", choices=traces.RATINGS, help="rated up / down through /v1/feedback, or by nobody")
         p.add_argument("--limit", type=cliargs.whole("list_count"), default=100 if name == "list" else 10_000)
         if name == "export":
             p.add_argument("--out", type=cliargs.path, help="write to this file instead of stdout")
@@ -43,6 +44,7 @@ def cmd_traces(args, settings: Settings) -> int:
         until=args.until,
         finish_reason=args.finish_reason,
         search=args.search,
+        rating=args.rating,
         limit=args.limit,
     )
     if args.action == "list":

@@ -90,3 +90,29 @@ def test_the_traces_view_escapes_what_applications_sent(settings):
     shown = trace_html(trace)
     assert "<script>" not in shown and "<img" not in shown and "&lt;script&gt;" in shown
     assert trace_rows([trace]).iloc[0]["reply"] == "<img src=x onerror=alert(1)>"  # a table cell is text
+
+
+def test_traces_filter_by_their_rating_and_a_line_can_store_a_share_of_its_own(settings, capsys):
+    from llmplay.feedback.provenance import Sender
+    from llmplay.loop.lines import create_line
+    from llmplay.store import connect
+
+    for id_ in ("liked", "disliked", "unrated"):
+        _record(settings, id_, reply=f"reply {id_}")
+    app = Sender("app", "viewer")
+    traces.send_feedback(settings, "liked", app, rating="up")
+    traces.send_feedback(settings, "disliked", app, rating=0)
+    traces.send_feedback(settings, "unrated", app, correction="a better reply")  # a correction is no rating
+    assert [t.id for t in traces.list_traces(settings, rating="up")] == ["liked"]
+    assert [t.id for t in traces.list_traces(settings, rating="down")] == ["disliked"]
+    assert [t.id for t in traces.list_traces(settings, rating="none")] == ["unrated"]
+    assert main(["--data-dir", str(settings.data_dir), "traces", "list", "--rating", "down"]) == exitcodes.OK
+    out = capsys.readouterr().out
+    assert "disliked" in out and "liked " not in out.replace("disliked", "")
+
+    with connect(settings.db_path) as db:
+        create_line(db, "quiet", "smollm2-135m-instruct", "financial-sentiment", settings={"trace_sample": 0.0})
+        create_line(db, "loud", "smollm2-135m-instruct", "financial-sentiment")
+    assert settings.trace_sample == 1.0
+    assert not any(traces.sampled(settings, line="quiet") for _ in range(50))  # its own share: none
+    assert all(traces.sampled(settings, line="loud") for _ in range(50))  # no share of its own: the server's

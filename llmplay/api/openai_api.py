@@ -282,7 +282,8 @@ class Tracer:
 
     def __init__(self, settings: Settings, caller: Caller, call: ApiCall, served: str, id_: str):
         self.settings, self.caller, self.call, self.served, self.id = settings, caller, call, served, id_
-        self.keep = traces.sampled(settings)
+        line = call.model[len(LINE_PREFIX) :] if call.model.startswith(LINE_PREFIX) else None
+        self.keep = traces.sampled(settings, line=line)
 
     def done(self, result: GenerationResult | None, text: str) -> None:
         if not self.keep:

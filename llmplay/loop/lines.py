@@ -72,6 +72,8 @@ class LineSettings:
     learning_rate: float = 3e-4
     batch_size: int = 8
     seed: int = 0
+    # Share of the line's API requests stored as traces (llmplay/traces.py); None: the server's trace_sample.
+    trace_sample: float | None = None
     # Online evaluation of the line's API traces (loop/online_checks.py): {sample, checks, parses, judge}.
     online: dict = field(default_factory=dict)
 
@@ -126,6 +128,8 @@ class LineSettings:
         number("seed", 0, 2**32 - 1, whole=True)
         if self.regression_dataset is not None and not str(self.regression_dataset).strip():
             self.regression_dataset = None
+        if self.trace_sample is not None:
+            number("trace_sample", 0, 1)
         try:
             self.online = self.online_eval.to_dict()
         except OnlineError as exc:

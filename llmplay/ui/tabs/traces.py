@@ -85,6 +85,7 @@ def build_traces_tab(services: Services, demo: gr.Blocks) -> View:
         since = gr.Textbox(label="Since (e.g. 2026-12-01)")
         until = gr.Textbox(label="Until")
         reason = gr.Dropdown(REASONS, value="", label="Finish reason")
+        rating = gr.Dropdown(["", *traces.RATINGS], value="", label="Rating")
         search = gr.Textbox(label="Text in request or reply", scale=2)
         refresh = gr.Button("Refresh", variant="primary", scale=0)
     summary = gr.Markdown(elem_id="traces-summary")
@@ -103,11 +104,12 @@ def build_traces_tab(services: Services, demo: gr.Blocks) -> View:
         online = gr.Dataframe(interactive=False, elem_id="traces-online", wrap=True)
 
     @declare("admin", "see API traces", read=True)
-    def show(model_, user_, since_, until_, reason_, search_):
+    def show(model_, user_, since_, until_, reason_, search_, rating_=""):
         try:
             found = traces.list_traces(
                 settings, model=model_.strip() or None, user=user_.strip() or None, since=since_.strip() or None,
                 until=until_.strip() or None, finish_reason=reason_ or None, search=search_.strip() or None,
+                rating=rating_ or None,
             )  # fmt: skip
             with connect(settings.db_path) as db:
                 names = [q.name for q in list_queues(db)]
@@ -144,7 +146,7 @@ def build_traces_tab(services: Services, demo: gr.Blocks) -> View:
             f" ({existing} were there already)." if existing else "."
         )
 
-    filters = [model, user, since, until, reason, search]
+    filters = [model, user, since, until, reason, search, rating]
     outputs = [summary, table, queue, online]
     private = {"api_visibility": "private"}
     gr.on([refresh.click, search.submit, model.submit, user.submit], show, filters, outputs, **private)
