@@ -46,7 +46,7 @@ from llmplay.ui.tabs.leaderboard import build_leaderboard_tab
 from llmplay.ui.tabs.loop.tab import build_loop_tab
 from llmplay.ui.tabs.playground import build_playground
 from llmplay.ui.tabs.templates import build_templates_tab
-from llmplay.ui.tabs.traces import build_traces_tab
+from llmplay.ui.tabs.traces import TracesHandle, build_traces_tab
 from llmplay.ui.tabs.train.tab import build_train_tab
 
 TITLE = "llmplay"
@@ -109,15 +109,16 @@ def build_app(services: Services) -> gr.Blocks:
             with gr.Tab("Loop", id="loop") as loop_tab:
                 loop = build_loop_tab(services, demo)
             with gr.Tab("Traces", id="traces") as traces_tab:  # the API's requests (admins)
-                traces_view = build_traces_tab(services, demo)
+                traces = build_traces_tab(services, demo)
             # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order: Feedback.
         _wire_open_in_compare(evaluate, compare, tabs)
+        _wire_trace_to_compare(traces, compare, tabs)
         build_audit_panel(engine.settings)  # admins only; before the role view, which hides it from others
         # After every tab: the role's view of the page (the guards on the handlers are what enforce it).
         # the Labeling tab's Review sub-tab shows every labeler's answers: admins' only (k answers stay independent)
         tab_needs = {train_tab.id: "admin", loop_tab.id: "admin", labeling_tab.id: "label", "labeling-review": "admin"}
         tab_needs[traces_tab.id] = "admin"
-        refresh.reload_on(traces_view, traces_tab.select)
+        refresh.reload_on(traces.view, traces_tab.select)
         _wire_role_view(engine, demo, signed_in, role_css, tab_needs, labeling.name)
         opened = {"leaderboard": leaderboard_tab, "labeling": labeling_tab, "evaluate": evaluate_tab}
         opened["train"] = train_tab
@@ -199,6 +200,23 @@ def _wire_open_in_compare(evaluate: EvaluateHandle, compare: CompareHandle, tabs
 
     outputs = [*compare.outputs, evaluate.status, tabs]
     evaluate.open_in_compare.click(open_row, [evaluate.run, evaluate.row], outputs, api_visibility="private")
+
+
+def _wire_trace_to_compare(traces: TracesHandle, compare: CompareHandle, tabs: gr.Tabs) -> None:
+    """The Traces tab's "Open in Compare": the first picked trace's message in the Compare form, to the version that
+    answered it and its line's other versions; the user presses Compare. Problems stay in Traces."""
+
+    @declare("admin", "see API traces", read=True)
+    def open_trace(ids: str) -> dict:
+        first = next((i.strip() for i in (ids or "").split(",") if i.strip()), "")
+        handoff = compare.tab.open_trace(first)
+        if handoff["error"]:
+            return {traces.status: handoff["error"]}
+        opened = f"Opened trace {handoff['trace_id']} in the Compare tab."
+        return compare.fill(handoff) | {traces.status: opened, tabs: gr.Tabs(selected="compare")}
+
+    outputs = [*compare.outputs, traces.status, tabs]
+    traces.open_in_compare.click(open_trace, [traces.picked], outputs, api_visibility="private")
 
 
 def launch(engine: Engine, host: str | None = None, port: int | None = None, concurrency: int = 2, **kwargs) -> Served:

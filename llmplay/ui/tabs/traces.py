@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass
 
 import gradio as gr
 import pandas as pd
@@ -76,7 +77,17 @@ def trace_html(trace: traces.Trace | None, online: dict | None = None) -> str:
     )
 
 
-def build_traces_tab(services: Services, demo: gr.Blocks) -> View:
+@dataclass
+class TracesHandle:
+    """The tab's refresh view, and what the app wires to Compare: the button and the picked trace ids."""
+
+    view: View
+    open_in_compare: gr.Button
+    picked: gr.Textbox
+    status: gr.Markdown
+
+
+def build_traces_tab(services: Services, demo: gr.Blocks) -> TracesHandle:
     settings = services.engine.settings
     gr.Markdown("Requests to the OpenAI-compatible API (`/v1`), newest first.")
     with gr.Row():
@@ -94,6 +105,7 @@ def build_traces_tab(services: Services, demo: gr.Blocks) -> View:
         picked = gr.Textbox(label="Trace ids (comma-separated; a click in the table adds one)", scale=3)
         queue = gr.Dropdown([], label="Labeling queue", allow_custom_value=False)
         send = gr.Button("Send to queue", scale=0)
+        to_compare = gr.Button("Open in Compare", scale=0, elem_id="traces-open-compare")
     sent = gr.Markdown()
     detail = gr.HTML(trace_html(None), elem_id="traces-detail")
     with gr.Accordion("Online scores per version and day", open=True):
@@ -152,4 +164,4 @@ def build_traces_tab(services: Services, demo: gr.Blocks) -> View:
     gr.on([refresh.click, search.submit, model.submit, user.submit], show, filters, outputs, **private)
     table.select(pick, [picked], [picked, detail], **private)
     send.click(to_queue, [picked, queue], [sent], **private)
-    return View(show, filters, outputs)
+    return TracesHandle(View(show, filters, outputs), to_compare, picked, sent)

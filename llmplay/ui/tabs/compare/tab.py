@@ -88,6 +88,7 @@ from llmplay.compare import (
     prepare_column,
     prepare_reroll,
 )
+from llmplay.compare.from_trace import trace_for_compare
 from llmplay.compare.results import comparison_id, load_comparison, save_comparison
 from llmplay.engine import Engine, GenerationParams
 from llmplay.errors import LlmplayError, short
@@ -114,6 +115,7 @@ from llmplay.ui.tabs.compare.form import (
     variables_hint,
 )
 from llmplay.ui.tabs.compare.view import (
+    api_column,
     chat_view,
     column_choices,
     column_params,
@@ -361,6 +363,21 @@ class CompareTab:
         empty = {"count": 0, "columns": [], "values": {}, "titles": [], "outputs": [], "notes": []}
         return {"run_id": run_id, "row": row, **empty, "error": format_error(message)}
 
+    @declare("view")
+    def open_trace(self, trace_id: str = "") -> dict:
+        """API trace ``trace_id`` as Compare inputs: its message to the version that answered it and to its line's
+        other versions (llmplay/compare/from_trace.py)."""
+        try:
+            handoff = trace_for_compare(self.engine.settings, self.engine.catalog, str(trace_id or ""))
+            columns = [api_column(c) for c in handoff.columns]
+            return {
+                "trace_id": handoff.trace_id, "count": len(columns), "columns": columns, "values": {},
+                "titles": list(handoff.titles), "outputs": list(handoff.outputs), "notes": list(handoff.notes),
+                "message": handoff.message, "system_message": handoff.system_message, "error": None,
+            }  # fmt: skip
+        except LlmplayError as exc:
+            return {"trace_id": trace_id, "count": 0, "columns": [], "error": format_error(str(exc))}
+
     def template_choices(self) -> list[tuple[str, str]]:
         return template_choices(self.library, NO_TEMPLATE)
 
@@ -568,6 +585,8 @@ def build_compare_tab(services: Services, demo: gr.Blocks) -> CompareHandle:
         """The form set to rerun an evaluation row as a new comparison (a first turn, not a follow-up)."""
         notes: list[str] = []
         out = {count: handoff["count"], values: json.dumps(handoff["values"], ensure_ascii=False, indent=1)}
+        if "message" in handoff:  # a trace: its request as the free message
+            out |= {message: handoff["message"], system_message: handoff["system_message"]}
         for i, column in enumerate(handoff["columns"]):
             out |= cols[i].fill(column, i + 1, notes)
         out |= {state: {}, diff: "", markdown: "", feedback_status: ""}
@@ -575,6 +594,6 @@ def build_compare_tab(services: Services, demo: gr.Blocks) -> CompareHandle:
         out[status] = handoff_status(handoff | {"notes": handoff["notes"] + notes})
         return out
 
-    filled = [count, values, state, status, diff, markdown, feedback_status]
+    filled = [count, values, state, status, diff, markdown, feedback_status, message, system_message]
     filled += [w for c in cols for w in [*c.fields().values(), c.chatbot, c.stats]]
     return CompareHandle(tab, filled, fill)

@@ -99,7 +99,10 @@ def handoff_dict(handoff: RowHandoff, default_dtype: str) -> dict:
 
 def handoff_status(handoff: dict) -> str:
     """What the Compare tab says after opening a row: where it comes from, the run's replies, the notes."""
-    lines = [f"Opened row {handoff['row']} of run #{handoff['run_id']}: press **Compare** to rerun it live."]
+    if "trace_id" in handoff:
+        lines = [f"Opened API trace {handoff['trace_id']}: press **Compare** to rerun its message live."]
+    else:
+        lines = [f"Opened row {handoff['row']} of run #{handoff['run_id']}: press **Compare** to rerun it live."]
     for number, (title, output) in enumerate(zip(handoff["titles"], handoff["outputs"]), 1):
         shown = "(failed in the run)" if output is None else f"“{_clip(output, 160)}”"
         lines.append(f"- Column {number} ({title}) replied in the run: {shown}")
