@@ -191,6 +191,7 @@ def phase_fpb(cache_dir: str, backend: str, rows: int = 200) -> dict:
 def run_phase(name: str, cache_dir: str, args, dtype: str = "float32", extra: tuple = ()) -> dict:
     cmd = [sys.executable, __file__, "--phase", name, "--cache-dir", cache_dir, "--dtypes", dtype, *extra]
     cmd += ["--prompts", str(args.prompts), "--max-new-tokens", str(args.max_new_tokens)]
+    cmd += ["--fpb-rows", str(args.fpb_rows)]  # the fpb phases read it (without it they ran the default 200)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"phase {name} failed:\n{proc.stderr[-3000:]}")
