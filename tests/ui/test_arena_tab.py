@@ -277,8 +277,10 @@ def test_battle_vote_and_feedback_in_the_browser(page, ui_url, engine):
     assert votes.is_disabled(), "one vote per battle from the page"
     page.locator("#arena-prefer").click()
     status = page.locator("#arena-feedback-status")
-    status.get_by_text("queue 'preferences'").wait_for(timeout=180_000)
-    assert "✅" in status.inner_text(), status.inner_text()
+    page.wait_for_function(  # any answer: an error's text says what went wrong, where a wait for success would not
+        "() => (document.querySelector('#arena-feedback-status')?.innerText || '').trim().length > 0", timeout=180_000
+    )
+    assert "✅" in status.inner_text() and "queue 'preferences'" in status.inner_text(), status.inner_text()
     with connect(engine.settings.db_path) as db:
         (vote_row,) = db.query("select * from arena_votes order by id desc limit 1")
     assert vote_row["winner"] == "a" and vote_row["counted"] == 1
