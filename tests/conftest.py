@@ -16,6 +16,10 @@ import pytest
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no Hub at test time: fail fast instead of retrying
+# Apps that tests build share the session's data dir with the loop tests' lines: no background loop updates or
+# online scoring there (they trained and evaluated during browser tests). Tests of those threads set their own.
+os.environ.setdefault("LLMPLAY_LOOP_CHECK_S", "0")
+os.environ.setdefault("LLMPLAY_ONLINE_EVAL_S", "0")
 
 from llmplay.engine import Engine  # noqa: E402
 from llmplay.settings import Settings  # noqa: E402

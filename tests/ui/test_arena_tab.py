@@ -277,8 +277,8 @@ def test_battle_vote_and_feedback_in_the_browser(page, ui_url, engine):
     assert votes.is_disabled(), "one vote per battle from the page"
     page.locator("#arena-prefer").click()
     status = page.locator("#arena-feedback-status")
-    page.wait_for_function(  # any answer: an error's text says what went wrong, where a wait for success would not
-        "() => (document.querySelector('#arena-feedback-status')?.innerText || '').trim().length > 0", timeout=180_000
+    page.wait_for_function(  # the answer, success or error (an error's text says what went wrong); not the queue line
+        "() => /[✅⚠]/.test(document.querySelector('#arena-feedback-status')?.innerText || '')", timeout=180_000
     )
     assert "✅" in status.inner_text() and "queue 'preferences'" in status.inner_text(), status.inner_text()
     with connect(engine.settings.db_path) as db:
