@@ -7,32 +7,24 @@ a template saved in another at once). Tests build one per app too, pointing it a
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from llmplay.engine import Engine
-from llmplay.errors import LlmplayError
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.loop.online import OnlineScorer
 from llmplay.loop.scheduler import Scheduler
 from llmplay.settings import Settings
 from llmplay.templates import TemplateLibrary
 from llmplay.training.jobs import JobRunner
+from llmplay.worker import interval_from_env
 
 LOOP_CHECK_ENV = "LLMPLAY_LOOP_CHECK_S"
 
 
 def loop_check_interval() -> float:
     """Seconds between the app scheduler's trigger checks: $LLMPLAY_LOOP_CHECK_S, default 60; 0 = no checks."""
-    raw = os.environ.get(LOOP_CHECK_ENV, "").strip()
-    try:
-        value = float(raw) if raw else 60.0
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 86_400:
-        raise LlmplayError(f"{LOOP_CHECK_ENV} must be a number of seconds from 0 (off) to 86400, not {raw!r}.")
-    return value
+    return interval_from_env(LOOP_CHECK_ENV, 60.0)
 
 
 @dataclass

@@ -8,11 +8,26 @@ The loop scheduler and the training job runner are both one of these. A step tha
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 log = logging.getLogger(__name__)
+
+
+def interval_from_env(name: str, default: float) -> float:
+    """A worker's seconds between steps from environment variable ``name`` (unset: ``default``; 0: off)."""
+    from llmplay.errors import LlmplayError
+
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 86_400:
+        raise LlmplayError(f"{name} must be a number of seconds from 0 (off) to 86400, not {raw!r}.")
+    return value
 
 
 class Worker:

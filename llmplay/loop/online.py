@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from llmplay.templates.library import TemplateLibrary
 from llmplay.templates.refs import load_template
 from llmplay.templates.render import build_request
 from llmplay.traces import EVALS, TRACES
-from llmplay.worker import Worker
+from llmplay.worker import Worker, interval_from_env
 
 log = logging.getLogger(__name__)
 ONLINE_EVAL_ENV = "LLMPLAY_ONLINE_EVAL_S"
@@ -37,14 +36,7 @@ JUDGE_TEMPLATE = "judge-rubric"
 
 def online_interval() -> float:
     """Seconds between scoring passes: $LLMPLAY_ONLINE_EVAL_S, default 30; 0 = off."""
-    raw = os.environ.get(ONLINE_EVAL_ENV, "").strip()
-    try:
-        value = float(raw) if raw else 30.0
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 86_400:
-        raise LlmplayError(f"{ONLINE_EVAL_ENV} must be a number of seconds from 0 (off) to 86400, not {raw!r}.")
-    return value
+    return interval_from_env(ONLINE_EVAL_ENV, 30.0)
 
 
 def _now() -> str:
