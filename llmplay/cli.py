@@ -30,6 +30,7 @@ from llmplay.evaluation.cli import add_eval_commands, cmd_eval
 from llmplay.feedback.cli import add_feedback_commands, cmd_feedback
 from llmplay.limits import MAX_STOP_STRINGS, check_number, check_stop, span
 from llmplay.loop.cli import add_loop_commands, cmd_loop
+from llmplay.optimize.cli import add_optimize_commands, cmd_optimize
 from llmplay.settings import DTYPES, Settings
 from llmplay.templates.cli import add_template_commands, cmd_templates
 from llmplay.traces_cli import add_traces_commands, cmd_traces
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_commands(sub)
     add_feedback_commands(sub)
     add_loop_commands(sub)
+    add_optimize_commands(sub)
     add_users_commands(sub)
     add_backup_commands(sub)
     add_traces_commands(sub)
@@ -217,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             raise LlmplayError(f"`llmplay models {args.action}` needs a model name.")
         handlers = {"models": cmd_models, "generate": cmd_generate, "templates": cmd_templates, "serve": cmd_serve}
         handlers.update(eval=cmd_eval, train=cmd_train, versions=cmd_versions, feedback=cmd_feedback, loop=cmd_loop)
-        handlers.update(users=cmd_users)
+        handlers.update(users=cmd_users, optimize=cmd_optimize)
         handlers.update(backup=cmd_backup, restore=cmd_restore, traces=cmd_traces)
         handler = handlers[args.command]
         return handler(args, settings)
