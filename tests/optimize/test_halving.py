@@ -87,3 +87,10 @@ def test_cancel_stops_the_search_without_a_test_report(scripted):
     assert result.stopped == "cancelled" and result.test is None
     assert sum(s.score is not None for s in result.standings) == 1
     assert [e.phase for e in result.evaluations] == ["dev"]
+
+
+def test_past_the_minutes_budget_nothing_more_starts_and_the_start_template_stands(scripted):
+    result = scripted({1: 8}, budget={"minutes": 1e-6}).run()
+    assert result.stopped == "budget: minutes" and result.calls == 0
+    assert result.winner.candidate.id == 0 and any("the start template stands" in n for n in result.notes)
+    assert result.test is not None and result.test.gain.estimate == 0  # the report still compares start with itself
