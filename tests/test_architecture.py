@@ -29,7 +29,7 @@ LAYERS: list[set[str]] = [
     {"feedback"},
     {"compare", "chat_replies", "traces"},
     {"evaluation"},
-    {"training"},
+    {"training", "optimize"},  # optimize: prompt search scored by the evaluation runner
     {"loop"},  # continual learning: feedback -> training -> evaluation gates -> promotion
     # the app's long-lived objects
     {"services", "api", "backup_files", "backup", "backup_schedule", "backup_cli", "traces_cli", "cliargs"},
