@@ -12,7 +12,7 @@ Three figures, on data written for llmplay and licensed with it (llmplay/loop/pr
   through the evaluation runner with the ``general-probe`` template (batched and cached like any run).
 The general instructions used for replay (``general_replay.jsonl``) are a different set of prompts. Replay
 trains on the base model's own sampled replies to them (self-rehearsal: it keeps how the base answers rather
-than teaching a new style); ``base_replies`` generates each once and caches it beside the converted models.
+than teaching a new style); ``base_replies`` generates each once and caches it in the data dir.
 """
 
 from __future__ import annotations
@@ -58,16 +58,10 @@ def _whole(text: str, finish_reason: str) -> str | None:
     return text[: end + 1].strip() if end > 0 else None
 
 
-def replies_path(settings) -> Path:
-    """Where base replies are cached: the converted-model cache (``<data dir>/cache/models`` unless
-    LLMPLAY_CACHE_DIR moves it). They depend only on the model, the prompts and the decoding, like the cache."""
-    return Path(settings.cache_dir) / "loop-base-replies.json"
-
-
 def base_replies(engine, model: str, prompts: list[str], *, sampled: bool = False) -> dict[str, str]:
     """The base model's replies to ``prompts`` (prompt -> reply; prompts without a usable reply are left out):
-    greedy, or ``sampled`` at temperature 1 (seeded), generated once per (model, mode, prompt) and cached beside
-    the converted models (``replies_path``), so every data dir on this machine shares them.
+    greedy, or ``sampled`` at temperature 1 (seeded), generated once per (model, mode, prompt) and cached in
+    ``<data dir>/loop/base_replies.json``.
 
     Rehearsal trains on sampled replies: the expected gradient of a model's log-likelihood on its own samples is
     zero, so they pull a version back toward the base's distribution and teach nothing new. Greedy replies
@@ -81,7 +75,7 @@ def base_replies(engine, model: str, prompts: list[str], *, sampled: bool = Fals
     spec = engine.catalog.get(model)
     mode = "sampled" if sampled else "greedy"
     identity = f"{spec.name}|{spec.source}|{spec.location}|{spec.gguf_file or ''}|{REPLY_TOKENS}|{mode}"
-    path = replies_path(engine.settings)
+    path = engine.settings.data_dir / "loop" / "base_replies.json"
     try:
         cache = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     except (OSError, ValueError):

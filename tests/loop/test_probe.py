@@ -12,10 +12,8 @@ from tests.conftest import CHAT_MODEL
 PROMPTS = ["What is the opposite of 'early'?", "How many hours are in a day?", "What do plants need to grow?"]
 
 
-def test_base_replies_are_generated_once_and_cached_beside_the_models(engine, monkeypatch, tmp_path):
+def test_base_replies_are_generated_once_and_cached_in_the_data_dir(engine, monkeypatch):
     calls = []
-    assert probe.replies_path(engine.settings).parent == engine.settings.cache_dir  # shared by every data dir
-    monkeypatch.setattr(probe, "replies_path", lambda settings: tmp_path / "replies.json")  # a cache of its own
     real = engine.generate
 
     def counting(model, prompts, *args, **kwargs):
@@ -30,7 +28,7 @@ def test_base_replies_are_generated_once_and_cached_beside_the_models(engine, mo
     again = probe.base_replies(engine, CHAT_MODEL, [*PROMPTS[:2], "What is 2 plus 2?"])
     assert calls[1:] == [["What is 2 plus 2?"]]  # only the new prompt is generated
     assert {p: again[p] for p in PROMPTS[:2]} == {p: first[p] for p in PROMPTS[:2]}
-    path = tmp_path / "replies.json"
+    path = engine.settings.data_dir / "loop" / "base_replies.json"
     stored = json.loads(path.read_text())
     assert any(first[PROMPTS[0]] in entry.values() for entry in stored.values())
     path.write_text("{ not json")  # a damaged cache is regenerated, never an error
