@@ -100,6 +100,12 @@ def model_dropdown(engine: Engine, selected: str | None = None) -> gr.Dropdown:
     return gr.Dropdown(choices=names, value=value)
 
 
+def model_choices(engine: Engine) -> gr.Dropdown:
+    """An update of a model dropdown's choices only, for a page load: the value stays what the user has picked by
+    the time it lands (an update that also set the value put the default back over a quick pick)."""
+    return gr.Dropdown(choices=generative_names(engine))
+
+
 def describe_model(engine: Engine, name: str | None) -> str:
     try:
         spec = engine.catalog.get(name or "")

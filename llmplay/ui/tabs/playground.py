@@ -71,8 +71,13 @@ from llmplay.ui import fields
 from llmplay.ui.access import Guard, caller_of, declared
 from llmplay.ui.common import ERROR, format_error
 from llmplay.ui.decoding import BACKEND_CHOICES, UI_DTYPES, format_stats, parse_params
-from llmplay.ui.models_panel import build_add_model_panel, default_model, describe_model, generative_names
-from llmplay.ui.models_panel import model_dropdown as refreshed_model_dropdown
+from llmplay.ui.models_panel import (
+    build_add_model_panel,
+    default_model,
+    describe_model,
+    generative_names,
+    model_choices,
+)
 from llmplay.ui.queueing import GENERATION
 from llmplay.ui.tabs.chat_turns import (
     PENDING,
@@ -580,5 +585,5 @@ def build_playground(services: Services, demo: gr.Blocks) -> Playground:
     gr.api(correction_api, api_name="playground_correction")
     model.change(declared("view", partial(describe_model, engine)), model, model_info, api_visibility="private")
     # Models added in another browser tab (or session) appear after a reload.
-    demo.load(declared("view", partial(refreshed_model_dropdown, engine)), None, model, api_visibility="private")
+    demo.load(declared("view", partial(model_choices, engine)), None, model, api_visibility="private")
     return pg
