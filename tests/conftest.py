@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import gc
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no Hub at test time: fail fast i
 # online scoring there (they trained and evaluated during browser tests). Tests of those threads set their own.
 os.environ.setdefault("LLMPLAY_LOOP_CHECK_S", "0")
 os.environ.setdefault("LLMPLAY_ONLINE_EVAL_S", "0")
+# Gradio's upload cache of its own per test session: with the shared /tmp/gradio, a file uploaded by an earlier
+# run (same content, same hashed path) was refused as "not uploaded by a user" (test_templates_tab's import).
+os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="llmplay-tests-gradio-"))
 
 from llmplay.engine import Engine  # noqa: E402
 from llmplay.settings import Settings  # noqa: E402
