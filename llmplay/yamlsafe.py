@@ -67,3 +67,28 @@ def load_file(path: Path | str, max_chars: int = MAX_CHARS):
     if len(text) > max_chars:
         raise YamlLimitError(problem=f"{path} is too long to read (over {max_chars:,} characters)")
     return load(text, max_chars)
+
+
+def load_config(path: Path, what: str, keys: str) -> dict:
+    """A command's YAML config file as a mapping; every way it can be wrong is an InvalidRequestError naming
+    ``path`` (``what``: "the run", "the search"; ``keys``: the top-level keys a mapping would have)."""
+    from llmplay.errors import InvalidRequestError
+
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidRequestError(f"{path} is a folder; give {what}'s YAML file.")
+    try:
+        data = load_file(path)
+    except FileNotFoundError:
+        raise InvalidRequestError(f"No config file at {path}.") from None
+    except UnicodeDecodeError:
+        raise InvalidRequestError(f"{path} is not a text file (YAML, UTF-8).") from None
+    except OSError as exc:
+        raise InvalidRequestError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    except RecursionError:
+        raise InvalidRequestError(f"{path} is nested too deeply to be a {what.split()[-1]} config.") from None
+    except yaml.YAMLError as exc:
+        raise InvalidRequestError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError(f"{path} must be a YAML mapping ({keys}, ...).")
+    return data

@@ -26,8 +26,6 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 from llmplay import cliargs, exitcodes, yamlsafe
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.settings import Settings
@@ -100,23 +98,7 @@ def cmd_eval(args, settings: Settings) -> int:
 
 
 def _read_config(path: Path) -> dict:
-    if path.is_dir():
-        raise InvalidRequestError(f"{path} is a folder; give the run's YAML file.")
-    try:
-        data = yamlsafe.load_file(path)
-    except FileNotFoundError:
-        raise InvalidRequestError(f"No config file at {path}.") from None
-    except UnicodeDecodeError:
-        raise InvalidRequestError(f"{path} is not a text file (YAML, UTF-8).") from None
-    except OSError as exc:
-        raise InvalidRequestError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    except RecursionError:
-        raise InvalidRequestError(f"{path} is nested too deeply to be a run config.") from None
-    except yaml.YAMLError as exc:
-        raise InvalidRequestError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequestError(f"{path} must be a YAML mapping (dataset, templates, models, metrics, ...).")
-    return data
+    return yamlsafe.load_config(path, "the run", "dataset, templates, models, metrics")
 
 
 def prepare_dataset(settings: Settings, spec, base: Path) -> str:

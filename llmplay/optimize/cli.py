@@ -13,10 +13,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
 from llmplay import cliargs, exitcodes, yamlsafe
-from llmplay.errors import InvalidRequestError
 from llmplay.settings import Settings
 
 
@@ -75,23 +72,7 @@ def cmd_optimize(args, settings: Settings) -> int:
 
 
 def read_config(path: Path) -> dict:
-    if path.is_dir():
-        raise InvalidRequestError(f"{path} is a folder; give the search's YAML file.")
-    try:
-        data = yamlsafe.load_file(path)
-    except FileNotFoundError:
-        raise InvalidRequestError(f"No config file at {path}.") from None
-    except UnicodeDecodeError:
-        raise InvalidRequestError(f"{path} is not a text file (YAML, UTF-8).") from None
-    except OSError as exc:
-        raise InvalidRequestError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    except RecursionError:
-        raise InvalidRequestError(f"{path} is nested too deeply to be a search config.") from None
-    except yaml.YAMLError as exc:
-        raise InvalidRequestError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequestError(f"{path} must be a YAML mapping (template, dataset, model, splits, ...).")
-    return data
+    return yamlsafe.load_config(path, "the search", "template, dataset, model, splits")
 
 
 def format_result(result) -> str:
