@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,14 +24,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.auth.team import free_port
+
 CHAT_MODEL = "smollm2-135m-instruct"
 KATAN_KEY = "katan-test-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
