@@ -9,6 +9,7 @@ from llmplay.templates.model import (
     TASKS,
     Example,
     OutputSpec,
+    Retrieval,
     Template,
     TemplateError,
     Variable,
@@ -24,6 +25,7 @@ from llmplay.templates.render import (
     render_for_model,
     request_from_messages,
 )
+from llmplay.templates.retrieval import select_examples
 from llmplay.templates.sandbox import TemplateRenderError
 from llmplay.templates.versions import Version
 
@@ -32,6 +34,7 @@ __all__ = [
     "Example",
     "OutputSpec",
     "RenderedPrompt",
+    "Retrieval",
     "SaveResult",
     "Template",
     "TemplateError",
@@ -47,6 +50,7 @@ __all__ = [
     "parse_template",
     "render_for_model",
     "request_from_messages",
+    "select_examples",
     "template_problems",
     "template_ref",
     "validate_files",

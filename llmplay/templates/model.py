@@ -20,7 +20,12 @@ from llmplay.templates.sandbox import shared_sandbox, undeclared_names
 TASKS = ("classification", "extraction", "generation", "summarisation", "translation", "qa", "chat", "judge")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-FIELDS = ("name", "description", "task", "variables", "system", "body", "examples", "output", "metrics")
+FIELDS = ("name", "description", "task", "variables", "system", "body", "examples", "retrieve", "output", "metrics")
+RETRIEVE_FIELDS = ("k", "pool")
+# retrieve.k: examples chosen per row; retrieve.pool: the rows they are chosen from (kept in the template, so a
+# saved version is self-contained). Embedding thousands of pool rows takes a while on CPU; more is refused.
+MAX_RETRIEVE_K = 16
+MAX_RETRIEVE_POOL = 5000
 OUTPUT_FIELDS = ("format", "labels", "regex", "json", "mode")
 OUTPUT_MODES = ("generate", "likelihood")
 VALUE_TYPES = (str, int, float, bool, list, dict)
@@ -54,6 +59,16 @@ class Example:
 
     values: dict[str, Any]
     output: str
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Per-row few-shot examples: the ``k`` pool rows most similar to the row being rendered (MiniLM embeddings of
+    their input text), chosen at render time by ``llmplay.templates.retrieval.select_examples``. They follow the
+    template's fixed examples, the most similar last; a pool row never sees itself (same input text)."""
+
+    k: int
+    pool: tuple[Example, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,8 @@ class Template:
     examples: tuple[Example, ...] = ()
     output: OutputSpec = field(default_factory=OutputSpec)
     metrics: tuple[str, ...] = ()
+    # Per-row retrieved examples (None: only the fixed ``examples``).
+    retrieve: Retrieval | None = None
 
     def variable_names(self) -> list[str]:
         return [v.name for v in self.variables]
@@ -116,6 +133,9 @@ class Template:
         data["body"] = self.body
         if self.examples:
             data["examples"] = [{**e.values, "output": e.output} for e in self.examples]
+        if self.retrieve is not None:
+            pool = [{**e.values, "output": e.output} for e in self.retrieve.pool]
+            data["retrieve"] = {"k": self.retrieve.k, "pool": pool}
         if not self.output.is_empty():
             out = {"format": self.output.format, "labels": list(self.output.labels), "regex": self.output.regex}
             out["json"] = self.output.json
@@ -192,6 +212,8 @@ def template_from_dict(data: dict) -> tuple[Template, list[str]]:
         values = {str(k): v for k, v in raw.items() if k != "output"}
         examples.append(Example(values, str(raw["output"])))
 
+    retrieve = _retrieval_from(data.get("retrieve"), problems)
+
     output = OutputSpec()
     raw_out = data.get("output")
     if raw_out is not None:
@@ -230,8 +252,35 @@ def template_from_dict(data: dict) -> tuple[Template, list[str]]:
         examples=tuple(examples),
         output=output,
         metrics=tuple(str(m) for m in metrics),
+        retrieve=retrieve,
     )
     return template, problems
+
+
+def _retrieval_from(raw: Any, problems: list[str]) -> Retrieval | None:
+    """The ``retrieve`` mapping as a Retrieval (k as given: template_problems checks it), shape problems added."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.append("'retrieve' must be a mapping with k (examples per row) and pool (rows to choose from)")
+        return None
+    extra = set(raw) - set(RETRIEVE_FIELDS)
+    if extra:
+        problems.append(f"retrieve: unknown field(s) {short_list(sorted(map(str, extra)))}; known fields: k, pool")
+    raw_pool = raw.get("pool")
+    if raw_pool is None:
+        problems.append("retrieve.pool is required: the rows (variable values plus 'output') examples are chosen from")
+        raw_pool = []
+    elif not isinstance(raw_pool, list):
+        problems.append("retrieve.pool must be a list of mappings (variable values plus 'output')")
+        raw_pool = []
+    pool = []
+    for i, row in enumerate(raw_pool, 1):
+        if not isinstance(row, dict) or "output" not in row:
+            problems.append(f"retrieve.pool row #{i} must be a mapping of variable values plus 'output'")
+            continue
+        pool.append(Example({str(k): v for k, v in row.items() if k != "output"}, str(row["output"])))
+    return Retrieval(raw.get("k"), tuple(pool))
 
 
 # ---- validation ---------------------------------------------------------------------------------------
@@ -285,6 +334,9 @@ def template_problems(template: Template, body_lines: dict[str, int] | None = No
         if missing:
             problems.append(f"example #{i} is missing required variable(s): {short_list(missing)}")
 
+    if t.retrieve is not None:
+        problems += _retrieval_problems(t.retrieve, set(declared), required)
+
     if t.output.mode not in OUTPUT_MODES:
         problems.append(f"output.mode must be one of {', '.join(OUTPUT_MODES)}; got {short(t.output.mode)}")
     elif t.output.mode == "likelihood" and not t.output.labels:
@@ -297,6 +349,32 @@ def template_problems(template: Template, body_lines: dict[str, int] | None = No
     for m in t.metrics:
         if not m.strip():
             problems.append("metric names cannot be empty")
+    return problems
+
+
+def _retrieval_problems(retrieve: Retrieval, declared: set[str], required: set[str]) -> list[str]:
+    problems = []
+    k, pool = retrieve.k, retrieve.pool
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_RETRIEVE_K:
+        problems.append(f"retrieve.k must be a whole number from 1 to {MAX_RETRIEVE_K}; got {short(k)}")
+    elif len(pool) < k:
+        problems.append(f"retrieve.pool has {len(pool)} row(s); it needs at least k={k} to choose from")
+    if len(pool) > MAX_RETRIEVE_POOL:
+        problems.append(f"retrieve.pool has {len(pool):,} rows; at most {MAX_RETRIEVE_POOL:,} are allowed")
+    bad_rows = 0
+    for i, row in enumerate(pool, 1):
+        unknown = sorted(set(row.values) - declared)
+        missing = sorted(required - set(row.values))
+        if unknown or missing:
+            bad_rows += 1
+        if bad_rows > 5:  # a pasted pool of thousands must not give thousands of lines
+            continue
+        if unknown:
+            problems.append(f"retrieve.pool row #{i} sets undeclared variable(s): {short_list(unknown)}")
+        if missing:
+            problems.append(f"retrieve.pool row #{i} is missing required variable(s): {short_list(missing)}")
+    if bad_rows > 5:
+        problems.append(f"retrieve.pool: {bad_rows - 5} more row(s) with such problems")
     return problems
 
 

@@ -17,6 +17,7 @@ from llmplay.engine.types import GenerationParams, GenerationRequest
 from llmplay.errors import LlmplayError, short
 from llmplay.models.catalog import ModelSpec
 from llmplay.templates.model import Template, TemplateError, validate_template
+from llmplay.templates.retrieval import select_examples
 from llmplay.templates.sandbox import BoundedSandbox, TemplateRenderError, shared_sandbox
 
 
@@ -67,16 +68,23 @@ def fill_values(template: Template, values: Mapping[str, Any] | None = None) -> 
 
 
 def build_messages(template: Template, values: Mapping[str, Any] | None = None) -> list[dict]:
-    """System message, then each few-shot example as a user/assistant pair, then the user turn."""
+    """System message, then each few-shot example as a user/assistant pair, then the user turn.
+
+    The examples are the template's fixed ``examples``, then, for a template with ``retrieve``, the pool rows
+    most similar to this row (``retrieval.select_examples``: the most similar last)."""
     validate_template(template)
     filled = fill_values(template, values)
     sandbox = shared_sandbox()
     messages = []
     if template.system:
         messages.append({"role": "system", "content": _render(sandbox, template.system, filled, "system")})
-    for i, example in enumerate(template.examples, 1):
+    shots = [(f"example #{i}", e) for i, e in enumerate(template.examples, 1)]
+    if template.retrieve is not None:
+        pool = {id(e): i for i, e in enumerate(template.retrieve.pool, 1)}
+        shots += [(f"retrieve.pool row #{pool[id(e)]}", e) for e in select_examples(template, filled)]
+    for where, example in shots:
         shot = fill_values(template, example.values)
-        messages.append({"role": "user", "content": _render(sandbox, template.body, shot, f"example #{i}")})
+        messages.append({"role": "user", "content": _render(sandbox, template.body, shot, where)})
         messages.append({"role": "assistant", "content": example.output})
     messages.append({"role": "user", "content": _render(sandbox, template.body, filled, "body")})
     return messages
