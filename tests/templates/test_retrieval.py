@@ -21,7 +21,7 @@ from llmplay.models.embeddings import DEFAULT_ENCODER, get_embedder
 from llmplay.store import connect
 from llmplay.templates import retrieval
 from llmplay.templates.library import TemplateLibrary
-from llmplay.templates.model import TemplateError, parse_template
+from llmplay.templates.model import Example, Retrieval, TemplateError, parse_template
 from llmplay.templates.render import build_messages, render_for_model
 from llmplay.templates.retrieval import select_examples
 from tests.conftest import CHAT_MODEL
@@ -128,6 +128,16 @@ def test_every_problem_is_listed_at_once_and_a_big_bad_pool_is_summed_up():
     assert _problems(_yaml().replace("retrieve:\n  k: 2\n  pool:", "retrieve:\n  k: 2\n  nopool:"))
 
 
+def test_a_retrieval_built_in_code_is_checked_before_rendering():
+    """How a prompt search builds candidates: dataclasses.replace with a Retrieval of its own."""
+    template = parse_template(_yaml())
+    pool = tuple(Example({"text": t}, label) for t, label in POOL[:2])
+    with pytest.raises(TemplateError, match="needs at least k=3"):
+        build_messages(dataclasses.replace(template, retrieve=Retrieval(3, pool)), {"text": "Profit rose."})
+    made = dataclasses.replace(template, retrieve=Retrieval(2, pool))
+    assert parse_template(made.to_yaml()) == made
+
+
 # ---- choosing with the real MiniLM ---------------------------------------------------------------------------
 def _cosines(query: str, texts: list[str]) -> list[float]:
     """The test's own similarity: MiniLM vectors dotted by hand, each text embedded on its own."""
@@ -154,6 +164,10 @@ def test_the_nearest_pool_rows_are_chosen_most_similar_last_never_the_row_itself
     # a pool row evaluated never sees its own answer: the next nearest (the other loss) instead
     assert _texts(select_examples(k1, {"text": POOL[2][0]})) == [POOL[3][0]]
     assert POOL[2][0] not in _texts(select_examples(template, {"text": POOL[2][0]}))
+
+    # a pool of exactly k rows: a pool row gets the k - 1 others
+    k6 = dataclasses.replace(template, retrieve=dataclasses.replace(template.retrieve, k=len(POOL)))
+    assert len(select_examples(k6, {"text": POOL[0][0]})) == len(POOL) - 1
 
     # the fixed examples come first, the retrieved ones after, then the question
     users = [m["content"] for m in build_messages(template, {"text": profit}) if m["role"] == "user"]
