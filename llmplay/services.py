@@ -14,6 +14,7 @@ from llmplay.engine import Engine
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.loop.online import OnlineScorer
 from llmplay.loop.scheduler import Scheduler
+from llmplay.optimize.jobs import OptimizeJobs
 from llmplay.settings import Settings
 from llmplay.templates import TemplateLibrary
 from llmplay.training.jobs import JobRunner
@@ -31,8 +32,8 @@ def loop_check_interval() -> float:
 class Services:
     """``engine``: models and generation; ``templates``: the template library (the data dir's over the shipped
     ``prompts_dir``); ``evaluations``: the one evaluation runner; ``jobs``: the one training job runner;
-    ``scheduler``: the continual-learning loop's trigger checks (feedback, datasets, users and the audit log are
-    functions over ``settings``' database and need no object)."""
+    ``scheduler``: the continual-learning loop's trigger checks; ``optimize``: the prompt searches (feedback,
+    datasets, users and the audit log are functions over ``settings``' database and need no object)."""
 
     engine: Engine
     templates: TemplateLibrary
@@ -41,6 +42,7 @@ class Services:
     scheduler: Scheduler
     prompts_dir: Path | None = None
     online: OnlineScorer | None = None  # scores sampled API traces of lines in the background (loop/online.py)
+    optimize: OptimizeJobs | None = None  # prompt searches run as background jobs (optimize/jobs.py)
 
     @property
     def settings(self) -> Settings:
@@ -65,10 +67,13 @@ class Services:
         check_s = loop_check_interval() if check_s is None else check_s
         scheduler = Scheduler(engine, jobs=jobs, runner=evaluations, check_s=check_s, start=check_s > 0)
         online = OnlineScorer(engine, templates, interval_s=0 if check_s == 0 else None)
-        return cls(engine, templates, evaluations, jobs, scheduler, prompts_dir, online)
+        optimize = OptimizeJobs(engine, templates)
+        return cls(engine, templates, evaluations, jobs, scheduler, prompts_dir, online, optimize)
 
     def close(self) -> None:
         """Stop the background threads (the scheduler; the job runner's jobs are child processes of their own)."""
         self.scheduler.close()
         if self.online is not None:
             self.online.close()
+        if self.optimize is not None:
+            self.optimize.close()

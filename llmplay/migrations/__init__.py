@@ -22,6 +22,7 @@ from llmplay.migrations import (
     evaluation,
     feedback,
     loop,
+    optimize,
     templates,
     traces,
     training,
@@ -46,5 +47,6 @@ for _migration in (
     traces.m014_api_traces,
     loop.m015_line_serving,
     traces.m016_trace_evals,
+    optimize.m017_optimize_searches,
 ):
     MIGRATIONS()(_migration)

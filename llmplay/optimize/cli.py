@@ -36,7 +36,8 @@ def cmd_optimize(args, settings: Settings) -> int:
     from llmplay.engine import Engine
     from llmplay.evaluation.cli import prepare_dataset
     from llmplay.optimize.config import OptimizeConfig
-    from llmplay.optimize.search import PromptSearch, save_winner
+    from llmplay.optimize.lineage import save_winner
+    from llmplay.optimize.search import PromptSearch
     from llmplay.templates.library import TemplateLibrary
 
     path = Path(args.config)

@@ -44,7 +44,7 @@ from llmplay.optimize.candidates import Candidate
 from llmplay.optimize.config import OptimizeConfig
 from llmplay.optimize.splits import Splits, make_splits
 from llmplay.templates import load_template
-from llmplay.templates.library import SaveResult, TemplateLibrary
+from llmplay.templates.library import TemplateLibrary
 from llmplay.templates.model import Template
 from llmplay.templates.versions import Version, parse_ref
 
@@ -145,26 +145,35 @@ class SearchResult:
 
     def table(self) -> list[dict]:
         """One line per candidate, best first: what changed, dev score with interval, cost, fate."""
-        out = []
-        for s in sorted(self.standings, key=Standing.rank):
-            score = s.score
-            out.append(
-                {
-                    "id": s.candidate.id,
-                    "changed": s.candidate.changed,
-                    "mode": s.candidate.mode,
-                    "examples": len(s.candidate.template.examples),
-                    "dev_rows": s.rows,
-                    "score": score.estimate if score else None,
-                    "low": score.low if score else None,
-                    "high": score.high if score else None,
-                    "calls": s.calls,
-                    "status": "winner"
-                    if s is self.winner
-                    else (f"dropped at {s.dropped_at} rows" if s.dropped_at else ("not scored" if not score else "")),
-                }
-            )
-        return out
+        return standings_table(self.standings, self.winner)
+
+
+def standings_table(standings: list[Standing], winner: Standing | None = None) -> list[dict]:
+    """The candidates best first; ``winner`` None while the search runs (unscored ones are then waiting)."""
+    out = []
+    for s in sorted(standings, key=Standing.rank):
+        score = s.score
+        if s is winner:
+            status = "winner"
+        elif s.dropped_at:
+            status = f"dropped at {s.dropped_at} rows"
+        else:
+            status = "" if score else ("waiting" if winner is None else "not scored")
+        out.append(
+            {
+                "id": s.candidate.id,
+                "changed": s.candidate.changed,
+                "mode": s.candidate.mode,
+                "examples": len(s.candidate.template.examples),
+                "dev_rows": s.rows,
+                "score": score.estimate if score else None,
+                "low": score.low if score else None,
+                "high": score.high if score else None,
+                "calls": s.calls,
+                "status": status,
+            }
+        )
+    return out
 
 
 # ---- checks before anything runs ---------------------------------------------------------------------------------
@@ -271,10 +280,17 @@ class PromptSearch:
         self.stopped = "done"
         self._began = time.monotonic()
         self._phase = ""
+        self.standings: list[Standing] = []  # filled in once the candidates are built (live views read it)
+        self.rungs: list[int] = []
+        self._planned = 0  # model calls the whole search should take, the test report included
+        self._done = 0  # model calls of finished evaluations, the test run included
+        self._running = 0  # model calls so far of the evaluation in progress
 
-    def run(self) -> SearchResult:
-        p = self.prepared = prepare(self.engine, self.config, self.library)  # raises before anything runs
+    def run(self, prepared: Prepared | None = None) -> SearchResult:
+        """``prepared``: what ``prepare`` returned for this config (the app checks before it starts a job)."""
+        p = self.prepared = prepared or prepare(self.engine, self.config, self.library)  # raises before any call
         self._began = time.monotonic()
+        self._planned = len(p.splits.pool) * self.config.few_shot + 2 * len(p.splits.test)
         notes: list[str] = []
         for note in p.notes:
             self._note(notes, note)
@@ -307,9 +323,14 @@ class PromptSearch:
         if cut:
             self._note(notes, f"{cut} candidates left out (search.max_candidates is {self.config.max_candidates})")
         standings = [Standing(c, start_version if c.id == 0 else self._save_candidate(c)) for c in found]
+        rungs = rung_sizes(len(p.splits.dev), len(standings), self.config.eta, self.config.min_rung)
+        self.standings, self.rungs = standings, rungs
+        self._planned += sum(
+            survivors(len(standings), r, len(rungs), self.config.eta) * (size - (rungs[r - 1] if r else 0))
+            for r, size in enumerate(rungs)
+        )
         self._event("phase", f"{len(standings)} candidates")
 
-        rungs = rung_sizes(len(p.splits.dev), len(standings), self.config.eta, self.config.min_rung)
         self._halving(standings, rungs)
         scored = [s for s in standings if s.score is not None]
         winner = min(scored, key=Standing.rank) if scored else standings[0]
@@ -403,6 +424,7 @@ class PromptSearch:
         )
         run_id = self.runner.run(config, on_progress=self._watch)
         info = get_run(self.settings, run_id)
+        self._done, self._running = self._done + info.generated_cells, 0
         if phase != "test":
             self.calls += info.generated_cells
         self.evaluations.append(
@@ -422,6 +444,7 @@ class PromptSearch:
         """Between chunks of a run: stop it on cancel, or past the minutes budget (a search run only)."""
         if progress.finished:
             return
+        self._running = progress.generated
         if self.cancel.is_set():
             self.stopped = "cancelled"
             self.runner.cancel(progress.run_id)
@@ -478,6 +501,13 @@ class PromptSearch:
         return saved.version.number
 
     # ---- progress --------------------------------------------------------------------------------------------
+    def work(self) -> tuple[int, int]:
+        """(model calls made, model calls planned) for the whole search, its test report included: the plan is
+        known once the candidates are (during the pool run it counts the pool and the test rows only); cells from
+        the cache are neither made nor planned."""
+        done = self._done + self._running
+        return done, max(done, self._planned)
+
     def _scored(self, s: Standing, size: int) -> None:
         score = s.scores[size]
         failed = f", {s.failed} failed rows scored 0" if s.failed else ""
@@ -512,38 +542,3 @@ def _row_scores(results: RunResults, column: int, metric: str) -> tuple[list[flo
     if not seen and failed < len(scores):
         raise InvalidRequestError(f"Metric {metric!r} gives no per-row scores; choose accuracy or exact_match.")
     return scores, failed
-
-
-# ---- saving the winner -------------------------------------------------------------------------------------------
-def lineage_message(result: SearchResult) -> str:
-    """The saved version's message: where it came from, how it was searched, and its dev and test scores."""
-    p, w, metric = result.prepared, result.winner, result.metric
-    c = p.config
-    start_dev = result.standings[0].scores.get(w.rows)
-    text = (
-        f"optimized from {p.start_version.template} v{p.start_version.number} (llmplay optimize) on dataset "
-        f"{p.dataset.name} with {c.model}: {w.candidate.changed}. Search: {c.settings_text()}; metric {metric}; "
-        f"{len(result.standings)} candidates, {result.calls} model calls, {result.search_s:.0f} s, {result.stopped}."
-    )
-    if w.score is not None:
-        text += f" Dev {metric} {_iv(w.score)} on {w.rows} rows"
-        text += f" (start {start_dev.estimate:.3f})." if start_dev is not None else "."
-    if result.test is not None:
-        t = result.test
-        text += (
-            f" Test {metric} {t.winner.estimate:.3f} vs start {t.start.estimate:.3f} on {t.gain.n} held-out rows: "
-            f"gain {t.gain.estimate:+.3f} [95% CI {t.gain.low:+.3f}, {t.gain.high:+.3f}] (paired bootstrap)."
-        )
-    return text
-
-
-def save_winner(library: TemplateLibrary, result: SearchResult, author: str = "") -> SaveResult:
-    """The winner as the next version of the start template, its lineage in the message."""
-    if result.winner.candidate.id == 0:
-        raise InvalidRequestError("The start template won the search: there is no new version to save.")
-    template = replace(result.winner.candidate.template, name=result.prepared.start_version.template)
-    return library.save(template, message=lineage_message(result), author=author or "llmplay optimize")
-
-
-def _iv(score: Interval) -> str:
-    return f"{score.estimate:.3f} [{score.low:.3f}, {score.high:.3f}]"

@@ -44,6 +44,7 @@ from llmplay.ui.tabs.evaluate.tab import EvaluateHandle, build_evaluate_tab
 from llmplay.ui.tabs.labeling.tab import build_labeling_tab
 from llmplay.ui.tabs.leaderboard import build_leaderboard_tab
 from llmplay.ui.tabs.loop.tab import build_loop_tab
+from llmplay.ui.tabs.optimize import build_optimize_tab
 from llmplay.ui.tabs.playground import build_playground
 from llmplay.ui.tabs.templates import build_templates_tab
 from llmplay.ui.tabs.traces import TracesHandle, build_traces_tab
@@ -110,6 +111,8 @@ def build_app(services: Services) -> gr.Blocks:
                 loop = build_loop_tab(services, demo)
             with gr.Tab("Traces", id="traces") as traces_tab:  # the API's requests (admins)
                 traces = build_traces_tab(services, demo)
+            with gr.Tab("Optimize", id="optimize") as optimize_tab:  # prompt search (admins: it saves versions)
+                build_optimize_tab(services, demo)
             # Next tabs go here, each a module in llmplay/ui/ built the same way, in this order: Feedback.
         _wire_open_in_compare(evaluate, compare, tabs)
         _wire_trace_to_compare(traces, compare, tabs)
@@ -117,7 +120,7 @@ def build_app(services: Services) -> gr.Blocks:
         # After every tab: the role's view of the page (the guards on the handlers are what enforce it).
         # the Labeling tab's Review sub-tab shows every labeler's answers: admins' only (k answers stay independent)
         tab_needs = {train_tab.id: "admin", loop_tab.id: "admin", labeling_tab.id: "label", "labeling-review": "admin"}
-        tab_needs[traces_tab.id] = "admin"
+        tab_needs[traces_tab.id] = tab_needs[optimize_tab.id] = "admin"
         refresh.reload_on(traces.view, traces_tab.select)
         _wire_role_view(engine, demo, signed_in, role_css, tab_needs, labeling.name)
         opened = {"leaderboard": leaderboard_tab, "labeling": labeling_tab, "evaluate": evaluate_tab}

@@ -26,7 +26,8 @@ from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
 from llmplay.evaluation.results import get_run
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.optimize.config import OptimizeConfig
-from llmplay.optimize.search import Standing, run_search, save_winner
+from llmplay.optimize.lineage import save_winner
+from llmplay.optimize.search import Standing, run_search
 from llmplay.settings import Settings
 from llmplay.store import connect
 from llmplay.templates.library import TemplateLibrary
