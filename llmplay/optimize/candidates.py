@@ -6,6 +6,8 @@ Three independent parts, each switchable (config.py):
 - few-shot example sets drawn from the pool: rows the start template answers correctly first (DSPy's
   BootstrapFewShot), balanced over the labels, topped up with labelled pool rows where a label has too few
   correct ones (a model that answers "positive" to everything gets no correct "negative" row); plus no examples;
+  and per-row retrieved examples: the whole labelled pool stored in the template (``retrieve``), each row shown the
+  k pool rows nearest it (llmplay/templates/retrieval.py), in place of the fixed examples;
 - the answer mode: generate (the template's extract parses the reply) or likelihood (the likeliest label).
 Candidates that change one part come first, so ``max_candidates`` cuts the combinations, never a single edit.
 """
@@ -17,7 +19,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import Any
 
-from llmplay.templates.model import Example, Template
+from llmplay.templates.model import Example, Retrieval, Template
 
 MODE_TEXT = {"generate": "answer by generating text", "likelihood": "answer by likelihood over the labels"}
 
@@ -33,11 +35,25 @@ class Candidate:
         return self.template.output.mode
 
     @property
+    def shots(self) -> int:
+        """Examples in each prompt: the fixed ones and the retrieved ones."""
+        t = self.template
+        return len(t.examples) + (t.retrieve.k if t.retrieve is not None else 0)
+
+    @property
     def prompt_chars(self) -> int:
         """The prompt's size without a row: the tie-break toward shorter prompts (fewer tokens per call)."""
         t = self.template
-        shots = sum(len(json.dumps(e.values, ensure_ascii=False)) + len(e.output) for e in t.examples)
-        return len(t.system) + len(t.body) * (1 + len(t.examples)) + shots
+        shots = sum(_chars(e) for e in t.examples)
+        count = len(t.examples)
+        if t.retrieve is not None and t.retrieve.pool:  # k pool rows of average size per prompt
+            shots += t.retrieve.k * sum(_chars(e) for e in t.retrieve.pool) / len(t.retrieve.pool)
+            count += t.retrieve.k
+        return int(len(t.system) + len(t.body) * (1 + count) + shots)
+
+
+def _chars(example: Example) -> int:
+    return len(json.dumps(example.values, ensure_ascii=False)) + len(example.output)
 
 
 # ---- instruction edits ----------------------------------------------------------------------------------------
@@ -144,6 +160,20 @@ def example_variants(
     return out
 
 
+def retrieved_variants(
+    start: Template, pool: list[dict[str, Any]], variables: dict[str, str], reference: str, max_examples: int
+) -> list[tuple[Retrieval, str]]:
+    """Per-row retrieved examples from the whole labelled pool, for half and all of ``max_examples``."""
+    rows = tuple(_example(row, variables, reference, start.output.labels) for row in pool)
+    rows = tuple(e for e in rows if e.output)  # a row without its answer teaches nothing
+    sizes = sorted({max(1, max_examples // 2), max_examples} if max_examples >= 1 else set())
+    return [
+        (Retrieval(k, rows), f"{k} retrieved examples per row (of {len(rows)} pool rows)")
+        for k in sizes
+        if k <= len(rows)
+    ]
+
+
 def _draw(rng, pool, correct, reference, labels, size) -> tuple[list[int], int]:
     """``size`` pool rows taken in turn from each label: correct answers first, else labelled rows."""
     order = [_norm(x) for x in labels]
@@ -187,7 +217,7 @@ def _norm(value) -> str:
 def build_candidates(
     start: Template,
     instructions: list[tuple[Template, str]],
-    examples: list[tuple[tuple[Example, ...] | None, str]],
+    examples: list[tuple[tuple[Example, ...] | Retrieval | None, str]],
     modes: tuple[str, ...],
     max_candidates: int,
 ) -> tuple[list[Candidate], int]:
@@ -201,7 +231,10 @@ def build_candidates(
             for mi, mode in enumerate(tried):
                 if (ti or ei or mi) and mode not in modes:
                     continue  # only the start keeps a mode the search was told not to use
-                template = body if shots is None else replace(body, examples=shots)
+                if isinstance(shots, Retrieval):  # retrieved examples take the fixed ones' place
+                    template = replace(body, examples=(), retrieve=shots)
+                else:
+                    template = body if shots is None else replace(body, examples=shots)
                 template = replace(template, output=replace(template.output, mode=mode))
                 what = [w for w in (what_i, what_e, MODE_TEXT[mode] if mode != own else "") if w]
                 # fewest changes first, the parts taking turns (a cap must not keep only instruction edits)

@@ -15,6 +15,7 @@ The YAML (every key but template, dataset and model is optional)::
     params: {max_new_tokens: 8}
     search:
       few_shot: true                       # fixed example sets bootstrapped from the pool
+      retrieved: true                      # per-row examples: the pool rows nearest each row (default: pool > 0)
       max_examples: 4
       example_sets: 2                      # draws per number of examples
       instruction_edits: true              # label list, output-format line, input before the instruction
@@ -22,7 +23,8 @@ The YAML (every key but template, dataset and model is optional)::
       max_candidates: 48
       eta: 3                               # dev subsets grow eta-fold; at most eta candidates reach all dev rows
       min_rung: 10                         # rows of the smallest dev subset
-      proposer: null                       # a catalog model proposing instructions (not used yet)
+      proposer: null                       # a catalog model (or endpoint) proposing instructions, OPRO-style
+      proposals: 3                         # instructions asked of the proposer
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ GROUPS = {
     "params": ("max_new_tokens",),
     "search": (
         "few_shot",
+        "retrieved",
         "max_examples",
         "example_sets",
         "instruction_edits",
@@ -53,6 +56,7 @@ GROUPS = {
         "eta",
         "min_rung",
         "proposer",
+        "proposals",
     ),
 }
 TOP = ("template", "dataset", "model", "seed", "metric", *GROUPS)
@@ -73,6 +77,7 @@ class OptimizeConfig:
     budget_minutes: float | None = 20.0  # wall time of the search; None = no limit
     max_new_tokens: int = 8
     few_shot: bool = True
+    retrieved: bool | None = None  # None: on when there is a pool
     max_examples: int = 4
     example_sets: int = 2
     instruction_edits: bool = True
@@ -81,9 +86,12 @@ class OptimizeConfig:
     eta: int = 3
     min_rung: int = MIN_DEV_ROWS
     proposer: str | None = None
+    proposals: int = 3
 
     def __post_init__(self) -> None:
         problems = [f"'{k}' is required" for k in ("template", "dataset", "model") if not getattr(self, k)]
+        if self.retrieved is None:
+            object.__setattr__(self, "retrieved", _is_whole(self.pool) and self.pool > 0)
         problems += _whole(self, "seed", 0, 2**32 - 1)
         problems += _whole(self, "pool", 0, MAX_ROWS)
         problems += _whole(self, "dev", MIN_DEV_ROWS, MAX_ROWS)
@@ -109,14 +117,16 @@ class OptimizeConfig:
         problems += _whole(self, "max_candidates", 1, 500)
         problems += _whole(self, "eta", 2, 10)
         problems += _whole(self, "min_rung", 1, MAX_ROWS)
-        for key in ("few_shot", "instruction_edits"):
+        problems += _whole(self, "proposals", 1, 10)
+        for key in ("few_shot", "retrieved", "instruction_edits"):
             if not isinstance(getattr(self, key), bool):
                 problems.append(f"search.{key} must be true or false; got {short(getattr(self, key))}")
         modes = self.answer_modes
         if not isinstance(modes, tuple) or not modes or any(m not in ANSWER_MODES for m in modes):
             problems.append(f"search.answer_modes must list some of {', '.join(ANSWER_MODES)}; got {short(modes)}")
-        if self.few_shot is True and self.pool == 0:
-            problems.append("search.few_shot needs a pool of rows to draw examples from (splits.pool is 0)")
+        for key in ("few_shot", "retrieved"):
+            if getattr(self, key) is True and self.pool == 0:
+                problems.append(f"search.{key} needs a pool of rows to draw examples from (splits.pool is 0)")
         if problems:
             raise InvalidRequestError("Invalid optimisation config: " + "; ".join(problems) + ".")
 
@@ -129,6 +139,9 @@ class OptimizeConfig:
         """The search settings in one line, for the saved version's message."""
         parts = [f"seed {self.seed}", f"pool {self.pool} / dev {self.dev} / test {self.test or 'rest'}"]
         parts.append(f"few-shot {'on (up to ' + str(self.max_examples) + ')' if self.few_shot else 'off'}")
+        parts.append(f"retrieved examples {'on' if self.retrieved else 'off'}")
+        if self.proposer:
+            parts.append(f"proposer {self.proposer} ({self.proposals} asked)")
         parts.append(f"instruction edits {'on' if self.instruction_edits else 'off'}")
         parts.append(f"modes {'+'.join(self.answer_modes)}")
         budget = [
@@ -171,7 +184,7 @@ class OptimizeConfig:
                     )
                 elif key == "proposer":
                     value = None if value in (None, "") else str(value)
-                elif key in ("few_shot", "instruction_edits"):
+                elif key in ("few_shot", "retrieved", "instruction_edits"):
                     pass  # booleans as written; __post_init__ refuses anything else
                 elif value is not None or key in ("test", "calls", "minutes"):
                     value = None if value is None else _number(value)

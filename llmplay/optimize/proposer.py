@@ -57,14 +57,7 @@ def propose_instructions(
 
     Raises InvalidRequestError for a proposer name the catalog does not know or a model that cannot write text;
     anything that goes wrong while proposing is a note."""
-    try:
-        spec = engine.catalog.get(proposer)
-    except LlmplayError as exc:
-        raise InvalidRequestError(f"Proposer: {exc}") from None
-    if spec.kind not in ("chat", "base"):
-        raise InvalidRequestError(
-            f"Proposer {proposer!r} is a {spec.kind} model; a proposer writes text (chat or base)."
-        )
+    spec = check_proposer(engine, proposer)
     parts = _parts(start.body)
     if parts is None:
         return [], [f"proposer {proposer} not asked: the body is not instruction lines and input lines"]
@@ -105,6 +98,19 @@ def propose_instructions(
         seen.add(_norm(proposed))
         out.append((template, f"proposed instruction {len(out) + 1} (by {proposer})"))
     return out, _rejection_notes(proposer, rejected, n)
+
+
+def check_proposer(engine, proposer: str):
+    """The proposer's catalog entry; InvalidRequestError (bad input, before any search runs) if it cannot propose."""
+    try:
+        spec = engine.catalog.get(proposer)
+    except LlmplayError as exc:
+        raise InvalidRequestError(f"Proposer: {exc}") from None
+    if spec.kind not in ("chat", "base"):
+        raise InvalidRequestError(
+            f"Proposer {proposer!r} is a {spec.kind} model; a proposer writes text (chat or base)."
+        )
+    return spec
 
 
 def _ask(engine, spec, request: GenerationRequest) -> GenerationResult:

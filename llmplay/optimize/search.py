@@ -42,6 +42,7 @@ from llmplay.evaluation.stats import Interval, bootstrap_mean, paired_bootstrap
 from llmplay.optimize import candidates as space
 from llmplay.optimize.candidates import Candidate
 from llmplay.optimize.config import OptimizeConfig
+from llmplay.optimize.proposer import WrongRow, check_proposer, propose_instructions
 from llmplay.optimize.splits import Splits, make_splits
 from llmplay.templates import load_template
 from llmplay.templates.library import TemplateLibrary
@@ -164,7 +165,7 @@ def standings_table(standings: list[Standing], winner: Standing | None = None) -
                 "id": s.candidate.id,
                 "changed": s.candidate.changed,
                 "mode": s.candidate.mode,
-                "examples": len(s.candidate.template.examples),
+                "examples": s.candidate.shots,
                 "dev_rows": s.rows,
                 "score": score.estimate if score else None,
                 "low": score.low if score else None,
@@ -226,8 +227,7 @@ def prepare(engine, config: OptimizeConfig, library: TemplateLibrary) -> Prepare
             f"Cannot start the search: {metric} has no per-row scores to pair; use accuracy or exact_match."
         )
     if config.proposer:
-        engine.catalog.get(config.proposer)  # an unknown name is bad input even though it is not used yet
-        notes.append("proposer model not used yet: instructions come from the deterministic edits only")
+        check_proposer(engine, config.proposer)
     return Prepared(
         config,
         start,
@@ -290,7 +290,7 @@ class PromptSearch:
         """``prepared``: what ``prepare`` returned for this config (the app checks before it starts a job)."""
         p = self.prepared = prepared or prepare(self.engine, self.config, self.library)  # raises before any call
         self._began = time.monotonic()
-        self._planned = len(p.splits.pool) * self.config.few_shot + 2 * len(p.splits.test)
+        self._planned = len(p.splits.pool) * bool(self.config.few_shot or self.config.proposer) + 2 * len(p.splits.test)
         notes: list[str] = []
         for note in p.notes:
             self._note(notes, note)
@@ -302,27 +302,26 @@ class PromptSearch:
         self._event("phase", f"splits: {p.splits.describe()}; metric {p.metric}")
 
         start_version = self._save_candidate(Candidate(0, p.start, "start template"))
-        correct = self._bootstrap(start_version) if self.config.few_shot else []
-        if self.config.few_shot and not correct:
+        c = self.config
+        # The pool run: which rows the start answers right (few-shot sets), and wrong (what the proposer reads).
+        correct, wrong = self._bootstrap(start_version) if c.few_shot or (c.proposer and p.splits.pool) else ([], [])
+        if c.few_shot and not correct:
             self._note(notes, "few-shot examples left out: the pool run did not fit the budget or was stopped")
-        instructions = space.instruction_variants(p.start) if self.config.instruction_edits else [(p.start, "")]
+        instructions = space.instruction_variants(p.start) if c.instruction_edits else [(p.start, "")]
+        if c.proposer:
+            instructions += self._propose(wrong, notes)
         examples: list = [(None, "")]
+        pool = [self._row(i) for i in p.splits.pool]
         if correct:
-            pool = [self._row(i) for i in p.splits.pool]
             examples = space.example_variants(
-                p.start,
-                pool,
-                correct,
-                p.variables,
-                p.reference,
-                self.config.max_examples,
-                self.config.example_sets,
-                self.config.seed,
+                p.start, pool, correct, p.variables, p.reference, c.max_examples, c.example_sets, c.seed
             )
+        if c.retrieved:
+            examples += space.retrieved_variants(p.start, pool, p.variables, p.reference, c.max_examples)
         found, cut = space.build_candidates(p.start, instructions, examples, p.modes, self.config.max_candidates)
         if cut:
             self._note(notes, f"{cut} candidates left out (search.max_candidates is {self.config.max_candidates})")
-        standings = [Standing(c, start_version if c.id == 0 else self._save_candidate(c)) for c in found]
+        standings = [Standing(x, start_version if x.id == 0 else self._save_candidate(x)) for x in found]
         rungs = rung_sizes(len(p.splits.dev), len(standings), self.config.eta, self.config.min_rung)
         self.standings, self.rungs = standings, rungs
         self._planned += sum(
@@ -344,17 +343,41 @@ class PromptSearch:
         return result
 
     # ---- phases --------------------------------------------------------------------------------------------
-    def _bootstrap(self, start_version: int) -> list[bool]:
-        """Which pool rows the start template answers correctly (the few-shot examples come from them first)."""
-        pool = self.prepared.splits.pool
+    def _bootstrap(self, start_version: int) -> tuple[list[bool], list[WrongRow]]:
+        """Which pool rows the start template answers correctly (the few-shot examples come from them first), and
+        the ones it gets wrong with its answers (what a proposer reads)."""
+        p = self.prepared
+        pool = p.splits.pool
         if not self._fits(len(pool)):
-            return []
+            return [], []
         self._event("phase", f"bootstrap: the start template on {len(pool)} pool rows")
         results = self._evaluate("pool", "pool", pool, [(0, start_version, "start")])
         if results is None:
+            return [], []
+        scores, _ = _row_scores(results, 0, p.metric)
+        wrong = []
+        for r, index in enumerate(pool):
+            if scores[r] < 1.0:
+                row, cell = self._row(index), results.cells.get((r, 0))
+                values = {var: str(row.get(col, "")) for var, col in p.variables.items()}
+                answer = cell.answer if cell is not None and cell.error is None else None
+                wrong.append(WrongRow(values, str(row.get(p.reference, "")), answer))
+        return [s >= 1.0 for s in scores], wrong
+
+    def _propose(self, wrong: list[WrongRow], notes: list[str]) -> list:
+        """Instructions from the proposer model (its calls count against the budget); failures are notes."""
+        c = self.config
+        if not self._fits(c.proposals):
+            self._note(notes, "proposer not asked: the budget was spent")
             return []
-        scores, _ = _row_scores(results, 0, self.prepared.metric)
-        return [s >= 1.0 for s in scores]
+        self._event("phase", f"proposer {c.proposer}: {c.proposals} instructions asked ({len(wrong)} wrong pool rows)")
+        proposals, said = propose_instructions(self.engine, c.proposer, self.prepared.start, wrong, c.proposals, c.seed)
+        self.calls += c.proposals
+        self._done += c.proposals
+        self._planned += c.proposals
+        for note in said:
+            self._note(notes, note)
+        return proposals
 
     def _halving(self, standings: list[Standing], rungs: list[int]) -> None:
         dev, alive = self.prepared.splits.dev, list(standings)

@@ -45,6 +45,7 @@ CONFIG = {
     "search": {
         "max_examples": 3,
         "example_sets": 1,
+        "retrieved": False,
         "instruction_edits": False,
         "answer_modes": ["likelihood"],
         "eta": 2,

@@ -7,9 +7,10 @@ error line in the status output.
 
 API endpoints (gradio_client and scripts)
 - ``/optimize_start``: ``(template, dataset, model, pool, dev, test, seed, minutes, calls, few_shot,
-  instruction_edits, answer_modes, max_examples, proposer) -> (message, search_id)``: ``test`` 0 = every row
+  instruction_edits, answer_modes, max_examples, proposer, retrieved) -> (message, search_id)``: ``test`` 0 = every row
   left over; ``minutes`` / ``calls`` 0 = no limit of that kind; ``answer_modes``: some of generate, likelihood;
-  ``proposer``: a catalog model proposing instructions (``""`` = none). ``search_id`` is None when it did not start.
+  ``proposer``: a catalog model proposing instructions (``""`` = none); ``retrieved``: per-row retrieved examples
+  from the pool (optional, default on). ``search_id`` is None when it did not start.
 - ``/optimize_progress``: ``(search_id) -> dict``: status, calls_done, calls_planned, elapsed_s, eta_s,
   candidates (best first: id, changed, mode, examples, dev_rows, score, low, high, calls, status), log, result
   (winner, test report, model calls, seconds: the shape of ``llmplay optimize --json``), saved_version, error.
@@ -43,8 +44,9 @@ PICK = {"allow_custom_value": True}
 HEADERS = ["#", "what changed", "mode", "shots", "dev rows", "score", "95% CI", "calls", "status"]
 SEARCH_HEADERS = ["id", "status", "template", "model", "dataset", "started", "test gain"]
 INTRO = (
-    "Search variants of a template (label lists, an output-format line, input before the instruction, few-shot "
-    "examples from your rows, generate vs likelihood) for one model. Candidates are scored on a **dev** split with "
+    "Search variants of a template (label lists, an output-format line, input before the instruction, "
+    "instructions proposed by a model, few-shot examples from your rows, fixed or retrieved per row, generate vs "
+    "likelihood) for one model. Candidates are scored on a **dev** split with "
     "successive halving; the best is then scored against the start on a **test** split the search never saw, "
     "with a paired bootstrap interval of the gain. Same search from the shell: `llmplay optimize CONFIG.yaml`."
 )
@@ -137,7 +139,7 @@ class OptimizeTab:
 
     def start(
         self, template, dataset, model, pool, dev, test, seed, minutes, calls, few_shot, instruction_edits,
-        answer_modes, max_examples, proposer, user: str = "",
+        answer_modes, max_examples, proposer, retrieved=True, user: str = "",
     ) -> tuple[str, int | None]:  # fmt: skip
         try:
             data = {
@@ -152,6 +154,7 @@ class OptimizeTab:
                 },
                 "search": {
                     "few_shot": bool(few_shot),
+                    "retrieved": bool(retrieved) and pool not in (0, None, ""),
                     "instruction_edits": bool(instruction_edits),
                     "answer_modes": list(answer_modes or []),
                     "max_examples": max_examples,
@@ -254,6 +257,7 @@ def build_optimize_tab(services: Services, demo: gr.Blocks) -> OptimizeTab:
                 max_examples = gr.Number(4, label="Max examples", precision=0, minimum=0, maximum=32)
         with gr.Column(scale=2, min_width=300):
             few_shot = gr.Checkbox(True, label="Few-shot examples from the pool")
+            retrieved = gr.Checkbox(True, label="Retrieved examples (the pool rows nearest each row)")
             edits = gr.Checkbox(True, label="Instruction edits (labels, output format, order)")
             modes = gr.CheckboxGroup(list(ANSWER_MODES), value=list(ANSWER_MODES), label="Answer modes")
             proposer = gr.Dropdown([("(none)", ""), *models], value="", label="Proposer model (optional)", **PICK)
@@ -283,7 +287,7 @@ def build_optimize_tab(services: Services, demo: gr.Blocks) -> OptimizeTab:
     guard = Guard(settings)  # a search spends model time and saves template versions: admin's
     needs("admin", start, cancel, save)
     form = [template, dataset, model, pool, dev, test, seed, minutes, calls, few_shot, edits, modes, max_examples]
-    form.append(proposer)
+    form += [proposer, retrieved]
     shown = [status, bar, table, log, result, diff, timer]
 
     started = start.click(
