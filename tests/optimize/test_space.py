@@ -54,6 +54,8 @@ def test_config_reads_the_yaml_groups():
         ({"splits": {"pool": 0}}, "few_shot needs a pool"),
         ({"search": {"answer_modes": ["guess"]}}, "answer_modes must list"),
         ({"search": {"few_shot": "yes"}}, "few_shot must be true or false"),
+        ({"splits": {"pool": 0}, "search": {"few_shot": False, "retrieved": True}}, "retrieved needs a pool"),
+        ({"search": {"proposals": 0}}, "search.proposals must be"),
         ({"template": ""}, "'template' is required"),
     ],
 )
@@ -63,6 +65,14 @@ def test_config_refuses_bad_values_with_a_message(extra, says):
         data[key] = value
     with pytest.raises(InvalidRequestError, match=says):
         OptimizeConfig.from_dict(data)
+
+
+def test_retrieved_examples_are_on_exactly_when_there_is_a_pool_unless_said():
+    assert OptimizeConfig.from_dict(BASE).retrieved is True
+    no_pool = OptimizeConfig.from_dict({**BASE, "splits": {"pool": 0}, "search": {"few_shot": False}})
+    assert no_pool.retrieved is False
+    assert OptimizeConfig.from_dict({**BASE, "search": {"retrieved": False}}).retrieved is False
+    assert "retrieved examples on" in OptimizeConfig.from_dict(BASE).settings_text()
 
 
 def test_config_names_unknown_keys():
@@ -165,3 +175,19 @@ def test_rungs_grow_and_survivors_shrink_to_eta():
     assert rung_sizes(30, 3, 3, 10) == [30]  # few candidates: every one on all dev rows
     assert [survivors(60, r, 3, 3) for r in range(3)] == [60, 14, 3]
     assert [survivors(6, r, 2, 3) for r in range(2)] == [6, 3]
+
+
+def test_retrieved_variants_store_the_labelled_pool_and_replace_the_fixed_examples():
+    start = _start()
+    pool = [*_rows(9), {"text": "no answer", "label": ""}]
+    found = space.retrieved_variants(start, pool, {"text": "text"}, "label", 4)
+    assert [(r.k, len(r.pool)) for r, _ in found] == [(2, 9), (4, 9)]  # the row without an answer is left out
+    assert found[0][1] == "2 retrieved examples per row (of 9 pool rows)"
+    assert found[0][0].pool[0].values == {"text": "sentence 0"} and found[0][0].pool[0].output == "positive"
+    assert space.retrieved_variants(start, pool[:1], {"text": "text"}, "label", 4) == []  # fewer rows than k
+    built, _ = space.build_candidates(start, [(start, "")], [(None, ""), *found], ("generate",), 10)
+    retrieved = [c for c in built if c.template.retrieve is not None]
+    assert len(retrieved) == 2 and all(c.template.examples == () for c in retrieved)
+    assert [c.shots for c in retrieved] == [2, 4] and built[0].shots == len(start.examples)
+    # the prompt size counts k average pool rows, not the whole pool stored in the template
+    assert retrieved[0].prompt_chars < retrieved[1].prompt_chars < built[0].prompt_chars + 200

@@ -130,6 +130,12 @@ def diff_html(view: SearchView) -> str:
     return unified_diff_html("\n".join(diff))
 
 
+def _pickers(templates, datasets, models, *values: dict) -> tuple:
+    """The four pickers' new choices, each with its value when given (``{"value": v}``)."""
+    lists = (templates, datasets, models, [("(none)", ""), *models])
+    return tuple(gr.Dropdown(choices=c, **v) for c, v in zip(lists, values))
+
+
 class OptimizeTab:
     """The handlers (plain methods: tests call them without a browser)."""
 
@@ -224,6 +230,35 @@ class OptimizeTab:
         return searches_frame(rows), gr.Dropdown(choices=choices, value=keep)
 
     @declare("view", read=True)
+    def form(self, search_id) -> tuple:
+        """The form as the shown search was started (a search picked from the list)."""
+        try:
+            c = self.jobs.view(search_id).config
+        except Exception:  # nothing to show (no search yet, or a bad id): the form stays as it is
+            return tuple(gr.skip() for _ in range(15))
+        modes = [m for m in ANSWER_MODES if m in (c.get("answer_modes") or ())]
+        return (
+            c["template"], c["dataset"], c["model"], c.get("proposer") or "", c["pool"], c["dev"], c["test"] or 0,
+            c["seed"], c["budget_minutes"] or 0, c["budget_calls"] or 0, c["few_shot"], c["instruction_edits"],
+            modes, c["max_examples"], bool(c.get("retrieved")),
+        )  # fmt: skip
+
+    @declare("view", read=True)
+    def restore(self) -> tuple:
+        """Page load: fresh template, dataset and model choices (saved or added since the page was built), and the
+        form as the followed search was started (the running one, else the newest), in one update so that
+        neither overwrites the other."""
+        models = generative_names(self.services.engine)
+        templates = template_choices(self.services.templates)
+        datasets = [d.name for d in list_datasets(self.settings)]
+        shown = self.attach()[0]
+        values = self.form(shown) if shown is not None else ()
+        if len(values) != 15 or isinstance(values[0], dict):  # no search to show: choices only
+            return (*_pickers(templates, datasets, models, {}, {}, {}, {}), *(gr.skip() for _ in range(11)))
+        kept = [{"value": v} for v in values[:4]]
+        return (*_pickers(templates, datasets, models, *kept), *values[4:])
+
+    @declare("view", read=True)
     def attach(self) -> tuple:
         """Page load: follow the running search (the newest), else show the newest finished one."""
         active = self.jobs.active()
@@ -242,24 +277,41 @@ def build_optimize_tab(services: Services, demo: gr.Blocks) -> OptimizeTab:
         with gr.Column(scale=3):
             with gr.Row():
                 template = gr.Dropdown(
-                    template_choices(services.templates), label="Start template (name or name@vN)", **PICK
+                    template_choices(services.templates), label="Start template (name or name@vN)",
+                    elem_id="optimize-template", **PICK,
+                )  # fmt: skip
+                dataset = gr.Dropdown(
+                    datasets, label="Dataset (with a reference column)", elem_id="optimize-dataset", **PICK
                 )
-                dataset = gr.Dropdown(datasets, label="Dataset (with a reference column)", **PICK)
-                model = gr.Dropdown(models, value=default_model(engine), label="Model", **PICK)
+                model = gr.Dropdown(
+                    models, value=default_model(engine), label="Model", elem_id="optimize-model", **PICK
+                )
             with gr.Row():
-                pool = gr.Number(100, label="Pool rows (few-shot examples)", precision=0, minimum=0)
-                dev = gr.Number(100, label="Dev rows (scored by the search)", precision=0, minimum=10)
-                test = gr.Number(0, label="Test rows (0 = every row left)", precision=0, minimum=0)
+                pool = gr.Number(
+                    100, label="Pool rows (few-shot examples)", precision=0, minimum=0, elem_id="optimize-pool"
+                )
+                dev = gr.Number(
+                    100, label="Dev rows (scored by the search)", precision=0, minimum=10, elem_id="optimize-dev"
+                )
+                test = gr.Number(
+                    0, label="Test rows (0 = every row left)", precision=0, minimum=0, elem_id="optimize-test"
+                )
                 seed = gr.Number(0, label="Seed", precision=0, minimum=0)
             with gr.Row():
                 minutes = gr.Number(20, label="Budget: minutes (0 = none)", minimum=0)
                 calls = gr.Number(0, label="Budget: model calls (0 = none)", precision=0, minimum=0)
                 max_examples = gr.Number(4, label="Max examples", precision=0, minimum=0, maximum=32)
         with gr.Column(scale=2, min_width=300):
-            few_shot = gr.Checkbox(True, label="Few-shot examples from the pool")
-            retrieved = gr.Checkbox(True, label="Retrieved examples (the pool rows nearest each row)")
-            edits = gr.Checkbox(True, label="Instruction edits (labels, output format, order)")
-            modes = gr.CheckboxGroup(list(ANSWER_MODES), value=list(ANSWER_MODES), label="Answer modes")
+            few_shot = gr.Checkbox(True, label="Few-shot examples from the pool", elem_id="optimize-few-shot")
+            retrieved = gr.Checkbox(
+                True, label="Retrieved examples (the pool rows nearest each row)", elem_id="optimize-retrieved"
+            )
+            edits = gr.Checkbox(
+                True, label="Instruction edits (labels, output format, order)", elem_id="optimize-edits"
+            )
+            modes = gr.CheckboxGroup(
+                list(ANSWER_MODES), value=list(ANSWER_MODES), label="Answer modes", elem_id="optimize-modes"
+            )
             proposer = gr.Dropdown([("(none)", ""), *models], value="", label="Proposer model (optional)", **PICK)
             with gr.Row():
                 start = gr.Button("Optimize", variant="primary", elem_id="optimize-start")
@@ -298,11 +350,13 @@ def build_optimize_tab(services: Services, demo: gr.Blocks) -> OptimizeTab:
     )
     started.then(declare("view", read=True)(lambda i: gr.Timer(active=i is not None)), search_id, timer, **PRIVATE)
     started.then(tab.searches, search_id, [history, picked], **PRIVATE)
-    poll = tab.poll
-    timer.tick(poll, search_id, shown, show_progress="hidden", **PRIVATE)
-    shown_now = search_id.change(poll, search_id, shown, **PRIVATE)
-    shown_now.then(tab.searches, search_id, [history, picked], **PRIVATE)
-    picked.input(declare("view", read=True)(lambda i: i), picked, search_id, **PRIVATE)
+    timer.tick(tab.poll, search_id, shown, show_progress="hidden", **PRIVATE)
+    # a search shown (started, followed after a reload, picked, or just ended): its view, and the list of searches
+    search_id.change(tab.poll, search_id, shown, **PRIVATE).then(tab.searches, search_id, [history, picked], **PRIVATE)
+    filled = [template, dataset, model, proposer, pool, dev, test, seed, minutes, calls, few_shot, edits, modes]
+    filled += [max_examples, retrieved]
+    chosen = picked.input(declare("view", read=True)(lambda i: i), picked, search_id, **PRIVATE)
+    chosen.then(tab.form, search_id, filled, **PRIVATE)
     cancel.click(guard("admin", "cancel prompt searches", tab.cancel), search_id, status, api_name="optimize_cancel")
     save.click(
         guard("admin", "save optimised templates", tab.save, user_param="author"),
@@ -313,4 +367,5 @@ def build_optimize_tab(services: Services, demo: gr.Blocks) -> OptimizeTab:
     gr.api(tab.progress, api_name="optimize_progress")
     demo.load(tab.attach, None, [search_id, timer], **PRIVATE)
     demo.load(tab.searches, None, [history, picked], **PRIVATE)
+    demo.load(tab.restore, None, filled, **PRIVATE)
     return tab
