@@ -50,6 +50,9 @@ class LineSettings:
     # update; "stacked": a fresh adapter on top of the frozen active version (only the new weights change,
     # so what earlier versions learned stays as it was: a way to forget less besides replay).
     start_from: str = "active"
+    # O-LoRA with start_from "stacked": the weight of the penalty that keeps each new adapter's LoRA subspace
+    # orthogonal to the stacked earlier ones' (training/orthogonal.py; 0 = off).
+    orthogonal_weight: float = 0.0
     # Replay, as a share of the new rows: earlier accepted feedback, and general instructions answered by the
     # base itself (self-rehearsal, probe.py). bench/feedback_loop.py measures these defaults against no replay.
     replay_ratio: float = 0.5
@@ -112,6 +115,12 @@ class LineSettings:
             p.append("set a trigger: min_new_rows above 0 and/or interval_minutes above 0")
         if self.start_from not in START_FROM:
             p.append(f"start_from must be one of {', '.join(START_FROM)}, not {short(self.start_from)}")
+        number("orthogonal_weight", 0, 1000)
+        if isinstance(self.orthogonal_weight, int | float) and self.orthogonal_weight > 0:
+            if self.start_from != "stacked":
+                p.append("orthogonal_weight (O-LoRA) needs start_from stacked: it keeps new adapters off the old ones")
+            if self.method not in ("lora", "dora"):
+                p.append(f"orthogonal_weight (O-LoRA) trains LoRA or DoRA adapters, not {short(self.method)}")
         number("replay_ratio", 0, 10)
         number("general_ratio", 0, 10)
         number("heldout_fraction", 0, 0.9)

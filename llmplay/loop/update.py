@@ -182,6 +182,8 @@ def training_config(line: Line, records: list[dict], parent_label: str | None) -
         "method": s.method,
         "parent_version": parent_label,
         "stack_on_parent": bool(parent_label) and s.start_from == "stacked",
+        # O-LoRA needs adapters to keep away from: none below the first version
+        "orthogonal_weight": s.orthogonal_weight if parent_label and s.start_from == "stacked" else 0.0,
         "data": {"source": "rows", "rows": records, "format": "messages", "validation_fraction": 0.0},
         "epochs": s.epochs,
         "learning_rate": s.learning_rate,

@@ -207,6 +207,20 @@ class _Rows:
         return self.rows[i]
 
 
+def _orthogonality(config: TrainConfig, stack: list[str], notes: list[str]) -> list:
+    """O-LoRA's callback when asked for: the penalty against the stacked adapters' LoRA A matrices."""
+    if not config.orthogonal_weight:
+        return []
+    from llmplay.training.orthogonal import OrthogonalityCallback, load_subspaces
+
+    try:
+        subspaces = load_subspaces([Path(folder) for folder in stack])
+    except ValueError as exc:
+        raise CausalTrainingError(str(exc)) from None
+    notes.append(f"O-LoRA: the new adapter is kept orthogonal to {len(stack)} stacked adapter(s)")
+    return [OrthogonalityCallback(subspaces, config.orthogonal_weight)]
+
+
 def train_causal(
     config: TrainConfig,
     settings: Settings,
@@ -244,6 +258,7 @@ def train_causal(
     steps = total_steps(config, len(train_set), processes)
     mode = batching_mode(config, base.model.config, processes, notes)
     stack = causal_model.frozen_stack(base, config)
+    callbacks = [*_orthogonality(config, stack, notes), *callbacks]
     peft_model = causal_model.wrap(base, config, steps, config.gradient_checkpointing)
     bf16 = use_bf16(config.bf16)
     if bf16:

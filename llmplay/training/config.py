@@ -69,6 +69,9 @@ class JobFields:
     # With a parent_version: merge the parent (frozen) into the base and train a fresh adapter on top, so only new
     # parameters change (against forgetting); the saved version records the parent below it (models/adapters.py).
     stack_on_parent: bool = False
+    # O-LoRA (Wang et al., 2023): with stack_on_parent, keep the new LoRA's input subspace orthogonal to the stacked
+    # adapters' (weight of the penalty on |A_earlier A_new^T|^2; 0 = off), so the new task disturbs the old less.
+    orthogonal_weight: float = 0.0
 
 
 @dataclass(kw_only=True)
@@ -223,3 +226,9 @@ def _check_stacking(p: list[str], c: TrainConfig) -> None:
             p.append(
                 f"stack_on_parent trains a new {checks.or_list(stackable)} adapter; method is {str(c.method)[:40]!r}"
             )
+    checks.number(p, "orthogonal_weight", c.orthogonal_weight, 0.0, 1000.0)
+    if isinstance(c.orthogonal_weight, int | float) and c.orthogonal_weight > 0:
+        if c.stack_on_parent is not True:
+            p.append("orthogonal_weight (O-LoRA) needs stack_on_parent: the earlier adapters it keeps away from")
+        elif c.method not in ("lora", "dora"):
+            p.append(f"orthogonal_weight (O-LoRA) trains a LoRA or DoRA adapter; method is {str(c.method)[:40]!r}")

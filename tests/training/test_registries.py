@@ -100,7 +100,7 @@ def test_an_old_flat_yaml_config_loads_to_the_same_values(tmp_path):
     assert values["data"]["dataset"] == "builtin:fpb" and values["data"]["template"] == "financial-sentiment"
     assert values["max_length"] == 1024 and values["padding"] == "prefix"  # defaults untouched
     # The same settings, in the same order as before the registries (stored configs and the YAML view keep it).
-    assert list(values)[:12] == [
+    assert list(values)[:13] == [
         "name",
         "base_model",
         "task",
@@ -108,6 +108,7 @@ def test_an_old_flat_yaml_config_loads_to_the_same_values(tmp_path):
         "data",
         "parent_version",
         "stack_on_parent",
+        "orthogonal_weight",  # added after the registries (O-LoRA), beside the stacking it needs
         "dpo_beta",
         "lora_r",
         "lora_alpha",

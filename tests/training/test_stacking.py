@@ -79,3 +79,35 @@ def test_stack_on_parent_needs_a_parent_and_a_mergeable_method():
         TrainConfig.from_dict(tiny_config("line", stack_on_parent=True, parent_version="x v1", method="prompt_tuning"))
     with pytest.raises(TrainConfigError, match="stack_on_parent must be true or false"):
         TrainConfig.from_dict(tiny_config("line", stack_on_parent="yes"))
+
+
+def test_orthogonal_weight_needs_a_stacked_lora_adapter():
+    with pytest.raises(TrainConfigError, match="orthogonal_weight \\(O-LoRA\\) needs stack_on_parent"):
+        TrainConfig.from_dict(tiny_config("line", orthogonal_weight=0.5, parent_version="x v1"))
+    with pytest.raises(TrainConfigError, match="trains a LoRA or DoRA adapter; method is 'adalora'"):
+        TrainConfig.from_dict(
+            tiny_config("line", orthogonal_weight=0.5, parent_version="x v1", stack_on_parent=True, method="adalora")
+        )
+    with pytest.raises(TrainConfigError, match="orthogonal_weight must be a number between 0 and 1000"):
+        TrainConfig.from_dict(tiny_config("line", orthogonal_weight=-1))
+    ok = TrainConfig.from_dict(tiny_config("line", orthogonal_weight=0.5, parent_version="x v1", stack_on_parent=True))
+    assert ok.orthogonal_weight == 0.5
+
+
+@pytest.mark.slow
+def test_o_lora_keeps_the_new_adapter_off_the_stacked_ones_subspace(settings, tmp_path, monkeypatch):
+    """Two adapters stacked on the same parent, same data and seed, with and without O-LoRA's penalty: the overlap
+    of the new LoRA A matrices with the parent's, measured on the saved weights, is lower with it."""
+    from llmplay.training.orthogonal import load_subspaces, module_key, overlap
+
+    parent = train(settings, monkeypatch, tmp_path, max_steps=3, learning_rate=3e-3)
+    stacked = {"parent_version": parent.label, "stack_on_parent": True, "max_steps": 3, "learning_rate": 3e-3}
+    plain = train(settings, monkeypatch, tmp_path, **stacked)
+    olora = train(settings, monkeypatch, tmp_path, orthogonal_weight=50.0, **stacked)
+    earlier = load_subspaces([Path(parent.path)])
+
+    def measured(version) -> float:
+        weights = load_file(f"{version.path}/adapter_model.safetensors")
+        return sum(float(overlap(earlier[module_key(k)], v.float())) for k, v in weights.items() if module_key(k))
+
+    assert measured(olora) < 0.5 * measured(plain)
