@@ -98,10 +98,101 @@ ARITHMETIC = BuiltinSpec(
     reference="answer",
 )
 
+INVOICES = BuiltinSpec(
+    description="20 invented receipts and invoices; the reference is a JSON object of vendor, total, currency and "
+    "date (ISO), for structured-output metrics (schema_valid, field_match, field_f1).",
+    columns=("text", "fields"),
+    rows=(
+        (
+            "Receipt from Copper Kettle Cafe, 3 March 2025. Two flat whites and a scone. Total: 11.40 EUR.",
+            '{"vendor": "Copper Kettle Cafe", "total": 11.4, "currency": "EUR", "date": "2025-03-03"}',
+        ),
+        (
+            "INVOICE #2231 - Harlow & Finch Printing. Date: 2025-01-17. Business cards x500. Amount due: USD 86.00",
+            '{"vendor": "Harlow & Finch Printing", "total": 86.0, "currency": "USD", "date": "2025-01-17"}',
+        ),
+        (
+            "Thanks for shopping at Greenleaf Market! 12 Feb 2025. Groceries. TOTAL GBP 42.75",
+            '{"vendor": "Greenleaf Market", "total": 42.75, "currency": "GBP", "date": "2025-02-12"}',
+        ),
+        (
+            "Bluewater Plumbing Ltd invoice, 5 April 2025: new kitchen tap, labour and parts. Please pay 145.00 GBP.",
+            '{"vendor": "Bluewater Plumbing Ltd", "total": 145.0, "currency": "GBP", "date": "2025-04-05"}',
+        ),
+        (
+            "Northgate Books - receipt. 2025-05-21. 3 paperbacks. Total 27.90 EUR. Paid by card.",
+            '{"vendor": "Northgate Books", "total": 27.9, "currency": "EUR", "date": "2025-05-21"}',
+        ),
+        (
+            "Invoice from Sparrow Web Studio dated 30 June 2025 for website maintenance (June). Total: 1,200.00 USD.",
+            '{"vendor": "Sparrow Web Studio", "total": 1200.0, "currency": "USD", "date": "2025-06-30"}',
+        ),
+        (
+            "Quickfix Auto Repair. Oil change and new wiper blades. Date 2025-07-08. Total due CHF 189.50.",
+            '{"vendor": "Quickfix Auto Repair", "total": 189.5, "currency": "CHF", "date": "2025-07-08"}',
+        ),
+        (
+            "Receipt - Lantern Cinema, 14 August 2025, two tickets and popcorn, 31.00 EUR",
+            '{"vendor": "Lantern Cinema", "total": 31.0, "currency": "EUR", "date": "2025-08-14"}',
+        ),
+        (
+            "Tidewater Hardware | 2025-02-02 | paint, brushes, tape | TOTAL: 58.20 USD",
+            '{"vendor": "Tidewater Hardware", "total": 58.2, "currency": "USD", "date": "2025-02-02"}',
+        ),
+        (
+            "Invoice 0457 from Maple Leaf Catering, 9 September 2025: lunch for 12 people. Amount: 312.00 CAD.",
+            '{"vendor": "Maple Leaf Catering", "total": 312.0, "currency": "CAD", "date": "2025-09-09"}',
+        ),
+        (
+            "Silverline Taxi receipt. Ride on 2025-10-01 from the station to the airport. Fare 46.80 EUR.",
+            '{"vendor": "Silverline Taxi", "total": 46.8, "currency": "EUR", "date": "2025-10-01"}',
+        ),
+        (
+            "Orchard Dental Clinic - check-up and cleaning on 22 October 2025. Total charged: 95.00 GBP.",
+            '{"vendor": "Orchard Dental Clinic", "total": 95.0, "currency": "GBP", "date": "2025-10-22"}',
+        ),
+        (
+            "Your order at Pixel Parts Online, placed 2025-11-11: USB-C cable, mouse. Order total 24.99 USD.",
+            '{"vendor": "Pixel Parts Online", "total": 24.99, "currency": "USD", "date": "2025-11-11"}',
+        ),
+        (
+            "Receipt: Riverbend Bakery, 6 January 2025. Sourdough loaf, 4 croissants. 9.60 EUR",
+            '{"vendor": "Riverbend Bakery", "total": 9.6, "currency": "EUR", "date": "2025-01-06"}',
+        ),
+        (
+            "Invoice - Kestrel Translation Services. Issued 2025-03-28. A 10-page contract. Total JPY 48000.",
+            '{"vendor": "Kestrel Translation Services", "total": 48000, "currency": "JPY", "date": "2025-03-28"}',
+        ),
+        (
+            "Hilltop Garden Centre, 19 April 2025. Two rose bushes and compost. Total: 37.45 GBP.",
+            '{"vendor": "Hilltop Garden Centre", "total": 37.45, "currency": "GBP", "date": "2025-04-19"}',
+        ),
+        (
+            "Amberfield Hotel - invoice for 2 nights, checkout 2025-05-04. Total amount: 260.00 EUR.",
+            '{"vendor": "Amberfield Hotel", "total": 260.0, "currency": "EUR", "date": "2025-05-04"}',
+        ),
+        (
+            "Cobalt Cleaning Co. Office cleaning, May 2025. Invoice date 31 May 2025. Total 420.00 USD.",
+            '{"vendor": "Cobalt Cleaning Co.", "total": 420.0, "currency": "USD", "date": "2025-05-31"}',
+        ),
+        (
+            "Receipt from Juniper Pharmacy on 2025-06-15: allergy tablets and sun cream, total 18.30 CHF.",
+            '{"vendor": "Juniper Pharmacy", "total": 18.3, "currency": "CHF", "date": "2025-06-15"}',
+        ),
+        (
+            "Brightwave Internet monthly bill, issued 1 July 2025. Fibre plan. Amount due: 39.99 EUR.",
+            '{"vendor": "Brightwave Internet", "total": 39.99, "currency": "EUR", "date": "2025-07-01"}',
+        ),
+    ),
+    variables=(("text", "text"),),
+    reference="fields",
+)
+
 BUILTINS: dict[str, BuiltinSpec] = {
     "financial-sentiment": FINANCIAL_SENTIMENT,
     "customer-intents": CUSTOMER_INTENTS,
     "arithmetic": ARITHMETIC,
+    "invoices": INVOICES,
 }
 
 

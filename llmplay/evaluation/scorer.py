@@ -21,8 +21,12 @@ from llmplay.templates.model import Template
 LABEL_METRICS = {"accuracy", "macro_f1"}
 ENTITY_METRICS = {"seqeval", "entity_f1", "entity_precision", "entity_recall"}
 ASSERTIONS = {"assertions", "contains", "regex", "valid_json", "json_schema", "length"}
+# Structured output (evaluation/structured.py): the answer against the template's output.schema, or its fields
+# against the reference column's JSON object.
+SCHEMA_METRICS = {"schema_valid"}
+FIELD_METRICS = {"field_match", "field_f1"}
 # Metrics that need no reference column (they check the reply itself).
-REFERENCE_FREE = {"valid_json", "length"}
+REFERENCE_FREE = {"valid_json", "length", *SCHEMA_METRICS}
 
 
 class ScoringError(LlmplayError):
@@ -71,6 +75,19 @@ def metric_inputs(metric: MetricConfig, replies: ColumnReplies) -> tuple[list, l
             preds.append(entity_lines_to_bio(answer, tokens))
             gold.append(tags)
         return preds, gold, kwargs
+    if metric.name in SCHEMA_METRICS:
+        schema = replies.template.output.schema
+        if schema is None:
+            raise ScoringError(
+                f"Metric '{metric.name}' checks answers against the template's JSON Schema, and template "
+                f"'{replies.template.name}' declares none: add output: {{json: true, schema: {{...}}}} to it, or use "
+                "json_schema with the schema as its value."
+            )
+        kwargs["schema"] = schema
+        return list(replies.answers), None, kwargs
+    if metric.name in FIELD_METRICS:
+        # The reference column holds JSON objects as text (a mapping from a JSON dataset is written as JSON).
+        return list(replies.answers), [json.dumps(r) if isinstance(r, dict) else _text(r) for r in refs], kwargs
     if metric.name in ASSERTIONS:
         # JSON checks look at the answer the template's parser found (models wrap JSON in prose and fences);
         # the other checks look at the whole reply, as a user reads it.

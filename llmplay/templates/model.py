@@ -26,7 +26,7 @@ RETRIEVE_FIELDS = ("k", "pool")
 # saved version is self-contained). Embedding thousands of pool rows takes a while on CPU; more is refused.
 MAX_RETRIEVE_K = 16
 MAX_RETRIEVE_POOL = 5000
-OUTPUT_FIELDS = ("format", "labels", "regex", "json", "mode")
+OUTPUT_FIELDS = ("format", "labels", "regex", "json", "schema", "mode")
 OUTPUT_MODES = ("generate", "likelihood")
 VALUE_TYPES = (str, int, float, bool, list, dict)
 
@@ -81,6 +81,8 @@ class OutputSpec:
     regex: str | None = None
     # The answer is a JSON value.
     json: bool = False
+    # A JSON Schema the JSON answer must satisfy (the schema_valid metric checks it); needs json. Not hashed: a dict.
+    schema: dict | None = field(default=None, hash=False)
     # How evaluation runs get the answer: "generate" (free text, parsed) or "likelihood" (the label the model
     # finds most likely: never unparseable; needs labels and a local model).
     mode: str = "generate"
@@ -139,6 +141,7 @@ class Template:
         if not self.output.is_empty():
             out = {"format": self.output.format, "labels": list(self.output.labels), "regex": self.output.regex}
             out["json"] = self.output.json
+            out["schema"] = self.output.schema
             out["mode"] = self.output.mode if self.output.mode != "generate" else None
             data["output"] = {k: v for k, v in out.items() if v not in ("", [], None, False)}
         if self.metrics:
@@ -218,7 +221,7 @@ def template_from_dict(data: dict) -> tuple[Template, list[str]]:
     raw_out = data.get("output")
     if raw_out is not None:
         if not isinstance(raw_out, dict):
-            problems.append("'output' must be a mapping with format, labels, regex, json or mode")
+            problems.append("'output' must be a mapping with format, labels, regex, json, schema or mode")
         else:
             extra = set(raw_out) - set(OUTPUT_FIELDS)
             if extra:
@@ -232,6 +235,7 @@ def template_from_dict(data: dict) -> tuple[Template, list[str]]:
                 labels=tuple(str(x) for x in labels),
                 regex=str(raw_out["regex"]) if raw_out.get("regex") else None,
                 json=bool(raw_out.get("json", False)),
+                schema=raw_out.get("schema"),  # checked by template_problems (a mapping, a valid JSON Schema)
                 mode=str(raw_out.get("mode") or "generate"),
             )
 
@@ -346,6 +350,12 @@ def template_problems(template: Template, body_lines: dict[str, int] | None = No
             re.compile(t.output.regex)
         except re.error as exc:
             problems.append(f"output.regex is not a valid regular expression: {exc}")
+    if t.output.schema is not None:
+        problem = schema_problem(t.output.schema)
+        if problem:
+            problems.append(f"output.schema {problem}")
+        if not t.output.json:
+            problems.append("output.schema describes a JSON answer: set output.json to true as well")
     for m in t.metrics:
         if not m.strip():
             problems.append("metric names cannot be empty")
@@ -376,6 +386,24 @@ def _retrieval_problems(retrieve: Retrieval, declared: set[str], required: set[s
     if bad_rows > 5:
         problems.append(f"retrieve.pool: {bad_rows - 5} more row(s) with such problems")
     return problems
+
+
+def schema_problem(schema: Any) -> str | None:
+    """Why ``schema`` is not a usable JSON Schema (checked against its draft's metaschema), or None."""
+    if not isinstance(schema, dict):
+        return f"must be a mapping (a JSON Schema object); got {type(schema).__name__}"
+    try:
+        json.dumps(schema)
+    except (TypeError, ValueError):
+        return "must hold plain JSON values only (quote dates and times)"
+    from jsonschema import SchemaError, validators  # only templates with a schema load it
+
+    try:
+        validators.validator_for(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        return f"is not a valid JSON Schema{f' (at {where})' if where else ''}: {exc.message}"
+    return None
 
 
 def validate_template(template: Template) -> None:

@@ -26,6 +26,7 @@ def test_sampling_is_deterministic_per_seed():
         ("financial-sentiment", ["text", "label"], 20),
         ("customer-intents", ["message", "intent"], 15),
         ("arithmetic", ["question", "answer"], 10),
+        ("invoices", ["text", "fields"], 20),
     ],
 )
 def test_builtin_samples_load(name, columns, rows):

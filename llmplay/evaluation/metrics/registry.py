@@ -198,6 +198,10 @@ def builtin_registry() -> MetricRegistry:
         "numeric_match": "numeric_match",
         "assertions": "assertions",
         "semantic_similarity": "semantic_similarity",
+        # structured output (evaluation/structured.py); valid_json below is the "parses as JSON" check
+        "schema_valid": "schema_valid",
+        "field_match": "field_match",
+        "field_f1": "field_f1",
     }
     for name, module in modules.items():
         registry.register(name, MODULES_DIR / module, builtin=True)
