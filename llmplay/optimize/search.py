@@ -479,7 +479,7 @@ class PromptSearch:
         """Whether an evaluation of at most ``calls`` uncached cells may start; sets ``stopped`` if not."""
         if self.cancel.is_set():
             self.stopped = "cancelled"
-        elif self._past_deadline():
+        elif self._past_deadline(calls):
             self.stopped = "budget: minutes"
         elif self.config.budget_calls is not None and self.calls + calls > self.config.budget_calls:
             self.stopped = "budget: model calls"
@@ -488,8 +488,13 @@ class PromptSearch:
         self._event("note", f"stopped: {self.stopped}")
         return False
 
-    def _past_deadline(self) -> bool:
+    def _past_deadline(self, calls: int = 0) -> bool:
+        """Past the minutes budget, or would be after ``calls`` more at the pace so far: an evaluation stopped at
+        the deadline is not ranked, so one that cannot finish in time is not started."""
         minutes = self.config.budget_minutes
+        if minutes is not None and calls and self.calls:
+            elapsed = time.monotonic() - self._began
+            return elapsed + calls * elapsed / self.calls > minutes * 60
         return minutes is not None and time.monotonic() - self._began > minutes * 60
 
     # ---- storage ---------------------------------------------------------------------------------------------

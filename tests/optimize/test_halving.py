@@ -33,9 +33,11 @@ def scripted(isolated_engine, monkeypatch):
     library = TemplateLibrary.from_settings(settings, ROOT / "prompts")
     quality = {}
     seen: set[tuple[int, int]] = set()
+    clock, seconds_per_call = [0.0], [0.0]  # a model call takes seconds_per_call[0] on this clock
 
     def evaluate(self, phase, part, rows, columns):
         calls = sum((c, r) not in seen for c, _, _ in columns for r in rows)  # a prefix scored before is cached
+        clock[0] += calls * seconds_per_call[0]
         seen.update((c, r) for c, _, _ in columns for r in rows)
         if phase != "test":
             self.calls += calls
@@ -49,8 +51,12 @@ def scripted(isolated_engine, monkeypatch):
 
     monkeypatch.setattr(PromptSearch, "_evaluate", evaluate)
 
-    def search(quality_by_id: dict[int, int], **config) -> PromptSearch:
+    def search(quality_by_id: dict[int, int], call_s: float = 0.0, **config) -> PromptSearch:
         quality.update(quality_by_id)
+        if call_s:
+            seconds_per_call[0] = call_s
+            # the search's own clock only (patching time.monotonic itself would stop every timeout in the process)
+            monkeypatch.setattr("llmplay.optimize.search.time", SimpleNamespace(monotonic=lambda: clock[0]))
         data = {**CONFIG, **config}
         return PromptSearch(isolated_engine, OptimizeConfig.from_dict(data), library)
 
@@ -94,3 +100,12 @@ def test_past_the_minutes_budget_nothing_more_starts_and_the_start_template_stan
     assert result.stopped == "budget: minutes" and result.calls == 0
     assert result.winner.candidate.id == 0 and any("the start template stands" in n for n in result.notes)
     assert result.test is not None and result.test.gain.estimate == 0  # the report still compares start with itself
+
+
+def test_an_evaluation_that_cannot_finish_within_the_minutes_is_not_started(scripted):
+    # 1 s per call, 60 s of budget: the first rung (6 candidates x 10 rows) fills it; the second (3 x 20 more
+    # rows) would end past it, so it does not start (a run stopped at the deadline is not ranked anyway).
+    result = scripted({1: 8}, call_s=1.0, budget={"minutes": 1}).run()
+    assert result.stopped == "budget: minutes" and result.calls == 60
+    assert [e.phase for e in result.evaluations].count("dev") == 6 and result.search_s <= 60
+    assert result.winner.candidate.id == 1 and result.test is not None
