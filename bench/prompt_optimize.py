@@ -6,7 +6,8 @@ search never read, with SmolLM2-135M-Instruct on 2 CPU cores.
 Three searches in one process, each in a fresh data dir (cold output cache; the model weights are loaded once
 and shared, before any timing):
   fpb            - Financial PhraseBank AllAgree, the library's financial-sentiment template; pool 200 / dev 150 /
-                   test 300 disjoint rows (from a seeded sample of 680; duplicates dropped); every part of the search space on
+                   test 300 disjoint rows (from a seeded sample of 680; duplicates dropped); every part of the
+                   search space on
   generate_only  - the same rows and template with the answer mode held at generate (as for an endpoint model,
                    where likelihood is not available)
   intents        - CLINC150, the 10 banking intents of the library's intent-detection template: 470 rows drawn
