@@ -180,7 +180,13 @@ def format_summary(info) -> str:
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*r) for r in lines]
+    if summary.get("lower_is_better"):
+        out.append(f"lower is better: {', '.join(summary['lower_is_better'])}")
     for col in summary.get("columns", []):
+        # A metric's lines by group (attack_success · KIND): in the summary beside the metric, not in the table.
+        for name, m in col.get("metrics", {}).items():
+            if name not in names and m.get("score") is not None:
+                out.append(f"{col['title']}: {name} = {m['score']:.3f} [{m['low']:.3f}, {m['high']:.3f}] (n={m['n']})")
         if col.get("failed"):
             out.append(f"note: {col['title']}: {failure_note(col)}")
         for name, problem in col.get("metric_errors", {}).items():

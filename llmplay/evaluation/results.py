@@ -46,6 +46,11 @@ class RunInfo:
     def metrics(self) -> list[str]:
         return list((self.summary or {}).get("metrics", []))
 
+    @property
+    def lower_is_better(self) -> list[str]:
+        """The run's metrics where a lower score is better (attack_success: 1 = the attack worked)."""
+        return list((self.summary or {}).get("lower_is_better", []))
+
     def label(self) -> str:
         return f"#{self.id} {self.name} · {self.status} · {self.created_at}"
 
@@ -101,13 +106,15 @@ class RunResults:
 
     def failing_rows(self, metric: str | None = None) -> list[int]:
         """Rows where any column failed to generate, had no parsable answer, or scored below 1 on ``metric``
-        (default: the run's first metric)."""
+        (default: the run's first metric; above 0 for a lower-is-better metric: an attack that worked)."""
         metric = metric or next(iter(self.info.metrics), None)
+        lower = metric in self.info.lower_is_better
         out = []
         for r in range(len(self.rows)):
             for c in self._row(r):
                 score = c.scores.get(metric) if metric else None
-                if c.error is not None or c.answer is None or (score is not None and score < 1):
+                wrong = score is not None and (score > 0 if lower else score < 1)
+                if c.error is not None or c.answer is None or wrong:
                     out.append(r)
                     break
         return out
@@ -323,6 +330,8 @@ class ColumnComparison:
     a: str
     b: str
     difference: PairedDifference  # b - a over the rows both columns finished
+    # attack_success and the like: b - a above 0 means b is worse (better/worse rows are swapped to match)
+    lower_is_better: bool = False
 
     @property
     def interval(self) -> Interval:
@@ -331,9 +340,9 @@ class ColumnComparison:
     def describe(self) -> str:
         d = self.interval
         verdict = "no clear difference"
-        if d.low > 0:
+        if (d.low > 0) != self.lower_is_better and (d.low > 0 or d.high < 0):
             verdict = f"{self.b} is better"
-        elif d.high < 0:
+        elif d.low > 0 or d.high < 0:
             verdict = f"{self.a} is better"
         return (
             f"{self.metric}: {self.b} − {self.a} = {d.estimate:+.3f} (95% CI {d.low:+.3f} to {d.high:+.3f}, "
@@ -355,7 +364,11 @@ def compare_columns(results: RunResults, a: int, b: int, metric: str, seed: int 
     second = [results.cells[(r, b)].scores[metric] for r in rows]
     diff = paired_bootstrap(first, second, seed=seed)
     # Report row numbers of the run, not positions in the filtered list.
-    diff = PairedDifference(diff.interval, [rows[i] for i in diff.better], [rows[i] for i in diff.worse])
+    higher, lower = [rows[i] for i in diff.better], [rows[i] for i in diff.worse]
+    if metric in results.info.lower_is_better:  # a higher score on this metric is worse
+        diff = PairedDifference(diff.interval, lower, higher)
+        return ColumnComparison(metric, results.titles[a], results.titles[b], diff, lower_is_better=True)
+    diff = PairedDifference(diff.interval, higher, lower)
     return ColumnComparison(metric, results.titles[a], results.titles[b], diff)
 
 
@@ -401,7 +414,8 @@ def compare_runs(settings: Settings, old_id: int, new_id: int) -> RunComparison:
                     continue
                 was = old.cells[(old_pos[src], a)].scores.get(metric)
                 now = new.cells[(r, b)].scores.get(metric)
-                if was is not None and now is not None and now < was:
+                lower = metric in new.info.lower_is_better  # e.g. attack_success: a rise is the regression
+                if was is not None and now is not None and (now > was if lower else now < was):
                     regressions.append(
                         {
                             "column": title,

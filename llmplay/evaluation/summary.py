@@ -128,6 +128,10 @@ def score_run(settings: Settings, run_id: int, registry: MetricRegistry) -> dict
     names = [m.name for m in metrics] + (["judge"] if config.get("judge") else [])
     summary = {"metrics": names, "columns": summary_columns, "rows": len(rows)}
     summary["skipped_metrics"] = config["resolved"].get("skipped_metrics", {})
+    # Metrics where a lower score is better (attack_success): the CLI, the grid's failing rows, paired comparisons
+    # and labeling queues read this instead of assuming higher is better.
+    lower = {n for c in summary_columns for n, m in c["metrics"].items() if m.get("details", {}).get("lower_is_better")}
+    summary["lower_is_better"] = [n for n in names if n in lower]
     with connect(settings.db_path) as db, db.atomic():
         for (row, column), scores in row_scores.items():
             db["eval_cells"].update((run_id, row, column), {"scores": json.dumps(scores)})
@@ -147,7 +151,7 @@ def _score_column(entry, cells, template, rows, references, resolved, metrics, r
     refs = [references[c.row] for c in cells] if references is not None else None
     variables = resolved.get("variables") or {}
     text_var = variables.get("text") or next(iter(variables.values()), None)
-    replies = ColumnReplies(template, texts, answers, col_rows, refs, text_var)
+    replies = ColumnReplies(template, texts, answers, col_rows, refs, text_var, variables)
     for metric in metrics:
         try:
             preds, metric_refs, kwargs = metric_inputs(metric, replies)
@@ -155,7 +159,12 @@ def _score_column(entry, cells, template, rows, references, resolved, metrics, r
         except Exception as exc:  # one metric failing (bad args, odd data) must not hide the others
             entry["metric_errors"][metric.name] = str(exc)
             continue
+        groups = result.details.pop("groups", None) or {}
         entry["metrics"][metric.name] = {**interval_dict(interval), "details": _small(result.details)}
+        if result.per_row is not None and result.row_mean:  # e.g. attack_success by kind: one line per group
+            for group, positions in groups.items():
+                part = [result.per_row[i] for i in positions]
+                entry["metrics"][f"{metric.name} · {group}"] = interval_dict(bootstrap_mean(part, resamples=RESAMPLES))
         if result.per_row is not None:
             for cell, value in zip(cells, result.per_row):
                 row_scores.setdefault((cell.row, cell.column), {})[metric.name] = value

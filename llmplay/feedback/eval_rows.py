@@ -132,7 +132,9 @@ def _chosen(run: _Run, cells: dict, columns: list[int], which) -> list[tuple[int
                     f"Run #{run.id} has no metric scores (no reference?), so no row is wrong; queue 'all' rows."
                 )
             score = cell["scores"].get(metric)
-            if score is not None and score < 1:
+            # Lower-is-better metrics (attack_success: 1 = the attack worked) are wrong above 0, the others below 1.
+            lower = metric in (run.summary.get("lower_is_better") or [])
+            if score is not None and (score > 0 if lower else score < 1):
                 out.append((r, c))
     return out
 
@@ -186,8 +188,9 @@ def queue_eval_rows(
     user: str | None = None,
 ) -> QueuedRows:
     """Queue run rows for review in an existing ``queue``. ``column``: a column index (0-based, as stored) or
-    title; None = every column. ``which``: 'wrong' (score < 1 on the run's first metric), 'failed' (no parsable
-    answer or a generation error), 'all', or a list of row numbers (0-based, as in the results grid).
+    title; None = every column. ``which``: 'wrong' (score < 1 on the run's first metric; above 0 on a
+    lower-is-better one, e.g. attack_success: the attacks that worked), 'failed' (no parsable answer or a generation
+    error), 'all', or a list of row numbers (0-based, as in the results grid).
     ``show_reference`` True / False changes the queue's setting (audited); None leaves it."""
     target = get_queue(db, queue)
     run = _run(db, run_id)
