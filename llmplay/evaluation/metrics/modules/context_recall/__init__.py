@@ -1,1 +1,0 @@
-"""Shipped as package data so the evaluate module files install with llmplay."""
