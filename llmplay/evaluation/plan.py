@@ -12,6 +12,7 @@ from llmplay.engine.prompt_logprobs import likelihood_refusal
 from llmplay.engine.types import GenerationRequest
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.evaluation import judge as judging
+from llmplay.evaluation import rag
 from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
 from llmplay.evaluation.metrics.registry import MetricRegistry
 from llmplay.evaluation.scorer import needs_reference
@@ -79,6 +80,8 @@ def plan_run(
     for i, col in enumerate(config.columns):
         try:
             columns.append(resolve_column(settings, engine, library, i, col, list(df.columns), mapping.variables))
+            # retrieved passages stored with the rows (the grid shows them; every column renders from them)
+            rag.attach_contexts(columns[-1].template, rows, columns[-1].variables)
         except LlmplayError as exc:
             problems.append(f"column {i + 1} ({col.title}): {exc}")
     metrics, skipped = list(config.metrics), {}

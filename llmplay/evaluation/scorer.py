@@ -25,11 +25,13 @@ ASSERTIONS = {"assertions", "contains", "regex", "valid_json", "json_schema", "l
 # against the reference column's JSON object.
 SCHEMA_METRICS = {"schema_valid"}
 FIELD_METRICS = {"field_match", "field_f1"}
+# Retrieval-augmented answers (evaluation/rag.py): each row's passages (and question) as the template rendered them.
+RAG_METRICS = {"faithfulness", "answer_relevance", "context_recall"}
 # Attacks (evaluation/attacks.py): the whole reply against each row's own check, read from the row's columns.
 ATTACK_METRICS = {"attack_success"}
 ATTACK_COLUMNS = {"kind_column": "kind", "check_column": "success_if"}  # argument -> default dataset column
 # Metrics that need no reference column (they check the reply itself).
-REFERENCE_FREE = {"valid_json", "length", *SCHEMA_METRICS, *ATTACK_METRICS}
+REFERENCE_FREE = {"valid_json", "length", "faithfulness", "answer_relevance", *SCHEMA_METRICS, *ATTACK_METRICS}
 
 
 class ScoringError(LlmplayError):
@@ -46,6 +48,7 @@ class ColumnReplies:
     rows: list[dict[str, Any]]  # the dataset rows (all columns as text)
     references: list[Any] | None  # the reference column's values, or None when the dataset has none
     text_variable: str | None = None  # the dataset column holding the input text (entity metrics' tokens)
+    variables: dict[str, str] | None = None  # template variable -> dataset column, as the run resolved it
 
 
 def needs_reference(metric: MetricConfig) -> bool:
@@ -88,6 +91,8 @@ def metric_inputs(metric: MetricConfig, replies: ColumnReplies) -> tuple[list, l
             )
         kwargs["schema"] = schema
         return list(replies.answers), None, kwargs
+    if metric.name in RAG_METRICS:
+        return rag_inputs(metric, replies, kwargs)
     if metric.name in ATTACK_METRICS:
         for argument, default in ATTACK_COLUMNS.items():
             column = str(kwargs.pop(argument, default))
@@ -110,6 +115,22 @@ def metric_inputs(metric: MetricConfig, replies: ColumnReplies) -> tuple[list, l
         outputs = replies.answers if json_check and replies.template.output.json else replies.texts
         return list(outputs), None if refs is None else [_text(r) for r in refs], kwargs
     return list(replies.answers), [_text(r) for r in refs], kwargs
+
+
+def rag_inputs(metric: MetricConfig, replies: ColumnReplies, kwargs: dict) -> tuple[list, list | None, dict]:
+    """Faithfulness and context recall get each row's passages, answer relevance its question."""
+    from llmplay.evaluation import rag
+
+    try:
+        contexts, questions = rag.row_inputs(replies.template, replies.rows, replies.variables)
+    except LlmplayError as exc:
+        raise ScoringError(f"Metric '{metric.name}': {exc}") from None
+    if metric.name == "answer_relevance":
+        return list(replies.answers), None, {**kwargs, "questions": questions}
+    kwargs["contexts"] = contexts
+    if metric.name == "context_recall":
+        return list(replies.answers), [_text(r) for r in replies.references or []], kwargs
+    return list(replies.answers), None, kwargs
 
 
 # ---- labels and text ---------------------------------------------------------------------------------------

@@ -151,7 +151,7 @@ def _score_column(entry, cells, template, rows, references, resolved, metrics, r
     refs = [references[c.row] for c in cells] if references is not None else None
     variables = resolved.get("variables") or {}
     text_var = variables.get("text") or next(iter(variables.values()), None)
-    replies = ColumnReplies(template, texts, answers, col_rows, refs, text_var)
+    replies = ColumnReplies(template, texts, answers, col_rows, refs, text_var, variables)
     for metric in metrics:
         try:
             preds, metric_refs, kwargs = metric_inputs(metric, replies)

@@ -74,6 +74,9 @@ class TemplateLibrary:
     def from_settings(cls, settings, folder: Path | str | None = None) -> TemplateLibrary:
         """The data dir's templates (``settings.templates_dir``) over the shipped library ``folder`` (default
         ``settings.prompts_dir``)."""
+        from llmplay.templates import contexts
+
+        contexts.use_settings(settings)  # a template's ``documents`` are read from this data dir's datasets
         return cls(settings.templates_dir, settings.db_path, shipped=folder or settings.prompts_dir)
 
     @property

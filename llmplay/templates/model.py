@@ -15,12 +15,14 @@ import yaml
 
 from llmplay import yamlsafe
 from llmplay.errors import LlmplayError, short, short_list
+from llmplay.templates.contexts import Documents, documents_from, documents_problems
 from llmplay.templates.sandbox import shared_sandbox, undeclared_names
 
 TASKS = ("classification", "extraction", "generation", "summarisation", "translation", "qa", "chat", "judge")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 FIELDS = ("name", "description", "task", "variables", "system", "body", "examples", "retrieve", "output", "metrics")
+FIELDS += ("documents",)  # retrieved passages for retrieval-augmented answers (contexts.py)
 RETRIEVE_FIELDS = ("k", "pool")
 # retrieve.k: examples chosen per row; retrieve.pool: the rows they are chosen from (kept in the template, so a
 # saved version is self-contained). Embedding thousands of pool rows takes a while on CPU; more is refused.
@@ -118,6 +120,8 @@ class Template:
     metrics: tuple[str, ...] = ()
     # Per-row retrieved examples (None: only the fixed ``examples``).
     retrieve: Retrieval | None = None
+    # Retrieved passages put in a list variable (contexts.py); None: only the passages a row gives.
+    documents: Documents | None = None
 
     def variable_names(self) -> list[str]:
         return [v.name for v in self.variables]
@@ -138,6 +142,8 @@ class Template:
         if self.retrieve is not None:
             pool = [{**e.values, "output": e.output} for e in self.retrieve.pool]
             data["retrieve"] = {"k": self.retrieve.k, "pool": pool}
+        if self.documents is not None:
+            data["documents"] = self.documents.to_dict()
         if not self.output.is_empty():
             out = {"format": self.output.format, "labels": list(self.output.labels), "regex": self.output.regex}
             out["json"] = self.output.json
@@ -257,6 +263,7 @@ def template_from_dict(data: dict) -> tuple[Template, list[str]]:
         output=output,
         metrics=tuple(str(m) for m in metrics),
         retrieve=retrieve,
+        documents=documents_from(data.get("documents"), problems),
     )
     return template, problems
 
@@ -340,6 +347,7 @@ def template_problems(template: Template, body_lines: dict[str, int] | None = No
 
     if t.retrieve is not None:
         problems += _retrieval_problems(t.retrieve, set(declared), required)
+    problems += documents_problems(t)
 
     if t.output.mode not in OUTPUT_MODES:
         problems.append(f"output.mode must be one of {', '.join(OUTPUT_MODES)}; got {short(t.output.mode)}")

@@ -16,6 +16,7 @@ from llmplay.engine.text import base_model_text
 from llmplay.engine.types import GenerationParams, GenerationRequest
 from llmplay.errors import LlmplayError, short
 from llmplay.models.catalog import ModelSpec
+from llmplay.templates.contexts import with_contexts
 from llmplay.templates.model import Template, TemplateError, validate_template
 from llmplay.templates.retrieval import select_examples
 from llmplay.templates.sandbox import BoundedSandbox, TemplateRenderError, shared_sandbox
@@ -50,6 +51,8 @@ def fill_values(template: Template, values: Mapping[str, Any] | None = None) -> 
     filled = template.defaults()
     for name, value in given.items():
         var = declared.get(name)
+        if var is not None and isinstance(var.default, list | dict) and isinstance(value, str) and not value.strip():
+            continue  # an empty cell (a row without passages of its own): the default
         if var is not None and isinstance(var.default, list | dict) and isinstance(value, str):
             try:
                 value = json.loads(value)
@@ -73,7 +76,7 @@ def build_messages(template: Template, values: Mapping[str, Any] | None = None) 
     The examples are the template's fixed ``examples``, then, for a template with ``retrieve``, the pool rows
     most similar to this row (``retrieval.select_examples``: the most similar last)."""
     validate_template(template)
-    filled = fill_values(template, values)
+    filled = with_contexts(template, fill_values(template, values))  # a template's retrieved passages (contexts.py)
     sandbox = shared_sandbox()
     messages = []
     if template.system:

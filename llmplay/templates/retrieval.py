@@ -68,6 +68,18 @@ def select_examples(template: Template, values: Mapping[str, Any] | None = None)
     return tuple(retrieve.pool[i] for i in reversed(ranked[: retrieve.k]))
 
 
+def nearest(query: str, texts: tuple[str, ...], k: int) -> list[int]:
+    """Indices of the ``k`` texts most similar to ``query`` (MiniLM cosine), the most similar first; ties (equal to
+    SCORE_DECIMALS) go to the earlier text. The texts' vectors are cached by content, like a pool's (contexts.py's
+    retrieved passages use it)."""
+    from llmplay.models.embeddings import DEFAULT_ENCODER, get_embedder
+
+    embedder = get_embedder(DEFAULT_ENCODER)
+    vectors = _pool_vectors(embedder, DEFAULT_ENCODER, tuple(texts))
+    scores = (vectors @ embedder.encode([query])[0]).tolist()
+    return sorted(range(len(texts)), key=lambda i: (-round(scores[i], SCORE_DECIMALS), i))[:k]
+
+
 def _pool_texts(template: Template) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(key variables, input text of each pool row), remembered for the last templates seen (by identity)."""
     with _lock:

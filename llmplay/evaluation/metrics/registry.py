@@ -202,6 +202,10 @@ def builtin_registry() -> MetricRegistry:
         "schema_valid": "schema_valid",
         "field_match": "field_match",
         "field_f1": "field_f1",
+        # retrieval-augmented answers (evaluation/rag.py): against each row's passages
+        "faithfulness": "faithfulness",
+        "answer_relevance": "answer_relevance",
+        "context_recall": "context_recall",
         # red team (evaluation/attacks.py): 1 where the row's attack worked; lower is better
         "attack_success": "attack_success",
     }
