@@ -113,7 +113,9 @@ def test_a_run_s_plan_stores_the_passages_each_row_got(settings, isolated_engine
     assert given == json.loads(plan.rows[-1]["contexts"])  # a row's own passages are kept
     bad = RunConfig(dataset="handbook-qa", columns=(ColumnConfig("nowhere-rag", CHAT_MODEL),))
     library.save(
-        (ROOT / "prompts" / "rag-answer.yaml").read_text().replace("rag-answer", "nowhere-rag")
+        (ROOT / "prompts" / "rag-answer.yaml")
+        .read_text()
+        .replace("rag-answer", "nowhere-rag")
         .replace("dataset: handbook", "dataset: no-such-docs"),
         new=True,
     )

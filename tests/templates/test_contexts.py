@@ -98,7 +98,10 @@ def test_an_unknown_document_set_is_a_template_problem_naming_the_built_in_ones(
         ("documents: {dataset: handbook, k: 0}", "documents.k must be a whole number from 1 to 16; got 0"),
         ("documents: {dataset: handbook, k: many}", "documents.k must be a whole number"),
         ("documents: {column: text}", "documents.dataset is required"),
-        ("documents: {dataset: handbook, top: 3}", "documents: unknown field(s) top; known: dataset, column, k, query, variable"),
+        (
+            "documents: {dataset: handbook, top: 3}",
+            "documents: unknown field(s) top; known: dataset, column, k, query, variable",
+        ),
         ("documents: {dataset: handbook, variable: passages}", "documents.variable 'passages' is not declared"),
         ("documents: {dataset: handbook, query: topic}", "documents.query 'topic' is not a declared variable"),
         ("documents: handbook", "'documents' must be a mapping"),
