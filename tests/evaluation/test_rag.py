@@ -9,6 +9,7 @@ import json
 import pytest
 
 from llmplay.datasets import install_builtins
+from llmplay.evaluation import judge as judging
 from llmplay.evaluation import rag
 from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
 from llmplay.evaluation.metrics.registry import builtin_registry
@@ -16,6 +17,7 @@ from llmplay.evaluation.runner import EvalRunner
 from llmplay.evaluation.scorer import ColumnReplies, ScoringError, metric_inputs, needs_reference
 from llmplay.templates.library import TemplateLibrary
 from llmplay.templates.model import parse_template
+from llmplay.templates.render import build_messages
 from tests.conftest import CHAT_MODEL, ROOT
 
 LEAVE = "Full-time staff get 27 days of annual leave plus public holidays. Five unused days carry over."
@@ -121,3 +123,14 @@ def test_a_run_s_plan_stores_the_passages_each_row_got(settings, isolated_engine
     )
     with pytest.raises(Exception, match="no-such-docs' is neither a saved dataset nor a built-in sample"):
         EvalRunner(isolated_engine, library).plan(bad)
+
+
+def test_the_faithfulness_judge_sees_the_passages_the_answer_was_given():
+    judge = parse_template((ROOT / "prompts" / "judge-faithfulness.yaml").read_text())
+    judging.check_template(judge)  # what plan_run checks for judge: {template: judge-faithfulness}
+    rag_template = parse_template((ROOT / "prompts" / "rag-answer.yaml").read_text())
+    messages = build_messages(rag_template, {"question": "How much is breakfast?", "contexts": json.dumps([CANTEEN])})
+    values = judging.judge_values(judge, messages, "Breakfast costs 5 euros.", "Breakfast costs 2 euros.")
+    prompt = build_messages(judge, values)[-1]["content"]
+    assert f"[1] {CANTEEN}" in prompt and "Breakfast costs 5 euros." in prompt
+    assert judging.grade(judge, "The price is wrong.\nScore: 2") == 2
