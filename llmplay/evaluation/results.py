@@ -95,6 +95,18 @@ class RunResults:
             used += [c for c in (col.get("variables") or {}).values() if c not in used]
         return used
 
+    def check_columns(self) -> list[str]:
+        """Dataset columns a metric read besides the inputs (attack_success: each probe's kind and success_if),
+        shown in the grid after the inputs."""
+        from llmplay.evaluation.scorer import ATTACK_COLUMNS, ATTACK_METRICS
+
+        shown, out = set(self.input_columns()), []
+        for metric in self.info.config.get("resolved", {}).get("metrics", []):
+            if metric.get("name") in ATTACK_METRICS:
+                args = metric.get("args") or {}
+                out += [str(args.get(k, d)) for k, d in ATTACK_COLUMNS.items()]
+        return [c for c in dict.fromkeys(out) if c not in shown and any(c in row for row in self.rows)]
+
     def disagreeing_rows(self) -> list[int]:
         """Rows where the columns' parsed answers are not all the same (a failed cell counts as different)."""
         out = []
@@ -134,7 +146,7 @@ class RunResults:
         records = []
         for r in indices:
             record: dict[str, Any] = {"row": r}
-            for col in self.input_columns():
+            for col in self.input_columns() + self.check_columns():
                 record[col] = _clip(self.rows[r].get(col), max_chars)
             if self.reference_column:
                 record["reference"] = _clip(self.reference(r), max_chars)
