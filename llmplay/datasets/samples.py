@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from llmplay.datasets import sample_attacks
 from llmplay.datasets.errors import DatasetError
 from llmplay.datasets.mapping import ColumnMapping
 from llmplay.datasets.store import SaveResult, list_datasets, save_dataset
