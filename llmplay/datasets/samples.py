@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from llmplay.datasets import sample_attacks
+from llmplay.datasets import sample_attacks, sample_conversations
 from llmplay.datasets.errors import DatasetError
 from llmplay.datasets.mapping import ColumnMapping
 from llmplay.datasets.store import SaveResult, list_datasets, save_dataset
@@ -465,12 +465,21 @@ ATTACKS = BuiltinSpec(
     reference="goal",
 )
 
+SUPPORT_CHATS = BuiltinSpec(
+    description="12 invented support conversations (2-3 user turns) whose assistant turns say what a reply must "
+    "contain; for conversation runs (turn_pass, conversation_pass).",
+    columns=("test", "messages"),
+    rows=sample_conversations.SUPPORT_CHATS,
+    variables=(("messages", "messages"),),
+    reference=None,
+)
 
 BUILTINS: dict[str, BuiltinSpec] = {
     "financial-sentiment": FINANCIAL_SENTIMENT,
     "customer-intents": CUSTOMER_INTENTS,
     "arithmetic": ARITHMETIC,
     "invoices": INVOICES,
+    "support-chats": SUPPORT_CHATS,
     "attacks": ATTACKS,
     "handbook": HANDBOOK,
     "handbook-qa": HANDBOOK_QA,

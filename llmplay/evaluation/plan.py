@@ -60,6 +60,7 @@ class Cell:
     messages: list[dict] = field(default_factory=list)
     request: GenerationRequest | None = None
     error: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)  # the row's template variables (conversations replay them)
 
 
 def plan_run(

@@ -28,8 +28,8 @@ from llmplay.engine.base import Provider
 from llmplay.engine.engine import Engine
 from llmplay.engine.types import GenerationRequest, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.evaluation import conversations, outputs, rates
 from llmplay.evaluation import judge as judging
-from llmplay.evaluation import outputs, rates
 from llmplay.evaluation.config import RunConfig
 from llmplay.evaluation.metrics.registry import MetricRegistry, default_registry
 from llmplay.evaluation.plan import Cell, Plan, PlannedColumn, plan_run, request_messages
@@ -311,7 +311,7 @@ class EvalRunner:
         for i, row in enumerate(plan.rows):
             cell = Cell(i)
             try:
-                values = {var: row[col] for var, col in column.variables.items()}
+                values = cell.values = {var: row[col] for var, col in column.variables.items()}
                 cell.request, cell.messages = build_request(column.template, column.spec.kind, values, params)
                 cell.prompt = _prompt_text(loaded, cell.request)
                 cell.key = outputs.cache_key(
@@ -320,7 +320,7 @@ class EvalRunner:
                     dtype=column.dtype,
                     adapter=column.config.adapter,
                     params=params,
-                    mode=column.mode,
+                    mode=_cache_mode(column),
                     options=tuple(labels),
                     # what decodes: transformers unless fast batches are chosen; likelihoods are always scored
                     # by transformers (engine/likelihood.py), so their key says so whatever the batch backend
@@ -336,6 +336,8 @@ class EvalRunner:
     ) -> list[tuple[GenerationResult, dict | None]]:
         """One (result, details) per cell; details hold each label's log-probability in likelihood mode."""
         cfg = column.config
+        if column.template.conversation is not None:  # each cell a conversation, played turn by turn
+            return conversations.play(self.engine, column, cells, cancel)
         if column.mode == "generate":
             results = self.engine.generate(
                 cfg.model, [c.request for c in cells], dtype=cfg.dtype, adapter=cfg.adapter, cancel=cancel
@@ -426,7 +428,12 @@ class EvalRunner:
     def _insert_cell(
         self, db, run_id: int, column: PlannedColumn, cell: Cell, output, cached=False, error=None
     ) -> None:
-        answer = column.template.output.extract(output.text) if output is not None else None
+        if output is None:
+            answer = None
+        elif column.template.conversation is not None:  # the replies turn by turn, for the turn metrics
+            answer = conversations.answer_of(output.details)
+        else:
+            answer = column.template.output.extract(output.text)
         db["eval_cells"].insert(
             {
                 "run_id": run_id,
@@ -462,6 +469,12 @@ class EvalRunner:
     def _update(self, run_id: int, **values) -> None:
         with connect(self.settings.db_path) as db, db.atomic():
             db["eval_runs"].update(run_id, values)
+
+
+def _cache_mode(column: PlannedColumn) -> str:
+    """The answer mode in a cell's cache key; a conversation's replies mode decides its outputs too."""
+    spec = column.template.conversation
+    return column.mode if spec is None else f"conversation-{spec.replies}"
 
 
 def _prompt_text(loaded, request: GenerationRequest) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 from llmplay.errors import LlmplayError
 from llmplay.evaluation.config import MetricConfig
+from llmplay.templates.conversation import read_script
 from llmplay.templates.model import Template
 
 LABEL_METRICS = {"accuracy", "macro_f1"}
@@ -27,11 +28,21 @@ SCHEMA_METRICS = {"schema_valid"}
 FIELD_METRICS = {"field_match", "field_f1"}
 # Retrieval-augmented answers (evaluation/rag.py): each row's passages (and question) as the template rendered them.
 RAG_METRICS = {"faithfulness", "answer_relevance", "context_recall"}
+# Conversations (evaluation/turn_checks.py): the replies turn by turn against the row's script's expectations.
+TURN_METRICS = {"turn_pass", "conversation_pass"}
 # Attacks (evaluation/attacks.py): the whole reply against each row's own check, read from the row's columns.
 ATTACK_METRICS = {"attack_success"}
 ATTACK_COLUMNS = {"kind_column": "kind", "check_column": "success_if"}  # argument -> default dataset column
 # Metrics that need no reference column (they check the reply itself).
-REFERENCE_FREE = {"valid_json", "length", "faithfulness", "answer_relevance", *SCHEMA_METRICS, *ATTACK_METRICS}
+REFERENCE_FREE = {
+    "valid_json",
+    "length",
+    "faithfulness",
+    "answer_relevance",
+    *SCHEMA_METRICS,
+    *TURN_METRICS,
+    *ATTACK_METRICS,
+}
 
 
 class ScoringError(LlmplayError):
@@ -91,8 +102,6 @@ def metric_inputs(metric: MetricConfig, replies: ColumnReplies) -> tuple[list, l
             )
         kwargs["schema"] = schema
         return list(replies.answers), None, kwargs
-    if metric.name in RAG_METRICS:
-        return rag_inputs(metric, replies, kwargs)
     if metric.name in ATTACK_METRICS:
         for argument, default in ATTACK_COLUMNS.items():
             column = str(kwargs.pop(argument, default))
@@ -105,6 +114,10 @@ def metric_inputs(metric: MetricConfig, replies: ColumnReplies) -> tuple[list, l
                 )
             kwargs["kinds" if argument == "kind_column" else "checks"] = [_text(r[column]) for r in replies.rows]
         return list(replies.texts), None, kwargs
+    if metric.name in TURN_METRICS:
+        return list(replies.answers), turn_expectations(replies), kwargs
+    if metric.name in RAG_METRICS:
+        return rag_inputs(metric, replies, kwargs)
     if metric.name in FIELD_METRICS:
         # The reference column holds JSON objects as text (a mapping from a JSON dataset is written as JSON).
         return list(replies.answers), [json.dumps(r) if isinstance(r, dict) else _text(r) for r in refs], kwargs
@@ -115,6 +128,25 @@ def metric_inputs(metric: MetricConfig, replies: ColumnReplies) -> tuple[list, l
         outputs = replies.answers if json_check and replies.template.output.json else replies.texts
         return list(outputs), None if refs is None else [_text(r) for r in refs], kwargs
     return list(replies.answers), [_text(r) for r in refs], kwargs
+
+
+def turn_expectations(replies: ColumnReplies) -> list[str]:
+    """Each row's per-turn expectations (JSON list, null for unchecked turns), read from its conversation."""
+    spec = replies.template.conversation
+    if spec is None:
+        raise ScoringError(
+            f"Turn metrics check conversations turn by turn, and template '{replies.template.name}' is not a "
+            "conversation template: add conversation: {messages: <variable>} to it."
+        )
+    column = (replies.variables or {}).get(spec.messages, spec.messages)
+    out = []
+    for i, row in enumerate(replies.rows):
+        try:
+            script = read_script(row.get(column))
+        except LlmplayError as exc:
+            raise ScoringError(f"row {i + 1}: {exc}") from None
+        out.append(json.dumps([e.expect for e in script], ensure_ascii=False))
+    return out
 
 
 def rag_inputs(metric: MetricConfig, replies: ColumnReplies, kwargs: dict) -> tuple[list, list | None, dict]:

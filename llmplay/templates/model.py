@@ -15,13 +15,26 @@ import yaml
 
 from llmplay import yamlsafe
 from llmplay.errors import LlmplayError, short, short_list
+from llmplay.templates import conversation as conv
 from llmplay.templates.contexts import Documents, documents_from, documents_problems
 from llmplay.templates.sandbox import shared_sandbox, undeclared_names
 
 TASKS = ("classification", "extraction", "generation", "summarisation", "translation", "qa", "chat", "judge")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-FIELDS = ("name", "description", "task", "variables", "system", "body", "examples", "retrieve", "output", "metrics")
+FIELDS = (
+    "name",
+    "description",
+    "task",
+    "variables",
+    "system",
+    "body",
+    "examples",
+    "retrieve",
+    "output",
+    "metrics",
+    "conversation",
+)
 FIELDS += ("documents",)  # retrieved passages for retrieval-augmented answers (contexts.py)
 RETRIEVE_FIELDS = ("k", "pool")
 # retrieve.k: examples chosen per row; retrieve.pool: the rows they are chosen from (kept in the template, so a
@@ -122,6 +135,8 @@ class Template:
     retrieve: Retrieval | None = None
     # Retrieved passages put in a list variable (contexts.py); None: only the passages a row gives.
     documents: Documents | None = None
+    # A row is a whole conversation played turn by turn (templates/conversation.py); None: one user turn.
+    conversation: conv.ConversationSpec | None = None
 
     def variable_names(self) -> list[str]:
         return [v.name for v in self.variables]
@@ -152,6 +167,8 @@ class Template:
             data["output"] = {k: v for k, v in out.items() if v not in ("", [], None, False)}
         if self.metrics:
             data["metrics"] = list(self.metrics)
+        if self.conversation is not None:
+            data["conversation"] = conv.spec_dict(self.conversation)
         return data
 
     def to_yaml(self) -> str:
@@ -264,6 +281,7 @@ def template_from_dict(data: dict) -> tuple[Template, list[str]]:
         metrics=tuple(str(m) for m in metrics),
         retrieve=retrieve,
         documents=documents_from(data.get("documents"), problems),
+        conversation=conv.parse_spec(data.get("conversation"), problems),
     )
     return template, problems
 
@@ -333,7 +351,8 @@ def template_problems(template: Template, body_lines: dict[str, int] | None = No
             problems.append(f"{key} {p}{in_file}")
         if ast is not None:
             used |= undeclared_names(ast)
-    for name in sorted(used - set(declared)):
+    implicit = {conv.TURN_VARIABLE} if t.conversation is not None else set()
+    for name in sorted(used - set(declared) - implicit):
         problems.append(f"variable {short(name)} is used in the template but not declared under 'variables'")
 
     required = {v.name for v in t.variables if v.required}
@@ -348,6 +367,8 @@ def template_problems(template: Template, body_lines: dict[str, int] | None = No
     if t.retrieve is not None:
         problems += _retrieval_problems(t.retrieve, set(declared), required)
     problems += documents_problems(t)
+    if t.conversation is not None:
+        problems += conv.spec_problems(t.conversation, set(declared), bool(t.examples or t.retrieve))
 
     if t.output.mode not in OUTPUT_MODES:
         problems.append(f"output.mode must be one of {', '.join(OUTPUT_MODES)}; got {short(t.output.mode)}")

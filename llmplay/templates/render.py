@@ -17,6 +17,7 @@ from llmplay.engine.types import GenerationParams, GenerationRequest
 from llmplay.errors import LlmplayError, short
 from llmplay.models.catalog import ModelSpec
 from llmplay.templates.contexts import with_contexts
+from llmplay.templates.conversation import TURN_VARIABLE, Exchange, read_script
 from llmplay.templates.model import Template, TemplateError, validate_template
 from llmplay.templates.retrieval import select_examples
 from llmplay.templates.sandbox import BoundedSandbox, TemplateRenderError, shared_sandbox
@@ -77,6 +78,10 @@ def build_messages(template: Template, values: Mapping[str, Any] | None = None) 
     most similar to this row (``retrieval.select_examples``: the most similar last)."""
     validate_template(template)
     filled = with_contexts(template, fill_values(template, values))  # a template's retrieved passages (contexts.py)
+    if template.conversation is not None:  # a preview of the last turn, after the script's replies
+        exchanges = read_script(filled[template.conversation.messages])
+        last = len(exchanges) - 1
+        return turn_messages(template, filled, exchanges, [e.reply or "…" for e in exchanges[:last]], last)
     sandbox = shared_sandbox()
     messages = []
     if template.system:
@@ -90,6 +95,23 @@ def build_messages(template: Template, values: Mapping[str, Any] | None = None) 
         messages.append({"role": "user", "content": _render(sandbox, template.body, shot, where)})
         messages.append({"role": "assistant", "content": example.output})
     messages.append({"role": "user", "content": _render(sandbox, template.body, filled, "body")})
+    return messages
+
+
+def turn_messages(
+    template: Template, filled: Mapping[str, Any], exchanges: list[Exchange], replies: list[str], upto: int
+) -> list[dict]:
+    """What the model sees at turn ``upto`` of a conversation: the system message, each earlier user turn
+    (through the body, its text as ``{{ turn }}``) with ``replies[k]`` after it, then turn ``upto``."""
+    sandbox = shared_sandbox()
+    messages = []
+    if template.system:
+        messages.append({"role": "system", "content": _render(sandbox, template.system, dict(filled), "system")})
+    for k, exchange in enumerate(exchanges[: upto + 1]):
+        values = {**filled, TURN_VARIABLE: exchange.user}
+        messages.append({"role": "user", "content": _render(sandbox, template.body, values, f"turn {k + 1}")})
+        if k < upto:
+            messages.append({"role": "assistant", "content": replies[k]})
     return messages
 
 

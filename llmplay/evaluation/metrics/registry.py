@@ -206,6 +206,9 @@ def builtin_registry() -> MetricRegistry:
         "faithfulness": "faithfulness",
         "answer_relevance": "answer_relevance",
         "context_recall": "context_recall",
+        # conversations (evaluation/turn_checks.py): each assistant turn against the script's expect
+        "turn_pass": "turn_pass",
+        "conversation_pass": "conversation_pass",
         # red team (evaluation/attacks.py): 1 where the row's attack worked; lower is better
         "attack_success": "attack_success",
     }
