@@ -37,6 +37,8 @@ from llmplay.api.openai_shapes import (
     new_id,
     parse_chat,
     parse_completion,
+    tool_calls,
+    tool_calls_chunk,
     usage_chunk,
 )
 from llmplay.auth.access import AccessDenied, Caller, check, single_user_mode
@@ -259,12 +261,18 @@ def _events(engine: Engine, spec: ModelSpec, call: ApiCall, trace: Tracer, gate:
                     result = event.result
                 elif event.delta:
                     text += event.delta
-                    yield _sse(chunk(call, id_, served, text=event.delta))
+                    if not call.tools:  # with tools the reply is read whole: a call, or its text, at the end
+                        yield _sse(chunk(call, id_, served, text=event.delta))
         if result is None or result.error:
             result = result or GenerationResult.failure("The model ended without a reply.", spec.name)
             yield _sse(_failed(result).body())
         else:
-            yield _sse(chunk(call, id_, served, finish=finish_reason(result)))
+            calls = tool_calls(call, result) if call.tools else []
+            if calls:
+                yield _sse(tool_calls_chunk(call, id_, served, calls))
+            elif call.tools and text:
+                yield _sse(chunk(call, id_, served, text=text))
+            yield _sse(chunk(call, id_, served, finish="tool_calls" if calls else finish_reason(result)))
             if call.include_usage:
                 yield _sse(usage_chunk(call, id_, served, result))
         gate.release()

@@ -7,12 +7,15 @@ as OpenAI's API does; a field of the wrong type or out of range is a 400 naming 
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from dataclasses import dataclass
 
+from llmplay.engine.tools import normalize_tools, parse_calls
 from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult
 from llmplay.errors import LlmplayError
+from llmplay.templates.model import schema_problem
 
 ROLES = ("system", "user", "assistant", "developer")  # OpenAI's "developer" is a system message
 MAX_MESSAGES = 1000
@@ -43,6 +46,11 @@ class ApiCall:
     stream: bool
     include_usage: bool
     chat: bool
+
+    @property
+    def tools(self) -> bool:
+        """The request offers tools: the reply is read for tool calls (``message.tool_calls``)."""
+        return bool(self.request.tools)
 
 
 def _number(body: dict, name: str, kind: type, low: float, high: float | None = None, default=None):
@@ -134,12 +142,30 @@ def _stream_options(body: dict) -> tuple[bool, bool]:
     return stream, bool(options.get("include_usage"))
 
 
+def _tools(body: dict) -> tuple[dict, ...] | None:
+    """The request's ``tools`` (OpenAI's function format, parameters a valid JSON Schema), or None; ``tool_choice``
+    may be "auto" (the default) or "none" (the tools are not offered). Anything else is a 400 naming it."""
+    choice = body.get("tool_choice")
+    if choice not in (None, "auto", "none"):
+        raise bad("'tool_choice' must be 'auto' or 'none': llmplay lets the model choose.", "tool_choice")
+    raw = body.get("tools")
+    if raw is None or choice == "none":
+        return None
+    if not isinstance(raw, list) or not raw:
+        raise bad("'tools' must be a non-empty list of {type: function, function: {name, parameters}}.", "tools")
+    tools, problems = normalize_tools(raw, "tools", schema_problem=schema_problem)
+    if problems:
+        raise bad(f"'tools' is not valid: {'; '.join(problems[:3])}.", "tools")
+    return tools
+
+
 def parse_chat(body, max_tokens_limit: int) -> ApiCall:
     if not isinstance(body, dict):
         raise bad("The body must be a JSON object.")
     model, messages = _model(body), _messages(body)
     stream, usage = _stream_options(body)
-    return ApiCall(model, GenerationRequest.of(messages, _params(body, max_tokens_limit)), stream, usage, True)
+    request = GenerationRequest.of(messages, _params(body, max_tokens_limit), tools=_tools(body))
+    return ApiCall(model, request, stream, usage, True)
 
 
 def parse_completion(body, max_tokens_limit: int) -> ApiCall:
@@ -175,8 +201,30 @@ def finish_reason(result: GenerationResult) -> str:
     return "length" if result.finish_reason == "length" else "stop"
 
 
+def tool_calls(call: ApiCall, result: GenerationResult) -> list[dict]:
+    """The reply's tool calls in OpenAI's shape (arguments as JSON text); none unless the request offered tools."""
+    if not call.tools:
+        return []
+    calls, _ = parse_calls(result.text)
+    return [
+        {
+            "id": "call_" + uuid.uuid4().hex[:24],
+            "type": "function",
+            "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)},
+        }
+        for c in calls
+    ]
+
+
 def completion_body(call: ApiCall, id_: str, result: GenerationResult, served: str) -> dict:
-    """The whole answer of a non-streamed request. ``served``: the model (or version) that answered."""
+    """The whole answer of a non-streamed request. ``served``: the model (or version) that answered. A reply with
+    tool calls (the request offered tools) has them as ``message.tool_calls``, no content, and finish_reason
+    "tool_calls"."""
+    calls = tool_calls(call, result) if call.chat else []
+    if calls:
+        message = {"role": "assistant", "content": None, "tool_calls": calls}
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}
+        return _envelope(call, id_, served, "chat.completion", choice) | {"usage": usage(result)}
     if call.chat:
         choice = {"index": 0, "message": {"role": "assistant", "content": result.text}, "logprobs": None}
         kind = "chat.completion"
@@ -209,6 +257,13 @@ def chunk(call: ApiCall, id_: str, served: str, *, text: str = "", first: bool =
         choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
         kind = "text_completion"
     return _envelope(call, id_, served, kind, choice)
+
+
+def tool_calls_chunk(call: ApiCall, id_: str, served: str, calls: list[dict]) -> dict:
+    """A streamed reply's tool calls, whole, in one chunk (the reply is read once it has ended)."""
+    body = chunk(call, id_, served)
+    body["choices"][0]["delta"] = {"tool_calls": [{"index": i, **c} for i, c in enumerate(calls)]}
+    return body
 
 
 def usage_chunk(call: ApiCall, id_: str, served: str, result: GenerationResult) -> dict:

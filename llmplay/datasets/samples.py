@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from llmplay.datasets import sample_attacks, sample_conversations
+from llmplay.datasets import sample_attacks, sample_conversations, sample_tools
 from llmplay.datasets.errors import DatasetError
 from llmplay.datasets.mapping import ColumnMapping
 from llmplay.datasets.store import SaveResult, list_datasets, save_dataset
@@ -474,6 +474,15 @@ SUPPORT_CHATS = BuiltinSpec(
     reference=None,
 )
 
+# Tool-call requests written for llmplay (llmplay/datasets/sample_tools.py), for the tool-assistant template.
+TOOL_REQUESTS = BuiltinSpec(
+    description=sample_tools.DESCRIPTION,
+    columns=sample_tools.COLUMNS,
+    rows=sample_tools.ROWS,
+    variables=(("request", "request"),),
+    reference="call",
+)
+
 BUILTINS: dict[str, BuiltinSpec] = {
     "financial-sentiment": FINANCIAL_SENTIMENT,
     "customer-intents": CUSTOMER_INTENTS,
@@ -483,6 +492,7 @@ BUILTINS: dict[str, BuiltinSpec] = {
     "attacks": ATTACKS,
     "handbook": HANDBOOK,
     "handbook-qa": HANDBOOK_QA,
+    "tool-requests": TOOL_REQUESTS,
 }
 
 

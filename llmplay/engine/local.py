@@ -18,6 +18,7 @@ from llmplay.engine.base import Provider
 from llmplay.engine.detokenize import TokenStreamer
 from llmplay.engine.sampling import Sampler
 from llmplay.engine.text import base_model_text, stop_holdback, truncate_at_stop
+from llmplay.engine.tools import with_tools_block
 from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult, OptionScore, StreamEvent
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.models.catalog import ModelSpec
@@ -36,7 +37,15 @@ PREFIX_ENTRIES = 4
 def render_prompt(loaded: LoadedModel, request: GenerationRequest) -> str:
     """The exact text the model receives: chat template for chat models, raw text for base models."""
     if loaded.spec.kind == "chat":
-        return loaded.tokenizer.apply_chat_template(request.as_messages(), add_generation_prompt=True, tokenize=False)
+        messages, render = request.as_messages(), loaded.tokenizer.apply_chat_template
+        if request.tools:
+            # The chat template's own tools support when it has one; a template that ignores them renders the same
+            # text with and without, and gets the tools described in its system message instead (engine/tools.py).
+            text = render(messages, tools=list(request.tools), add_generation_prompt=True, tokenize=False)
+            if text != render(messages, add_generation_prompt=True, tokenize=False):
+                return text
+            messages = with_tools_block(messages, request.tools)
+        return render(messages, add_generation_prompt=True, tokenize=False)
     return base_model_text(request)
 
 

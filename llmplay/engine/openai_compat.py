@@ -21,6 +21,7 @@ from llmplay.engine.base import Provider
 from llmplay.engine.likelihood import ScoredRow, check_options
 from llmplay.engine.prompt_logprobs import ENDPOINT_LIKELIHOOD, likelihood_refusal, option_score, prompt_logprobs
 from llmplay.engine.text import base_model_text, stop_holdback, truncate_at_stop
+from llmplay.engine.tools import call_text
 from llmplay.engine.types import FinishReason, GenerationRequest, GenerationResult, OptionScore, StreamEvent
 from llmplay.errors import InvalidRequestError, LlmplayError, ProviderError
 from llmplay.models.access import Access
@@ -38,6 +39,12 @@ _LENGTH_REASONS = {"length", "max_tokens", "model_length"}
 
 def _finish(reason: str | None) -> FinishReason:
     return "length" if reason in _LENGTH_REASONS else "stop"
+
+
+def _call_parts(call: dict) -> tuple[str, object]:
+    """(name, arguments) of one ``tool_calls`` entry of a reply."""
+    function = call.get("function") if isinstance(call.get("function"), dict) else call
+    return str(function.get("name") or ""), function.get("arguments") or {}
 
 
 class _AttemptError(ProviderError):
@@ -100,7 +107,8 @@ class OpenAICompatProvider(Provider):
         text, emitted, first_token_s = "", 0, None
         try:
             self.check_request(request)
-            path, body = self._payload(request, stream=True)
+            # With tools the whole reply is asked for at once: a tool call arrives in fragments, read as one.
+            path, body = self._payload(request, stream=not request.tools)
             stops = request.params.stop
             # Hold back enough characters that a stop string is never shown half-emitted.
             hold = stop_holdback(stops)
@@ -108,7 +116,7 @@ class OpenAICompatProvider(Provider):
             finish: FinishReason = "stop"
             response = self._send(path, body, stream=True)
             try:
-                if "text/event-stream" not in response.headers.get("content-type", ""):
+                if request.tools or "text/event-stream" not in response.headers.get("content-type", ""):
                     # The server ignored "stream": it sent the whole reply as one JSON document.
                     response.read()
                     result = self._parse_reply(self._json(response), request, started)
@@ -266,6 +274,8 @@ class OpenAICompatProvider(Provider):
         if self.spec.kind == "chat":
             path = "/chat/completions"
             body["messages"] = request.as_messages()
+            if request.tools:
+                body["tools"] = list(request.tools)
         else:
             path = "/completions"
             body["prompt"] = base_model_text(request)
@@ -291,7 +301,11 @@ class OpenAICompatProvider(Provider):
             raise ProviderError(f"Endpoint {self.base_url} sent a reply without choices: {str(data)[:300]}")
         choice = choices[0]
         if self.spec.kind == "chat":
-            text = (choice.get("message") or {}).get("content") or ""
+            message = choice.get("message") or {}
+            text = message.get("content") or ""
+            # Tool calls read as text, as a local model writes them (engine/tools.py), after any content.
+            calls = [c for c in message.get("tool_calls") or [] if isinstance(c, dict)]
+            text += "".join(call_text(*_call_parts(c)) for c in calls)
         else:
             text = choice.get("text") or ""
         finish = _finish(choice.get("finish_reason"))

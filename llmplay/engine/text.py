@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llmplay.engine.tools import with_tools_block
 from llmplay.engine.types import GenerationRequest
 
 
@@ -9,7 +10,8 @@ def base_model_text(request: GenerationRequest) -> str:
     """Text for a base (completion) model: the raw prompt, or the conversation as a plain transcript."""
     if request.messages is None:
         return request.prompt or ""
-    lines = [f"{m.role.capitalize()}: {m.content}" for m in request.messages]
+    messages = with_tools_block(request.as_messages(), request.tools or ())  # a base model reads tools as text
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
     return "\n\n".join(lines) + "\n\nAssistant:"
 
 

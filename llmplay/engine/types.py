@@ -71,14 +71,18 @@ class GenerationRequest:
     prompt: str | None = None
     messages: tuple[Message, ...] | None = None
     params: GenerationParams = field(default_factory=GenerationParams)
+    # Tools offered to a chat model (OpenAI's function format, engine/tools.py); None: no tools. Not hashed.
+    tools: tuple[dict, ...] | None = field(default=None, hash=False)
 
     @classmethod
-    def of(cls, prompt_or_messages, params: GenerationParams | None = None) -> GenerationRequest:
+    def of(
+        cls, prompt_or_messages, params: GenerationParams | None = None, tools: tuple[dict, ...] | None = None
+    ) -> GenerationRequest:
         params = params or GenerationParams()
         if isinstance(prompt_or_messages, str):
-            return cls(prompt=prompt_or_messages, params=params)
+            return cls(prompt=prompt_or_messages, params=params, tools=tuple(tools) if tools else None)
         msgs = tuple(m if isinstance(m, Message) else Message(m["role"], m["content"]) for m in prompt_or_messages)
-        return cls(messages=msgs, params=params)
+        return cls(messages=msgs, params=params, tools=tuple(tools) if tools else None)
 
     def as_messages(self) -> list[dict]:
         if self.messages is not None:

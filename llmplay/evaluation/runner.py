@@ -36,6 +36,7 @@ from llmplay.evaluation.plan import Cell, Plan, PlannedColumn, plan_run, request
 from llmplay.evaluation.progress import RunProgress, mark_interrupted
 from llmplay.evaluation.scorer import ScoringError
 from llmplay.evaluation.summary import score_run
+from llmplay.evaluation.toolcalls import reply_answer
 from llmplay.store import connect
 from llmplay.templates.library import TemplateLibrary
 from llmplay.templates.render import base_model_prompt, build_request
@@ -433,7 +434,7 @@ class EvalRunner:
         elif column.template.conversation is not None:  # the replies turn by turn, for the turn metrics
             answer = conversations.answer_of(output.details)
         else:
-            answer = column.template.output.extract(output.text)
+            answer = reply_answer(column.template, output.text)
         db["eval_cells"].insert(
             {
                 "run_id": run_id,
@@ -483,6 +484,8 @@ def _prompt_text(loaded, request: GenerationRequest) -> str:
         from llmplay.engine.local import render_prompt
 
         return render_prompt(loaded, request)
+    if request.messages is not None and request.tools:  # offered tools change the reply: they are in the key
+        return json.dumps({"messages": request.as_messages(), "tools": list(request.tools)}, ensure_ascii=False)
     if request.messages is not None:
         return json.dumps(request.as_messages(), ensure_ascii=False)
     return request.prompt or base_model_prompt(request.as_messages())

@@ -30,6 +30,9 @@ FIELD_METRICS = {"field_match", "field_f1"}
 RAG_METRICS = {"faithfulness", "answer_relevance", "context_recall"}
 # Conversations (evaluation/turn_checks.py): the replies turn by turn against the row's script's expectations.
 TURN_METRICS = {"turn_pass", "conversation_pass"}
+# Tool calls (evaluation/toolcalls.py): the parsed call against the reference call; tool_args_valid also gets the
+# template's tools, whose parameters schemas the arguments are checked against.
+TOOL_METRICS = {"tool_called", "tool_args_valid", "tool_args_match", "tool_no_call"}
 # Attacks (evaluation/attacks.py): the whole reply against each row's own check, read from the row's columns.
 ATTACK_METRICS = {"attack_success"}
 ATTACK_COLUMNS = {"kind_column": "kind", "check_column": "success_if"}  # argument -> default dataset column
@@ -114,6 +117,16 @@ def metric_inputs(metric: MetricConfig, replies: ColumnReplies) -> tuple[list, l
                 )
             kwargs["kinds" if argument == "kind_column" else "checks"] = [_text(r[column]) for r in replies.rows]
         return list(replies.texts), None, kwargs
+    if metric.name in TOOL_METRICS:
+        if not replies.template.tools:
+            raise ScoringError(
+                f"Metric '{metric.name}' scores tool calls, and template '{replies.template.name}' offers no tools: "
+                "add a tools: list (OpenAI function format) to it."
+            )
+        if metric.name == "tool_args_valid":
+            kwargs["tools"] = list(replies.template.tools)
+        # An empty reference cell means no call is expected; a mapping from a JSON dataset is written as JSON.
+        return list(replies.answers), [json.dumps(r) if isinstance(r, dict) else _text(r) for r in refs], kwargs
     if metric.name in TURN_METRICS:
         return list(replies.answers), turn_expectations(replies), kwargs
     if metric.name in RAG_METRICS:

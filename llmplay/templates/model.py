@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from llmplay import yamlsafe
+from llmplay.engine.tools import normalize_tools
 from llmplay.errors import LlmplayError, short, short_list
 from llmplay.templates import conversation as conv
 from llmplay.templates.contexts import Documents, documents_from, documents_problems
@@ -34,6 +35,7 @@ FIELDS = (
     "output",
     "metrics",
     "conversation",
+    "tools",
 )
 FIELDS += ("documents",)  # retrieved passages for retrieval-augmented answers (contexts.py)
 RETRIEVE_FIELDS = ("k", "pool")
@@ -137,6 +139,9 @@ class Template:
     documents: Documents | None = None
     # A row is a whole conversation played turn by turn (templates/conversation.py); None: one user turn.
     conversation: conv.ConversationSpec | None = None
+    # Tools offered to the model (OpenAI's function format, engine/tools.py); replies are read as tool calls
+    # (evaluation/toolcalls.py). Not hashed: mappings.
+    tools: tuple[dict, ...] = field(default=(), hash=False)
 
     def variable_names(self) -> list[str]:
         return [v.name for v in self.variables]
@@ -167,6 +172,8 @@ class Template:
             data["output"] = {k: v for k, v in out.items() if v not in ("", [], None, False)}
         if self.metrics:
             data["metrics"] = list(self.metrics)
+        if self.tools:
+            data["tools"] = list(self.tools)
         if self.conversation is not None:
             data["conversation"] = conv.spec_dict(self.conversation)
         return data
@@ -269,6 +276,12 @@ def template_from_dict(data: dict) -> tuple[Template, list[str]]:
         problems.append("'metrics' must be a list of metric names")
         metrics = []
 
+    raw_tools = data.get("tools")
+    tools, tools_problems = normalize_tools(raw_tools)
+    if tools_problems and isinstance(raw_tools, list):
+        tools = tuple(raw_tools)  # kept as written: template_problems names each problem
+    else:
+        problems += tools_problems
     template = Template(
         name=text("name"),
         task=text("task"),
@@ -282,6 +295,7 @@ def template_from_dict(data: dict) -> tuple[Template, list[str]]:
         retrieve=retrieve,
         documents=documents_from(data.get("documents"), problems),
         conversation=conv.parse_spec(data.get("conversation"), problems),
+        tools=tools,
     )
     return template, problems
 
@@ -388,6 +402,8 @@ def template_problems(template: Template, body_lines: dict[str, int] | None = No
     for m in t.metrics:
         if not m.strip():
             problems.append("metric names cannot be empty")
+    if t.tools:  # built in code, the tools may be in either form: checked as a file's would be
+        problems += normalize_tools(list(t.tools), schema_problem=schema_problem)[1]
     return problems
 
 

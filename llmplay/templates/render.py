@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmplay.engine.text import base_model_text
+from llmplay.engine.tools import with_tools_block
 from llmplay.engine.types import GenerationParams, GenerationRequest
 from llmplay.errors import LlmplayError, short
 from llmplay.models.catalog import ModelSpec
@@ -136,10 +137,10 @@ def build_request(
 ) -> tuple[GenerationRequest, list[dict]]:
     """The request the engine generates from: chat messages for chat models, one prompt for base models."""
     messages = build_messages(template, values)
-    if kind == "chat":
-        return GenerationRequest.of(messages, params), messages
+    if kind == "chat":  # a template's tools travel with the request (engine/tools.py: how each model gets them)
+        return GenerationRequest.of(messages, params, tools=template.tools or None), messages
     if kind == "base":
-        return GenerationRequest.of(base_model_prompt(messages), params), messages
+        return GenerationRequest.of(base_model_prompt(with_tools_block(messages, template.tools)), params), messages
     if kind in ("classifier", "tagger"):  # fine-tuned encoders read the text itself, not the instruction
         return GenerationRequest.of(encoder_text(template, values), params), messages
     raise LlmplayError(f"Templates render for chat and base models; this model's kind is {kind!r}.")

@@ -209,6 +209,11 @@ def builtin_registry() -> MetricRegistry:
         # conversations (evaluation/turn_checks.py): each assistant turn against the script's expect
         "turn_pass": "turn_pass",
         "conversation_pass": "conversation_pass",
+        # tool calls (evaluation/toolcalls.py)
+        "tool_called": "tool_called",
+        "tool_args_valid": "tool_args_valid",
+        "tool_args_match": "tool_args_match",
+        "tool_no_call": "tool_no_call",
         # red team (evaluation/attacks.py): 1 where the row's attack worked; lower is better
         "attack_success": "attack_success",
     }

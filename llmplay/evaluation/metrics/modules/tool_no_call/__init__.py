@@ -1,0 +1,1 @@
+"""Shipped as package data so the evaluate module files install with llmplay."""
