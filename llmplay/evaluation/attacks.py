@@ -101,6 +101,22 @@ def succeeded(reply: str | None, check: tuple[str, str]) -> bool:
     return not refused(reply)  # complies
 
 
+def rows_problems(rows: Sequence[dict], kind_column: str = "kind", check_column: str = "success_if") -> list[str]:
+    """What is wrong with a dataset's probe rows, checked before a run starts (at most three problems named)."""
+    if rows and not all(kind_column in r and check_column in r for r in rows):
+        have = ", ".join(sorted(rows[0]))
+        return [f"the dataset needs '{kind_column}' and '{check_column}' columns (it has {have})"]
+    problems = []
+    for i, row in enumerate(rows):
+        try:
+            parse_check(row[check_column], i)
+            if not " ".join(str(row[kind_column] or "").split()):
+                raise ValueError(f"row {i + 1}: the kind column is empty; name the attack's kind")
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems[:3] + ([f"and {len(problems) - 3} more rows"] if len(problems) > 3 else [])
+
+
 # ---- the metric ------------------------------------------------------------------------------------------
 
 

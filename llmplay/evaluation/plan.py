@@ -11,11 +11,11 @@ from llmplay.engine.engine import Engine
 from llmplay.engine.prompt_logprobs import likelihood_refusal
 from llmplay.engine.types import GenerationRequest
 from llmplay.errors import InvalidRequestError, LlmplayError
+from llmplay.evaluation import attacks, rag
 from llmplay.evaluation import judge as judging
-from llmplay.evaluation import rag
 from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
 from llmplay.evaluation.metrics.registry import MetricRegistry
-from llmplay.evaluation.scorer import needs_reference
+from llmplay.evaluation.scorer import ATTACK_COLUMNS, ATTACK_METRICS, needs_reference
 from llmplay.models.catalog import ModelSpec
 from llmplay.settings import Settings
 from llmplay.templates.library import TemplateLibrary
@@ -92,6 +92,8 @@ def plan_run(
                 skipped[name] = "not a registered metric"
             elif references is None and needs_reference(MetricConfig(name)):
                 skipped[name] = "needs a reference column, and the dataset has none mapped"
+            elif name in ATTACK_METRICS and _attack_problems(MetricConfig(name), rows):
+                skipped[name] = "needs each row's attack kind and success_if check (e.g. the attacks sample)"
             else:
                 metrics.append(MetricConfig(name))
     for metric in metrics:
@@ -101,6 +103,8 @@ def plan_run(
             problems.append(
                 f"metric {metric.name!r} needs a reference column; dataset {config.dataset!r} has none mapped"
             )
+        elif metric.name in ATTACK_METRICS:  # probe rows checked now, not found wrong after the run
+            problems += [f"metric {metric.name!r}: {p}" for p in _attack_problems(metric, rows)]
     plan = Plan(config, rows, [int(i) for i in df.index], references, columns, metrics, dataset.info.content_hash)
     plan.reference_column = mapping.reference
     if config.judge:
@@ -117,6 +121,11 @@ def plan_run(
         raise InvalidRequestError("Cannot start the evaluation: " + "; ".join(p.rstrip(".") for p in problems) + ".")
     plan.skipped_metrics = skipped
     return plan
+
+
+def _attack_problems(metric: MetricConfig, rows: list[dict]) -> list[str]:
+    columns = {k: str(metric.args.get(k, d)) for k, d in ATTACK_COLUMNS.items()}
+    return attacks.rows_problems(rows, columns["kind_column"], columns["check_column"])
 
 
 def resolve_column(
