@@ -41,8 +41,11 @@ def render_prompt(loaded: LoadedModel, request: GenerationRequest) -> str:
         if request.tools:
             # The chat template's own tools support when it has one; a template that ignores them renders the same
             # text with and without, and gets the tools described in its system message instead (engine/tools.py).
-            text = render(messages, tools=list(request.tools), add_generation_prompt=True, tokenize=False)
-            if text != render(messages, add_generation_prompt=True, tokenize=False):
+            try:
+                text = render(messages, tools=list(request.tools), add_generation_prompt=True, tokenize=False)
+            except Exception:  # a chat template that fails on tools (jinja raising on their shape): the block
+                text = None
+            if text is not None and text != render(messages, add_generation_prompt=True, tokenize=False):
                 return text
             messages = with_tools_block(messages, request.tools)
         return render(messages, add_generation_prompt=True, tokenize=False)
