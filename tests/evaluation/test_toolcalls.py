@@ -271,6 +271,12 @@ def test_the_request_carries_the_tools_and_the_local_render_shows_them(model_cac
         "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>"
     )
     assert render_prompt(chat, request) == "[TOOL get_weather][TOOL convert_currency]<user>Weather in Oslo?<assistant>"
+    # One that fails on tools gets the block too.
+    tokenizer.chat_template = (
+        "{% if tools %}{{ raise_exception('no tools here') }}{% endif %}"
+        "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}<assistant>"
+    )
+    assert render_prompt(chat, request).startswith("<system>You can call these tools")
 
 
 def test_the_eval_cache_key_of_an_endpoint_row_changes_with_its_tools():
