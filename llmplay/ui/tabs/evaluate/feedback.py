@@ -26,7 +26,7 @@ from llmplay.ui.common import format_error
 log = logging.getLogger(__name__)
 
 WHICH_CHOICES = [
-    ("Wrong rows (score below 1)", "wrong"),
+    ("Wrong rows (score below 1; above 0 where lower is better, e.g. attacks that worked)", "wrong"),
     ("Rows that failed (no answer)", "failed"),
     ("All rows", "all"),
     ("These rows:", "rows"),
