@@ -80,10 +80,11 @@ def _hf() -> SimpleNamespace:
     "cannot import name 'StoppingCriteriaList'"."""
     with _HF_LOCK:
         if not _HF_NAMES:
-            from transformers import DynamicCache, StoppingCriteriaList, TextIteratorStreamer
+            from transformers import DynamicCache, LogitsProcessorList, StoppingCriteriaList, TextIteratorStreamer
 
             _HF_NAMES.update(
                 DynamicCache=DynamicCache,
+                LogitsProcessorList=LogitsProcessorList,
                 StoppingCriteriaList=StoppingCriteriaList,
                 TextIteratorStreamer=TextIteratorStreamer,
             )
@@ -210,7 +211,8 @@ class LocalProvider(Provider):
     ) -> list[GenerationResult]:
         import torch
 
-        if not soft_prompt(loaded) and (fast := backends.batch_decoder(loaded, self.batch_backend, params)):
+        free = params.json_schema is None  # constrained decoding masks logits: transformers' generate only
+        if free and not soft_prompt(loaded) and (fast := backends.batch_decoder(loaded, self.batch_backend, params)):
             return self._run_batch_fast(loaded, fast, params, batch, cancel)
         StoppingCriteriaList = _hf().StoppingCriteriaList
 
@@ -233,6 +235,11 @@ class LocalProvider(Provider):
             kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnEvent(cancel)])
         started = time.perf_counter()
         try:
+            if not free:
+                from llmplay.engine.constrained import SchemaLogits
+
+                schema = SchemaLogits(params.json_schema, tok, len(batch), width, pad)
+                kwargs["logits_processor"] = _hf().LogitsProcessorList([schema])
             with loaded.lock, torch.inference_mode():
                 if shared >= MIN_SHARED_PREFIX:
                     kwargs["cache"] = self._prefix_cache(loaded, tuple(batch[0][:shared]), len(batch))

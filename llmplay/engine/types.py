@@ -25,6 +25,9 @@ class GenerationParams:
     repetition_penalty: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    # Constrained decoding (local models, engine/constrained.py): only replies valid against this JSON Schema
+    # (its JSON text) can be generated. None: free decoding.
+    json_schema: str | None = None
 
     def __post_init__(self) -> None:
         # One text is one stop string, not its characters; anything else validate() refuses.
@@ -52,6 +55,8 @@ class GenerationParams:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["stop"] = list(self.stop)
+        if self.json_schema is None:  # absent, so the cache keys of free decoding stay as they were
+            del d["json_schema"]
         return d
 
 

@@ -33,6 +33,9 @@ class ColumnConfig:
     variables: dict[str, str] | None = None
     dtype: str | None = None
     label: str = ""  # shown as the column's name; default "template · model"
+    # Decode only replies valid against the template's output.schema (local models; engine/constrained.py), so a
+    # model can be measured with and without it as two columns.
+    constrained: bool = False
 
     @property
     def title(self) -> str:
@@ -40,12 +43,13 @@ class ColumnConfig:
             return self.label
         adapter = f"+{self.adapter.rstrip('/').rsplit('/', 1)[-1]}" if self.adapter else ""
         version = f"@v{self.template_version}" if self.template_version else ""
-        return f"{self.template}{version} · {self.model}{adapter}"
+        constrained = " · constrained" if self.constrained else ""
+        return f"{self.template}{version} · {self.model}{adapter}{constrained}"
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["params"] = self.params.to_dict()
-        return {k: v for k, v in d.items() if v not in (None, "", {})}
+        return {k: v for k, v in d.items() if v not in (None, "", {}) and v is not False}
 
 
 @dataclass(frozen=True)
@@ -232,6 +236,8 @@ def _column(data: dict, shared: dict, mode: str | None) -> ColumnConfig:
     if unknown:
         raise InvalidRequestError(f"Unknown column key(s): {short_list(unknown)} (known: {', '.join(sorted(known))}).")
     values = {k: v for k, v in data.items() if v is not None}
+    if not isinstance(values.get("constrained", False), bool):
+        raise InvalidRequestError(f"'constrained' is true or false; got {short(values['constrained'])}.")
     if "template_version" in values:
         values["template_version"] = check_number("template_version", values["template_version"])
     values["params"] = _params({**shared, **_params_mapping(data.get("params"))})

@@ -160,6 +160,11 @@ def resolve_column(
                 raise LlmplayError(refusal)
         elif spec.provider != "local":
             raise LlmplayError("likelihood mode needs a local model or a base-model endpoint")
+    if col.constrained:
+        if template.output.schema is None:
+            raise LlmplayError("constrained decoding follows the template's output.schema; it declares none")
+        if spec.provider != "local" or mode != "generate":
+            raise LlmplayError("constrained decoding applies to local models generating text (mode generate)")
     # Column mapping: the column's own, else the dataset's, else a dataset column of the same name.
     variables = dict(col.variables or {})
     for var in template.variables:

@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from llmplay import eta as eta_module
@@ -301,6 +301,8 @@ class EvalRunner:
         """Render every row for this column and compute its cache key; a row that fails to render is an
         error cell (with the template's message), not a failed run."""
         params = column.config.params
+        if column.config.constrained:  # the schema travels in the decoding parameters (and so in the cache key)
+            params = replace(params, json_schema=json.dumps(column.template.output.schema, sort_keys=True))
         loaded = None
         if column.spec.provider == "local":
             try:

@@ -414,6 +414,15 @@ def test_the_form_makes_a_column_per_template_and_model_or_adapter():
     assert build_config("ds", sample=0, templates=["a"], models=["m"]).sample is None  # 0 = every row
 
 
+def test_the_form_offers_constrained_decoding_alone_or_beside_free_decoding():
+    both = build_config("ds", templates=["extract-invoice"], models=["m"], mode="free + constrained")
+    assert [(c.mode, c.constrained) for c in both.columns] == [("generate", False), ("generate", True)]
+    assert both.columns[1].title == "extract-invoice · m · constrained"  # the two columns are told apart
+    alone = build_config("ds", templates=["extract-invoice"], models=["m"], mode="constrained")
+    assert [(c.mode, c.constrained) for c in alone.columns] == [("generate", True)]
+    assert not any(c.constrained for c in build_config("ds", templates=["a"], models=["m"], mode="auto").columns)
+
+
 def test_chart_draws_a_bar_and_an_interval_per_score():
     import pandas as pd
 

@@ -9,12 +9,18 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from llmplay.datasets import list_datasets
-from llmplay.evaluation.config import MODES
 from llmplay.evaluation.metrics import list_metrics
 from llmplay.ui import fields
 from llmplay.ui.access import Guard, declare, declared, needs
 from llmplay.ui.models_panel import default_model, generative_names
-from llmplay.ui.tabs.evaluate.view import PREVIEW_ROWS, RUN_HEADERS, SHOW_CHOICES, _no_preview, datasets_frame
+from llmplay.ui.tabs.evaluate.view import (
+    MODE_CHOICES,
+    PREVIEW_ROWS,
+    RUN_HEADERS,
+    SHOW_CHOICES,
+    _no_preview,
+    datasets_frame,
+)
 from llmplay.ui.template_picks import template_choices
 
 if TYPE_CHECKING:
@@ -100,7 +106,7 @@ def run_layout(tab: EvaluateTab) -> SimpleNamespace:
                 list_metrics(), value=[], multiselect=True, label="Metrics (none = the templates' suggestions)"
             )
         with gr.Column(scale=2, min_width=300):
-            ui.mode = gr.Dropdown(list(MODES), value="auto", label="Answer mode", elem_id="eval-mode")
+            ui.mode = gr.Dropdown(MODE_CHOICES, value="auto", label="Answer mode", elem_id="eval-mode")
             ui.max_new_tokens = fields.number(
                 "max_new_tokens", 64, tab.settings, label=f"Max new tokens (1–{limit})", elem_id="eval-max-new-tokens"
             )

@@ -83,6 +83,17 @@ def parse_adapters(text: str | None) -> list[tuple[str, str]]:
     return pairs
 
 
+CONSTRAINED, FREE_AND_CONSTRAINED = "constrained", "free + constrained"
+# The Answer mode dropdown: the run config's modes, then constrained decoding (engine/constrained.py) as a choice.
+MODE_CHOICES = [
+    ("auto", "auto"),
+    ("generate", "generate"),
+    ("likelihood", "likelihood"),
+    ("constrained to the template's JSON Schema", CONSTRAINED),
+    ("free and constrained, side by side", FREE_AND_CONSTRAINED),
+]
+
+
 def build_config(
     dataset: str,
     sample=0,
@@ -123,15 +134,27 @@ def build_config(
         raise InvalidRequestError("Choose at least one template.")
     if not targets:
         raise InvalidRequestError("Choose at least one model (or add an adapter line).")
+    # The form's constrained choices: columns generating under the template's JSON Schema, alone or beside free ones.
+    decodings = {CONSTRAINED: [True], FREE_AND_CONSTRAINED: [False, True]}.get(mode, [False])
+    if mode in (CONSTRAINED, FREE_AND_CONSTRAINED):
+        mode = "generate"
     columns = []
     for ref in templates:
         template, version = parse_template_ref(ref)
         for model, adapter in targets:
-            columns.append(
+            columns += [
                 ColumnConfig(
-                    template, model, adapter, params, mode or "auto", template_version=version, variables=mapping
+                    template,
+                    model,
+                    adapter,
+                    params,
+                    mode or "auto",
+                    template_version=version,
+                    variables=mapping,
+                    constrained=constrained,
                 )
-            )
+                for constrained in decodings
+            ]
     # 0 (or blank) = every row, as the form says.
     size = None if _blank(sample) or sample in (0, "0") else check_number("sample", sample, label="sample size")
     return RunConfig(
