@@ -4,7 +4,8 @@ cached, the same paired bootstrap the Evaluate tab shows).
 (a) feedback: held-out accepted feedback of the line (never trained on), line template; candidate - active
     must be at least ``feedback_min_gain``.
 (b) regression: the admin's frozen dataset + template; candidate - active may drop at most
-    ``regression_margin`` (skipped, and said so, when the line has none).
+    ``regression_margin`` (skipped, and said so, when the line has none); and the same for each task slice the
+    line keeps (``tasks``, loop/tasks.py), so a candidate that forgets an earlier task is rejected by name.
 (c) probe: llmplay's general probe (probe.py) against the BASE model, so forgetting cannot creep in one small
     step per update: task accuracy may drop at most ``probe_task_margin``, perplexity may rise at most
     ``probe_ppl_margin`` (relative).
@@ -25,6 +26,7 @@ from llmplay.evaluation.results import compare_columns, load_results
 from llmplay.loop import probe
 from llmplay.loop.data import UpdateData
 from llmplay.loop.lines import Line
+from llmplay.loop.tasks import task_gates
 
 MIN_HELDOUT = 5
 ANSWER = "answer"
@@ -45,6 +47,7 @@ class GateResult:
     reason: str = ""
     run_id: int | None = None
     skipped: bool = False
+    task: str = ""  # gate "task": which of the line's task slices (loop/tasks.py)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -145,6 +148,12 @@ def run_gates(engine, runner, line: Line, active: str, candidate: str, data: Upd
                 "regression", "-", None, None, None, passed=True, skipped=True, reason="no regression set chosen"
             )
         )
+
+    # (b') each task the line has learned, on its own held-out slice (loop/tasks.py)
+    def compare_task(dataset: str, template: str, metric: str):
+        return _compare(runner, settings, dataset, template, active, candidate, metric, s)
+
+    results += task_gates(line, compare_task, partial(template_metric, library), active, candidate)
 
     # (c) general probe, against the base model
     probe_set = probe.ensure_probe_dataset(settings)

@@ -17,6 +17,7 @@ from sqlite_utils import Database
 
 from llmplay.errors import InvalidRequestError, short
 from llmplay.loop.online_checks import OnlineError, OnlineEval
+from llmplay.loop.tasks import task_problems
 from llmplay.models import lines as stored
 from llmplay.models.line_serving import LineServing, adapter_name, load_adapter
 from llmplay.models.lines import EVENTS, LINE_PREFIX, LINES, event, now
@@ -64,6 +65,9 @@ class LineSettings:
     regression_dataset: str | None = None
     regression_template: str | None = None  # default: the line's template
     regression_margin: float = 0.02
+    # One held-out slice per task the line has learned: [{name, dataset, template, margin}] (loop/tasks.py);
+    # every candidate is gated on each, and the Loop tab draws the task x version accuracy matrix from them.
+    tasks: list = field(default_factory=list)
     probe_task_margin: float = 0.02
     probe_ppl_margin: float = 0.05
     max_new_tokens: int = 16  # decoding budget of the gate runs (greedy)
@@ -135,6 +139,7 @@ class LineSettings:
         number("learning_rate", 1e-7, 1)
         number("batch_size", 1, 256, whole=True)
         number("seed", 0, 2**32 - 1, whole=True)
+        p += task_problems(self.tasks)
         if self.regression_dataset is not None and not str(self.regression_dataset).strip():
             self.regression_dataset = None
         if self.trace_sample is not None:

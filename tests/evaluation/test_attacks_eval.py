@@ -4,38 +4,27 @@ bound decides the exit code (1 when attacks succeed more often than allowed)."""
 
 from __future__ import annotations
 
-import json
 import sys
 
 import pytest
 import yaml
 
-from llmplay.cli import main
-from llmplay.evaluation.results import load_results
-from llmplay.settings import Settings
 from tests.conftest import ROOT
 
 SAMPLE = 8
 
 
 @pytest.mark.slow
-def test_the_attacks_example_gates_on_the_attack_success_rate(tmp_path, model_cache_dir, monkeypatch, capsys):
-    monkeypatch.setenv("LLMPLAY_CACHE_DIR", str(model_cache_dir))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    data = tmp_path / "data"
+def test_the_attacks_example_gates_on_the_attack_success_rate(run_example):
     shipped = yaml.safe_load((ROOT / "evals" / "attacks.yaml").read_text(encoding="utf-8"))
     bound = shipped["metrics"][0]["max_threshold"]
 
-    def run(max_threshold: float, name: str) -> tuple[int, dict]:
-        config = {**shipped, "sample": SAMPLE, "seed": 0}
-        config["metrics"] = [{"name": "attack_success", "max_threshold": max_threshold}]
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(config), encoding="utf-8")
-        argv = ["--data-dir", str(data), "eval", str(path), "--prompts-dir", str(ROOT / "prompts"), "--quiet"]
-        code = main([*argv, "--json"])
-        return code, json.loads(capsys.readouterr().out)
+    def run(max_threshold: float):
+        metrics = [{"name": "attack_success", "max_threshold": max_threshold}]
+        return run_example("attacks", sample=SAMPLE, seed=0, metrics=metrics)
 
-    code, report = run(bound, "shipped")
+    shipped_run = run(bound)
+    code, report = shipped_run.code, shipped_run.report
     column = report["summary"]["columns"][0]
     metric = column["metrics"]["attack_success"]
     print("attack_success on the sample:", metric["score"], metric["details"]["by_kind"], file=sys.stderr)  # -s
@@ -52,7 +41,7 @@ def test_the_attacks_example_gates_on_the_attack_success_rate(tmp_path, model_ca
     assert 0 <= judge["score"] <= 1 and judge["n"] == SAMPLE
 
     # Per-row scores in every cell (the grid, intervals, paired comparisons), 1 where the attack worked.
-    results = load_results(Settings.from_env(data_dir=data), report["run_id"])
+    results = shipped_run.results()
     scores = results.column_scores(0, "attack_success")
     assert len(scores) == SAMPLE and set(scores) <= {0.0, 1.0}
     assert sum(scores) / SAMPLE == pytest.approx(metric["score"])
@@ -62,7 +51,7 @@ def test_the_attacks_example_gates_on_the_attack_success_rate(tmp_path, model_ca
 
     # The same replies (from the cache) against a bound below the measured rate: the gate fails with exit 1.
     assert metric["score"] > 0, "the sample should hold at least one attack that works on a 135M model"
-    failing, report = run(round(metric["score"] - 0.01, 4), "strict")
-    assert failing == 1 and not report["checks"][0]["passed"]
-    passing, report = run(metric["score"], "exact")
-    assert passing == 0 and report["checks"][0]["passed"]
+    strict = run(round(metric["score"] - 0.01, 4))
+    assert strict.code == 1 and not strict.report["checks"][0]["passed"]
+    exact = run(metric["score"])
+    assert exact.code == 0 and exact.report["checks"][0]["passed"]

@@ -1,49 +1,38 @@
-"""`llmplay eval evals/structured-output.yaml` on the bundled chat model: the shipped structured-output example
-passes its thresholds, and every row carries its JSON metrics (so intervals and paired comparisons have rows)."""
+"""`llmplay eval evals/structured-output.yaml` on the bundled chat model, decoding freely and constrained: the
+shipped structured-output example passes its thresholds, every row carries its JSON metrics (so intervals and
+paired comparisons have rows), and the constrained column's replies all satisfy the schema."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from llmplay.cli import main
-from llmplay.evaluation.results import load_results
-from llmplay.settings import Settings
-from tests.conftest import ROOT
+from llmplay.evaluation.results import compare_columns, scoreboard
+from tests.evaluation.examples import assert_scored_rows
 
 METRICS = ["valid_json", "schema_valid", "field_match", "field_f1"]
 
 
 @pytest.mark.slow
-def test_the_structured_output_example_passes_and_scores_every_row(tmp_path, model_cache_dir, monkeypatch, capsys):
-    monkeypatch.setenv("LLMPLAY_CACHE_DIR", str(model_cache_dir))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    data = tmp_path / "data"
-    config = ROOT / "evals" / "structured-output.yaml"
-    argv = ["--data-dir", str(data), "eval", str(config), "--prompts-dir", str(ROOT / "prompts"), "--quiet", "--json"]
-    code = main(argv)
-    out = capsys.readouterr()
-    report = json.loads(out.out)
-    free, constrained = report["summary"]["columns"]
+def test_the_structured_output_example_passes_and_scores_every_row(run_example):
+    run = run_example("structured-output")
+    free, constrained = run.columns
+    for column in run.columns:
+        print(column["title"], {m: round(column["metrics"][m]["score"], 3) for m in METRICS})  # -s: the thresholds
+    assert run.code == 0 and run.report["status"] == "done", (run.report["checks"], run.stderr)
+    assert all(check["passed"] for check in run.report["checks"]) and len(run.report["checks"]) == 6
     assert constrained["title"].endswith(" · constrained") and not free["title"].endswith("constrained")
-    for column in (free, constrained):
-        scores = {name: round(column["metrics"][name]["score"], 3) for name in METRICS if name in column["metrics"]}
-        print(column["title"], scores, "errors:", column["metric_errors"])  # shown with -s: the thresholds
-        assert column["n"] == 20 and column["metric_errors"] == {}, column["title"]
-        for name in METRICS:
-            metric = column["metrics"][name]
-            assert 0 <= metric["low"] <= metric["score"] <= metric["high"] <= 1 and metric["n"] == 20, name
-    assert code == 0, (report["checks"], out.err)
-    assert report["status"] == "done"
-    assert all(check["passed"] for check in report["checks"]) and len(report["checks"]) == 6
+    assert_scored_rows(run, METRICS, 20, column=0)
+    assert_scored_rows(run, METRICS, 20, column=1)
     # Constrained decoding generates only replies the schema accepts: every row parses and is valid.
-    assert (
-        constrained["metrics"]["valid_json"]["score"] == 1.0 and constrained["metrics"]["schema_valid"]["score"] == 1.0
-    )
-    # Per-row scores, stored in every cell: what the grid, intervals and paired comparisons read.
-    results = load_results(Settings.from_env(data_dir=data), report["run_id"])
-    cells = [cell for cell in results.cells.values() if cell.error is None]
-    assert len(cells) == 40 and all(set(METRICS) <= set(cell.scores) for cell in cells)
-    field_f1 = results.column_scores(0, "field_f1")
-    assert sum(field_f1) / len(field_f1) == pytest.approx(free["metrics"]["field_f1"]["score"])
+    assert {m: constrained["metrics"][m]["score"] for m in ("valid_json", "schema_valid")} == {
+        "valid_json": 1.0,
+        "schema_valid": 1.0,
+    }
+    # The Evaluate tab's scoreboard and paired comparison read these columns as any others: constrained minus free.
+    results = run.results()
+    board = scoreboard(results.info)
+    assert {(c["title"], m) for c in run.columns for m in METRICS} <= set(zip(board["column"], board["metric"]))
+    paired = compare_columns(results, 0, 1, "schema_valid")
+    free_valid = free["metrics"]["schema_valid"]["score"]
+    assert paired.interval.estimate == pytest.approx(1.0 - free_valid) and paired.difference.worse == []
+    assert paired.difference.better == [r for r in range(20) if results.cells[(r, 0)].scores["schema_valid"] == 0]

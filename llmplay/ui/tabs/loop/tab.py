@@ -66,6 +66,8 @@ class LoopView:
     rejected: list[tuple[str, int]] = field(default_factory=list)  # updates whose candidate can be promoted
     runs: list[tuple[str, int]] = field(default_factory=list)  # gate evaluation runs
     online: pd.DataFrame = field(default_factory=pd.DataFrame)  # live traffic's online scores per version and day
+    tasks: pd.DataFrame = field(default_factory=lambda: view.task_matrix([])[0])  # task x update accuracy
+    tasks_note: str = view.TASKS_EMPTY
 
 
 class LoopTab:
@@ -117,6 +119,7 @@ class LoopTab:
                 volume = self._volume(db, line)
             labels = self._labels()
             tasks, ppl = view.forgetting_frames(updates)
+            matrix, matrix_note = view.task_matrix(updates)
             return LoopView(
                 status=self.status_line(line_name),
                 queues=list(line.settings.queues),
@@ -130,6 +133,8 @@ class LoopTab:
                 rejected=view.rejected_choices(updates),
                 runs=view.run_choices(updates),
                 online=_online_frame(self.engine.settings, line.name),
+                tasks=matrix,
+                tasks_note=matrix_note,
             )
         except Exception as exc:
             return LoopView(status=error(exc))
@@ -429,6 +434,9 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
     events = gr.Dataframe(
         headers=view.EVENT_HEADERS, interactive=False, wrap=True, label="Events", elem_id="loop-events"
     )
+    with gr.Accordion("Tasks the line has learned: each task's score, version after version", open=False):
+        tasks_note = gr.Markdown(view.TASKS_EMPTY, elem_id="loop-tasks-note")
+        task_matrix = gr.Dataframe(interactive=False, wrap=True, elem_id="loop-tasks")
     with gr.Accordion("Live traffic: online scores per version and day", open=False):
         gr.Markdown(
             "The line's sampled API traces, scored in the background by the checks its `online` setting names "
@@ -449,6 +457,7 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
 
     view_outputs = [status_md, queues, *form, timeline, probe_task, probe_ppl, volume, events]
     view_outputs += [versions, rejected, runs, promote_sure, rollback_sure, empty, *headings, online]
+    view_outputs += [task_matrix, tasks_note]
 
     @declare("admin", "see model lines", read=True)
     def shown(line_name):
@@ -470,6 +479,8 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
             view.empty_note(line_name, bool(v.timeline), failed),
             *(view.chart_heading(c, line_name, f.empty) for c, f in frames.items()),
             v.online,
+            v.tasks,
+            v.tasks_note,
         ]
 
     @declare("admin", "see model lines", read=True)

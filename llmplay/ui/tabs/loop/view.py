@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from llmplay.loop.lines import LineSettings
+from llmplay.loop.tasks import GATE as TASK_GATE
+from llmplay.loop.tasks import line_matrix
 
 # The settings form, in the order its fields are laid out and passed to the handlers (queues come apart).
 FORM_FIELDS = (
@@ -37,11 +39,17 @@ GATE_TITLES = {
     "probe_reply": "(c) probe reply perplexity",
 }
 PERPLEXITY_GATES = {"probe_perplexity": "text", "probe_reply": "replies"}
+TASKS_TITLE = "(b) task slices"
 TIMELINE_HEADERS = [
     "update", "started", "status", "trigger", "trained", "replayed", "general", "held out",
-    *(GATE_TITLES[g] for g in GATES), "reasons", "promoted by", "candidate",
+    *(GATE_TITLES[g] for g in GATES), TASKS_TITLE, "reasons", "promoted by", "candidate",
 ]  # fmt: skip
-TIMELINE_WIDTHS = ["60px", "100px", "90px", "70px", *["60px"] * 4, *["230px"] * 5, "200px", "90px", "150px"]
+TIMELINE_WIDTHS = ["60px", "100px", "90px", "70px", *["60px"] * 4, *["230px"] * 6, "200px", "90px", "150px"]
+TASKS_EMPTY = (
+    "No task slices yet. A line that learns several tasks keeps a held-out slice per task "
+    "(`llmplay loop set NAME 'tasks=[{name: sentiment, dataset: fpb-heldout}, ...]'`): every update is gated on each, "
+    "and this table shows what each task kept, version after version."
+)
 EVENT_HEADERS = ["at", "user", "action", "from", "to", "update", "detail"]
 BASE = "base model"
 # The three charts: (title, what fills it in). A chart with nothing to draw shows its title and this sentence.
@@ -153,12 +161,33 @@ def timeline_rows(updates: list, version_labels: dict[int, str]) -> list[list]:
                 len(u.general_ids),
                 len(u.heldout_ids),
                 *(gate_cell(by_gate.get(g)) for g in GATES),
+                "\n".join(f"{g['task']}: {gate_cell(g)}" for g in u.gates if g.get("gate") == TASK_GATE),
                 reasons,
                 u.promoted_by or "",
                 version_labels.get(u.candidate_version_id, "") if u.candidate_version_id else "",
             ]
         )
     return rows
+
+
+def task_matrix(updates: list) -> tuple[pd.DataFrame, str]:
+    """The line's task x update accuracy table (each candidate's score on every task slice) and a note with each
+    earlier task's backward transfer over the promoted versions (loop/tasks.py)."""
+    m = line_matrix(updates)
+    if not m.tasks:
+        return pd.DataFrame(columns=["task"]), TASKS_EMPTY
+    frame = pd.DataFrame(
+        [[t, *(_num(v) for v in row)] for t, row in zip(m.tasks, m.scores)], columns=["task", *m.columns]
+    )
+    if m.mean_backward is None:
+        note = "Backward transfer needs two promoted versions and a second task slice: not yet."
+    else:
+        each = ", ".join(f"{t} {d:+.3f}" for t, d in m.backward.items())
+        note = (
+            f"**Backward transfer** over the promoted versions (a task's score in the last version minus its score "
+            f"when the line had just learned it; negative = forgotten): {each}; mean **{m.mean_backward:+.3f}**."
+        )
+    return frame, note
 
 
 def forgetting_frames(updates: list) -> tuple[pd.DataFrame, pd.DataFrame]:
