@@ -141,12 +141,19 @@ def usable_heldout(data: UpdateData) -> int:
     return sum(1 for a in data.heldout if a.item.input)
 
 
+def same_template(item, name: str) -> bool:
+    """Whether ``item`` was rendered with template ``name`` (any version), or names none (then the line's is
+    assumed). A line that learns several tasks has items of other templates: they keep their own prompts."""
+    return (item.template or "").split("@", 1)[0] in ("", name.split("@", 1)[0])
+
+
 def messages_for(item, template, value: str) -> list[dict]:
-    """The chat turns inference sends for this item (through the template when it has its variables), plus
-    the accepted answer as the assistant's turn."""
+    """The chat turns inference sends for this item (through the line's template when the item is of that
+    template and has its variables, else the item's stored prompt), plus the accepted answer as the assistant's
+    turn."""
     from llmplay.templates.render import build_messages
 
-    if template is not None and item.input:
+    if template is not None and item.input and same_template(item, template.name):
         turns = build_messages(template, item.input)
     elif isinstance(item.prompt, str):
         turns = [{"role": "user", "content": item.prompt}]

@@ -24,7 +24,7 @@ from llmplay.engine.types import GenerationParams
 from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
 from llmplay.evaluation.results import compare_columns, load_results
 from llmplay.loop import probe
-from llmplay.loop.data import UpdateData
+from llmplay.loop.data import UpdateData, same_template
 from llmplay.loop.lines import Line
 from llmplay.loop.tasks import task_gates
 
@@ -88,8 +88,8 @@ def heldout_dataset(settings, line: Line, data: UpdateData, update_id: int, libr
     names = [v.name for v in template.variables]
     rows = [
         {**{n: a.item.input.get(n, "") for n in names}, ANSWER: a.value}
-        for a in data.heldout
-        if a.item.input and all(n in a.item.input for n in names if n)
+        for a in data.heldout  # another task's items (another template) are judged by that task's slice
+        if a.item.input and all(n in a.item.input for n in names if n) and same_template(a.item, line.template)
     ]
     if len(rows) < MIN_HELDOUT:
         return None, len(rows)

@@ -99,3 +99,25 @@ def test_the_timeline_lists_each_task_gate():
     (row,) = view.timeline_rows([update], {})
     cell = dict(zip(view.TIMELINE_HEADERS, row, strict=True))[view.TASKS_TITLE]
     assert cell.startswith("sentiment: ✗ fail · accuracy 0.800 → 0.600 (-0.200")
+
+
+def test_an_item_of_another_task_trains_on_its_own_prompt_not_the_lines_template():
+    """A line that learns several tasks: an item rendered with another template keeps the prompt inference
+    gave it; an item of the line's template (any version) is rendered through it."""
+    from llmplay.loop.data import messages_for
+    from llmplay.templates.model import parse_template
+
+    template = parse_template("name: sentiment\ntask: classification\nvariables: [text]\nbody: 'Sentiment: {{ text }}'")
+    own = SimpleNamespace(template="sentiment@v2", input={"text": "Profit rose."}, prompt="ignored")
+    other = SimpleNamespace(
+        template="intent-detection", input={"text": "my card was declined"},
+        prompt=[{"role": "user", "content": "Which intent? my card was declined"}],
+    )  # fmt: skip
+    assert messages_for(own, template, "positive") == [
+        {"role": "user", "content": "Sentiment: Profit rose."},
+        {"role": "assistant", "content": "positive"},
+    ]
+    assert messages_for(other, template, "card_declined") == [
+        {"role": "user", "content": "Which intent? my card was declined"},
+        {"role": "assistant", "content": "card_declined"},
+    ]
