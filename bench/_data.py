@@ -46,7 +46,8 @@ def fpb_split(seed: int = 0, train: int = 500, held_out: int = 300) -> tuple[lis
 def conll_split(seed: int = 0, held_out_fraction: float = 0.4) -> tuple[list[dict], list[dict]]:
     """(train, held-out) sentences of CoNLL-2003 eng.testb split by document; tags in BIO."""
     require(CONLL)
-    from llmplay.training.encoder_data import read_conll, split_rows, to_bio
+    from llmplay.training.encoder_data import read_conll, split_rows
+    from llmplay.training.tasks.ner import to_bio
 
     rows = read_conll(CONLL)
     for i, row in enumerate(rows):
