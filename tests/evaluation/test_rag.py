@@ -125,8 +125,9 @@ def test_a_run_s_plan_stores_the_passages_each_row_got(settings, isolated_engine
         EvalRunner(isolated_engine, library).plan(bad)
 
 
-def test_the_faithfulness_judge_sees_the_passages_the_answer_was_given():
-    judge = parse_template((ROOT / "prompts" / "judge-faithfulness.yaml").read_text())
+@pytest.mark.parametrize("name", ["judge-faithfulness", "judge-relevance"])
+def test_the_rag_judges_see_the_passages_and_question_the_answer_was_given(name):
+    judge = parse_template((ROOT / "prompts" / f"{name}.yaml").read_text())
     judging.check_template(judge)  # what plan_run checks for judge: {template: judge-faithfulness}
     rag_template = parse_template((ROOT / "prompts" / "rag-answer.yaml").read_text())
     messages = build_messages(rag_template, {"question": "How much is breakfast?", "contexts": json.dumps([CANTEEN])})
