@@ -131,6 +131,9 @@ def test_template_diff_is_coloured_and_inert_and_versions_are_offered_in_compare
     page.get_by_role("tab", name="Templates").click()
     pick(page, page.locator("#templates-picker input"), "diff-browser")
     expect(page.locator("#templates-history-note")).to_be_empty(timeout=20_000)
+    # the picked template's versions fill From / To: a Diff pressed before that (a busy machine) has nothing to show
+    for end in ("from", "to"):
+        expect(page.locator(f"#templates-diff-{end} input")).not_to_have_value("", timeout=20_000)
     page.get_by_role("button", name="Diff", exact=True).click()
     diff = page.locator("#templates-diff")
     added, removed = diff.locator(".udiff-add"), diff.locator(".udiff-del")

@@ -473,8 +473,8 @@ def build_templates_tab(services: Services, demo: gr.Blocks) -> TemplatesTab:
             column_widths=["9%", "13%", "20%", "10%", "48%"],
         )
         with gr.Row():
-            old_v = gr.Dropdown(label="From version", scale=1, allow_custom_value=True)
-            new_v = gr.Dropdown(label="To version", scale=1, allow_custom_value=True)
+            old_v = gr.Dropdown(label="From version", scale=1, allow_custom_value=True, elem_id="templates-diff-from")
+            new_v = gr.Dropdown(label="To version", scale=1, allow_custom_value=True, elem_id="templates-diff-to")
             diff_btn = gr.Button("Diff", scale=1)
             restore_btn = gr.Button("Restore 'from' version", scale=1)
         history_note = gr.Markdown(elem_id="templates-history-note")
