@@ -19,8 +19,8 @@ from typing import Any
 from llmplay.errors import LlmplayError
 
 WHITESPACE = r"[ ]?"
-_INDEXES: OrderedDict[tuple[str, int], Any] = OrderedDict()  # (schema, tokenizer id) -> outlines_core Index
-_VOCABULARIES: dict[int, Any] = {}
+_INDEXES: OrderedDict[tuple[str, int], tuple] = OrderedDict()  # (schema, tokenizer id) -> (tokenizer, Index)
+_VOCABULARIES: dict[int, tuple] = {}  # tokenizer id -> (tokenizer, Vocabulary)
 _LOCK = threading.Lock()
 _KEEP = 16
 
@@ -50,15 +50,16 @@ def vocabulary(tokenizer) -> Any:
     core = _core()
     key = id(tokenizer)
     with _LOCK:
-        if key not in _VOCABULARIES:
+        # keyed by id, checked by identity: a freed tokenizer's id may be reused by another one
+        if key not in _VOCABULARIES or _VOCABULARIES[key][0] is not tokenizer:
             special = set(tokenizer.all_special_tokens)
             texts: dict[str, list[int]] = {}
             for token, token_id in tokenizer.get_vocab().items():
                 if token in special:
                     continue
                 texts.setdefault(_token_text(tokenizer, token), []).append(token_id)
-            _VOCABULARIES[key] = core.Vocabulary(tokenizer.eos_token_id, texts)
-        return _VOCABULARIES[key]
+            _VOCABULARIES[key] = (tokenizer, core.Vocabulary(tokenizer.eos_token_id, texts))
+        return _VOCABULARIES[key][1]
 
 
 def schema_index(schema_json: str, tokenizer) -> Any:
@@ -66,16 +67,16 @@ def schema_index(schema_json: str, tokenizer) -> Any:
     core = _core()
     key = (schema_json, id(tokenizer))
     with _LOCK:
-        if key in _INDEXES:
+        if key in _INDEXES and _INDEXES[key][0] is tokenizer:
             _INDEXES.move_to_end(key)
-            return _INDEXES[key]
+            return _INDEXES[key][1]
     try:
         regex = core.json_schema.build_regex_from_schema(schema_json, WHITESPACE)
         index = core.Index(regex, vocabulary(tokenizer))
     except Exception as exc:  # the core raises plain ValueErrors for schemas it cannot express
         raise ConstraintError(f"This JSON Schema cannot drive constrained decoding: {exc}") from None
     with _LOCK:
-        _INDEXES[key] = index
+        _INDEXES[key] = (tokenizer, index)
         while len(_INDEXES) > _KEEP:
             _INDEXES.popitem(last=False)
     return index
