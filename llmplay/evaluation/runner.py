@@ -278,7 +278,7 @@ class EvalRunner:
                         adapter=column.config.adapter,
                         template_version_id=column.version.id,
                         prompt=cell.prompt,
-                        params=column.config.params,
+                        params=cell.request.params,  # as decoded (a constrained column's carry its schema)
                         result=result,
                         details=details,
                     )
