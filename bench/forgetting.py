@@ -13,11 +13,12 @@ update (SmolLM2's own greedy answer is the item's output, the gold answer the la
    queue).
 
 Every task keeps a held-out slice (``--slice`` rows, never trained on). A line's ``tasks`` setting lists the slices of
-the tasks it has met, the current one included, so each update is gated on every task (loop/tasks.py), and those
-gate runs are the measurement: after an update, a task's accuracy is the candidate's score on its slice when it was
-promoted, else the active version's. That gives each line's accuracy matrix (update x task), its average accuracy
-after the last task, and its backward transfer (loop/forgetting.py: each earlier task's final score minus its score
-right after the last update that trained it; negative = forgotten).
+the tasks it has met, so each update is gated on every earlier task (loop/tasks.py; the current one is measured with
+margin 1, not gated: its first update may score below the base), and those gate runs are the measurement: after an
+update, a task's accuracy is the candidate's score on its slice when it was promoted, else the active version's. That
+gives each line's accuracy matrix (update x task), its average accuracy after the last task, and its backward transfer
+(loop/forgetting.py: each earlier task's final score minus its score right after the last update that trained it;
+negative = forgotten).
 
 The lines (``--lines``), all on the same rows:
 - ``noreplay``: no replay, no general rehearsal, every gate wide open (it promotes whatever it trains);
@@ -255,9 +256,13 @@ def main() -> None:
                 met = sequence[: k + 1]
                 with connect(engine.settings.db_path) as db:
                     for line in chosen:
-                        # a slice's margin is the line's regression_margin: 0.02 by default, 1 (open) on WIDE lines
+                        # An earlier task's margin is the line's regression_margin (0.02 by default, 1 = open on the
+                        # WIDE lines). The task being learned is measured, not gated (margin 1): a user adds a task's
+                        # slice once the line has learned it, and its first update may score below the base.
                         task_slices = [
-                            {"name": t["name"], "dataset": slices[t["name"]], "template": t["template"]} for t in met
+                            {"name": t["name"], "dataset": slices[t["name"]], "template": t["template"]}
+                            | ({"margin": 1.0} if t is task else {})
+                            for t in met
                         ]
                         queues = [f"q-{t['name']}" for t in met]
                         lines.update_settings(db, f"seq-{line}", {"tasks": task_slices, "queues": queues}, user="bench")
@@ -276,7 +281,7 @@ def main() -> None:
                             "line": line, "task": task["name"], "update": u + 1, "status": update.status,
                             "reasons": update.reasons, "error": update.error, "trained_rows": len(update.feedback_ids),
                             "replay_rows": len(update.replay_ids), "general_rows": len(update.general_ids),
-                            "scores": scores_after(update), "wall_s": wall,
+                            "scores": scores_after(update), "wall_s": wall, "timings": update.timings,
                         }  # fmt: skip
                         print(json.dumps(stage), flush=True)
                         stages[line].append(stage)

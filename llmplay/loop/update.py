@@ -65,11 +65,16 @@ class Update:
     reasons: list
     promoted_by: str | None
     error: str | None
+    timings: dict  # seconds per stage: data_s, rehearsal_s, train_s, gates_s, total_s (what the update cost)
 
     @classmethod
     def from_row(cls, row: dict) -> Update:
         lists = ("feedback_ids", "replay_ids", "general_ids", "heldout_ids", "gates", "reasons")
-        return cls(**(row | {k: json.loads(row[k] or "[]") for k in lists}))
+        return cls(**(row | {k: json.loads(row[k] or "[]") for k in lists} | {"timings": _timings(row)}))
+
+
+def _timings(row: dict) -> dict:
+    return json.loads(row.get("timings") or "{}")
 
 
 def get_update(db, update_id: int) -> Update:
@@ -170,7 +175,9 @@ def claim(db, line: Line | str, trigger: str, *, force: bool = False) -> int | N
 
 def _set(db_path, update_id: int, **values) -> None:
     with connect(db_path) as db, immediate(db):
-        db[UPDATES].update(update_id, {k: json.dumps(v) if isinstance(v, list) else v for k, v in values.items()})
+        db[UPDATES].update(
+            update_id, {k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in values.items()}
+        )
 
 
 def training_config(line: Line, records: list[dict], parent_label: str | None) -> dict:
@@ -238,6 +245,14 @@ def run_update(
             return None
         line = get_line(db, line)
     started = time.monotonic()
+    timings: dict[str, float] = {}
+    clock = [started]
+
+    def lap(stage: str) -> None:  # the seconds since the last lap, under the stage's name
+        at = time.monotonic()
+        timings[stage] = round(timings.get(stage, 0.0) + at - clock[0], 1)
+        clock[0] = at
+
     try:
         with connect(settings.db_path) as db:
             gathered = loop_data.gather(db, line, seed=line.settings.seed + update_id)
@@ -249,9 +264,11 @@ def run_update(
                 f"template's variables; the feedback gate needs {MIN_HELDOUT}. Collect more feedback or raise "
                 "heldout_fraction; nothing was trained."
             )
+        lap("data_s")
         if gathered.general:  # self-rehearsal: the general rows carry the base model's own replies
             prompts = [g["prompt"] for g in gathered.general]
             loop_data.with_base_replies(gathered, probe.base_replies(engine, line.base_model, prompts, sampled=True))
+            lap("rehearsal_s")
         template, _ = load_template(runner.library, line.template)
         records = loop_data.training_records(gathered, template)
         with connect(settings.db_path) as db:
@@ -283,6 +300,7 @@ def run_update(
                 what = job.error or "no version registered"
                 raise LoopError(f"The update's {config['task']} job #{job.id} ended {job.status}: {what}")
             version_id = job.version_id
+        lap("train_s")
         with connect(settings.db_path) as db:
             # Trained on: recorded now, so a later update replays them (once this one is promoted).
             trained = gathered.feedback_ids + gathered.replay_ids + gathered.pair_ids
@@ -292,6 +310,7 @@ def run_update(
         candidate = registry.get_version(settings.db_path, job.version_id).label
         _set(settings.db_path, update_id, stage="gates", candidate_version_id=job.version_id)
         results = run_gates(engine, runner, line, active, candidate, gathered, update_id)
+        lap("gates_s")
         reasons = [r.reason for r in results if not r.passed]
         status = "promoted" if not reasons else "rejected"
         with connect(settings.db_path) as db:
@@ -317,12 +336,21 @@ def run_update(
             gates=[r.to_dict() for r in results],
             reasons=reasons,
             promoted_by="gates" if status == "promoted" else None,
+            timings=timings | {"total_s": round(time.monotonic() - started, 1)},
         )
     except Exception as exc:
         message = str(exc) if isinstance(exc, LlmplayError) else f"{type(exc).__name__}: {exc}"
         if not isinstance(exc, LlmplayError):
             log.exception("Loop update %s failed", update_id)
-        _set(settings.db_path, update_id, status="failed", finished_at=now(), error=message)
+        lap("failed_s")
+        _set(
+            settings.db_path,
+            update_id,
+            status="failed",
+            finished_at=now(),
+            error=message,
+            timings=timings | {"total_s": round(time.monotonic() - started, 1)},
+        )
         with connect(settings.db_path) as db:
             event(db, user, line.id, "update-failed", update_id=update_id, error=message)
     log.info("Loop update %s of %s finished in %.0f s", update_id, line.name, time.monotonic() - started)

@@ -48,5 +48,6 @@ for _migration in (
     loop.m015_line_serving,
     traces.m016_trace_evals,
     optimize.m017_optimize_searches,
+    loop.m018_update_timings,
 ):
     MIGRATIONS()(_migration)

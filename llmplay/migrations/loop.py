@@ -76,3 +76,8 @@ def m008_loop(db: Database) -> None:
 def m015_line_serving(db: Database) -> None:
     # A line served by an external OpenAI-compatible engine (llmplay/models/line_serving.py); null: llmplay serves it.
     db["loop_lines"].add_column("serve", str)
+
+
+def m018_update_timings(db: Database) -> None:
+    # Where an update's time went (JSON: data_s, rehearsal_s, train_s, gates_s, total_s): what protection costs.
+    db["loop_updates"].add_column("timings", str)
