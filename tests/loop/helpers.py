@@ -15,7 +15,10 @@ SENTENCES = [
 
 
 def add_accepted(db, n: int, *, queue: str = "fpb-review", start: int = 0, wrong: bool = False) -> list[int]:
-    """``n`` accepted label answers (k = 1), item ids returned; ``wrong`` answers every item with a wrong label."""
+    """``n`` accepted label answers (k = 1), item ids returned. ``wrong`` answers every item with a wrong label other
+    than "positive" (negative, or neutral for the negative ones): SmolLM2 answers "positive" to every sentence here,
+    so each wrong answer pulls the model away from what it says (with "positive" among them a candidate could learn
+    them and still answer as the base does)."""
     if queue not in {q.name for q in store.list_queues(db)}:
         store.create_queue(db, queue, "label", labels=["positive", "negative", "neutral"], user="admin")
     ids = []
@@ -26,7 +29,7 @@ def add_accepted(db, n: int, *, queue: str = "fpb-review", start: int = 0, wrong
             db, queue, source="test", prompt=text, output="neutral", input={"text": text},
             template="financial-sentiment", user="test",
         )  # fmt: skip
-        answer = "positive" if wrong and label != "positive" else ("negative" if wrong else label)
+        answer = ("neutral" if label == "negative" else "negative") if wrong else label
         store.respond(db, item.id, "ann", answer)
         ids.append(item.id)
     return ids
