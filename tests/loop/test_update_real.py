@@ -66,6 +66,10 @@ def test_an_update_trains_gates_and_an_admin_promotes_then_rolls_back(engine):
     assert f"{-regression['difference']:.3f}" in regression["reason"] and "95% CI" in regression["reason"]
     assert any("regression set 'loop-real-frozen'" in r for r in update.reasons)
     assert gates["feedback"]["n"] == len(update.heldout_ids) >= 5
+    # Where its time went: self-rehearsal (general_ratio), the training job, the gates; all within the total.
+    took = update.timings
+    assert took["rehearsal_s"] > 0 and took["train_s"] > 0 and took["gates_s"] > 0
+    assert took["total_s"] >= took["data_s"] + took["rehearsal_s"] + took["train_s"] + took["gates_s"] - 0.5
     for gate in ("probe_perplexity", "probe_reply"):
         assert gates[gate]["baseline"] > 1 and gates[gate]["candidate"] > 1
     # Lineage: what it trained on, disjoint from the held-out items; the version it made belongs to the line.

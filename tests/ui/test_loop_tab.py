@@ -68,6 +68,8 @@ def seed_line(db_path, folder, name: str = "fpb") -> dict:
                         "heldout_ids": json.dumps(list(range(8))), "gates": json.dumps(stored),
                         "reasons": json.dumps([g["reason"] for g in stored if not g["passed"]]),
                         "promoted_by": "gates" if status == "promoted" else None,
+                        "timings": json.dumps({"data_s": 0.1, "rehearsal_s": 5.0, "train_s": 60.0 + 10 * i,
+                                               "gates_s": 30.0, "total_s": 100.0 + 10 * i}),
                     }
                 )
                 .last_pk
@@ -146,6 +148,28 @@ def test_the_timeline_shows_each_stored_gate_with_its_interval(tab, settings):
     assert set(shown.probe_ppl.series) == {"base (text)", "candidate (text)", "base (replies)", "candidate (replies)"}
 
 
+def test_the_settings_say_which_protection_is_on_and_what_it_cost(tab, settings):
+    seed_line(tab.db_path, settings.data_dir / "adapter")
+    protection = tab.show("fpb").protection
+    assert protection.startswith("**Protection:** replay of earlier feedback 0.5× the new rows · general ")
+    assert "each update continues the active version's adapter · no task slices." in protection
+    # Means over the three finished updates: 40 new + 20 replayed + 10 general rows, 110 s of which 70 training.
+    assert "(mean of the last 3 updates): trained on 40 new + 20 replayed + 10 general rows (1.8× the new rows)" in (
+        protection
+    )
+    assert "110 s an update: training 70 s, self-rehearsal 5 s, gates 30 s." in protection
+    changed = {"replay_ratio": 0.0, "start_from": "stacked", "orthogonal_weight": 0.5}
+    changed["tasks"] = [{"name": "sentiment", "dataset": "fpb-slice"}, {"name": "intents", "dataset": "clinc"}]
+    with connect(tab.db_path) as db:
+        lines.update_settings(db, "fpb", changed, user="root")
+    protection = tab.show("fpb").protection
+    assert "no feedback replay" in protection and "stacks a fresh adapter on the frozen active version" in protection
+    assert "O-LoRA weight 0.5 · gated on 2 task slices." in protection
+    # A line with no finished update says when the cost shows.
+    tab.create("ana", "fresh", BASE, "financial-sentiment", [], *form())
+    assert tab.show("fresh").protection.endswith("What it costs shows here after the first finished update.")
+
+
 def test_status_line_names_the_active_version_the_candidate_and_the_trigger(tab, settings):
     seeded = seed_line(tab.db_path, settings.data_dir / "adapter")
     text = tab.status_line("fpb")
@@ -203,6 +227,7 @@ def test_run_now_returns_at_once_and_the_update_reports_no_feedback(tab, setting
     # Zero accepted rows: the update fails with the reason and nothing was trained.
     assert update.status == "failed" and "no new accepted feedback" in update.error
     assert update.trigger == "manual" and update.job_id is None
+    assert set(update.timings) == {"failed_s", "total_s"}  # it failed gathering its rows: the time is still kept
     assert "Running:** no update" in tab.status_line("fpb")
 
 

@@ -68,6 +68,7 @@ class LoopView:
     online: pd.DataFrame = field(default_factory=pd.DataFrame)  # live traffic's online scores per version and day
     tasks: pd.DataFrame = field(default_factory=lambda: view.task_matrix([])[0])  # task x update accuracy
     tasks_note: str = view.TASKS_EMPTY
+    protection: str = ""  # which protection against forgetting is on, and what it cost
 
 
 class LoopTab:
@@ -135,6 +136,7 @@ class LoopTab:
                 online=_online_frame(self.engine.settings, line.name),
                 tasks=matrix,
                 tasks_note=matrix_note,
+                protection=view.protection_markdown(line.settings, updates),
             )
         except Exception as exc:
             return LoopView(status=error(exc))
@@ -390,6 +392,7 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
         tab.queue_names(), value=[], multiselect=True, label="Feedback queues (none: items of the line's template)"
     )
     with gr.Accordion("Settings: trigger, replay, gates, training", open=False):
+        protection = gr.Markdown("", elem_id="loop-protection")
         form = _form_components(tab)
         save = gr.Button("Save settings", elem_id="loop-save")
     run_now = gr.Button("Run an update now", variant="primary", elem_id="loop-run-now")
@@ -457,7 +460,7 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
 
     view_outputs = [status_md, queues, *form, timeline, probe_task, probe_ppl, volume, events]
     view_outputs += [versions, rejected, runs, promote_sure, rollback_sure, empty, *headings, online]
-    view_outputs += [task_matrix, tasks_note]
+    view_outputs += [task_matrix, tasks_note, protection]
 
     @declare("admin", "see model lines", read=True)
     def shown(line_name):
@@ -481,6 +484,7 @@ def build_loop_tab(services: Services, demo: gr.Blocks):
             v.online,
             v.tasks,
             v.tasks_note,
+            v.protection,
         ]
 
     @declare("admin", "see model lines", read=True)

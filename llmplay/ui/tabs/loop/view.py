@@ -190,6 +190,45 @@ def task_matrix(updates: list) -> tuple[pd.DataFrame, str]:
     return frame, note
 
 
+START_FROM = {
+    "active": "continues the active version's adapter",
+    "base": "trains a fresh adapter on the base model",
+    "stacked": "stacks a fresh adapter on the frozen active version",
+}
+COST_UPDATES = 5  # the protection's cost is averaged over the line's last few finished updates
+
+
+def protection_markdown(settings: LineSettings, updates: list) -> str:
+    """Which protection against forgetting the line has on, and what it cost in its last updates: rows replayed
+    beside the new ones, and where the update's time went (training, self-rehearsal, gates)."""
+    s = settings
+    on = [
+        f"replay of earlier feedback {s.replay_ratio:g}× the new rows" if s.replay_ratio else "no feedback replay",
+        f"general self-rehearsal {s.general_ratio:g}×" if s.general_ratio else "no general rehearsal",
+        f"each update {START_FROM.get(s.start_from, s.start_from)}",
+    ]
+    if s.start_from == "stacked":
+        on.append(f"O-LoRA weight {s.orthogonal_weight:g}" if s.orthogonal_weight else "O-LoRA off")
+    slices = len(s.tasks)
+    on.append(f"gated on {slices} task slice{'s' * (slices != 1)}" if slices else "no task slices")
+    text = "**Protection:** " + " · ".join(on) + "."
+    done = [u for u in updates if u.status in ("promoted", "rejected") and u.timings][:COST_UPDATES]
+    if not done:
+        return text + " What it costs shows here after the first finished update."
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    new = mean([len(u.feedback_ids) for u in done])
+    replayed = mean([len(u.replay_ids) for u in done])
+    general = mean([len(u.general_ids) for u in done])
+    seconds = {k: mean([u.timings.get(k, 0.0) for u in done]) for k in ("train_s", "rehearsal_s", "gates_s")}
+    total = mean([u.timings.get("total_s", 0.0) for u in done])
+    extra = f" ({(new + replayed + general) / new:.1f}× the new rows)" if new else ""
+    return text + (
+        f" **Its cost** (mean of the last {len(done)} update{'s' * (len(done) != 1)}): trained on {new:.0f} new + "
+        f"{replayed:.0f} replayed + {general:.0f} general rows{extra}; {total:.0f} s an update: training "
+        f"{seconds['train_s']:.0f} s, self-rehearsal {seconds['rehearsal_s']:.0f} s, gates {seconds['gates_s']:.0f} s."
+    )
+
+
 def forgetting_frames(updates: list) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The general probe per update, oldest first: (task accuracy rows, perplexity rows), each with the
     columns update, series (candidate / base; the perplexity series also say text / replies), value;
