@@ -82,6 +82,7 @@ class UpdateData:
     heldout: list[Accepted]
     notes: list[str] = field(default_factory=list)
     pairs: list[Accepted] = field(default_factory=list)  # new accepted preference pairs (a DPO step)
+    earlier: list[Accepted] = field(default_factory=list)  # every replayable row (replay is a sample of them)
 
     @property
     def pair_ids(self) -> list[int]:
@@ -126,7 +127,28 @@ def gather(db: Database, line: Line, *, seed: int = 0) -> UpdateData:
     notes = []
     if len(earlier) < round(len(new) * s.replay_ratio):
         notes.append(f"replay: {len(earlier)} earlier rows available of {round(len(new) * s.replay_ratio)} wanted")
-    return UpdateData(new, replay, general, heldout, notes, pairs)
+    return UpdateData(new, replay, general, heldout, notes, pairs, earlier)
+
+
+def with_more_replay(data: UpdateData, templates: set[str], more_general: bool, seed: int) -> UpdateData | None:
+    """The rows of a retry after a candidate forgot: twice the replayed rows (at least as many as the new ones),
+    the added ones drawn first from earlier rows of the forgotten tasks' ``templates``; with ``more_general``
+    (the general probe failed) twice the general rows too. None when there is nothing more to replay."""
+    rng = random.Random(seed)
+    taken = {a.item.id for a in data.replay}
+    pool = [a for a in data.earlier if a.item.id not in taken]
+    rng.shuffle(pool)
+    pool.sort(key=lambda a: not any(same_template(a.item, t) for t in templates))  # stable: forgotten tasks first
+    want = max(2 * len(data.replay), len(data.new))
+    replay = data.replay + pool[: max(0, want - len(data.replay))]
+    general = list(data.general)
+    if more_general and data.general:
+        used = {g["id"] for g in general}
+        spare = [g for g in general_rows() if g["id"] not in used]
+        general += rng.sample(spare, min(len(spare), len(general)))
+    if len(replay) == len(data.replay) and len(general) == len(data.general):
+        return None
+    return UpdateData(data.new, replay, general, data.heldout, data.notes, data.pairs, data.earlier)
 
 
 def with_base_replies(data: UpdateData, replies: dict[str, str]) -> UpdateData:

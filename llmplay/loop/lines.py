@@ -58,6 +58,10 @@ class LineSettings:
     # base itself (self-rehearsal, probe.py). bench/feedback_loop.py measures these defaults against no replay.
     replay_ratio: float = 0.5
     general_ratio: float = 0.5
+    # A candidate rejected only for forgetting (a task slice, the regression set, the general probe; not the
+    # feedback gate, which says the new rows themselves made it worse) is retrained this many times in the same
+    # update, each time with twice the replay, drawn first from the forgotten tasks' earlier rows (update.py).
+    forgetting_retries: int = 1
     heldout_fraction: float = 0.2  # of accepted feedback, chosen by item id; never trained on (gate a)
     # Gates (paired bootstrap differences, candidate - active): (a) must be at least feedback_min_gain;
     # (b) and the probe's task score may drop at most their margin; the probe's perplexity at most ppl_margin.
@@ -126,6 +130,7 @@ class LineSettings:
             if self.method not in ("lora", "dora"):
                 p.append(f"orthogonal_weight (O-LoRA) trains LoRA or DoRA adapters, not {short(self.method)}")
         number("replay_ratio", 0, 10)
+        number("forgetting_retries", 0, 3, whole=True)
         number("general_ratio", 0, 10)
         number("heldout_fraction", 0, 0.9)
         number("feedback_min_gain", -1, 1)

@@ -219,6 +219,67 @@ def dpo_config(line: Line, pairs: list[dict], parent_label: str | None) -> dict:
     }
 
 
+FORGETTING_GATES = ("regression", "task", "probe_task", "probe_perplexity", "probe_reply")
+
+
+def _more_replay(line: Line, results: list, gathered, seed: int):
+    """The rows of a retry when every failed gate says the candidate forgot something (not the feedback gate:
+    then the new rows themselves made it worse): twice the replay, the forgotten tasks' rows first. None: no
+    retry (another gate failed, or there is nothing more to replay)."""
+    from llmplay.loop.tasks import task_sets
+
+    failed = [r for r in results if not r.passed and not r.skipped]
+    if not failed or any(r.gate not in FORGETTING_GATES for r in failed):
+        return None
+    templates = {t.name: t.template or line.template for t in task_sets(line.settings.tasks)}
+    forgotten = {templates[r.task] for r in failed if r.gate == "task" and r.task in templates}
+    if any(r.gate == "regression" for r in failed):
+        forgotten.add(line.settings.regression_template or line.template)
+    more_general = any(r.gate.startswith("probe") for r in failed)
+    return loop_data.with_more_replay(gathered, forgotten, more_general, seed)
+
+
+def _train(engine, jobs, line: Line, update_id: int, gathered, template, parent_label, continued, user, timeout):
+    """The update's training job(s) on ``gathered``: its rows recorded, then consumed once trained; the new
+    version's id (the line's candidate)."""
+    from llmplay.models import registry
+
+    settings = engine.settings
+    records = loop_data.training_records(gathered, template)
+    _set(
+        settings.db_path,
+        update_id,
+        stage="training",
+        parent_version_id=line.active_version_id if continued else None,
+        feedback_ids=gathered.feedback_ids + gathered.pair_ids,
+        replay_ids=gathered.replay_ids,
+        general_ids=[g["id"] for g in gathered.general],
+        heldout_ids=[a.item.id for a in gathered.heldout],
+    )
+    configs = [training_config(line, records, parent_label)] if gathered.new else []
+    if gathered.pairs:
+        # After the SFT step its version is the DPO step's parent and reference; else the previous version.
+        configs.append(dpo_config(line, loop_data.preference_records(gathered, template), parent_label))
+    version_id = None
+    for config in configs:
+        if config["task"] == "dpo" and version_id is not None:
+            config["parent_version"] = registry.get_version(settings.db_path, version_id).label
+        job = jobs.submit(config, user=user)
+        _set(settings.db_path, update_id, job_id=job.id)
+        job = jobs.wait(job.id, timeout=timeout)
+        if job.status != "done" or not job.version_id:
+            what = job.error or "no version registered"
+            raise LoopError(f"The update's {config['task']} job #{job.id} ended {job.status}: {what}")
+        version_id = job.version_id
+    with connect(settings.db_path) as db:
+        # Trained on: recorded now, so a later update replays them (once this one is promoted).
+        trained = gathered.feedback_ids + gathered.replay_ids + gathered.pair_ids
+        mark_consumed(db, trained, loop_data.consumer_name(line, update_id), user=user)
+        with immediate(db):
+            db["loop_lines"].update(line.id, {"candidate_version_id": version_id, "updated_at": now()})
+    return version_id
+
+
 def run_update(
     engine,
     line: Line | str,
@@ -265,57 +326,40 @@ def run_update(
                 "heldout_fraction; nothing was trained."
             )
         lap("data_s")
-        if gathered.general:  # self-rehearsal: the general rows carry the base model's own replies
-            prompts = [g["prompt"] for g in gathered.general]
-            loop_data.with_base_replies(gathered, probe.base_replies(engine, line.base_model, prompts, sampled=True))
-            lap("rehearsal_s")
         template, _ = load_template(runner.library, line.template)
-        records = loop_data.training_records(gathered, template)
         with connect(settings.db_path) as db:
             active = active_label(db, line)
         continued = line.settings.start_from != "base" and line.active_version_id is not None
         parent_label = registry.get_version(settings.db_path, line.active_version_id).label if continued else None
-        _set(
-            settings.db_path,
-            update_id,
-            stage="training",
-            parent_version_id=line.active_version_id if continued else None,
-            feedback_ids=gathered.feedback_ids + gathered.pair_ids,
-            replay_ids=gathered.replay_ids,
-            general_ids=[g["id"] for g in gathered.general],
-            heldout_ids=[a.item.id for a in gathered.heldout],
-        )
-        configs = [training_config(line, records, parent_label)] if gathered.new else []
-        if gathered.pairs:
-            # After the SFT step its version is the DPO step's parent and reference; else the previous version.
-            configs.append(dpo_config(line, loop_data.preference_records(gathered, template), parent_label))
-        version_id = None
-        for config in configs:
-            if config["task"] == "dpo" and version_id is not None:
-                config["parent_version"] = registry.get_version(settings.db_path, version_id).label
-            job = jobs.submit(config, user=user)
-            _set(settings.db_path, update_id, job_id=job.id)
-            job = jobs.wait(job.id, timeout=train_timeout_s)
-            if job.status != "done" or not job.version_id:
-                what = job.error or "no version registered"
-                raise LoopError(f"The update's {config['task']} job #{job.id} ended {job.status}: {what}")
-            version_id = job.version_id
-        lap("train_s")
-        with connect(settings.db_path) as db:
-            # Trained on: recorded now, so a later update replays them (once this one is promoted).
-            trained = gathered.feedback_ids + gathered.replay_ids + gathered.pair_ids
-            mark_consumed(db, trained, loop_data.consumer_name(line, update_id), user=user)
-            with immediate(db):
-                db["loop_lines"].update(line.id, {"candidate_version_id": job.version_id, "updated_at": now()})
-        candidate = registry.get_version(settings.db_path, job.version_id).label
-        _set(settings.db_path, update_id, stage="gates", candidate_version_id=job.version_id)
-        results = run_gates(engine, runner, line, active, candidate, gathered, update_id)
-        lap("gates_s")
-        reasons = [r.reason for r in results if not r.passed]
+        for attempt in range(1 + line.settings.forgetting_retries):
+            if gathered.general:  # self-rehearsal: the general rows carry the base model's own replies
+                prompts = [g["prompt"] for g in gathered.general]
+                replies = probe.base_replies(engine, line.base_model, prompts, sampled=True)
+                loop_data.with_base_replies(gathered, replies)
+                lap("rehearsal_s")
+            version_id = _train(
+                engine, jobs, line, update_id, gathered, template, parent_label, continued, user, train_timeout_s
+            )
+            lap("train_s")
+            candidate = registry.get_version(settings.db_path, version_id).label
+            _set(settings.db_path, update_id, stage="gates", candidate_version_id=version_id)
+            results = run_gates(engine, runner, line, active, candidate, gathered, update_id)
+            lap("gates_s")
+            reasons = [r.reason for r in results if not r.passed]
+            retry = None
+            if reasons and attempt < line.settings.forgetting_retries:
+                retry = _more_replay(line, results, gathered, seed=line.settings.seed + update_id + attempt + 1)
+            if retry is None:
+                break
+            with connect(settings.db_path) as db:  # the first candidate forgot: said, then retrained
+                event(db, "gates", line.id, "retry", to=version_id, update_id=update_id, reasons=reasons,
+                      replay=f"{len(gathered.replay)} -> {len(retry.replay)} rows")  # fmt: skip
+            gathered = retry
+        timings["attempts"] = attempt + 1
         status = "promoted" if not reasons else "rejected"
         with connect(settings.db_path) as db:
             if status == "promoted":
-                set_active(db, line, job.version_id, user="gates", action="promote", update_id=update_id)
+                set_active(db, line, version_id, user="gates", action="promote", update_id=update_id)
             else:
                 event(
                     db,
@@ -323,7 +367,7 @@ def run_update(
                     line.id,
                     "reject",
                     frm=line.active_version_id,
-                    to=job.version_id,
+                    to=version_id,
                     update_id=update_id,
                     reasons=reasons,
                 )

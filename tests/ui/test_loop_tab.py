@@ -152,19 +152,22 @@ def test_the_settings_say_which_protection_is_on_and_what_it_cost(tab, settings)
     seed_line(tab.db_path, settings.data_dir / "adapter")
     protection = tab.show("fpb").protection
     assert protection.startswith("**Protection:** replay of earlier feedback 0.5× the new rows · general ")
-    assert "each update continues the active version's adapter · no task slices." in protection
+    assert "each update continues the active version's adapter · no task slices · a candidate that forgot is " in (
+        protection
+    )
+    assert "retrained once with twice the replay." in protection
     # Means over the three finished updates: 40 new + 20 replayed + 10 general rows, 110 s of which 70 training.
     assert "(mean of the last 3 updates): trained on 40 new + 20 replayed + 10 general rows (1.8× the new rows)" in (
         protection
     )
     assert "110 s an update: training 70 s, self-rehearsal 5 s, gates 30 s." in protection
-    changed = {"replay_ratio": 0.0, "start_from": "stacked", "orthogonal_weight": 0.5}
+    changed = {"replay_ratio": 0.0, "start_from": "stacked", "orthogonal_weight": 0.5, "forgetting_retries": 0}
     changed["tasks"] = [{"name": "sentiment", "dataset": "fpb-slice"}, {"name": "intents", "dataset": "clinc"}]
     with connect(tab.db_path) as db:
         lines.update_settings(db, "fpb", changed, user="root")
     protection = tab.show("fpb").protection
     assert "no feedback replay" in protection and "stacks a fresh adapter on the frozen active version" in protection
-    assert "O-LoRA weight 0.5 · gated on 2 task slices." in protection
+    assert "O-LoRA weight 0.5 · gated on 2 task slices · no retry after forgetting." in protection
     # A line with no finished update says when the cost shows.
     tab.create("ana", "fresh", BASE, "financial-sentiment", [], *form())
     assert tab.show("fresh").protection.endswith("What it costs shows here after the first finished update.")

@@ -211,6 +211,13 @@ def protection_markdown(settings: LineSettings, updates: list) -> str:
         on.append(f"O-LoRA weight {s.orthogonal_weight:g}" if s.orthogonal_weight else "O-LoRA off")
     slices = len(s.tasks)
     on.append(f"gated on {slices} task slice{'s' * (slices != 1)}" if slices else "no task slices")
+    retries = s.forgetting_retries
+    on.append(
+        f"a candidate that forgot is retrained {'once' if retries == 1 else f'up to {retries} times'} with twice the "
+        "replay"
+        if retries
+        else "no retry after forgetting"
+    )
     text = "**Protection:** " + " · ".join(on) + "."
     done = [u for u in updates if u.status in ("promoted", "rejected") and u.timings][:COST_UPDATES]
     if not done:
@@ -305,7 +312,7 @@ def status_markdown(line, labels: dict[int, str], why: str, running, scheduler_n
 def event_rows(events: list[dict], labels: dict[int, str]) -> list[list]:
     rows = []
     for e in events:
-        moved = e["action"] in ("promote", "rollback", "reject")
+        moved = e["action"] in ("promote", "rollback", "reject", "retry")
         rows.append(
             [
                 (e["at"] or "")[:19].replace("T", " "),
