@@ -229,8 +229,8 @@ def _more_replay(line: Line, results: list, gathered, seed: int):
     from llmplay.loop.tasks import task_sets
 
     failed = [r for r in results if not r.passed and not r.skipped]
-    if not failed or any(r.gate not in FORGETTING_GATES for r in failed):
-        return None
+    if not gathered.new or not failed or any(r.gate not in FORGETTING_GATES for r in failed):
+        return None  # (replay goes with new rows: a DPO-only update has none to add it to)
     templates = {t.name: t.template or line.template for t in task_sets(line.settings.tasks)}
     forgotten = {templates[r.task] for r in failed if r.gate == "task" and r.task in templates}
     if any(r.gate == "regression" for r in failed):
