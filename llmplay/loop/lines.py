@@ -55,7 +55,9 @@ class LineSettings:
     # orthogonal to the stacked earlier ones' (training/orthogonal.py; 0 = off).
     orthogonal_weight: float = 0.0
     # Replay, as a share of the new rows: earlier accepted feedback, and general instructions answered by the
-    # base itself (self-rehearsal, probe.py). bench/feedback_loop.py measures these defaults against no replay.
+    # base itself (self-rehearsal, probe.py). bench/feedback_loop.py measures these defaults against no replay on
+    # one task; bench/forgetting.py on a sequence of three (no replay forgot 8.3 points of an earlier task, these
+    # defaults with one retry none; README "Continual learning").
     replay_ratio: float = 0.5
     general_ratio: float = 0.5
     # A candidate rejected only for forgetting (a task slice, the regression set, the general probe; not the
