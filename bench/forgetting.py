@@ -22,7 +22,8 @@ negative = forgotten).
 
 The lines (``--lines``), all on the same rows:
 - ``noreplay``: no replay, no general rehearsal, every gate wide open (it promotes whatever it trains);
-- ``replay``: llmplay's default line (replay of earlier feedback and general rehearsal, task margins 0.02);
+- ``replay``: llmplay's default line (replay of earlier feedback and general rehearsal, task margins 0.02, one retry
+  with twice the replay when a candidate forgot);
 - ``stacked``: no replay; each update a fresh adapter on the frozen active version; gates wide open;
 - ``olora``: stacked, with O-LoRA's orthogonality penalty (``--olora-weight``); gates wide open.
 
