@@ -352,8 +352,8 @@ def run_update(
             if retry is None:
                 break
             with connect(settings.db_path) as db:  # the first candidate forgot: said, then retrained
-                event(db, "gates", line.id, "retry", to=version_id, update_id=update_id, reasons=reasons,
-                      replay=f"{len(gathered.replay)} -> {len(retry.replay)} rows")  # fmt: skip
+                event(db, "gates", line.id, "retry", frm=line.active_version_id, to=version_id, update_id=update_id,
+                      reasons=reasons, replay=f"{len(gathered.replay)} -> {len(retry.replay)} rows")  # fmt: skip
             gathered = retry
         timings["attempts"] = attempt + 1
         status = "promoted" if not reasons else "rejected"

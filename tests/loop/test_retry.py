@@ -112,6 +112,7 @@ def test_a_candidate_that_forgot_is_retrained_with_twice_the_replay_from_the_for
     assert sorted(update.replay_ids) == sorted(a.item.id for a in second.replay)
     [retry] = events(settings, "retry")
     assert retry["update_id"] == update.id and retry["detail"]["replay"] == "5 -> 20 rows"
+    assert retry["from_version_id"] == update.active_version_id and retry["to_version_id"] is not None
     assert retry["detail"]["reasons"] == ["task 'sentiment' forgot"]
 
 
