@@ -70,11 +70,8 @@ class Update:
     @classmethod
     def from_row(cls, row: dict) -> Update:
         lists = ("feedback_ids", "replay_ids", "general_ids", "heldout_ids", "gates", "reasons")
-        return cls(**(row | {k: json.loads(row[k] or "[]") for k in lists} | {"timings": _timings(row)}))
-
-
-def _timings(row: dict) -> dict:
-    return json.loads(row.get("timings") or "{}")
+        timings = json.loads(row.get("timings") or "{}")  # none before migration m018
+        return cls(**(row | {k: json.loads(row[k] or "[]") for k in lists} | {"timings": timings}))
 
 
 def get_update(db, update_id: int) -> Update:
