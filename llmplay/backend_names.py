@@ -1,8 +1,9 @@
 """The names of the backends that decode a streamed reply, and their checks (``Settings.backend`` /
 ``Settings.fast_precision``, a request's backend).
 
-A choice is written "transformers" (the reference path) or "fast/<precision>"; "auto" means the fast path in
-the configured precision wherever it runs the model. ``llmplay.engine.backends`` decides and runs them; the
+A choice is written "transformers" (the reference path), "fast/<precision>" (llmplay's own decoder) or
+"onnx/<precision>" (ONNX Runtime GenAI steps); "auto" means the fast path in the configured precision wherever it
+runs the model. ``llmplay.engine.backends`` decides and runs them; the
 names live here, below both, so that the settings check them without importing the engine.
 """
 
@@ -14,7 +15,9 @@ AUTO = "auto"
 REFERENCE = "transformers"
 FAST = "fast"
 PRECISIONS = ("float16", "bfloat16", "float32")  # of the fast decoder's converted weights
-CHOICES = (AUTO, REFERENCE, *(f"{FAST}/{p}" for p in PRECISIONS))
+ONNX = "onnx"
+ONNX_PRECISIONS = ("int8", "fp32")  # of the ONNX export's weights (int8: weight-only, per block of 32)
+CHOICES = (AUTO, REFERENCE, *(f"{FAST}/{p}" for p in PRECISIONS), *(f"{ONNX}/{p}" for p in ONNX_PRECISIONS))
 
 
 def check_choice(value: str) -> str:

@@ -21,6 +21,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no Hub at test time: fail fast i
 # online scoring there (they trained and evaluated during browser tests). Tests of those threads set their own.
 os.environ.setdefault("LLMPLAY_LOOP_CHECK_S", "0")
 os.environ.setdefault("LLMPLAY_ONLINE_EVAL_S", "0")
+# "auto" streams use ONNX Runtime only where the export already exists (the session's bundled models, exported
+# once below): a background export must not switch a test's backend halfway, nor take the cores from other tests.
+os.environ.setdefault("LLMPLAY_ONNX_AUTO_EXPORT", "0")
 # Gradio's upload cache of its own per test session: with the shared /tmp/gradio, a file uploaded by an earlier
 # run (same content, same hashed path) was refused as "not uploaded by a user" (test_templates_tab's import).
 os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="llmplay-tests-gradio-"))
@@ -51,8 +54,10 @@ def session_settings(tmp_path_factory, model_cache_dir) -> Settings:
 
 @pytest.fixture(scope="session")
 def engine(session_settings) -> Engine:
-    """One engine (and so one copy of each model) for the whole test session."""
+    """One engine (and so one copy of each model) for the whole test session; the bundled models' ONNX exports
+    made (once per cache) before the first test uses it, so "auto" streams decode on one backend all session."""
     eng = Engine(session_settings)
+    _export_bundled(eng)
     _SESSION.append(eng)
     yield eng
     _SESSION.clear()
@@ -60,6 +65,15 @@ def engine(session_settings) -> Engine:
 
 
 _SESSION: list[Engine] = []  # the session engine once a test asked for it
+
+
+def _export_bundled(eng: Engine) -> None:
+    from llmplay.engine import backends, onnx_decoder
+
+    if onnx_decoder.unavailable_reason():
+        return
+    for name in (CHAT_MODEL, BASE_MODEL):
+        backends.onnx_converted(eng.models.get(eng.catalog.get(name)), backends.AUTO_ONNX, eng.settings.cache_dir)
 
 
 def _malloc_trim() -> None:
@@ -78,8 +92,8 @@ def _release_memory_after_module():
         eng.models.unload_adapters()
         # A fast-decoder copy in a precision other than the default is what one module compares; the next
         # converts it again if it needs it (Gemma's float32 + bfloat16 copies alone are 1.6 GB).
-        default = ("fast", eng.settings.fast_precision)
-        eng.models.drop_conversions(lambda key, default=default: key == default)
+        defaults = {("fast", eng.settings.fast_precision), ("onnx", "int8")}
+        eng.models.drop_conversions(lambda key, defaults=defaults: key in defaults)
     gc.collect()
     _malloc_trim()
 

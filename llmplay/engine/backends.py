@@ -1,20 +1,24 @@
 """Which backend decodes a streamed reply of a local model, and in what precision.
 
-Two backends: ``transformers`` (the reference: its ``generate`` in the model's loaded dtype) and ``fast``
-(llmplay.engine.fast_decoder: a lean loop over a converted copy of the weights). A choice is written
-"transformers" or "fast/<precision>"; "auto" means the fast path in the configured precision wherever it
-runs the model, else transformers. Batched generation (evaluation runs) uses transformers unless
-``Settings.batch_backend`` is "fast/bfloat16" (``batch_decoder``): either way a reply is the one its prompt gets
-when decoded alone on the same path, which the evaluation cache relies on.
+Three backends: ``transformers`` (the reference: its ``generate`` in the model's loaded dtype), ``fast``
+(llmplay.engine.fast_decoder: a lean loop over a converted copy of the weights) and ``onnx``
+(llmplay.engine.onnx_decoder: ONNX Runtime GenAI steps over an exported copy). A choice is written
+"transformers", "fast/<precision>" or "onnx/<precision>"; "auto" means onnx int8 where it runs the model and its
+export is ready, else the fast path in the configured precision wherever it runs the model, else transformers.
+Batched generation (evaluation runs) uses transformers unless ``Settings.batch_backend`` is "fast/bfloat16"
+(``batch_decoder``): either way a reply is the one its prompt gets when decoded alone on the same path, which
+the evaluation cache relies on.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 
-from llmplay.backend_names import AUTO, FAST, REFERENCE, check_batch_choice, check_choice
+from llmplay.backend_names import AUTO, FAST, ONNX, REFERENCE, check_batch_choice, check_choice
+from llmplay.engine import onnx_decoder
 from llmplay.engine.fast_decoder import FastDecoder, unsupported_reason
 
 log = logging.getLogger(__name__)
@@ -22,6 +26,14 @@ log = logging.getLogger(__name__)
 # How a stream's status line starts when the fast path was asked for but not used (callers show it as a note).
 FALLBACK = "Ran on the reference backend"
 _CONVERTING = threading.Lock()
+_EXPORTING = threading.Lock()  # ONNX exports take turns (each is a subprocess using every core for 10-30 s)
+AUTO_ONNX = "int8"  # what "auto" decodes on where ONNX Runtime runs the model (bench/generation.py: why)
+
+
+def auto_export() -> bool:
+    """Whether "auto" starts a missing ONNX export in the background (LLMPLAY_ONNX_AUTO_EXPORT=0: it only uses
+    exports already on disk; the tests' default, so a reply's backend never changes halfway through a test)."""
+    return os.environ.get("LLMPLAY_ONNX_AUTO_EXPORT", "1") != "0"
 
 
 @dataclass(frozen=True)
@@ -29,8 +41,8 @@ class Plan:
     """The backend that will decode: ``decoder`` is None for transformers; ``note`` says why the fast path
     was not used when it was asked for (an unsupported model)."""
 
-    label: str  # e.g. "fast float16", "transformers float32"
-    decoder: FastDecoder | None = None
+    label: str  # e.g. "fast float16", "transformers float32", "onnx int8"
+    decoder: FastDecoder | onnx_decoder.OnnxDecoder | None = None
     note: str | None = None
 
 
@@ -42,17 +54,33 @@ def reference_label(loaded) -> str:
     return f"{REFERENCE} {dtype_name(loaded)}"
 
 
-def plan(loaded, choice: str, default_precision: str) -> Plan:
-    """Decide (and convert the weights once per loaded model and precision) for one streamed reply."""
+def plan(loaded, choice: str, default_precision: str, cache_dir=None) -> Plan:
+    """Decide (and convert the weights once per loaded model and precision) for one streamed reply.
+
+    ``cache_dir``: where ONNX exports are kept. "auto" decodes on ONNX Runtime int8 where it runs the model and
+    its export is ready; a model's first export (once per weights: 10-30 s) runs in the background while its
+    replies decode on the fast path, with a note."""
     choice = check_choice(choice)
     reference = Plan(reference_label(loaded))
     if choice == REFERENCE:
         return reference
+    if choice.startswith(f"{ONNX}/"):
+        precision = choice.split("/", 1)[1]
+        reason = onnx_decoder.unsupported_reason(loaded.model) or (None if cache_dir else "no model cache to export to")
+        if reason:
+            return Plan(reference.label, note=f"{FALLBACK}: {reason}.")
+        decoder = onnx_converted(loaded, precision, cache_dir)
+        return Plan(decoder.label, decoder=decoder)
+    note = None
+    if choice == AUTO and cache_dir is not None and not onnx_decoder.unsupported_reason(loaded.model):
+        decoder, note = onnx_ready(loaded, AUTO_ONNX, cache_dir)
+        if decoder is not None:
+            return Plan(decoder.label, decoder=decoder)
     precision = default_precision if choice in (AUTO, FAST) else choice.split("/", 1)[1]
     reason = unsupported_reason(loaded.model)
     if reason:
         return Plan(reference.label, note=f"{FALLBACK}: {reason}.")
-    return Plan(f"{FAST} {precision}", decoder=converted(loaded, precision))
+    return Plan(f"{FAST} {precision}", decoder=converted(loaded, precision), note=note)
 
 
 def batch_decoder(loaded, choice: str, params) -> FastDecoder | None:
@@ -81,3 +109,54 @@ def converted(loaded, precision: str) -> FastDecoder:
                 log.info("fast decoder: %s in %s, converted in %.2f s", loaded.spec.name, precision, decoder.convert_s)
                 loaded.conversions[key] = decoder
     return decoder
+
+
+def onnx_converted(loaded, precision: str, cache_dir) -> onnx_decoder.OnnxDecoder:
+    """The ONNX Runtime model of ``loaded``'s weights in ``precision``: exported once into the model cache (kept
+    across restarts, per trained version), opened once per LoadedModel."""
+    key = (ONNX, precision)
+    decoder = loaded.conversions.get(key)
+    if decoder is None:
+        with _EXPORTING:
+            decoder = loaded.conversions.get(key)
+            if decoder is None:
+                folder, seconds = onnx_decoder.convert(loaded, cache_dir, precision)
+                decoder = onnx_decoder.OnnxDecoder(folder, precision)
+                log.info(
+                    "onnx: %s in %s, exported in %.1f s, opened in %.2f s",
+                    loaded.spec.name,
+                    precision,
+                    seconds,
+                    decoder.open_s,
+                )
+                loaded.conversions[key] = decoder
+    return decoder
+
+
+def onnx_ready(loaded, precision: str, cache_dir) -> tuple[onnx_decoder.OnnxDecoder | None, str | None]:
+    """The ONNX model if its export exists (opened now if needed), else (None, a note): the export starts in the
+    background, once per LoadedModel and precision; a failed one is not retried until the model reloads."""
+    key, failed = (ONNX, precision), (ONNX, precision, "failed")
+    if (decoder := loaded.conversions.get(key)) is not None:
+        return decoder, None
+    if failed in loaded.conversions:
+        return None, f"onnx {precision} is not available for this model ({loaded.conversions[failed]}); fast path used."
+    if onnx_decoder.is_converted(onnx_decoder.converted_dir(cache_dir, loaded, precision)):
+        return onnx_converted(loaded, precision, cache_dir), None
+    if not auto_export():
+        return None, None
+    with _CONVERTING:
+        if (ONNX, precision, "exporting") not in loaded.conversions:
+            loaded.conversions[(ONNX, precision, "exporting")] = True
+
+            def export() -> None:
+                try:
+                    onnx_converted(loaded, precision, cache_dir)
+                except Exception as exc:  # the fast path goes on serving; the note says why
+                    log.warning("onnx export of %s failed: %s", loaded.spec.name, exc)
+                    loaded.conversions[failed] = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                finally:
+                    loaded.conversions.pop((ONNX, precision, "exporting"), None)
+
+            threading.Thread(target=export, name=f"onnx-export-{loaded.spec.name}", daemon=True).start()
+    return None, f"Preparing onnx {precision} for this model (a one-time export); this reply runs on the fast path."

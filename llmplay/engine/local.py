@@ -396,9 +396,9 @@ class LocalProvider(Provider):
         plan = backends.Plan(backends.reference_label(loaded))
         if not soft_prompt(loaded):
             try:
-                plan = backends.plan(loaded, self.backend, self.settings.fast_precision)
+                plan = backends.plan(loaded, self.backend, self.settings.fast_precision, self.settings.cache_dir)
             except Exception as exc:  # a conversion failure costs speed, never the reply
-                plan = backends.Plan(plan.label, note=f"{backends.FALLBACK}: the fast path failed ({exc}).")
+                plan = backends.Plan(plan.label, note=f"{backends.FALLBACK}: {self.backend} failed ({exc}).")
         if plan.note:
             yield StreamEvent(status=plan.note)
         if plan.decoder is not None:

@@ -65,8 +65,10 @@ def warm_default_model(engine: Engine) -> threading.Thread:
             spec = engine.catalog.get(engine.settings.default_model)
             if spec.provider == "local":
                 loaded = engine.models.get(spec)
-                # and the fast decoder's copy of its weights, so the first reply does not convert them
-                backends.plan(loaded, engine.settings.backend, engine.settings.fast_precision)
+                # and its stream backend's copy of the weights (the ONNX export, the fast decoder's), so the
+                # first reply does not convert them
+                settings = engine.settings
+                backends.plan(loaded, settings.backend, settings.fast_precision, settings.cache_dir)
         except Exception as exc:  # the Playground reports load errors to the user when they pick the model
             log.warning("Could not preload %s: %s", engine.settings.default_model, exc)
 

@@ -4,7 +4,7 @@ llmplay/limits.py, and the stats line under a reply."""
 
 from __future__ import annotations
 
-from llmplay.backend_names import PRECISIONS
+from llmplay.backend_names import ONNX_PRECISIONS, PRECISIONS
 from llmplay.engine import GenerationParams, GenerationResult
 from llmplay.limits import bounds, check_number, check_stop
 
@@ -13,6 +13,7 @@ BACKEND_CHOICES = [
     ("auto (fast decoder where it runs the model)", "auto"),
     ("transformers (reference)", "transformers"),
     *((f"fast {p}", f"fast/{p}") for p in PRECISIONS),
+    *((f"onnx {p} (ONNX Runtime)", f"onnx/{p}") for p in ONNX_PRECISIONS),
 ]
 
 

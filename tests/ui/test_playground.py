@@ -97,8 +97,8 @@ def test_paris_reply_streams_in_with_stats(client):
 def test_the_stats_name_the_backend_and_the_selector_switches_it(client, monkeypatch):
     from llmplay.engine import fast_decoder
 
-    history, status = ask(client, PARIS_QUESTION)  # the default: the fast decoder for SmolLM2
-    assert "`fast float16`" in status and "Paris" in reply_of(history), status
+    history, status = ask(client, PARIS_QUESTION)  # the default: ONNX Runtime int8 for SmolLM2 (exported)
+    assert "`onnx int8`" in status and "Paris" in reply_of(history), status
     history, status = ask(client, PARIS_QUESTION, backend="transformers")
     assert "`transformers float32`" in status and "Paris" in reply_of(history), status
     monkeypatch.setattr(fast_decoder, "SUPPORTED", ("llama",))  # Gemma-3 as an architecture it does not run
@@ -227,7 +227,7 @@ def test_default_model_is_preloaded_in_the_background(session_settings, engine):
     warm_default_model(fresh).join(timeout=120)
     assert fresh.models.is_loaded(spec)
     loaded = fresh.models.get(spec)
-    assert ("fast", session_settings.fast_precision) in loaded.conversions  # the first reply converts nothing
+    assert ("onnx", "int8") in loaded.conversions  # the first reply opens nothing (the export is on disk)
 
 
 # ---- feedback on a reply ----------------------------------------------------------------------------------

@@ -1,0 +1,202 @@
+"""ONNX Runtime GenAI as the step engine of one streamed reply (the ``onnx/<precision>`` backends).
+
+Why: on this kind of CPU, decoding one reply is bound by reading the weights. ONNX Runtime's int8 weight-only
+products (MatMulNBits) read a quarter of float32's bytes in kernels that keep up with memory, on its own thread
+pool (which does not suffer the OpenMP slowdown torch sees in request threads); bench/generation.py measures it
+against the fast decoder and transformers, speed and task accuracy.
+
+Only the forward pass runs in ONNX Runtime. The prompt is rendered and tokenized by llmplay (one chat template
+and the same ids on every backend), and each next token is chosen by llmplay's Sampler from the step's logits,
+so sampling, the seed, stop strings, cancel and token counts behave as on the other backends.
+
+Conversion: the loaded model's weights (a trained version's adapter already merged) are exported once by
+onnxruntime-genai's model builder, in a subprocess, into ``<cache>/onnx/<key>-<precision>``: written to a
+temporary folder beside it, then renamed, so a reader never sees half a conversion. The key names the source
+weights and the adapter's content, so every version converts its own weights and reuses them after a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from llmplay.backend_names import ONNX_PRECISIONS as PRECISIONS
+
+log = logging.getLogger(__name__)
+
+SUPPORTED = ("llama", "gemma3_text")  # architectures the builder exports and bench/generation.py measured
+# ONNX Runtime's own intra-op pool (not OpenMP): two threads ran ~1.5x one here, also from a request thread.
+THREADS = 2
+READY = "genai_config.json"  # the builder writes it last
+MIN_CACHE = 1024  # positions; Gemma-3-270M's sliding window is 512
+# onnxruntime-genai's model builder, run in a subprocess. transformers 5 keeps Gemma-3's rotary settings per layer
+# type (rope_parameters = {"full_attention": {...}, "sliding_attention": {...}}); the builder reads the older
+# flat fields, so the config it loads gets them back (the global theta and the local one) before it runs.
+_EXPORT = """
+import runpy, sys
+import transformers
+
+_load = transformers.AutoConfig.from_pretrained
+
+
+def load(*args, **kwargs):
+    config = _load(*args, **kwargs)
+    rope = getattr(config, "rope_parameters", None)
+    if isinstance(rope, dict) and rope and all(isinstance(v, dict) for v in rope.values()):
+        full = rope.get("full_attention") or next(iter(rope.values()))
+        config.rope_parameters = dict(full)
+        config.rope_theta = full["rope_theta"]
+        config.rope_local_base_freq = rope.get("sliding_attention", full)["rope_theta"]
+    return config
+
+
+transformers.AutoConfig.from_pretrained = load
+sys.argv = ["builder", *sys.argv[1:]]
+runpy.run_module("onnxruntime_genai.models.builder", run_name="__main__")
+"""
+
+
+def unavailable_reason() -> str | None:
+    """Why the onnx backend cannot run in this install (None when it can)."""
+    try:
+        import onnx  # noqa: F401  - the builder's
+        import onnx_ir  # noqa: F401
+        import onnxruntime_genai  # noqa: F401
+    except ImportError as exc:
+        return f"onnxruntime-genai is not installed ({exc.name}); pip install onnxruntime-genai onnx onnx-ir"
+    return None
+
+
+def unsupported_reason(model) -> str | None:
+    """Why ``model`` cannot run on this backend (None when it can)."""
+    missing = unavailable_reason()
+    if missing:
+        return missing
+    kind = getattr(getattr(model, "config", None), "model_type", None)
+    if kind not in SUPPORTED:
+        return f"architecture {kind!r} is not one the onnx backend exports ({', '.join(SUPPORTED)})"
+    if getattr(model, "peft_config", None):
+        return "a prompt-tuning adapter adds virtual tokens the onnx export does not model"
+    return None
+
+
+# ---- conversion, once per weights and precision ------------------------------------------------------------
+def conversion_key(loaded, precision: str) -> str:
+    """A folder name for ``loaded``'s weights in ``precision``: the source folder's name (the model cache names
+    its folders by content) and a digest of the adapter's files, if any."""
+    digest = hashlib.sha256(str(loaded.folder).encode())
+    source = Path(str(loaded.folder))
+    if source.is_dir():
+        for path in sorted(source.glob("*.safetensors")):
+            stat = path.stat()
+            digest.update(f"{path.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+    if loaded.adapter:
+        for path in sorted(p for p in Path(loaded.adapter).rglob("*") if p.is_file()):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in source.name)[:60]
+    return f"{name}-{digest.hexdigest()[:12]}-{precision}"
+
+
+def converted_dir(cache_dir: Path, loaded, precision: str) -> Path:
+    return Path(cache_dir) / "onnx" / conversion_key(loaded, precision)
+
+
+def is_converted(folder: Path) -> bool:
+    return (Path(folder) / READY).is_file()
+
+
+def convert(loaded, cache_dir: Path, precision: str) -> tuple[Path, float]:
+    """The ONNX folder of ``loaded``'s weights in ``precision`` and the seconds spent converting (0 when cached)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    target = converted_dir(cache_dir, loaded, precision)
+    if is_converted(target):
+        return target, 0.0
+    started = time.perf_counter()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        source = _source_folder(loaded, partial / "source")
+        out = partial / "model"
+        command = [sys.executable, "-c", _EXPORT, "-i", str(source), "-o", str(out)]
+        command += ["-p", precision, "-e", "cpu", "-c", str(partial / "work")]
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0 or not is_converted(out):
+            raise RuntimeError(f"the ONNX export failed: {(proc.stderr or proc.stdout)[-1500:]}")
+        with contextlib.suppress(OSError):  # another process finished the same export first: keep theirs
+            out.rename(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target, time.perf_counter() - started
+
+
+def _source_folder(loaded, scratch: Path) -> Path:
+    """A transformers folder holding exactly ``loaded``'s weights: the model cache's own folder for a plain
+    model, else (a merged adapter, a Hub id) the loaded model saved once to ``scratch``."""
+    folder = Path(str(loaded.folder))
+    if not loaded.adapter and (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+        return folder
+    loaded.model.save_pretrained(scratch)
+    loaded.tokenizer.save_pretrained(scratch)
+    return scratch
+
+
+# ---- decoding ----------------------------------------------------------------------------------------------
+class OnnxDecoder:
+    """One ONNX Runtime GenAI model over a converted folder. Thread-safe to share (a generator per reply)."""
+
+    def __init__(self, folder: Path, precision: str, threads: int = THREADS):
+        import onnxruntime_genai as og
+
+        started = time.perf_counter()
+        self.og = og
+        self.folder = Path(folder)
+        self.precision = precision
+        config = og.Config(str(folder))
+        config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}}))
+        self.model = og.Model(config)
+        settings = json.loads((self.folder / READY).read_text())["model"]
+        self.context_length = int(settings.get("context_length") or 2048)
+        # Sliding-window attention (Gemma-3) wants a cache at least one window long, whatever the reply's length.
+        self.min_length = min(self.context_length, MIN_CACHE)
+        self.open_s = time.perf_counter() - started
+
+    @property
+    def label(self) -> str:
+        return f"onnx {self.precision}"
+
+    def decode(self, prompt_ids: list[int], max_new_tokens: int, sampler, stop_ids: set[int], on_token=None, done=None):
+        """The new tokens (an end-of-sequence token included, as transformers returns it), as FastDecoder.decode:
+        ``on_token`` sees each one as it comes; ``done(tokens)`` returning True ends after the current token."""
+        import torch
+
+        params = self.og.GeneratorParams(self.model)
+        # The builder's config asks for its own search (sampling, a repetition penalty): llmplay's Sampler chooses.
+        length = max(len(prompt_ids) + max_new_tokens + 1, self.min_length)
+        params.set_search_options(max_length=min(length, self.context_length), do_sample=False)
+        generator = self.og.Generator(self.model, params)
+        generator.append_tokens(list(prompt_ids))
+        history, tokens = list(prompt_ids), []
+        while True:
+            logits = torch.from_numpy(generator.get_logits().reshape(-1)).float()
+            token = sampler.choose(logits, history)
+            tokens.append(token)
+            history.append(token)
+            if on_token is not None:
+                on_token(token)
+            if token in stop_ids or len(tokens) >= max_new_tokens or (done is not None and done(tokens)):
+                return tokens
+            generator.append_tokens([token])
