@@ -10,13 +10,14 @@ Phases run in separate processes so each one's peak memory (max RSS) and load ti
   engine - llmplay's engine: length-grouped, left-padded batches, per dtype (float32, the default
            setting, then bfloat16), then the fast decoder's bfloat16 batches (Settings.batch_backend)
   single - the engine in the same dtype, one prompt at a time: the reference for "same text"
-  stream - engine.stream per backend choice (transformers = reference, fast/<precision>), one reply at a
-           time as the Playground streams it: tokens/s over the replies, time to first token, and the
-           share of replies equal to transformers float32's
+  stream - engine.stream per backend choice (transformers = reference, fast/<precision>, onnx/<precision>,
+           auto = the default), one reply at a time as the Playground streams it: tokens/s over the replies,
+           time to first token, and the share of replies equal to transformers float32's
   fpb    - a lower precision's task check: 200 Financial PhraseBank rows (../shared/datasets; skipped
            without them) classified by a streamed greedy reply, accuracy per backend
   engine_stream, engine_fpb - the same replies and FPB rows on other CPU engines (bench/_engines.py:
-           OpenVINO GenAI int8 / fp16, converted once into .cache/test-models/openvino), beside llmplay's own
+           OpenVINO GenAI int8 on 2 threads as ONNX Runtime runs, converted once into
+           .cache/test-models/openvino), beside llmplay's own
            default stream backend: by_engine in the JSON line (skipped, with the reason, where not installed)
 Prompts: the first N instructions of AlpacaEval (../shared/datasets) when present, else a shipped list.
 The last line printed is one JSON object with the headline figures.
@@ -139,8 +140,7 @@ def phase_stream(cache_dir: str, model: str, prompts: list[str], max_new: int, b
 
     engine = Engine(Settings(data_dir=Path(cache_dir) / "data", cache_dir=Path(cache_dir)))
     params = GenerationParams(max_new_tokens=max_new)
-    for _ in engine.stream(model, "Hello", GenerationParams(max_new_tokens=4), backend=backend):  # load, convert
-        pass
+    settle(engine, model, backend)
     results = []
     for prompt in prompts:
         for event in engine.stream(model, prompt, params, backend=backend):
@@ -163,6 +163,22 @@ def phase_stream(cache_dir: str, model: str, prompts: list[str], max_new: int, b
     }
 
 
+def settle(engine, model: str, backend: str) -> None:
+    """Load ``model`` and convert its weights for ``backend`` before anything is timed; "auto" on a fresh cache
+    exports the ONNX copy in the background (its first replies run on the fast path), so wait for that too:
+    every measured reply then runs on the backend "auto" settles on."""
+    import threading
+
+    from llmplay.engine import GenerationParams
+
+    for _ in range(2):
+        for _ in engine.stream(model, "Hello", GenerationParams(max_new_tokens=4), backend=backend):
+            pass
+        for thread in threading.enumerate():
+            if thread.name.startswith("onnx-export-"):
+                thread.join()
+
+
 def phase_fpb(cache_dir: str, backend: str, rows: int = 200) -> dict:
     """Financial PhraseBank rows through the shipped financial-sentiment template, one streamed reply each."""
     from _data import fpb_split
@@ -177,15 +193,17 @@ def phase_fpb(cache_dir: str, backend: str, rows: int = 200) -> dict:
     engine = Engine(settings)
     template = TemplateLibrary.from_settings(settings).load("financial-sentiment")
     params = GenerationParams(max_new_tokens=8)
-    correct, answers = 0, []
+    settle(engine, MODEL, backend)
+    correct, answers, labels = 0, [], set()
     for row in held_out:
         request, _ = build_request(template, "chat", {"text": row["text"]}, params)
         for event in engine.stream(MODEL, request, backend=backend):
             if event.done:
                 answer = template.output.extract(event.result.text) or ""  # as an evaluation run scores it
                 answers.append(answer)
+                labels.add(event.result.backend)
                 correct += answer == row["label"]
-    return {"accuracy": correct / len(held_out), "answers": answers, "rows": len(held_out)}
+    return {"accuracy": correct / len(held_out), "answers": answers, "rows": len(held_out), "labels": sorted(labels)}
 
 
 def run_phase(name: str, cache_dir: str, args, dtype: str = "float32", extra: tuple = ()) -> dict:
@@ -212,13 +230,11 @@ def main() -> None:
     )
     ap.add_argument(
         "--backends",
-        default="transformers,fast/float32,fast/float16,fast/bfloat16",
-        help="stream backends; transformers (float32) is the reference for same text",
+        default="transformers,fast/float32,fast/float16,fast/bfloat16,onnx/fp32,auto",
+        help="stream backends of SmolLM2 (auto: the default, onnx int8); transformers (float32) is the reference",
     )
     ap.add_argument("--fpb-rows", type=int, default=200, help="0 skips the task-accuracy check")
-    ap.add_argument(
-        "--engines", default="openvino/int8,openvino/fp16", help="other engines measured beside ours ('' skips)"
-    )
+    ap.add_argument("--engines", default="openvino/int8@2", help="other engines measured beside ours ('' skips)")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--cache-dir", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
@@ -257,14 +273,14 @@ def main() -> None:
         backends = [b.strip() for b in args.backends.split(",") if b.strip()]
         streams = {}
         for m in [m.strip() for m in args.stream_models.split(",") if m.strip()]:
-            # Other models: the reference and what "auto" picks for them (every row of the fast decoder on a
-            # model it does not run would repeat the reference).
-            for b in backends if m == MODEL else ["transformers", "auto"]:
+            # Other models: the reference, the fast decoder and what "auto" picks for them.
+            for b in backends if m == MODEL else ["transformers", "fast/float16", "auto"]:
                 streams[(m, b)] = run_phase("stream", cache_dir, args, extra=("--model", m, "--backend", b))
         fpb = {}
         with_fpb = args.fpb_rows and (ROOT.parent / "shared" / "datasets" / "financial_phrasebank").exists()
         if with_fpb:
-            fpb = {b: run_phase("fpb", cache_dir, args, extra=("--backend", b)) for b in ("transformers", "auto")}
+            fpb_backends = ("transformers", "fast/float16", "auto")
+            fpb = {b: run_phase("fpb", cache_dir, args, extra=("--backend", b)) for b in fpb_backends}
         engines, skipped = {}, {}
         for name in [e.strip() for e in args.engines.split(",") if e.strip()]:
             if reason := _engines.missing(name):
@@ -382,15 +398,13 @@ def stream_table(streams: dict, fpb: dict) -> tuple[dict, dict]:
         ref = fpb.get("transformers")
         for backend, run in fpb.items():
             agree = same_fraction(run["answers"], ref["answers"]) if ref else None
+            ran_on = ", ".join(run.get("labels", []))
             print(
-                f"FPB {run['rows']} rows, {backend}: accuracy {run['accuracy']:.1%}"
+                f"FPB {run['rows']} rows, {backend} ({ran_on}): accuracy {run['accuracy']:.1%}"
                 + ("" if agree is None else f", same label as transformers float32 on {agree:.0%}")
             )
-    # The default: what "auto" picks for SmolLM2 (fast in the configured precision).
-    from llmplay.settings import Settings
-
-    precision = Settings().fast_precision
-    default = by_backend.get(f"{MODEL} fast/{precision}") or by_backend.get(f"{MODEL} transformers") or {}
+    # The default: what "auto" picks for SmolLM2 (onnx int8 where onnxruntime-genai is installed).
+    default = by_backend.get(f"{MODEL} auto") or by_backend.get(f"{MODEL} transformers") or {}
     return by_backend, default
 
 

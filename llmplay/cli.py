@@ -192,8 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--backend",
         choices=backend_choices,
-        help="how the reply decodes: auto (default: the fast decoder where it runs the model), transformers "
-        "(the reference) or fast/<precision>; LLMPLAY_BACKEND sets the default",
+        help="how the reply decodes: auto (default: ONNX Runtime int8 where it runs the model, else the fast "
+        "decoder), transformers (the reference), fast/<precision> or onnx/<precision>; LLMPLAY_BACKEND sets the "
+        "default",
     )
     g.add_argument("--json", action="store_true", help="print text, tokens and latency as JSON")
 

@@ -66,9 +66,10 @@ class Settings:
     # matched one-at-a-time bf16; float32: 100%), so evaluations would not be reproducible. bf16 batches
     # run ~1.9x faster: "auto" picks bf16 where the CPU supports it (or on a GPU), "bfloat16" forces it.
     dtype: str = "float32"
-    # How one streamed reply (Playground, Compare, Arena) decodes: "auto" = the fast decoder where it runs
-    # the model, in fast_precision, else transformers; "transformers" = the reference path; "fast/<precision>"
-    # (llmplay.backend_names). Batches (evaluation runs) always use transformers in `dtype`.
+    # How one streamed reply (Playground, Compare, Arena) decodes: "auto" = ONNX Runtime int8 where it runs the
+    # model and its export is ready (exported once in the background), else the fast decoder in fast_precision,
+    # else transformers; "transformers" = the reference path; "fast/<precision>", "onnx/<precision>"
+    # (llmplay.backend_names). Batches (evaluation runs): batch_backend.
     backend: str = "auto"
     # float16 by default: measured by bench/generation.py (see the README's speed table).
     fast_precision: str = "float16"

@@ -10,7 +10,7 @@ from llmplay.limits import bounds, check_number, check_stop
 
 UI_DTYPES = ("auto", "float32", "bfloat16")
 BACKEND_CHOICES = [
-    ("auto (fast decoder where it runs the model)", "auto"),
+    ("auto (ONNX Runtime int8, else the fast decoder)", "auto"),
     ("transformers (reference)", "transformers"),
     *((f"fast {p}", f"fast/{p}") for p in PRECISIONS),
     *((f"onnx {p} (ONNX Runtime)", f"onnx/{p}") for p in ONNX_PRECISIONS),

@@ -14,10 +14,12 @@ from tests.conftest import CHAT_MODEL
 
 
 @pytest.fixture(scope="module")
-def server(engine, tmp_path_factory, model_cache_dir):
+def server(engine, tmp_path_factory, model_cache_dir, request):
     from llmplay.ui.app import launch
 
-    settings = Settings(data_dir=tmp_path_factory.mktemp("api") / "data", cache_dir=model_cache_dir)
+    # A module may name the stream backend its server decodes on (SERVER_BACKEND; default: the settings' auto).
+    backend = getattr(request.module, "SERVER_BACKEND", "auto")
+    settings = Settings(data_dir=tmp_path_factory.mktemp("api") / "data", cache_dir=model_cache_dir, backend=backend)
     add_team(settings)  # ada (admin), lab (labeler), vic (viewer): keys are needed
     with connect(settings.db_path) as db:
         create_line(db, "capitals", CHAT_MODEL, "financial-sentiment")

@@ -48,12 +48,14 @@ def greedy(model: str, **extra) -> dict:
 
 
 def chat_reply(engine, messages: list[dict], tokens: int = TOKENS) -> str:
+    """The greedy reply one stream gives alone, on the stream backend Compare's columns use."""
     request = GenerationRequest.of(messages, GenerationParams(max_new_tokens=tokens))
-    return engine.generate(CHAT_MODEL, [request])[0].text
+    return next(e.result for e in engine.stream(CHAT_MODEL, request) if e.done).text
 
 
 def base_reply(engine, text: str, tokens: int = TOKENS) -> str:
-    return engine.generate(BASE_MODEL, [GenerationRequest.of(text, GenerationParams(max_new_tokens=tokens))])[0].text
+    request = GenerationRequest.of(text, GenerationParams(max_new_tokens=tokens))
+    return next(e.result for e in engine.stream(BASE_MODEL, request) if e.done).text
 
 
 @pytest.fixture()

@@ -505,7 +505,8 @@ def build_playground(services: Services, demo: gr.Blocks) -> Playground:
                     BACKEND_CHOICES,
                     value=settings.backend if settings.backend in {v for _, v in BACKEND_CHOICES} else "auto",
                     label="Backend for streamed replies (local models)",
-                    info="auto = the fast decoder where it runs the model; transformers float32 is the reference",
+                    info="auto = ONNX Runtime int8 where it runs the model, else the fast decoder; "
+                    "transformers float32 is the reference",
                 )
             build_add_model_panel(engine, model)
 
