@@ -82,7 +82,12 @@ def phase_engine_stream(cache_dir: str, model: str, prompts: list[str], max_new:
     from llmplay.engine import GenerationParams
     from llmplay.engine.types import GenerationRequest
 
-    runner = EngineRunner(cache_dir, model, name)
+    try:
+        runner = EngineRunner(cache_dir, model, name)
+    except RuntimeError as exc:  # e.g. the exporter refuses the architecture: a row that says so, no figures
+        reason = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else type(exc).__name__
+        empty = {"tokens": 0, "seconds": 1.0, "ttft_s": 0.0, "decode_tokens": 0, "decode_seconds": 1.0}
+        return {**empty, "texts": [""] * len(prompts), "label": f"{name} skipped ({reason})", "skipped": reason}
     runner.reply(GenerationRequest.of("Hello", GenerationParams(max_new_tokens=4)))  # warm-up, not timed
     params = GenerationParams(max_new_tokens=max_new)
     replies = [runner.reply(GenerationRequest.of(p, params)) for p in prompts]

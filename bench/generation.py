@@ -425,6 +425,10 @@ def engine_table(streams: dict, engines: dict, fpb: dict, skipped: dict) -> dict
         for name, run, fpb_key in rows:
             if run is None:
                 continue
+            if run.get("skipped"):  # the engine could not convert this model (its reason)
+                table[f"{model} {name}"] = {"skipped": run["skipped"]}
+                print(f"{model:22} {name:24} skipped: {run['skipped']}")
+                continue
             rate = run["decode_tokens"] / run["decode_seconds"]
             row = {
                 "label": run["label"],

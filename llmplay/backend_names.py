@@ -16,7 +16,7 @@ REFERENCE = "transformers"
 FAST = "fast"
 PRECISIONS = ("float16", "bfloat16", "float32")  # of the fast decoder's converted weights
 ONNX = "onnx"
-ONNX_PRECISIONS = ("int8", "fp32")  # of the ONNX export's weights (int8: weight-only, per block of 32)
+ONNX_PRECISIONS = ("int8", "fp32")  # of the ONNX export's weights (int8: per block of 32, int8 products)
 CHOICES = (AUTO, REFERENCE, *(f"{FAST}/{p}" for p in PRECISIONS), *(f"{ONNX}/{p}" for p in ONNX_PRECISIONS))
 
 

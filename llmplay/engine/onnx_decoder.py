@@ -1,9 +1,9 @@
 """ONNX Runtime GenAI as the step engine of one streamed reply (the ``onnx/<precision>`` backends).
 
-Why: on this kind of CPU, decoding one reply is bound by reading the weights. ONNX Runtime's int8 weight-only
-products (MatMulNBits) read a quarter of float32's bytes in kernels that keep up with memory, on its own thread
-pool (which does not suffer the OpenMP slowdown torch sees in request threads); bench/generation.py measures it
-against the fast decoder and transformers, speed and task accuracy.
+Why: on this kind of CPU, decoding one reply is bound by reading the weights. ONNX Runtime's int8 products
+(MatMulNBits, weights quantized per block of 32) read a quarter of float32's bytes in kernels that keep up with
+memory, on its own thread pool (which does not suffer the OpenMP slowdown torch sees in request threads);
+bench/generation.py measures it against the fast decoder and transformers, speed and task accuracy.
 
 Only the forward pass runs in ONNX Runtime. The prompt is rendered and tokenized by llmplay (one chat template
 and the same ids on every backend), and each next token is chosen by llmplay's Sampler from the step's logits,
