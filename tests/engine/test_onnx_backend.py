@@ -89,11 +89,17 @@ def test_gemma3_exports_with_both_rotary_bases_and_gives_the_reference_text(engi
         assert fp32.completion_tokens == reference.completion_tokens
 
 
-def test_a_lora_version_streams_its_own_outputs_from_its_own_export(engine, tmp_path):
+def test_a_lora_version_streams_its_own_outputs_from_its_own_export(engine, tmp_path, monkeypatch):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    # This test's versions export into its own folder (half a GB each in fp32), not the session's model cache.
+    exports = tmp_path / "exports"
+    keyed = onnx_decoder.conversion_key
+    monkeypatch.setattr(
+        onnx_decoder, "converted_dir", lambda cache, loaded, precision: exports / keyed(loaded, precision)
+    )
     base = engine.models.get(engine.catalog.get(CHAT_MODEL))
     folder = tmp_path / "adapter"
 
