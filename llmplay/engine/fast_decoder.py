@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from llmplay.backend_names import PRECISIONS
+from llmplay.engine.sampling import decode_loop
 
 SUPPORTED = ("llama", "gemma3_text")
 # Decoding steps run on one core. Measured here (2 cores, SmolLM2 float16): a step is one row times each
@@ -226,17 +227,13 @@ class FastDecoder:
         ``on_token(token)`` sees each one as it comes; ``done(tokens)`` returning True ends decoding after
         the current token (a stop string completed, the reader went away)."""
         state = self.start(prompt_ids, max_new_tokens)  # the prompt pass uses every core
-        history, tokens = list(prompt_ids), []
+
+        def step(token: int):
+            self.step(state, token)
+            return state.logits
+
         with _intra_op_threads(DECODE_THREADS):
-            while True:
-                token = sampler.choose(state.logits, history)
-                tokens.append(token)
-                history.append(token)
-                if on_token is not None:
-                    on_token(token)
-                if token in stop_ids or len(tokens) >= max_new_tokens or (done is not None and done(tokens)):
-                    return tokens
-                self.step(state, token)
+            return decode_loop(sampler, prompt_ids, state.logits, step, max_new_tokens, stop_ids, on_token, done)
 
     def step(self, state: DecodeState, token: int) -> None:
         """Feed one token; ``state.logits`` then predicts the next one."""

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from llmplay.backend_names import ONNX_PRECISIONS as PRECISIONS
+from llmplay.engine.sampling import decode_loop
 
 log = logging.getLogger(__name__)
 
@@ -189,14 +190,12 @@ class OnnxDecoder:
         params.set_search_options(max_length=min(length, self.context_length), do_sample=False)
         generator = self.og.Generator(self.model, params)
         generator.append_tokens(list(prompt_ids))
-        history, tokens = list(prompt_ids), []
-        while True:
-            logits = torch.from_numpy(generator.get_logits().reshape(-1)).float()
-            token = sampler.choose(logits, history)
-            tokens.append(token)
-            history.append(token)
-            if on_token is not None:
-                on_token(token)
-            if token in stop_ids or len(tokens) >= max_new_tokens or (done is not None and done(tokens)):
-                return tokens
+
+        def logits():
+            return torch.from_numpy(generator.get_logits().reshape(-1)).float()
+
+        def step(token: int):
             generator.append_tokens([token])
+            return logits()
+
+        return decode_loop(sampler, prompt_ids, logits(), step, max_new_tokens, stop_ids, on_token, done)

@@ -57,3 +57,20 @@ class Sampler:
             scores = scores.masked_fill(drop.scatter(0, index, drop), float("-inf"))
         probs = torch.softmax(scores, dim=-1)
         return int(torch.multinomial(probs, num_samples=1))
+
+
+def decode_loop(sampler: Sampler, prompt_ids, logits, step, max_new_tokens: int, stop_ids: set[int], on_token, done):
+    """The token loop every step decoder shares (fast decoder, ONNX Runtime): choose from ``logits``, report the
+    token, stop at a stop token, at ``max_new_tokens`` or when ``done(tokens)`` says so (a stop string completed,
+    the reader went away); else ``step(token)`` feeds it and returns the next logits. Returns the new tokens, an
+    end-of-sequence token included, as transformers returns them."""
+    history, tokens = list(prompt_ids), []
+    while True:
+        token = sampler.choose(logits, history)
+        tokens.append(token)
+        history.append(token)
+        if on_token is not None:
+            on_token(token)
+        if token in stop_ids or len(tokens) >= max_new_tokens or (done is not None and done(tokens)):
+            return tokens
+        logits = step(token)

@@ -163,21 +163,22 @@ def test_unsupported_reason_names_what_is_missing(engine):
     assert "'mamba'" in fast_decoder.unsupported_reason(Model())
 
 
-def test_a_lora_version_streams_its_own_outputs_on_the_fast_path(engine, tmp_path):
+def random_lora(base_folder, folder, seed: int) -> None:
+    """A random LoRA on the chat model saved to ``folder``: enough to change the replies."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
+    model = AutoModelForCausalLM.from_pretrained(base_folder, dtype=torch.float32)
+    torch.manual_seed(seed)
+    config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(model, config).save_pretrained(folder)
+
+
+def test_a_lora_version_streams_its_own_outputs_on_the_fast_path(engine, tmp_path):
     base = engine.models.get(engine.catalog.get(CHAT_MODEL))
     folder = tmp_path / "adapter"
-
-    def train(seed: int) -> None:  # a random LoRA: enough to change the replies
-        model = AutoModelForCausalLM.from_pretrained(base.folder, dtype=torch.float32)
-        torch.manual_seed(seed)
-        config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-        get_peft_model(model, config).save_pretrained(folder)
-
-    train(0)
+    random_lora(base.folder, folder, seed=0)
     params = GenerationParams(max_new_tokens=24)
     plain = stream(engine, PARIS_QUESTION, params, FAST32)[1].text
     fast = stream(engine, PARIS_QUESTION, params, FAST32, adapter=str(folder))[1]
@@ -186,7 +187,7 @@ def test_a_lora_version_streams_its_own_outputs_on_the_fast_path(engine, tmp_pat
     first = engine.models.get(engine.catalog.get(CHAT_MODEL), adapter=str(folder))
     assert ("fast", "float32") in first.conversions and first.model is not base.model
 
-    train(1)  # new weights in the same folder: a new version, converted afresh
+    random_lora(base.folder, folder, seed=1)  # new weights in the same folder: a new version, converted afresh
     again = stream(engine, PARIS_QUESTION, params, FAST32, adapter=str(folder))[1]
     second = engine.models.get(engine.catalog.get(CHAT_MODEL), adapter=str(folder))
     assert second is not first

@@ -9,7 +9,7 @@ import pytest
 
 from llmplay.engine import GenerationParams, backends, onnx_decoder
 from tests.conftest import BASE_MODEL, CHAT_MODEL, PARIS_QUESTION
-from tests.engine.test_fast_backend import SHORT_PROMPTS, stream
+from tests.engine.test_fast_backend import SHORT_PROMPTS, random_lora, stream
 
 pytestmark = pytest.mark.skipif(bool(onnx_decoder.unavailable_reason()), reason="onnxruntime-genai not installed")
 REFERENCE, INT8, FP32 = "transformers", "onnx/int8", "onnx/fp32"
@@ -90,10 +90,6 @@ def test_gemma3_exports_with_both_rotary_bases_and_gives_the_reference_text(engi
 
 
 def test_a_lora_version_streams_its_own_outputs_from_its_own_export(engine, tmp_path, monkeypatch):
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
     # This test's versions export into its own folder (half a GB each in fp32), not the session's model cache.
     exports = tmp_path / "exports"
     keyed = onnx_decoder.conversion_key
@@ -102,14 +98,7 @@ def test_a_lora_version_streams_its_own_outputs_from_its_own_export(engine, tmp_
     )
     base = engine.models.get(engine.catalog.get(CHAT_MODEL))
     folder = tmp_path / "adapter"
-
-    def train(seed: int) -> None:  # a random LoRA: enough to change the replies
-        model = AutoModelForCausalLM.from_pretrained(base.folder, dtype=torch.float32)
-        torch.manual_seed(seed)
-        config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-        get_peft_model(model, config).save_pretrained(folder)
-
-    train(0)
+    random_lora(base.folder, folder, seed=0)
     params = GenerationParams(max_new_tokens=24)
     plain = stream(engine, PARIS_QUESTION, params, FP32)[1].text
     tuned = stream(engine, PARIS_QUESTION, params, FP32, adapter=str(folder))[1]
@@ -120,7 +109,7 @@ def test_a_lora_version_streams_its_own_outputs_from_its_own_export(engine, tmp_
     assert onnx_decoder.is_converted(first_dir)
     assert first_dir != onnx_decoder.converted_dir(engine.settings.cache_dir, base, "fp32")
 
-    train(1)  # new weights in the same folder: a new version, exported afresh
+    random_lora(base.folder, folder, seed=1)  # new weights in the same folder: a new version, exported afresh
     again = stream(engine, PARIS_QUESTION, params, FP32, adapter=str(folder))[1]
     second = engine.models.get(engine.catalog.get(CHAT_MODEL), adapter=str(folder))
     assert onnx_decoder.converted_dir(engine.settings.cache_dir, second, "fp32") != first_dir
