@@ -73,8 +73,8 @@ class Settings:
     backend: str = "auto"
     # float16 by default: measured by bench/generation.py (see the README's speed table).
     fast_precision: str = "float16"
-    # How evaluation batches decode: "transformers" (in `dtype`) or "fast/bfloat16" (greedy requests on the fast
-    # decoder; each reply equals its prompt decoded alone there; llmplay.backend_names.BATCH_CHOICES).
+    # How evaluation batches decode: "transformers" (in `dtype`) or "onnx/int8" / "onnx/fp32" (greedy requests as
+    # ONNX Runtime batches; each reply equals its prompt decoded alone there; llmplay.backend_names.BATCH_CHOICES).
     batch_backend: str = "transformers"
     # Limits that protect a shared instance from one huge request.
     max_input_chars: int = 32_000

@@ -5,9 +5,9 @@ Three backends: ``transformers`` (the reference: its ``generate`` in the model's
 (llmplay.engine.onnx_decoder: ONNX Runtime GenAI steps over an exported copy). A choice is written
 "transformers", "fast/<precision>" or "onnx/<precision>"; "auto" means onnx int8 where it runs the model and its
 export is ready, else the fast path in the configured precision wherever it runs the model, else transformers.
-Batched generation (evaluation runs) uses transformers unless ``Settings.batch_backend`` is "fast/bfloat16"
-(``batch_decoder``): either way a reply is the one its prompt gets when decoded alone on the same path, which
-the evaluation cache relies on.
+Batched generation (evaluation runs) uses transformers unless ``Settings.batch_backend`` is "onnx/<precision>"
+(``batch_decoder``): either way a reply is the one its prompt gets when decoded alone on the
+same path, which the evaluation cache relies on.
 """
 
 from __future__ import annotations
@@ -83,15 +83,16 @@ def plan(loaded, choice: str, default_precision: str, cache_dir=None) -> Plan:
     return Plan(f"{FAST} {precision}", decoder=converted(loaded, precision), note=note)
 
 
-def batch_decoder(loaded, choice: str, params) -> FastDecoder | None:
-    """The fast decoder that decodes an evaluation batch under ``choice`` (``Settings.batch_backend``), or None
-    for transformers: the reference, and what every request the fast batches do not cover runs on (sampling,
-    a repetition penalty, a prompt-tuning adapter, an architecture the fast decoder does not implement)."""
-    if check_batch_choice(choice) == REFERENCE or not params.greedy or params.repetition_penalty != 1.0:
+def batch_decoder(loaded, choice: str, params, cache_dir=None) -> onnx_decoder.OnnxDecoder | None:
+    """The ONNX Runtime model that decodes an evaluation batch under ``choice`` (``Settings.batch_backend``), or None
+    for transformers: the reference, and what every request ONNX batches do not cover runs on (sampling, a
+    repetition penalty, a prompt-tuning adapter, an architecture the export does not cover)."""
+    choice = check_batch_choice(choice)
+    if choice == REFERENCE or not params.greedy or params.repetition_penalty != 1.0 or cache_dir is None:
         return None
-    if unsupported_reason(loaded.model):
+    if onnx_decoder.unsupported_reason(loaded.model):
         return None
-    return converted(loaded, choice.split("/", 1)[1])
+    return onnx_converted(loaded, choice.split("/", 1)[1], cache_dir)
 
 
 def converted(loaded, precision: str) -> FastDecoder:

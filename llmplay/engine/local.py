@@ -212,8 +212,12 @@ class LocalProvider(Provider):
         import torch
 
         free = params.json_schema is None  # constrained decoding masks logits: transformers' generate only
-        if free and not soft_prompt(loaded) and (fast := backends.batch_decoder(loaded, self.batch_backend, params)):
-            return self._run_batch_fast(loaded, fast, params, batch, cancel)
+        if (
+            free
+            and not soft_prompt(loaded)
+            and (onnx := backends.batch_decoder(loaded, self.batch_backend, params, self.settings.cache_dir))
+        ):
+            return self._run_batch_onnx(loaded, onnx, params, batch, cancel)
         StoppingCriteriaList = _hf().StoppingCriteriaList
 
         tok = loaded.tokenizer
@@ -260,11 +264,10 @@ class LocalProvider(Provider):
             results.append(self._result(text, len(ids), n, elapsed, params, hit_stop, backends.reference_label(loaded)))
         return results
 
-    def _run_batch_fast(self, loaded: LoadedModel, decoder, params: GenerationParams, batch, cancel=None):
-        """A greedy batch on the fast decoder (``Settings.batch_backend``): each reply is the one its prompt
-        gets alone on this path (llmplay.engine.fast_decoder.decode_batch)."""
-        import torch
-
+    def _run_batch_onnx(self, loaded: LoadedModel, decoder, params: GenerationParams, batch, cancel=None):
+        """A greedy batch on ONNX Runtime (``Settings.batch_backend``): each reply is the one its prompt gets alone
+        on this path (llmplay.engine.onnx_decoder ``decode_batch``). No model lock: each call has its own ONNX
+        Runtime generator, and the torch model is not used."""
         tok, stops = loaded.tokenizer, params.stop
         tail = max((len(s) for s in stops), default=0) + 4  # as the stream's stop check (_decode_fast)
 
@@ -273,15 +276,14 @@ class LocalProvider(Provider):
 
         started = time.perf_counter()
         try:
-            with loaded.lock, torch.inference_mode():
-                rows = decoder.decode_batch(batch, params.max_new_tokens, loaded.eos_ids, cancel=cancel, done=done)
+            rows = decoder.decode_batch(batch, params.max_new_tokens, loaded.eos_ids, cancel=cancel, done=done)
         except Exception as exc:  # a crash in one batch must not take the others down
             elapsed = time.perf_counter() - started
             return [GenerationResult.failure(f"Generation failed: {exc}", self.spec.name, elapsed) for _ in batch]
         elapsed = time.perf_counter() - started
         if cancel is not None and cancel.is_set():
             return [self.cancelled_result(self.spec.name) for _ in batch]
-        label, stop_ids = f"{backends.FAST} {decoder.precision}", loaded.eos_ids | {tok.pad_token_id}
+        label, stop_ids = decoder.label, loaded.eos_ids | {tok.pad_token_id}
         results = []
         for row, ids in zip(rows, batch):
             n = _completion_length(row, stop_ids)

@@ -171,6 +171,9 @@ class OnnxDecoder:
         self.model = og.Model(config)
         settings = json.loads((self.folder / READY).read_text())["model"]
         self.context_length = int(settings.get("context_length") or 2048)
+        self.pad_id = int(settings.get("pad_token_id") or 0)
+        # ONNX Runtime's sliding-window attention (Gemma-3) refuses right-padded rows: its batches hold equal lengths
+        self.pads_rows = not settings.get("decoder", {}).get("sliding_window")
         # Sliding-window attention (Gemma-3) wants a cache at least one window long, whatever the reply's length.
         self.min_length = min(self.context_length, MIN_CACHE)
         self.open_s = time.perf_counter() - started
@@ -199,3 +202,49 @@ class OnnxDecoder:
             return logits()
 
         return decode_loop(sampler, prompt_ids, logits(), step, max_new_tokens, stop_ids, on_token, done)
+
+    def decode_batch(self, prompts: list[list[int]], max_new_tokens: int, stop_ids: set[int], cancel=None, done=None):
+        """Greedy new tokens for each prompt (a stop token included), decoded in ONNX Runtime batches; a row ends
+        at a stop token, at ``max_new_tokens`` or when ``done(tokens)`` says so (a stop string completed).
+
+        Each row's reply is the one this method gives for that prompt alone: rows are padded on the right, which
+        ONNX Runtime GenAI masks exactly (each row's logits equal its own run's; tests/engine/test_onnx_batch.py);
+        left padding, as transformers batches use, changed them. Where the model has sliding-window attention
+        (which refuses padded rows), only prompts of one length share a batch. Prompts are not shared between
+        rows (each row's whole prompt runs), so batches of long few-shot prompts are bound by that pass."""
+        if self.pads_rows:
+            return self._decode_padded(prompts, max_new_tokens, stop_ids, cancel, done)
+        out: list[list[int]] = [[] for _ in prompts]
+        by_length: dict[int, list[int]] = {}
+        for i, ids in enumerate(prompts):
+            by_length.setdefault(len(ids), []).append(i)
+        for rows in by_length.values():
+            for i, tokens in zip(
+                rows, self._decode_padded([prompts[i] for i in rows], max_new_tokens, stop_ids, cancel, done)
+            ):
+                out[i] = tokens
+        return out
+
+    def _decode_padded(self, prompts, max_new_tokens, stop_ids, cancel, done) -> list[list[int]]:
+        import numpy as np
+
+        rows, width = len(prompts), max(len(ids) for ids in prompts)
+        params = self.og.GeneratorParams(self.model)
+        length = min(max(width + max_new_tokens + 1, self.min_length), self.context_length)
+        # ONNX Runtime's own greedy search picks each next token (the argmax, as llmplay's Sampler when greedy)
+        params.set_search_options(batch_size=rows, max_length=length, do_sample=False, repetition_penalty=1.0)
+        generator = self.og.Generator(self.model, params)
+        generator.append_tokens(np.array([ids + [self.pad_id] * (width - len(ids)) for ids in prompts], np.int32))
+        out: list[list[int]] = [[] for _ in prompts]
+        open_rows = set(range(rows))
+        while open_rows and not generator.is_done():
+            if cancel is not None and cancel.is_set():
+                break
+            generator.generate_next_token()
+            for i, token in enumerate(generator.get_next_tokens().tolist()):
+                if i not in open_rows:
+                    continue
+                out[i].append(int(token))
+                if token in stop_ids or len(out[i]) >= max_new_tokens or (done is not None and done(out[i])):
+                    open_rows.discard(i)
+        return out

@@ -93,8 +93,8 @@ def test_batched_likelihood_run_chooses_as_one_row_at_a_time_and_reruns_from_the
 
     again = get_run(engine.settings, runner.run(config))
     assert again.cached_cells == 12 and again.generated_cells == 0
-    # Fast batches decode generate cells only: likelihood cells stay keyed (and labelled) as transformers.
-    runner.settings = runner.settings.with_(batch_backend="fast/bfloat16")
+    # ONNX batches decode generate cells only: likelihood cells stay keyed (and labelled) as transformers.
+    runner.settings = runner.settings.with_(batch_backend="onnx/int8")
     fast = get_run(engine.settings, runner.run(config))
     assert fast.cached_cells == 12 and fast.generated_cells == 0
 
