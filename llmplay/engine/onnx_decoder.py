@@ -39,6 +39,9 @@ SUPPORTED = ("llama", "gemma3_text")  # architectures the builder exports and be
 THREADS = 2
 READY = "genai_config.json"  # the builder writes it last
 MIN_CACHE = 1024  # positions; Gemma-3-270M's sliding window is 512
+# Exports kept in <cache>/onnx (LLMPLAY_ONNX_KEEP): each trained version streamed on "auto" adds one (~260 MB int8
+# for SmolLM2, ~1 GB for Gemma-3); the least recently opened go first.
+KEEP = 8
 # onnxruntime-genai's model builder, run in a subprocess. transformers 5 keeps Gemma-3's rotary settings per layer
 # type (rope_parameters = {"full_attention": {...}, "sliding_attention": {...}}); the builder reads the older
 # flat fields, so the config it loads gets them back (the global theta and the local one) before it runs.
@@ -141,7 +144,38 @@ def convert(loaded, cache_dir: Path, precision: str) -> tuple[Path, float]:
             out.rename(target)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+    prune(target.parent, keep(), protect={target})
     return target, time.perf_counter() - started
+
+
+def keep() -> int:
+    """How many exports the cache keeps (LLMPLAY_ONNX_KEEP, at least 1)."""
+    try:
+        return max(1, int(os.environ.get("LLMPLAY_ONNX_KEEP", KEEP)))
+    except ValueError:
+        log.warning("LLMPLAY_ONNX_KEEP must be a whole number; keeping %d exports", KEEP)
+        return KEEP
+
+
+def prune(root: Path, keep: int, protect: set[Path] = frozenset()) -> list[Path]:
+    """Remove from ``root`` (``<cache>/onnx``) the least recently opened exports beyond ``keep`` (never those in
+    ``protect``), and partial exports a day old (a process killed mid-export); returns what was removed. An export
+    open in a running process stays usable there: its files leave the folder, not the memory that holds them."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    removed = []
+    done = sorted((p for p in root.iterdir() if is_converted(p)), key=last_used, reverse=True)
+    stale = [p for p in root.glob(".*.partial") if time.time() - p.stat().st_mtime > 86_400]
+    for path in [p for p in done[keep:] if p not in protect] + stale:
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+        log.info("onnx: removed the export %s (least recently used)", path.name)
+    return removed
+
+
+def last_used(folder: Path) -> float:
+    return (Path(folder) / READY).stat().st_mtime
 
 
 def _source_folder(loaded, scratch: Path) -> Path:
@@ -169,6 +203,8 @@ class OnnxDecoder:
         config = og.Config(str(folder))
         config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}}))
         self.model = og.Model(config)
+        with contextlib.suppress(OSError):  # when it was last used: the cache keeps the most recent (prune)
+            os.utime(self.folder / READY)
         settings = json.loads((self.folder / READY).read_text())["model"]
         self.context_length = int(settings.get("context_length") or 2048)
         self.pad_id = int(settings.get("pad_token_id") or 0)

@@ -110,11 +110,49 @@ def test_a_lora_version_streams_its_own_outputs_from_its_own_export(engine, tmp_
     assert first_dir != onnx_decoder.converted_dir(engine.settings.cache_dir, base, "fp32")
 
     random_lora(base.folder, folder, seed=1)  # new weights in the same folder: a new version, exported afresh
+    monkeypatch.setenv("LLMPLAY_ONNX_KEEP", "1")  # ... and the cache keeps one export: the older one goes
     again = stream(engine, PARIS_QUESTION, params, FP32, adapter=str(folder))[1]
     second = engine.models.get(engine.catalog.get(CHAT_MODEL), adapter=str(folder))
-    assert onnx_decoder.converted_dir(engine.settings.cache_dir, second, "fp32") != first_dir
+    second_dir = onnx_decoder.converted_dir(engine.settings.cache_dir, second, "fp32")
+    assert second_dir != first_dir and onnx_decoder.is_converted(second_dir) and not first_dir.exists()
     assert again.text == stream(engine, PARIS_QUESTION, params, REFERENCE, adapter=str(folder))[1].text
     assert again.text != tuned.text
+
+
+def test_the_export_cache_keeps_the_most_recently_used(tmp_path, monkeypatch):
+    import os
+    import time
+
+    root = tmp_path / "onnx"
+    folders = []
+    for i, name in enumerate(["oldest", "old", "recent", "newest"]):
+        folder = root / name
+        folder.mkdir(parents=True)
+        (folder / onnx_decoder.READY).write_text("{}")
+        stamp = time.time() - 1000 + i * 100
+        os.utime(folder / onnx_decoder.READY, (stamp, stamp))
+        folders.append(folder)
+    (root / "unfinished").mkdir()  # no READY file: an export in progress, never counted nor removed
+    stale = root / ".x-int8.123.4.partial"
+    stale.mkdir()
+    os.utime(stale, (time.time() - 2 * 86_400,) * 2)
+    removed = onnx_decoder.prune(root, keep=2, protect={folders[0]})
+    assert sorted(p.name for p in removed) == [".x-int8.123.4.partial", "old"]
+    assert sorted(p.name for p in root.iterdir()) == ["newest", "oldest", "recent", "unfinished"]
+    monkeypatch.setenv("LLMPLAY_ONNX_KEEP", "three")
+    assert onnx_decoder.keep() == onnx_decoder.KEEP  # a bad value: the default, with a warning in the log
+    monkeypatch.setenv("LLMPLAY_ONNX_KEEP", "0")
+    assert onnx_decoder.keep() == 1
+
+
+def test_opening_an_export_marks_it_used(engine):
+    import os
+
+    loaded = engine.models.get(engine.catalog.get(CHAT_MODEL))
+    folder = onnx_decoder.converted_dir(engine.settings.cache_dir, loaded, "int8")
+    os.utime(folder / onnx_decoder.READY, (1_000_000, 1_000_000))
+    onnx_decoder.OnnxDecoder(folder, "int8")
+    assert onnx_decoder.last_used(folder) > 1_000_000
 
 
 def test_an_unsupported_architecture_falls_back_with_a_note(engine, monkeypatch):
