@@ -208,10 +208,12 @@ class OnnxDecoder:
         settings = json.loads((self.folder / READY).read_text())["model"]
         self.context_length = int(settings.get("context_length") or 2048)
         self.pad_id = int(settings.get("pad_token_id") or 0)
-        # ONNX Runtime's sliding-window attention (Gemma-3) refuses right-padded rows: its batches hold equal lengths
-        self.pads_rows = not settings.get("decoder", {}).get("sliding_window")
-        # Sliding-window attention (Gemma-3) wants a cache at least one window long, whatever the reply's length.
-        self.min_length = min(self.context_length, MIN_CACHE)
+        sliding = bool(settings.get("decoder", {}).get("sliding_window"))
+        # ONNX Runtime's sliding-window attention (Gemma-3) refuses right-padded rows: its batches hold equal lengths,
+        # and it wants a cache at least one window long whatever the reply's length (others: only what a reply
+        # needs; a 1024-position cache for every row of a batch cost ~7% of its speed).
+        self.pads_rows = not sliding
+        self.min_length = min(self.context_length, MIN_CACHE) if sliding else 0
         self.open_s = time.perf_counter() - started
 
     @property
