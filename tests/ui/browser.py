@@ -23,5 +23,9 @@ def open_page(width: int = 1400, height: int = 1000):
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser.new_page(viewport={"width": width, "height": height})
+        page = browser.new_page(viewport={"width": width, "height": height})
+        # Actions wait up to 90 s, not Playwright's 30: on two busy cores (the app, chromium and the test in one
+        # machine) a click once took over 30 s to complete; a slow machine makes a test slower, never red.
+        page.set_default_timeout(90_000)
+        yield page
         browser.close()
