@@ -43,6 +43,7 @@ class Services:
     prompts_dir: Path | None = None
     online: OnlineScorer | None = None  # scores sampled API traces of lines in the background (loop/online.py)
     optimize: OptimizeJobs | None = None  # prompt searches run as background jobs (optimize/jobs.py)
+    owns_jobs: bool = False  # built its job runner (not handed one): its watcher thread ends with close()
 
     @property
     def settings(self) -> Settings:
@@ -63,17 +64,21 @@ class Services:
         prompts_dir = Path(prompts_dir) if prompts_dir else None
         templates = TemplateLibrary.from_settings(engine.settings, folder=prompts_dir)
         evaluations = EvalRunner(engine, templates)
+        owns_jobs = jobs is None
         jobs = jobs or JobRunner(engine.settings, prompts_dir=prompts_dir, catalog=engine.catalog)
         check_s = loop_check_interval() if check_s is None else check_s
         scheduler = Scheduler(engine, jobs=jobs, runner=evaluations, check_s=check_s, start=check_s > 0)
         online = OnlineScorer(engine, templates, interval_s=0 if check_s == 0 else None)
         optimize = OptimizeJobs(engine, templates)
-        return cls(engine, templates, evaluations, jobs, scheduler, prompts_dir, online, optimize)
+        return cls(engine, templates, evaluations, jobs, scheduler, prompts_dir, online, optimize, owns_jobs)
 
     def close(self) -> None:
-        """Stop the background threads (the scheduler; the job runner's jobs are child processes of their own)."""
+        """Stop the background threads: the scheduler's, the scorer's, the searches', and the job runner's watcher
+        when these services built it (running jobs are child processes of their own and keep running)."""
         self.scheduler.close()
         if self.online is not None:
             self.online.close()
         if self.optimize is not None:
             self.optimize.close()
+        if self.owns_jobs:
+            self.jobs.close()
