@@ -246,20 +246,18 @@ class OnnxDecoder:
         at a stop token, at ``max_new_tokens`` or when ``done(tokens)`` says so (a stop string completed).
 
         Each row's reply is the one this method gives for that prompt alone: rows are padded on the right, which
-        ONNX Runtime GenAI masks exactly (each row's logits equal its own run's; tests/engine/test_onnx_batch.py);
-        left padding, as transformers batches use, changed them. Where the model has sliding-window attention
-        (which refuses padded rows), only prompts of one length share a batch. Prompts are not shared between
-        rows (each row's whole prompt runs), so batches of long few-shot prompts are bound by that pass."""
-        if self.pads_rows:
-            return self._decode_padded(prompts, max_new_tokens, stop_ids, cancel, done)
-        out: list[list[int]] = [[] for _ in prompts]
-        by_length: dict[int, list[int]] = {}
+        ONNX Runtime GenAI masks exactly (a padded row's first logits equalled its own run's bit for bit, checked by
+        hand; tests/engine/test_onnx_batch.py checks the replies), while left padding, as transformers batches use,
+        changed them. Where the model has sliding-window attention (which refuses padded rows), only prompts of
+        one length share a batch. Prompts are not shared between rows (each row's whole prompt runs), so batches
+        of long few-shot prompts are bound by that pass."""
+        groups: dict[int, list[int]] = {}
         for i, ids in enumerate(prompts):
-            by_length.setdefault(len(ids), []).append(i)
-        for rows in by_length.values():
-            for i, tokens in zip(
-                rows, self._decode_padded([prompts[i] for i in rows], max_new_tokens, stop_ids, cancel, done)
-            ):
+            groups.setdefault(0 if self.pads_rows else len(ids), []).append(i)
+        out: list[list[int]] = [[] for _ in prompts]
+        for rows in groups.values():
+            decoded = self._decode_padded([prompts[i] for i in rows], max_new_tokens, stop_ids, cancel, done)
+            for i, tokens in zip(rows, decoded):
                 out[i] = tokens
         return out
 
