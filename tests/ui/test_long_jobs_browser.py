@@ -179,5 +179,7 @@ def test_a_40_cell_evaluation_counts_cells_as_they_finish(page, ui_url, engine):
     assert seen[-1] == 40 or "40/40" in text, (seen, text)
     if seen[-1] != 40:  # the finished bar may replace the live counter in the same update: 40 shows as "40/40"
         seen.append(40)
-    assert len(seen) >= 6, seen  # 0, then at least five changes: cells counted as they finish
+    # cells counted as they finish: five batches of 8 give five counts below or at 40. The 0 may be
+    # gone before the first poll on a slow machine (CI saw [8, 16, 24, 32, 40]), so it is not required.
+    assert len([d for d in seen if d > 0]) >= 5, seen
     assert seen == sorted(seen)
