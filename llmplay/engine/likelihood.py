@@ -115,7 +115,7 @@ def score_batch(
     several = len(prepared) > 1
     shared = _shared_prefix_length([ids for _, ids in prepared]) if several else len(prepared[0][1]) - 1
     # a lone row (a run's last batch) uses a prefix computed before, but computes none for itself
-    prefix = _reusable_prefix(provider, loaded, prepared[0][1], shared, compute=several)
+    prefix = provider.reusable_prefix(loaded, prepared[0][1], shared, compute=several)
     kept = 1 + sum(len(o) - 1 for o in option_ids)  # logits per row: the prompt's last token, inside options
     vocab = getattr(loaded.model.config, "vocab_size", None) or len(tok)
     rows_by_logits = max(1, PACK_LOGITS // (kept * vocab))
@@ -140,21 +140,6 @@ def score_batch(
 
 def _cancel(row: ScoredRow) -> None:
     row.error, row.cancelled = "Cancelled before this row finished.", True
-
-
-def _reusable_prefix(provider: LocalProvider, loaded: LoadedModel, first: list[int], shared: int, compute: bool) -> int:
-    """The prefix length to use (0: none): the longest already computed for this model that every row starts with
-    (the next batches of a run reuse the first batch's), else all that the rows share when that is worth it."""
-    from llmplay.engine.local import MIN_SHARED_PREFIX
-
-    best = 0
-    for model_id, tokens in list(provider._prefixes):
-        n = len(tokens)
-        if model_id == id(loaded.model) and best < n <= shared and tuple(first[:n]) == tokens:
-            best = n
-    if best >= MIN_SHARED_PREFIX:
-        return best
-    return shared if compute and shared >= MIN_SHARED_PREFIX else 0
 
 
 def _packs(prepared: list[tuple[int, list[int]]], prefix: int, option_tokens: int, most_rows: int):

@@ -223,8 +223,13 @@ class LocalProvider(Provider):
         tok = loaded.tokenizer
         width = max(len(ids) for ids in batch)
         pad = tok.pad_token_id
-        shared = _shared_prefix_length(batch) if len(batch) > 1 and not soft_prompt(loaded) else 0
-        if shared >= MIN_SHARED_PREFIX:
+        shared = 0
+        if not soft_prompt(loaded):  # a soft prompt sits before the tokens: no token prefix is shared
+            several = len(batch) > 1
+            common = _shared_prefix_length(batch) if several else len(batch[0]) - 1
+            # a lone row (an evaluation's small chunk) uses a prefix computed before, but computes none for itself
+            shared = self.reusable_prefix(loaded, batch[0], common, compute=several)
+        if shared:
             # prefix, then padding, then each row's own tokens: positions come from the mask, so every row's
             # tokens sit at the same positions as when it runs alone.
             rows = [(ids[:shared], [pad] * (width - len(ids)), ids[shared:]) for ids in batch]
@@ -245,7 +250,7 @@ class LocalProvider(Provider):
                 schema = SchemaLogits(params.json_schema, tok, len(batch), width, pad)
                 kwargs["logits_processor"] = _hf().LogitsProcessorList([schema])
             with loaded.lock, torch.inference_mode():
-                if shared >= MIN_SHARED_PREFIX:
+                if shared:
                     kwargs["cache"] = self._prefix_cache(loaded, tuple(batch[0][:shared]), len(batch))
                 if params.seed is not None:
                     torch.manual_seed(params.seed)
@@ -290,6 +295,19 @@ class LocalProvider(Provider):
             text, hit_stop = truncate_at_stop(tok.decode(row[:n], skip_special_tokens=True), stops)
             results.append(self._result(text, len(ids), n, elapsed, params, hit_stop, label))
         return results
+
+    def reusable_prefix(self, loaded: LoadedModel, first: list[int], shared: int, compute: bool) -> int:
+        """The prefix length to use (0: none) for rows that all start with ``first[:shared]``: the longest prefix
+        already computed for this model that they start with (a run's later batches reuse its first batch's), else
+        all that the rows share when that is worth computing (``compute``) and long enough."""
+        best = 0
+        for model_id, tokens in list(self._prefixes):
+            n = len(tokens)
+            if model_id == id(loaded.model) and best < n <= shared and tuple(first[:n]) == tokens:
+                best = n
+        if best >= MIN_SHARED_PREFIX:
+            return best
+        return shared if compute and shared >= MIN_SHARED_PREFIX else 0
 
     def _prefix_cache(self, loaded: LoadedModel, prefix: tuple[int, ...], rows: int):
         """A fresh cache holding ``prefix``'s keys/values once per row (computed once, then copied)."""

@@ -243,8 +243,10 @@ class EvalRunner:
         if on_progress:
             on_progress(self.progress(run_id))
         model, data_dir = column.spec.name, self.settings.data_dir
-        measured = rates.seconds_per_cell(data_dir, model, column.mode, column.dtype)
-        job.prior_s = job.prior_s or measured
+        job.prior_s = job.prior_s or rates.seconds_per_cell(data_dir, model, column.mode, column.dtype)
+        # Chunks are sized by this run's own pace, not the stored one: a rate measured on other prompts or answer
+        # lengths once sized every chunk at one cell, and a lone cell shares no prompt prefix, so it stayed slow.
+        measured = None
         start = 0
         while start < len(missing):
             if job.cancel.is_set():

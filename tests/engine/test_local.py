@@ -39,26 +39,34 @@ def test_batched_equals_one_at_a_time(engine):
     assert [r.completion_tokens for r in batched] == [r.completion_tokens for r in single]
 
 
-def test_rows_sharing_a_long_prefix_reuse_it_and_say_the_same_as_alone(engine):
-    from llmplay.engine.local import MIN_SHARED_PREFIX, _shared_prefix_length
+def test_rows_sharing_a_long_prefix_reuse_it_and_say_the_same_as_alone(engine, monkeypatch):
+    from llmplay.engine.local import MIN_SHARED_PREFIX, _shared_prefix_length, encode_prompt, render_prompt
+    from llmplay.engine.types import GenerationRequest
 
     # Few-shot style: a long shared instruction, then each row's own question.
     shared = "Answer each question in a few words. " * 12
     prompts = [f"{shared}\nQuestion: {q}" for q in QUESTIONS[:4]]
     provider = engine.provider(CHAT_MODEL, "float32")
     loaded = provider.load()
-    from llmplay.engine.local import encode_prompt, render_prompt
-    from llmplay.engine.types import GenerationRequest
-
     ids = [encode_prompt(loaded, render_prompt(loaded, GenerationRequest.of(p, GREEDY))) for p in prompts]
     assert _shared_prefix_length(ids) >= MIN_SHARED_PREFIX  # the batch takes the shared-prefix path
-    before = len(provider._prefixes)
-    batched = engine.generate(CHAT_MODEL, prompts, GREEDY, dtype="float32")
-    assert len(provider._prefixes) == before + 1  # the prefix was computed once and kept for later batches
+    provider._prefixes.clear()
     single = [engine.generate(CHAT_MODEL, [p], GREEDY, dtype="float32")[0] for p in prompts]
+    assert not provider._prefixes  # a lone row computes no prefix for itself
+    batched = engine.generate(CHAT_MODEL, prompts, GREEDY, dtype="float32")
+    assert len(provider._prefixes) == 1  # the prefix was computed once and kept for later batches
     assert [r.text for r in batched] == [r.text for r in single]
     assert [r.completion_tokens for r in batched] == [r.completion_tokens for r in single]
     assert [r.prompt_tokens for r in batched] == [len(i) for i in ids]
+
+    # A lone row later (an evaluation's chunk of one) starts from the kept prefix, and says the same as alone.
+    used, cache = [], provider._prefix_cache
+    monkeypatch.setattr(
+        provider, "_prefix_cache", lambda lo, prefix, rows: used.append(len(prefix)) or cache(lo, prefix, rows)
+    )
+    lone = engine.generate(CHAT_MODEL, [prompts[2]], GREEDY, dtype="float32")[0]
+    assert used == [_shared_prefix_length(ids)]
+    assert (lone.text, lone.completion_tokens) == (single[2].text, single[2].completion_tokens)
 
 
 def test_batch_keeps_order_and_isolates_bad_rows(engine):
