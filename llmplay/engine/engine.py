@@ -16,6 +16,7 @@ from llmplay.engine.types import GenerationParams, GenerationRequest, Generation
 from llmplay.errors import LlmplayError
 from llmplay.models.catalog import Catalog, ModelSpec
 from llmplay.models.loader import ModelManager
+from llmplay.openmp import released
 from llmplay.settings import Settings
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Engine:
                     self._providers[key] = cls(spec, self.settings)
             return self._providers[key]
 
+    @released  # each call gives its thread's OpenMP workers back (llmplay/openmp.py)
     def generate(
         self,
         model: str | ModelSpec,
@@ -90,6 +92,7 @@ class Engine:
         request = prompt if isinstance(prompt, GenerationRequest) else GenerationRequest.of(prompt, params)
         return self.provider(model, dtype, adapter, backend).stream(request)
 
+    @released
     def choose(
         self,
         model: str | ModelSpec,
@@ -111,6 +114,7 @@ class Engine:
         best = max(scores, key=lambda s: s.logprob_per_token if per_token else s.logprob)
         return best.option, scores
 
+    @released
     def score_batch(
         self,
         model: str | ModelSpec,

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from llmplay.loop.data import PROBE_DATA
+from llmplay.openmp import released
 
 PROBE_TEMPLATE = "general-probe"
 PROBE_DATASET = "loop-general-probe"
@@ -95,6 +96,7 @@ def base_replies(engine, model: str, prompts: list[str], *, sampled: bool = Fals
     return {p: known[p] for p in prompts if known.get(p)}
 
 
+@released  # (llmplay/openmp.py)
 def reply_perplexity(engine, model: str, pairs: list[dict]) -> float:
     """exp(mean loss of the reply tokens) of ``model`` on instruction -> reply ``pairs`` (prompt, completion),
     each prompt rendered as inference renders it and each reply formatted as training formats it."""
@@ -126,6 +128,7 @@ def reply_drift(engine, base_model: str, model: str) -> float:
     return reply_perplexity(engine, model, [{"prompt": p, "completion": r} for p, r in replies.items()])
 
 
+@released
 def perplexity(engine, model: str, text: str | None = None) -> float:
     """exp(mean next-token loss) of ``model`` (a catalog name or version label) on ``text``."""
     import torch

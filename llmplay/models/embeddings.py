@@ -14,6 +14,7 @@ from pathlib import Path
 from llmplay.errors import ModelLoadError
 from llmplay.models import sources
 from llmplay.models.catalog import Catalog
+from llmplay.openmp import released
 
 DEFAULT_ENCODER = "all-minilm-l6-v2"
 
@@ -29,6 +30,7 @@ class Embedder:
             raise ModelLoadError(f"Could not load the encoder from {folder}: {str(exc)[:300]}") from exc
         self._lock = threading.Lock()
 
+    @released  # (llmplay/openmp.py)
     def encode(self, texts: list[str], batch_size: int = 64):
         """One unit-length vector per text (torch tensor, float32)."""
         import torch
@@ -55,6 +57,7 @@ class Embedder:
 
 
 @functools.cache
+@released
 def get_embedder(model: str = DEFAULT_ENCODER) -> Embedder:
     """The encoder named ``model`` (a catalog name or a local folder), loaded once per process."""
     if Path(model).is_dir():

@@ -23,6 +23,7 @@ from llmplay.models import cache, sources
 from llmplay.models.access import Access
 from llmplay.models.adapters import adapter_identity, merge_adapters, stack_of
 from llmplay.models.catalog import ModelSpec
+from llmplay.openmp import released
 from llmplay.settings import Settings
 
 Progress = Callable[[str], None]
@@ -145,6 +146,7 @@ class ModelManager:
         entry = self.cache_entry(spec)
         return None if entry is None else cache.is_valid(entry)
 
+    @released  # loading runs torch in the caller's thread (llmplay/openmp.py)
     def get(
         self,
         spec: ModelSpec,
@@ -199,6 +201,7 @@ class ModelManager:
     def is_encoder_loaded(self, folder: str, kind: str) -> bool:
         return (folder, kind, _folder_identity(folder)) in self._encoders
 
+    @released
     def encoder(self, folder: str, kind: str) -> LoadedEncoder:
         """The classifier / tagger in ``folder``, loaded once per manager (a folder whose files changed, once
         more). float32: an encoder this small gains nothing from bf16."""
