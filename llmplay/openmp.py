@@ -4,10 +4,10 @@ On Linux torch computes with libgomp (the OpenMP runtime its wheel ships), which
 for every thread that ran a parallel torch op, for as long as that thread lives. Once the process holds more such
 workers than it has cores, libgomp stops letting any worker spin between two ops: every op then wakes its workers
 from sleep. In this app the main thread, request threads and job threads all run torch, so that state was the
-normal one. Measured on 2 cores (SmolLM2 float32, 8 prompts x 48 greedy tokens): 5.95 s in the main thread alone,
-9.36 s once three other threads had run one torch op each (6.81 s when those threads gave their pools back); an
-evaluation of JSON answers (evals/structured-output.yaml) took 53.6 s alone and 186 s with workers that never spin
-(OMP_WAIT_POLICY=PASSIVE).
+normal one. Measured with bench/openmp_threads.py (2 cores, SmolLM2 float32, 8 prompts x 48 greedy tokens in the
+main thread, best of 3): 4.76 s alone, 6.74 s (1.41x) once six other threads had each run one torch op and kept
+their workers, 4.70 s when those threads gave them back (three threads: 6.96, 7.83 = 1.12x, 6.49 s). With workers that
+never spin at all (OMP_WAIT_POLICY=PASSIVE) evals/structured-output.yaml took 186 s against 130-150 s.
 
 So work that runs torch gives its thread's pool back when it ends (``omp_pause_resource_all``, OpenMP 5.0); the
 next op builds a new pool in about a tenth of a millisecond. ``released`` marks such work (as a context manager or

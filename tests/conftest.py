@@ -28,6 +28,7 @@ os.environ.setdefault("LLMPLAY_ONNX_AUTO_EXPORT", "0")
 # run (same content, same hashed path) was refused as "not uploaded by a user" (test_templates_tab's import).
 os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="llmplay-tests-gradio-"))
 
+from llmplay import openmp  # noqa: E402
 from llmplay.engine import Engine  # noqa: E402
 from llmplay.settings import Settings  # noqa: E402
 
@@ -79,6 +80,16 @@ def _export_bundled(eng: Engine) -> None:
 def _malloc_trim() -> None:
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+@pytest.fixture(autouse=True)
+def _give_back_openmp_workers():
+    """Tests that run torch themselves (a model loaded or called in the test) leave the main thread an OpenMP worker
+    pool; kept alive, it would count against torch work in every other thread (an evaluation run, a request) for
+    the rest of the session: libgomp's workers sleep between ops once there are more of them than cores
+    (llmplay/openmp.py, bench/openmp_threads.py)."""
+    yield
+    openmp.give_back()
 
 
 @pytest.fixture(scope="module", autouse=True)

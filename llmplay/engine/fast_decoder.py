@@ -27,6 +27,8 @@ SUPPORTED = ("llama", "gemma3_text")
 # weight matrix, so it is memory-bound; in a thread other than the main one (every request is), two OpenMP
 # threads ran at ~30 tok/s and one at ~40, because libgomp stops its workers spinning once the process has
 # more OpenMP threads than cores. One thread also leaves the other core to the server and a second stream.
+# (Since then finished torch work gives its thread's OpenMP workers back, llmplay/openmp.py, so that state is rarer;
+# two threads were not measured again.)
 DECODE_THREADS = 1
 
 
