@@ -76,3 +76,29 @@ def test_the_form_says_how_long_a_long_run_takes_before_it_starts(tmp_path):
     assert "about **6 min 40 s**" in text and "smollm2 (likelihood) ~10.0 s a cell" in text
     rates.record(tmp_path, "smollm2", "generate", "float32", 0.6, 1)
     assert describe_estimate(tmp_path, [("smollm2", "generate", "float32")], 40) == ""  # 24 s: no warning
+
+
+def test_a_slow_stored_rate_does_not_shrink_a_runs_chunks_to_one_cell(isolated_engine, monkeypatch):
+    """Chunks follow the run's own pace. A rate stored by other runs (long answers, a busy machine) once sized every
+    chunk at one cell, and a lone cell shared no prompt prefix, so the run stayed at one slow cell at a time."""
+    from llmplay.datasets import install_builtins
+    from llmplay.engine import GenerationParams
+    from llmplay.evaluation.config import ColumnConfig, RunConfig
+    from llmplay.evaluation.runner import EvalRunner
+    from llmplay.templates.library import TemplateLibrary
+    from tests.conftest import CHAT_MODEL, ROOT
+
+    settings = isolated_engine.settings
+    install_builtins(settings)  # the app installs the sample datasets when it starts
+    rates.record(settings.data_dir, CHAT_MODEL, "generate", settings.dtype, 100.0, 10)  # 10 s a cell, stored
+    sizes, generate = [], isolated_engine.generate
+    monkeypatch.setattr(
+        isolated_engine,
+        "generate",
+        lambda m, prompts, *a, **k: sizes.append(len(prompts)) or generate(m, prompts, *a, **k),
+    )
+    runner = EvalRunner(isolated_engine, TemplateLibrary.from_settings(settings, folder=ROOT / "prompts"))
+    column = ColumnConfig("financial-sentiment", CHAT_MODEL, params=GenerationParams(max_new_tokens=2), mode="generate")
+    runner.run(RunConfig(dataset="financial-sentiment", columns=(column,)))
+    assert sum(sizes) == 20 and sizes[0] == 2, sizes  # the first chunk measures this run's pace
+    assert max(sizes) == 4, sizes  # then a fifth of the column at a time: 2 s of work or less per chunk here
