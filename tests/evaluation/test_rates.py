@@ -101,4 +101,5 @@ def test_a_slow_stored_rate_does_not_shrink_a_runs_chunks_to_one_cell(isolated_e
     column = ColumnConfig("financial-sentiment", CHAT_MODEL, params=GenerationParams(max_new_tokens=2), mode="generate")
     runner.run(RunConfig(dataset="financial-sentiment", columns=(column,)))
     assert sum(sizes) == 20 and sizes[0] == 2, sizes  # the first chunk measures this run's pace
-    assert max(sizes) == 4, sizes  # then a fifth of the column at a time: 2 s of work or less per chunk here
+    # then about 4 s of work at this run's pace (here: 4 once the prefix is kept), at most a fifth of the column
+    assert max(sizes) <= 4, sizes
