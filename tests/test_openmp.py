@@ -29,6 +29,7 @@ def in_thread(work):
     # the worker thread reports the process's thread count after its work, before it ends
     box = {}
     def run():
+        torch.set_num_threads(2)  # per thread: a team of two (one worker) whatever the machine's cores
         work()
         box["after"] = threads()
     t = threading.Thread(target=run)
