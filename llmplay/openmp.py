@@ -10,9 +10,9 @@ their workers, 4.70 s when those threads gave them back (three threads: 6.96, 7.
 never spin at all (OMP_WAIT_POLICY=PASSIVE) evals/structured-output.yaml took 186 s against 130-150 s.
 
 So work that runs torch gives its thread's pool back when it ends (``omp_pause_resource_all``, OpenMP 5.0); the
-next op builds a new pool in about a tenth of a millisecond. ``released`` marks such work (as a context manager or
-a decorator); nested uses give the pool back once, when the outermost ends. Where the runtime is not libgomp
-(macOS, Windows) or torch is not loaded, it does nothing.
+next op builds a new pool (the two together: 0.25 ms, measured on 2 cores). ``released`` marks such work (as a
+context manager or a decorator); nested uses give the pool back once, when the outermost ends. Where the runtime is
+not libgomp (macOS, Windows) or torch is not loaded, it does nothing.
 """
 
 from __future__ import annotations
