@@ -86,7 +86,6 @@ def score_batch(
     """Every option's log-likelihood as the reply to each request. Per-row problems (a prompt too long) are
     error rows; a problem of the whole call (no options, a prompt-tuning adapter) raises InvalidRequestError."""
     from llmplay.engine.backends import reference_label
-    from llmplay.engine.local import _shared_prefix_length
 
     check_options(options)
     loaded = provider.load()
@@ -112,10 +111,7 @@ def score_batch(
         return rows
     tok = loaded.tokenizer
     option_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
-    several = len(prepared) > 1
-    shared = _shared_prefix_length([ids for _, ids in prepared]) if several else len(prepared[0][1]) - 1
-    # a lone row (a run's last batch) uses a prefix computed before, but computes none for itself
-    prefix = provider.reusable_prefix(loaded, prepared[0][1], shared, compute=several)
+    prefix = provider.prefix_to_share(loaded, [ids for _, ids in prepared])
     kept = 1 + sum(len(o) - 1 for o in option_ids)  # logits per row: the prompt's last token, inside options
     vocab = getattr(loaded.model.config, "vocab_size", None) or len(tok)
     rows_by_logits = max(1, PACK_LOGITS // (kept * vocab))

@@ -223,12 +223,8 @@ class LocalProvider(Provider):
         tok = loaded.tokenizer
         width = max(len(ids) for ids in batch)
         pad = tok.pad_token_id
-        shared = 0
-        if not soft_prompt(loaded):  # a soft prompt sits before the tokens: no token prefix is shared
-            several = len(batch) > 1
-            common = _shared_prefix_length(batch) if several else len(batch[0]) - 1
-            # a lone row (an evaluation's small chunk) uses a prefix computed before, but computes none for itself
-            shared = self.reusable_prefix(loaded, batch[0], common, compute=several)
+        # a soft prompt sits before the tokens: no token prefix is shared
+        shared = 0 if soft_prompt(loaded) else self.prefix_to_share(loaded, batch)
         if shared:
             # prefix, then padding, then each row's own tokens: positions come from the mask, so every row's
             # tokens sit at the same positions as when it runs alone.
@@ -296,10 +292,13 @@ class LocalProvider(Provider):
             results.append(self._result(text, len(ids), n, elapsed, params, hit_stop, label))
         return results
 
-    def reusable_prefix(self, loaded: LoadedModel, first: list[int], shared: int, compute: bool) -> int:
-        """The prefix length to use (0: none) for rows that all start with ``first[:shared]``: the longest prefix
-        already computed for this model that they start with (a run's later batches reuse its first batch's), else
-        all that the rows share when that is worth computing (``compute``) and long enough."""
+    def prefix_to_share(self, loaded: LoadedModel, rows: list[list[int]]) -> int:
+        """How many leading tokens ``rows`` take from a prefix cache (0: none), each row keeping one of its own: the
+        longest prefix already computed for this model that every row starts with (a run's later batches reuse its
+        first batch's), else all that the rows share when that is long enough. A lone row (an evaluation's small
+        chunk, a run's last batch) uses a prefix computed before, but computes none for itself."""
+        first, compute = rows[0], len(rows) > 1
+        shared = _shared_prefix_length(rows) if compute else len(first) - 1
         best = 0
         for model_id, tokens in list(self._prefixes):
             n = len(tokens)
