@@ -31,10 +31,12 @@ def check_choice(value: str) -> str:
 
 
 # How evaluation batches decode: transformers in the model's dtype (the reference) or ONNX Runtime's batches (int8
-# or fp32 weights, greedy requests); on each, every reply equals that prompt decoded alone on the same path.
+# or fp32 weights, greedy requests); on each, every reply equals that prompt decoded alone on the same path. "auto"
+# picks one of the two once per evaluation column (or per batched call), by which finishes its rows sooner
+# (llmplay.engine.backends ``choose_batch``).
 # (The fast decoder's bfloat16 batches were dropped: oneDNN's bfloat16 products change with the number of rows on
 # some CPUs, so their replies depended on their batch mates there.)
-BATCH_CHOICES = (REFERENCE, *(f"{ONNX}/{p}" for p in ONNX_PRECISIONS))
+BATCH_CHOICES = (AUTO, REFERENCE, *(f"{ONNX}/{p}" for p in ONNX_PRECISIONS))
 
 
 def check_batch_choice(value: str) -> str:

@@ -74,8 +74,9 @@ class Settings:
     # float16 by default: measured by bench/generation.py (see the README's speed table).
     fast_precision: str = "float16"
     # How evaluation batches decode: "transformers" (in `dtype`) or "onnx/int8" / "onnx/fp32" (greedy requests as
-    # ONNX Runtime batches; each reply equals its prompt decoded alone there; llmplay.backend_names.BATCH_CHOICES).
-    batch_backend: str = "transformers"
+    # ONNX Runtime batches; each reply equals its prompt decoded alone there; llmplay.backend_names.BATCH_CHOICES);
+    # "auto": whichever of transformers and onnx/int8 finishes a column's rows sooner, chosen once per column.
+    batch_backend: str = "auto"
     # Limits that protect a shared instance from one huge request.
     max_input_chars: int = 32_000
     max_new_tokens_limit: int = 2048

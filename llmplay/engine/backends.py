@@ -5,9 +5,10 @@ Three backends: ``transformers`` (the reference: its ``generate`` in the model's
 (llmplay.engine.onnx_decoder: ONNX Runtime GenAI steps over an exported copy). A choice is written
 "transformers", "fast/<precision>" or "onnx/<precision>"; "auto" means onnx int8 where it runs the model and its
 export is ready, else the fast path in the configured precision wherever it runs the model, else transformers.
-Batched generation (evaluation runs) uses transformers unless ``Settings.batch_backend`` is "onnx/<precision>"
-(``batch_decoder``): either way a reply is the one its prompt gets when decoded alone on the
-same path, which the evaluation cache relies on.
+Batched generation (evaluation runs) decodes on transformers or on ONNX Runtime ("onnx/<precision>",
+``batch_decoder``); ``Settings.batch_backend`` "auto" picks one of the two once per evaluation column
+(``choose_batch``). Either way a reply is the one its prompt gets when decoded alone on the same path, which the
+evaluation cache relies on.
 """
 
 from __future__ import annotations
@@ -88,11 +89,69 @@ def batch_decoder(loaded, choice: str, params, cache_dir=None) -> onnx_decoder.O
     for transformers: the reference, and what every request ONNX batches do not cover runs on (sampling, a
     repetition penalty, a prompt-tuning adapter, an architecture the export does not cover)."""
     choice = check_batch_choice(choice)
-    if choice == REFERENCE or not params.greedy or params.repetition_penalty != 1.0 or cache_dir is None:
-        return None
-    if onnx_decoder.unsupported_reason(loaded.model):
+    if choice in (REFERENCE, AUTO) or batch_refusal(loaded, params, cache_dir):  # "auto": choose_batch decides
         return None
     return onnx_converted(loaded, choice.split("/", 1)[1], cache_dir)
+
+
+# What each batch backend computes per second on two cores (SmolLM2-135M; bench/eval_run.py, bench/generation.py):
+# (prompt tokens, new tokens). transformers runs a prefix the rows share once, then each row's own tokens; ONNX
+# Runtime runs every row's whole prompt (its batches share no prefix) but decodes int8 twice as fast.
+BATCH_RATES = {REFERENCE: (550.0, 110.0), f"{ONNX}/{AUTO_ONNX}": (450.0, 226.0)}
+
+
+@dataclass(frozen=True)
+class BatchShape:
+    """What decides a batch backend's time for some rows: how many, their prompt tokens in all, the prefix they
+    share (transformers computes it once) and the new tokens each is expected to decode."""
+
+    rows: int
+    prompt_tokens: int
+    shared_tokens: int
+    new_tokens: int
+
+    def seconds(self, backend: str) -> float:
+        prompt_rate, decode_rate = BATCH_RATES[backend]
+        prompt = self.prompt_tokens
+        if backend == REFERENCE and self.rows > 1:
+            prompt -= self.shared_tokens * (self.rows - 1)
+        return prompt / prompt_rate + self.rows * self.new_tokens / decode_rate
+
+
+def choose_batch(loaded, choice: str, params, shape: BatchShape, cache_dir=None) -> str:
+    """The batch backend that decodes rows of ``shape`` under ``choice`` (``Settings.batch_backend`` or a column's):
+    "transformers", "onnx/<precision>" as asked, or for "auto" onnx/int8 where it is estimated to finish the rows
+    sooner (short prompts, long answers) and transformers otherwise (a long shared few-shot prefix; sampling, a
+    repetition penalty or a JSON schema, which ONNX batches do not decode; a model without an ONNX export on disk
+    while exports are off; an architecture whose ONNX batches cannot pad rows, so would decode one row at a time).
+    "auto" exports the model once (10-30 s) when it chooses ONNX and the export is missing; a failed export:
+    transformers."""
+    choice = check_batch_choice(choice)
+    if choice == REFERENCE or batch_refusal(loaded, params, cache_dir):
+        return REFERENCE
+    if choice != AUTO:
+        return choice
+    onnx = f"{ONNX}/{AUTO_ONNX}"
+    if not onnx_decoder.pads_rows(loaded.model) or shape.seconds(onnx) >= shape.seconds(REFERENCE):
+        return REFERENCE
+    if not onnx_decoder.is_converted(onnx_decoder.converted_dir(cache_dir, loaded, AUTO_ONNX)):
+        if not auto_export():
+            return REFERENCE
+        try:
+            onnx_converted(loaded, AUTO_ONNX, cache_dir)
+        except Exception as exc:  # the run goes on, on transformers
+            log.warning("onnx export of %s failed; batches decode on transformers: %s", loaded.spec.name, exc)
+            return REFERENCE
+    return onnx
+
+
+def batch_refusal(loaded, params, cache_dir) -> str | None:
+    """Why ONNX batches cannot decode requests with ``params`` on ``loaded`` (None when they can)."""
+    if not params.greedy or params.repetition_penalty != 1.0 or params.json_schema is not None:
+        return "sampling, a repetition penalty or a JSON schema decode on transformers"
+    if cache_dir is None:
+        return "no model cache to export to"
+    return onnx_decoder.unsupported_reason(loaded.model)
 
 
 def converted(loaded, precision: str) -> FastDecoder:

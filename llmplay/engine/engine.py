@@ -74,10 +74,31 @@ class Engine:
         dtype: str | None = None,
         adapter: str | None = None,
         cancel: threading.Event | None = None,
+        batch_backend: str | None = None,
     ) -> list[GenerationResult]:
-        """Generate for many prompts at once; per-row problems come back as error results."""
+        """Generate for many prompts at once; per-row problems come back as error results. ``batch_backend``: how
+        a local model's batches decode ("transformers", "onnx/<precision>", "auto"; default: the settings')."""
         requests = [p if isinstance(p, GenerationRequest) else GenerationRequest.of(p, params) for p in prompts]
-        return self.provider(model, dtype, adapter).generate(requests, cancel=cancel)
+        provider = self.provider(model, dtype, adapter)
+        if batch_backend and hasattr(provider, "batch_backend_for"):
+            return provider.generate(requests, cancel=cancel, batch_backend=batch_backend)
+        return provider.generate(requests, cancel=cancel)
+
+    def batch_backend(
+        self,
+        model: str | ModelSpec,
+        requests: Sequence[GenerationRequest],
+        choice: str | None = None,
+        dtype: str | None = None,
+        adapter: str | None = None,
+        new_tokens: int | None = None,
+    ) -> str:
+        """What ``generate`` decodes these requests' batches on under ``choice`` ("transformers" or
+        "onnx/<precision>"; "" for endpoints), decided once for all of them: an evaluation column's rows."""
+        provider = self.provider(model, dtype, adapter)
+        if not hasattr(provider, "batch_backend_for"):
+            return ""
+        return provider.batch_backend_for(list(requests), choice, new_tokens)
 
     def stream(
         self,

@@ -127,7 +127,7 @@ class LocalProvider(Provider):
         self.manager = manager or ModelManager(settings)
         self.dtype = dtype
         self.adapter = adapter
-        # How one streamed reply decodes (llmplay.engine.backends); batches: settings.batch_backend.
+        # How one streamed reply decodes (llmplay.engine.backends); batches: settings.batch_backend unless a call says.
         self.backend = backends.check_choice(backend or settings.backend)
         self.batch_backend = backends.check_batch_choice(getattr(settings, "batch_backend", backends.REFERENCE))
         self._prefixes: OrderedDict[tuple, object] = OrderedDict()
@@ -167,29 +167,71 @@ class LocalProvider(Provider):
 
     # ---- batched ----------------------------------------------------------------------------------
     def generate(
-        self, requests: list[GenerationRequest], cancel: threading.Event | None = None
+        self,
+        requests: list[GenerationRequest],
+        cancel: threading.Event | None = None,
+        batch_backend: str | None = None,
     ) -> list[GenerationResult]:
+        """``batch_backend``: how the batches decode (default: the settings'); "auto" decides once per call and
+        parameter set (``batch_backend_for``), so an evaluation column passes what it chose for all its rows."""
         results: list[GenerationResult | None] = [None] * len(requests)
         try:
             loaded = self.load()
         except LlmplayError as exc:
             return [GenerationResult.failure(str(exc), self.spec.name) for _ in requests]
+        groups = self._group(loaded, requests, results)
+        for params, rows in groups.items():
+            rows.sort(key=lambda r: len(r[1]))
+            backend = self._resolve_batch(loaded, batch_backend, params, [ids for _, ids in rows])
+            for batch in self._batches(rows):
+                if cancel is not None and cancel.is_set():
+                    batch_results = [self.cancelled_result(self.spec.name) for _ in batch]
+                else:
+                    batch_results = self._run_batch(loaded, params, [ids for _, ids in batch], cancel, backend)
+                for i, res in zip([i for i, _ in batch], batch_results):
+                    results[i] = res
+        return [r for r in results if r is not None]
+
+    def _group(self, loaded: LoadedModel, requests: list[GenerationRequest], results: list) -> dict:
+        """Each request's prompt ids, grouped by decoding parameters; a request that fails to prepare gets its
+        error result in ``results``."""
         groups: dict[GenerationParams, list[tuple[int, list[int]]]] = defaultdict(list)
         for i, req in enumerate(requests):
             try:
                 groups[req.params].append((i, self._prepare(loaded, req)))
             except LlmplayError as exc:
                 results[i] = GenerationResult.failure(str(exc), self.spec.name)
-        for params, rows in groups.items():
-            rows.sort(key=lambda r: len(r[1]))
-            for batch in self._batches(rows):
-                if cancel is not None and cancel.is_set():
-                    batch_results = [self.cancelled_result(self.spec.name) for _ in batch]
-                else:
-                    batch_results = self._run_batch(loaded, params, [ids for _, ids in batch], cancel)
-                for i, res in zip([i for i, _ in batch], batch_results):
-                    results[i] = res
-        return [r for r in results if r is not None]
+        return groups
+
+    def batch_backend_for(
+        self, requests: list[GenerationRequest], choice: str | None = None, new_tokens: int | None = None
+    ) -> str:
+        """The batch backend that ``generate`` would decode these requests on under ``choice`` (default: the
+        settings'): "transformers" or "onnx/<precision>", decided once over all of them (llmplay.engine.backends
+        ``choose_batch``; ``new_tokens``: the tokens a reply is expected to take, default max_new_tokens).
+        Requests that cannot be prepared do not count; with none left, or a model that fails to load, or
+        requests with different parameters: transformers."""
+        try:
+            loaded = self.load()
+        except LlmplayError:
+            return backends.REFERENCE
+        groups = self._group(loaded, requests, [None] * len(requests))
+        if len(groups) != 1 or soft_prompt(loaded):
+            return backends.REFERENCE
+        [(params, rows)] = groups.items()
+        return self._resolve_batch(loaded, choice, params, [ids for _, ids in rows], new_tokens)
+
+    def _resolve_batch(self, loaded, choice, params, rows: list[list[int]], new_tokens: int | None = None) -> str:
+        choice = backends.check_batch_choice(choice or self.batch_backend)
+        if choice != backends.AUTO or not rows:
+            return choice if rows else backends.REFERENCE
+        shape = backends.BatchShape(
+            rows=len(rows),
+            prompt_tokens=sum(len(ids) for ids in rows),
+            shared_tokens=_shared_prefix_length(rows) if len(rows) > 1 else 0,
+            new_tokens=min(params.max_new_tokens, new_tokens or params.max_new_tokens),
+        )
+        return backends.choose_batch(loaded, choice, params, shape, self.settings.cache_dir)
 
     def _batches(self, rows: list[tuple[int, list[int]]]) -> Iterator[list[tuple[int, list[int]]]]:
         batch: list[tuple[int, list[int]]] = []
@@ -208,6 +250,7 @@ class LocalProvider(Provider):
         params: GenerationParams,
         batch: list[list[int]],
         cancel: threading.Event | None = None,
+        backend: str = backends.REFERENCE,
     ) -> list[GenerationResult]:
         import torch
 
@@ -215,7 +258,7 @@ class LocalProvider(Provider):
         if (
             free
             and not soft_prompt(loaded)
-            and (onnx := backends.batch_decoder(loaded, self.batch_backend, params, self.settings.cache_dir))
+            and (onnx := backends.batch_decoder(loaded, backend, params, self.settings.cache_dir))
         ):
             return self._run_batch_onnx(loaded, onnx, params, batch, cancel)
         StoppingCriteriaList = _hf().StoppingCriteriaList
@@ -266,9 +309,9 @@ class LocalProvider(Provider):
         return results
 
     def _run_batch_onnx(self, loaded: LoadedModel, decoder, params: GenerationParams, batch, cancel=None):
-        """A greedy batch on ONNX Runtime (``Settings.batch_backend``): each reply is the one its prompt gets alone
-        on this path (llmplay.engine.onnx_decoder ``decode_batch``). No model lock: each call has its own ONNX
-        Runtime generator, and the torch model is not used."""
+        """A greedy batch on ONNX Runtime (the settings' or a column's batch backend): each reply is the one its
+        prompt gets alone on this path (llmplay.engine.onnx_decoder ``decode_batch``). No model lock: each call has
+        its own ONNX Runtime generator, and the torch model is not used."""
         tok, stops = loaded.tokenizer, params.stop
         tail = max((len(s) for s in stops), default=0) + 4  # as the stream's stop check (_decode_fast)
 

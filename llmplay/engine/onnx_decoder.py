@@ -93,6 +93,15 @@ def unsupported_reason(model) -> str | None:
     return None
 
 
+def pads_rows(model) -> bool:
+    """Whether ONNX batches of ``model`` hold prompts of different lengths: not with sliding-window attention
+    (Gemma-3), whose ONNX Runtime kernel refuses padded rows (``OnnxDecoder.pads_rows``, read from the export)."""
+    config = getattr(model, "config", None)
+    if "sliding_attention" in (getattr(config, "layer_types", None) or ()):
+        return False
+    return not (getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True))
+
+
 # ---- conversion, once per weights and precision ------------------------------------------------------------
 def conversion_key(loaded, precision: str) -> str:
     """A folder name for ``loaded``'s weights in ``precision``: the source folder's name (the model cache names

@@ -11,8 +11,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from llmplay.backend_names import check_batch_choice
 from llmplay.engine.types import GenerationParams
-from llmplay.errors import InvalidRequestError, short, short_list
+from llmplay.errors import InvalidRequestError, LlmplayError, short, short_list
 from llmplay.limits import check_number, check_stop
 
 MODES = ("auto", "generate", "likelihood")
@@ -36,6 +37,10 @@ class ColumnConfig:
     # Decode only replies valid against the template's output.schema (local models; engine/constrained.py), so a
     # model can be measured with and without it as two columns.
     constrained: bool = False
+    # How this column's batches decode: "transformers", "onnx/int8", "onnx/fp32" or "auto" (llmplay.backend_names);
+    # None: the settings' batch_backend. Comparisons that must hold precision fixed (the loop's gates, the prompt
+    # optimiser) pin "transformers".
+    backend: str | None = None
 
     @property
     def title(self) -> str:
@@ -238,6 +243,11 @@ def _column(data: dict, shared: dict, mode: str | None) -> ColumnConfig:
     values = {k: v for k, v in data.items() if v is not None}
     if not isinstance(values.get("constrained", False), bool):
         raise InvalidRequestError(f"'constrained' is true or false; got {short(values['constrained'])}.")
+    if "backend" in values:
+        try:
+            values["backend"] = check_batch_choice(str(values["backend"]))
+        except LlmplayError as exc:
+            raise InvalidRequestError(f"Column {exc}") from None
     if "template_version" in values:
         values["template_version"] = check_number("template_version", values["template_version"])
     values["params"] = _params({**shared, **_params_mapping(data.get("params"))})

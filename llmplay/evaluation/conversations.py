@@ -43,6 +43,12 @@ def play(
     replies: list[list[str]] = [[] for _ in cells]
     spent = [GenerationResult(model=cfg.model) for _ in cells]  # token and time totals per conversation
     failed: dict[int, GenerationResult] = {}
+    backend = cells[0].backend if cells else None  # chosen once for the column, from its first turns
+
+    def generate(requests: list[GenerationRequest]) -> list[GenerationResult]:
+        return engine.generate(
+            cfg.model, requests, dtype=cfg.dtype, adapter=cfg.adapter, cancel=cancel, batch_backend=backend
+        )
 
     def request(i: int, upto: int, history: list[str]) -> GenerationRequest:
         messages = turn_messages(template, fill_values(template, cells[i].values), scripts[i], history, upto)
@@ -73,7 +79,7 @@ def play(
                     failed.setdefault(i, GenerationResult.failure(str(exc), cfg.model, 0.0))
                     break
         work = [w for w in work if w[0] not in failed]
-        results = engine.generate(cfg.model, [w[2] for w in work], dtype=cfg.dtype, adapter=cfg.adapter, cancel=cancel)
+        results = generate([w[2] for w in work])
         for (i, turn, _), result in zip(work, results):
             take(i, turn, result)
     else:
@@ -82,7 +88,7 @@ def play(
             if not going or cancel.is_set():
                 break
             batch = [request(i, turn, replies[i]) for i in going]
-            results = engine.generate(cfg.model, batch, dtype=cfg.dtype, adapter=cfg.adapter, cancel=cancel)
+            results = generate(batch)
             for i, result in zip(going, results):
                 take(i, turn, result)
 

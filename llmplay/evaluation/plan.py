@@ -61,6 +61,7 @@ class Cell:
     request: GenerationRequest | None = None
     error: str | None = None
     values: dict[str, Any] = field(default_factory=dict)  # the row's template variables (conversations replay them)
+    backend: str = "transformers"  # what decodes it: chosen once for the whole column (EvalRunner._batch_backend)
 
 
 def plan_run(

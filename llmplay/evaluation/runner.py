@@ -43,6 +43,7 @@ from llmplay.templates.render import base_model_prompt, build_request
 
 log = logging.getLogger(__name__)
 CHUNK_TARGET_S = 4.0  # a chunk's work between two progress updates (and cancel checks)
+LABEL_TOKENS = 16  # new tokens a label answer is expected to take, when choosing a column's batch backend
 
 
 @dataclass
@@ -319,6 +320,13 @@ class EvalRunner:
                 values = cell.values = {var: row[col] for var, col in column.variables.items()}
                 cell.request, cell.messages = build_request(column.template, column.spec.kind, values, params)
                 cell.prompt = _prompt_text(loaded, cell.request)
+            except LlmplayError as exc:
+                cell.error = str(exc)
+            cells.append(cell)
+        backend = self._batch_backend(column, [c.request for c in cells if c.error is None])
+        for cell in cells:
+            if cell.error is None:
+                cell.backend = backend
                 cell.key = outputs.cache_key(
                     prompt=cell.prompt,
                     spec=column.spec,
@@ -327,14 +335,27 @@ class EvalRunner:
                     params=params,
                     mode=_cache_mode(column),
                     options=tuple(labels),
-                    # what decodes: transformers unless fast batches are chosen; likelihoods are always scored
-                    # by transformers (engine/likelihood.py), so their key says so whatever the batch backend
-                    backend=outputs.REFERENCE if column.mode == "likelihood" else self.settings.batch_backend,
+                    backend=backend,  # what decodes it: another backend's outputs are other outputs
                 )
-            except LlmplayError as exc:
-                cell.error = str(exc)
-            cells.append(cell)
         return cells
+
+    def _batch_backend(self, column: PlannedColumn, requests: list[GenerationRequest]) -> str:
+        """What decodes this column's rows, chosen once for all of them (so its cells never mix precisions):
+        the column's ``backend`` or the settings' batch_backend, "auto" resolved by the engine (transformers where
+        the rows share a long prompt prefix, onnx/int8 where decoding dominates). Likelihoods are always scored by
+        transformers (engine/likelihood.py), so their key says so whatever the batch backend."""
+        if column.mode == "likelihood" or column.spec.provider != "local" or not requests:
+            return outputs.REFERENCE
+        cfg = column.config
+        labels = column.template.output.labels  # a label answer is a few tokens, however many are allowed
+        return self.engine.batch_backend(
+            column.spec,
+            requests,
+            cfg.backend or self.settings.batch_backend,
+            dtype=cfg.dtype,
+            adapter=cfg.adapter,
+            new_tokens=LABEL_TOKENS if labels else None,
+        )
 
     def _generate(
         self, column: PlannedColumn, cells: list[Cell], cancel: threading.Event
@@ -345,7 +366,12 @@ class EvalRunner:
             return conversations.play(self.engine, column, cells, cancel)
         if column.mode == "generate":
             results = self.engine.generate(
-                cfg.model, [c.request for c in cells], dtype=cfg.dtype, adapter=cfg.adapter, cancel=cancel
+                cfg.model,
+                [c.request for c in cells],
+                dtype=cfg.dtype,
+                adapter=cfg.adapter,
+                cancel=cancel,
+                batch_backend=cells[0].backend,
             )
             return [(r, r.details) for r in results]
         # likelihood: the batch's rows and all their labels scored together (shared prompt prefix computed once)
@@ -403,7 +429,10 @@ class EvalRunner:
             if job.cancel.is_set():
                 return
             batch = missing[start : start + chunk]
-            results = self.engine.generate(judge.model, [w[1] for w in batch], cancel=job.cancel)
+            # on the reference, as the verdicts' cache key says
+            results = self.engine.generate(
+                judge.model, [w[1] for w in batch], cancel=job.cancel, batch_backend=outputs.REFERENCE
+            )
             with connect(self.settings.db_path) as db, db.atomic():
                 for (_, _, prompt, key), result in zip(batch, results):
                     if result.ok:

@@ -19,6 +19,7 @@ from functools import partial
 
 import pandas as pd
 
+from llmplay.backend_names import REFERENCE
 from llmplay.datasets import ColumnMapping, save_dataset
 from llmplay.engine.types import GenerationParams
 from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
@@ -65,8 +66,13 @@ def _compare(runner, settings, dataset: str, template: str, baseline: str, candi
     config = RunConfig(
         dataset=dataset,
         columns=(
-            ColumnConfig(template=template, model=baseline, params=params, mode="generate", label="baseline"),
-            ColumnConfig(template=template, model=candidate, params=params, mode="generate", label="candidate"),
+            # one backend for both (a new version has no ONNX export yet): transformers, the reference
+            ColumnConfig(
+                template=template, model=baseline, params=params, mode="generate", label="baseline", backend=REFERENCE
+            ),
+            ColumnConfig(
+                template=template, model=candidate, params=params, mode="generate", label="candidate", backend=REFERENCE
+            ),
         ),
         metrics=(MetricConfig(metric, args=args or {}),),
         name=f"loop gate: {dataset}",

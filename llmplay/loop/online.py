@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from llmplay.backend_names import REFERENCE
 from llmplay.engine.types import GenerationParams
 from llmplay.errors import LlmplayError
 from llmplay.evaluation import judge as judging
@@ -123,7 +124,7 @@ class OnlineScorer:
         for _, _, _, request, reply in drawn:
             values = judging.judge_values(template, _reply_messages(json.loads(request)), reply or "")
             requests.append(build_request(template, spec.kind, values, params)[0])
-        results = self.engine.generate(spec, requests)
+        results = self.engine.generate(spec, requests, batch_backend=REFERENCE)  # scores comparable over time
         for (trace_id, *_), result in zip(drawn, results, strict=True):
             scores, details = scored[trace_id]
             if result.error:

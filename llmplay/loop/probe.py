@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from llmplay.backend_names import REFERENCE
 from llmplay.loop.data import PROBE_DATA
 from llmplay.openmp import released
 
@@ -85,7 +86,7 @@ def base_replies(engine, model: str, prompts: list[str], *, sampled: bool = Fals
     missing = [p for p in dict.fromkeys(prompts) if p not in known]
     if missing:
         params = GenerationParams(max_new_tokens=REPLY_TOKENS, temperature=1.0 if sampled else 0.0, seed=0)
-        results = engine.generate(model, missing, params)
+        results = engine.generate(model, missing, params, batch_backend=REFERENCE)  # the reference's replies
         failed = [r.error for r in results if r.error]
         if failed:
             raise LlmplayError(f"The base model {model!r} could not answer the loop's general prompts: {failed[0]}")

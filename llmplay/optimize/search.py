@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from llmplay.backend_names import REFERENCE
 from llmplay.datasets import ColumnMapping, Dataset, DatasetError, load_dataset, save_dataset
 from llmplay.engine.types import GenerationParams
 from llmplay.errors import InvalidRequestError, LlmplayError, ProviderError
@@ -439,6 +440,7 @@ class PromptSearch:
                     params=params,
                     template_version=version,
                     label=f"{label} #{cid}",
+                    backend=REFERENCE,  # candidates are compared in one precision, whatever their prompts' shape
                 )
                 for cid, version, label in columns
             ),

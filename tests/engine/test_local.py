@@ -51,9 +51,10 @@ def test_rows_sharing_a_long_prefix_reuse_it_and_say_the_same_as_alone(engine, m
     ids = [encode_prompt(loaded, render_prompt(loaded, GenerationRequest.of(p, GREEDY))) for p in prompts]
     assert _shared_prefix_length(ids) >= MIN_SHARED_PREFIX  # the batch takes the shared-prefix path
     provider._prefixes.clear()
-    single = [engine.generate(CHAT_MODEL, [p], GREEDY, dtype="float32")[0] for p in prompts]
+    ref = {"dtype": "float32", "batch_backend": "transformers"}  # the path that shares a prefix
+    single = [engine.generate(CHAT_MODEL, [p], GREEDY, **ref)[0] for p in prompts]
     assert not provider._prefixes  # a lone row computes no prefix for itself
-    batched = engine.generate(CHAT_MODEL, prompts, GREEDY, dtype="float32")
+    batched = engine.generate(CHAT_MODEL, prompts, GREEDY, **ref)
     assert len(provider._prefixes) == 1  # the prefix was computed once and kept for later batches
     assert [r.text for r in batched] == [r.text for r in single]
     assert [r.completion_tokens for r in batched] == [r.completion_tokens for r in single]
@@ -64,7 +65,7 @@ def test_rows_sharing_a_long_prefix_reuse_it_and_say_the_same_as_alone(engine, m
     monkeypatch.setattr(
         provider, "_prefix_cache", lambda lo, prefix, rows: used.append(len(prefix)) or cache(lo, prefix, rows)
     )
-    lone = engine.generate(CHAT_MODEL, [prompts[2]], GREEDY, dtype="float32")[0]
+    lone = engine.generate(CHAT_MODEL, [prompts[2]], GREEDY, **ref)[0]
     assert used == [_shared_prefix_length(ids)]
     assert (lone.text, lone.completion_tokens) == (single[2].text, single[2].completion_tokens)
 

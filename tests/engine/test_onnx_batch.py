@@ -104,12 +104,12 @@ def test_a_cancelled_batch_returns_cancelled_rows(onnx_engine):
     rows = [provider._prepare(loaded, GenerationRequest.of(p, params)) for p in SHORT_PROMPTS[:2]]
     cancel = threading.Event()
     cancel.set()
-    results = provider._run_batch(loaded, params, rows, cancel)
+    results = provider._run_batch(loaded, params, rows, cancel, ONNX_BATCH)
     assert [r.finish_reason for r in results] == ["cancelled", "cancelled"] and all(r.error for r in results)
 
 
 def test_batch_backend_choices_are_checked(tmp_path):
-    assert Settings(data_dir=tmp_path).batch_backend == "transformers"
+    assert Settings(data_dir=tmp_path).batch_backend == "auto"  # one choice per column (test_auto_batch_backend.py)
     assert Settings(data_dir=tmp_path, batch_backend="ONNX/int8").batch_backend == ONNX_BATCH
     assert Settings(data_dir=tmp_path, batch_backend="onnx/fp32").batch_backend == "onnx/fp32"
     with pytest.raises(LlmplayError, match="batch_backend"):  # the dropped fast bfloat16 batches: a clear error

@@ -152,11 +152,13 @@ class _Recorder:
 
     def __init__(self):
         self.calls = []
+        self.backends = []
 
-    def generate(self, model, requests, dtype=None, adapter=None, cancel=None):
+    def generate(self, model, requests, dtype=None, adapter=None, cancel=None, batch_backend=None):
         from llmplay.engine.types import GenerationResult
 
         self.calls.append([r.as_messages() for r in requests])
+        self.backends.append(batch_backend)
         return [
             GenerationResult(text=f"reply to {r.as_messages()[-1]['content']}", completion_tokens=3, latency_s=0.1)
             for r in requests
@@ -177,9 +179,9 @@ def _cells():
     from llmplay.evaluation.plan import Cell
 
     other = [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi!", "expect": {"contains": "x"}}]
-    return [
-        Cell(0, values={"messages": json.dumps(SCRIPT), "shop": "Pinewood"}),
-        Cell(1, values={"messages": json.dumps(other), "shop": "Pinewood"}),
+    return [  # the column chose one batch backend for its first turns (EvalRunner._batch_backend)
+        Cell(0, values={"messages": json.dumps(SCRIPT), "shop": "Pinewood"}, backend="onnx/int8"),
+        Cell(1, values={"messages": json.dumps(other), "shop": "Pinewood"}, backend="onnx/int8"),
     ]
 
 
@@ -191,6 +193,7 @@ def test_own_replies_play_turn_by_turn_after_the_models_own_earlier_reply():
     engine = _Recorder()
     results = conversations.play(engine, _column("own"), _cells(), threading.Event())
     assert [len(call) for call in engine.calls] == [2, 1]  # turn 1 of both rows together, then row 0's turn 2
+    assert engine.backends == ["onnx/int8", "onnx/int8"]  # every turn on the column's backend
     turn2 = engine.calls[1][0]
     assert turn2[2] == {"role": "assistant", "content": "reply to Customer: My order is 4471."}
     (first, details), (second, _) = results
