@@ -7,8 +7,9 @@ Phases run in separate processes so each one's peak memory (max RSS) and load ti
   cold   - convert the bundled GGUF into an empty cache (first-ever load)
   warm   - load the same model again from that cache (fresh process)
   naive  - fp32 model, `model.generate` one prompt at a time (what a first script would do)
-  engine - llmplay's engine: length-grouped, left-padded batches, per dtype (float32, the default
-           setting, then bfloat16), then ONNX Runtime int8 batches (Settings.batch_backend)
+  engine - llmplay's engine: length-grouped, left-padded batches, per dtype: auto (the default
+           Settings.batch_backend: transformers float32 or ONNX Runtime int8, whichever it estimates faster for
+           these rows; "backend" says which), float32, bfloat16, then ONNX Runtime int8 batches
   single - the engine in the same dtype, one prompt at a time: the reference for "same text"
   stream - engine.stream per backend choice (transformers = reference, fast/<precision>, onnx/<precision>,
            auto = the default), one reply at a time as the Playground streams it: tokens/s over the replies,
@@ -109,8 +110,10 @@ def phase_engine(cache_dir: str, prompts: list[str], max_new: int, one_at_a_time
     from llmplay.engine import Engine, GenerationParams
     from llmplay.settings import Settings
 
-    # "onnx/int8": ONNX Runtime's batches (Settings.batch_backend) of the float32 model's export
-    batch_backend, dtype = (dtype, "float32") if dtype.startswith("onnx/") else ("transformers", dtype)
+    # "onnx/int8": ONNX Runtime's batches (Settings.batch_backend) of the float32 model's export; "auto": the
+    # default, which picks transformers float32 or onnx/int8 for the call's rows (llmplay.engine.backends)
+    onnx_or_auto = dtype.startswith("onnx/") or dtype == "auto"
+    batch_backend, dtype = (dtype, "float32") if onnx_or_auto else ("transformers", dtype)
     settings = Settings(data_dir=Path(cache_dir) / "data", cache_dir=Path(cache_dir), batch_backend=batch_backend)
     engine = Engine(settings)
     loaded = engine.models.get(engine.catalog.get(MODEL), dtype=dtype)
@@ -222,8 +225,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument(
         "--dtypes",
-        default="float32,bfloat16,onnx/int8",
-        help="engine dtypes to run (onnx/<precision>: Settings.batch_backend); the first is the headline",
+        default="auto,float32,bfloat16,onnx/int8",
+        help="engine dtypes to run (onnx/<precision>, auto: Settings.batch_backend); the first is the headline",
     )
     ap.add_argument(
         "--stream-models", default=f"{MODEL},gemma-3-270m", help="models whose streamed replies are compared"
