@@ -55,7 +55,8 @@ class EngineRunner:
         self.open_s = time.perf_counter() - started
 
     def reply(self, request) -> dict:
-        from llmplay.engine.local import _completion_length, encode_prompt, render_prompt
+        from llmplay.engine.local import _completion_length
+        from llmplay.engine.prompt_text import encode_prompt, render_prompt
         from llmplay.engine.text import truncate_at_stop
 
         loaded, params = self.loaded, request.params

@@ -118,31 +118,56 @@ class BatchShape:
         return prompt / prompt_rate + self.rows * self.new_tokens / decode_rate
 
 
+AUTO_BATCH = f"{ONNX}/{AUTO_ONNX}"  # what "auto" batches decode on when not on transformers
+
+
 def choose_batch(loaded, choice: str, params, shape: BatchShape, cache_dir=None) -> str:
     """The batch backend that decodes rows of ``shape`` under ``choice`` (``Settings.batch_backend`` or a column's):
-    "transformers", "onnx/<precision>" as asked, or for "auto" onnx/int8 where it is estimated to finish the rows
-    sooner (short prompts, long answers) and transformers otherwise (a long shared few-shot prefix; sampling, a
-    repetition penalty or a JSON schema, which ONNX batches do not decode; a model without an ONNX export on disk
-    while exports are off; an architecture whose ONNX batches cannot pad rows, so would decode one row at a time).
-    "auto" exports the model once (10-30 s) when it chooses ONNX and the export is missing; a failed export:
-    transformers."""
+    "transformers", "onnx/<precision>" as asked (transformers where ONNX batches cannot decode the requests), or
+    for "auto" the one ``batch_estimates`` finds sooner, made ready (``ready_for_batches``)."""
     choice = check_batch_choice(choice)
     if choice == REFERENCE or batch_refusal(loaded, params, cache_dir):
         return REFERENCE
     if choice != AUTO:
         return choice
-    onnx = f"{ONNX}/{AUTO_ONNX}"
-    if not onnx_decoder.pads_rows(loaded.model) or shape.seconds(onnx) >= shape.seconds(REFERENCE):
+    return choose_for_all([batch_estimates(loaded, params, shape, cache_dir)], [(loaded, cache_dir)])
+
+
+def batch_estimates(loaded, params, shape: BatchShape, cache_dir=None) -> dict[str, float]:
+    """Seconds that each batch backend able to decode rows of ``shape`` would take (BATCH_RATES): transformers
+    always; onnx/int8 unless the requests sample, penalise repetition or follow a JSON schema, the architecture has
+    no export, its ONNX batches cannot pad rows (so would decode one prompt length at a time: Gemma-3), or no
+    export is on disk while exports are off."""
+    found = {REFERENCE: shape.seconds(REFERENCE)}
+    if batch_refusal(loaded, params, cache_dir) or not onnx_decoder.pads_rows(loaded.model):
+        return found
+    if auto_export() or onnx_decoder.is_converted(onnx_decoder.converted_dir(cache_dir, loaded, AUTO_ONNX)):
+        found[AUTO_BATCH] = shape.seconds(AUTO_BATCH)
+    return found
+
+
+def choose_for_all(estimates: list[dict[str, float]], models: list[tuple] = ()) -> str:
+    """One backend for several groups of rows (an evaluation run's columns, so they compare like with like):
+    onnx/int8 when every group can decode on it and all of them finish sooner there, and every model in
+    ``models`` ((loaded, cache_dir) pairs) is ready for it; transformers otherwise."""
+    if not estimates or not all(AUTO_BATCH in e for e in estimates):
         return REFERENCE
-    if not onnx_decoder.is_converted(onnx_decoder.converted_dir(cache_dir, loaded, AUTO_ONNX)):
-        if not auto_export():
-            return REFERENCE
-        try:
-            onnx_converted(loaded, AUTO_ONNX, cache_dir)
-        except Exception as exc:  # the run goes on, on transformers
-            log.warning("onnx export of %s failed; batches decode on transformers: %s", loaded.spec.name, exc)
-            return REFERENCE
-    return onnx
+    if sum(e[AUTO_BATCH] for e in estimates) >= sum(e[REFERENCE] for e in estimates):
+        return REFERENCE
+    return AUTO_BATCH if all(ready_for_batches(loaded, AUTO_BATCH, cache) for loaded, cache in models) else REFERENCE
+
+
+def ready_for_batches(loaded, backend: str, cache_dir) -> bool:
+    """Whether ``loaded`` can decode batches on ``backend`` now: an ONNX export is made once if missing (10-30 s);
+    False when that fails (the caller decodes on transformers)."""
+    if backend == REFERENCE:
+        return True
+    try:
+        onnx_converted(loaded, backend.split("/", 1)[1], cache_dir)
+    except Exception as exc:
+        log.warning("onnx export of %s failed; batches decode on transformers: %s", loaded.spec.name, exc)
+        return False
+    return True
 
 
 def batch_refusal(loaded, params, cache_dir) -> str | None:

@@ -100,6 +100,28 @@ class Engine:
             return ""
         return provider.batch_backend_for(list(requests), choice, new_tokens)
 
+    def batch_estimates(
+        self,
+        model: str | ModelSpec,
+        requests: Sequence[GenerationRequest],
+        dtype: str | None = None,
+        adapter: str | None = None,
+        new_tokens: int | None = None,
+    ) -> dict[str, float]:
+        """Seconds each batch backend able to decode these requests would take, for a caller that picks one
+        backend for several calls (an evaluation run's columns); {} for endpoints."""
+        provider = self.provider(model, dtype, adapter)
+        if not hasattr(provider, "batch_estimates"):
+            return {}
+        return provider.batch_estimates(list(requests), new_tokens)
+
+    def ready_for_batches(
+        self, model: str | ModelSpec, backend: str, dtype: str | None = None, adapter: str | None = None
+    ) -> bool:
+        """Whether a local model can decode batches on ``backend`` now (an ONNX export made once if missing)."""
+        provider = self.provider(model, dtype, adapter)
+        return hasattr(provider, "ready_for_batches") and provider.ready_for_batches(backend)
+
     def stream(
         self,
         model: str | ModelSpec,

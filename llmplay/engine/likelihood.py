@@ -61,7 +61,7 @@ def check_options(options: list[str]) -> None:
 
 
 def refuse_soft_prompt(provider: LocalProvider, loaded: LoadedModel) -> None:
-    from llmplay.engine.local import soft_prompt
+    from llmplay.engine.prompt_text import soft_prompt
 
     if soft_prompt(loaded):
         raise InvalidRequestError(

@@ -16,9 +16,9 @@ from types import SimpleNamespace
 from llmplay.engine import backends, likelihood
 from llmplay.engine.base import Provider
 from llmplay.engine.detokenize import TokenStreamer
+from llmplay.engine.prompt_text import encode_prompt, render_prompt, soft_prompt
 from llmplay.engine.sampling import Sampler
-from llmplay.engine.text import base_model_text, stop_holdback, truncate_at_stop
-from llmplay.engine.tools import with_tools_block
+from llmplay.engine.text import stop_holdback, truncate_at_stop
 from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult, OptionScore, StreamEvent
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.models.catalog import ModelSpec
@@ -32,37 +32,6 @@ TOKEN_BUDGET = 16 * 1024
 # worth the copy. Kept per provider for the next batches of the same run (a few entries, least recent dropped).
 MIN_SHARED_PREFIX = 64
 PREFIX_ENTRIES = 4
-
-
-def render_prompt(loaded: LoadedModel, request: GenerationRequest) -> str:
-    """The exact text the model receives: chat template for chat models, raw text for base models."""
-    if loaded.spec.kind == "chat":
-        messages, render = request.as_messages(), loaded.tokenizer.apply_chat_template
-        if request.tools:
-            # The chat template's own tools support when it has one; a template that ignores them renders the same
-            # text with and without, and gets the tools described in its system message instead (engine/tools.py).
-            try:
-                text = render(messages, tools=list(request.tools), add_generation_prompt=True, tokenize=False)
-            except Exception:  # a chat template that fails on tools (jinja raising on their shape): the block
-                text = None
-            if text is not None and text != render(messages, add_generation_prompt=True, tokenize=False):
-                return text
-            messages = with_tools_block(messages, request.tools)
-        return render(messages, add_generation_prompt=True, tokenize=False)
-    return base_model_text(request)
-
-
-def encode_prompt(loaded: LoadedModel, text: str) -> list[int]:
-    # Chat templates already contain any BOS token; base text needs the tokenizer's special tokens.
-    add_special = loaded.spec.kind != "chat"
-    return loaded.tokenizer(text, add_special_tokens=add_special)["input_ids"]
-
-
-def soft_prompt(loaded: LoadedModel) -> bool:
-    """A prompt-tuning adapter: peft prepends its virtual tokens on every forward pass, so cached prefixes
-    computed without them (shared batch prefixes, likelihood scoring) do not apply."""
-    config = getattr(loaded.model, "active_peft_config", None)
-    return bool(config is not None and config.is_prompt_learning)
 
 
 def _completion_length(tokens: list[int], stop_ids: set[int]) -> int:
@@ -99,6 +68,16 @@ def _shared_prefix_length(batch: list[list[int]]) -> int:
     while n < limit and all(ids[n] == first[n] for ids in batch):
         n += 1
     return n
+
+
+def _shape(params: GenerationParams, rows: list[list[int]], new_tokens: int | None = None):
+    """What decides a batch backend's time for ``rows`` (llmplay.engine.backends.BatchShape)."""
+    return backends.BatchShape(
+        rows=len(rows),
+        prompt_tokens=sum(len(ids) for ids in rows),
+        shared_tokens=_shared_prefix_length(rows) if len(rows) > 1 else 0,
+        new_tokens=min(params.max_new_tokens, new_tokens or params.max_new_tokens),
+    )
 
 
 class _StopOnEvent:
@@ -206,32 +185,47 @@ class LocalProvider(Provider):
     def batch_backend_for(
         self, requests: list[GenerationRequest], choice: str | None = None, new_tokens: int | None = None
     ) -> str:
-        """The batch backend that ``generate`` would decode these requests on under ``choice`` (default: the
-        settings'): "transformers" or "onnx/<precision>", decided once over all of them (llmplay.engine.backends
-        ``choose_batch``; ``new_tokens``: the tokens a reply is expected to take, default max_new_tokens).
-        Requests that cannot be prepared do not count; with none left, or a model that fails to load, or
-        requests with different parameters: transformers."""
+        """The batch backend that ``generate`` decodes these requests on under ``choice`` (default: the settings'):
+        "transformers" or "onnx/<precision>", decided once over all of them (llmplay.engine.backends
+        ``choose_batch``; ``new_tokens``: the tokens a reply is expected to take, default max_new_tokens)."""
+        found = self._rows_of(requests)
+        if found is None:
+            return backends.REFERENCE
+        loaded, params, rows = found
+        choice = choice or self.batch_backend
+        return backends.choose_batch(loaded, choice, params, _shape(params, rows, new_tokens), self.settings.cache_dir)
+
+    def batch_estimates(self, requests: list[GenerationRequest], new_tokens: int | None = None) -> dict[str, float]:
+        """Seconds each batch backend able to decode these requests would take (llmplay.engine.backends
+        ``batch_estimates``), so a caller can pick one backend for several calls (an evaluation run's columns)."""
+        found = self._rows_of(requests)
+        if found is None:
+            return {backends.REFERENCE: 0.0}
+        loaded, params, rows = found
+        return backends.batch_estimates(loaded, params, _shape(params, rows, new_tokens), self.settings.cache_dir)
+
+    def ready_for_batches(self, backend: str) -> bool:
+        """Whether batches can decode on ``backend`` now (its ONNX export made once if missing)."""
+        return backends.ready_for_batches(self.load(), backend, self.settings.cache_dir)
+
+    def _rows_of(self, requests: list[GenerationRequest]) -> tuple | None:
+        """(loaded, params, prompt ids) of requests that share their parameters; None where no batch backend but
+        transformers applies: a model that fails to load, a soft prompt, mixed parameters, no request that prepares."""
         try:
             loaded = self.load()
         except LlmplayError:
-            return backends.REFERENCE
+            return None
         groups = self._group(loaded, requests, [None] * len(requests))
         if len(groups) != 1 or soft_prompt(loaded):
-            return backends.REFERENCE
+            return None
         [(params, rows)] = groups.items()
-        return self._resolve_batch(loaded, choice, params, [ids for _, ids in rows], new_tokens)
+        return loaded, params, [ids for _, ids in rows]
 
-    def _resolve_batch(self, loaded, choice, params, rows: list[list[int]], new_tokens: int | None = None) -> str:
-        choice = backends.check_batch_choice(choice or self.batch_backend)
-        if choice != backends.AUTO or not rows:
-            return choice if rows else backends.REFERENCE
-        shape = backends.BatchShape(
-            rows=len(rows),
-            prompt_tokens=sum(len(ids) for ids in rows),
-            shared_tokens=_shared_prefix_length(rows) if len(rows) > 1 else 0,
-            new_tokens=min(params.max_new_tokens, new_tokens or params.max_new_tokens),
-        )
-        return backends.choose_batch(loaded, choice, params, shape, self.settings.cache_dir)
+    def _resolve_batch(self, loaded, choice, params, rows: list[list[int]]) -> str:
+        if not rows or soft_prompt(loaded):
+            return backends.REFERENCE
+        cache = self.settings.cache_dir
+        return backends.choose_batch(loaded, choice or self.batch_backend, params, _shape(params, rows), cache)
 
     def _batches(self, rows: list[tuple[int, list[int]]]) -> Iterator[list[tuple[int, list[int]]]]:
         batch: list[tuple[int, list[int]]] = []

@@ -50,6 +50,8 @@ class Plan:
     judge_template: Template | None = None
     judge_version: Version | None = None
     judge_spec: ModelSpec | None = None
+    # column index -> what decodes it ("transformers", "onnx/int8"), chosen before the run (batch_choice.py)
+    backends: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -61,7 +63,7 @@ class Cell:
     request: GenerationRequest | None = None
     error: str | None = None
     values: dict[str, Any] = field(default_factory=dict)  # the row's template variables (conversations replay them)
-    backend: str = "transformers"  # what decodes it: chosen once for the whole column (EvalRunner._batch_backend)
+    backend: str = "transformers"  # what decodes it: chosen once for the whole column (batch_choice.py)
 
 
 def plan_run(

@@ -28,7 +28,7 @@ from llmplay.engine.base import Provider
 from llmplay.engine.engine import Engine
 from llmplay.engine.types import GenerationRequest, GenerationResult
 from llmplay.errors import InvalidRequestError, LlmplayError
-from llmplay.evaluation import conversations, outputs, rates
+from llmplay.evaluation import batch_choice, conversations, outputs, rates
 from llmplay.evaluation import judge as judging
 from llmplay.evaluation.config import RunConfig
 from llmplay.evaluation.metrics.registry import MetricRegistry, default_registry
@@ -43,7 +43,6 @@ from llmplay.templates.render import base_model_prompt, build_request
 
 log = logging.getLogger(__name__)
 CHUNK_TARGET_S = 4.0  # a chunk's work between two progress updates (and cancel checks)
-LABEL_TOKENS = 16  # new tokens a label answer is expected to take, when choosing a column's batch backend
 
 
 @dataclass
@@ -281,7 +280,7 @@ class EvalRunner:
                         adapter=column.config.adapter,
                         template_version_id=column.version.id,
                         prompt=cell.prompt,
-                        params=cell.request.params,  # as decoded (a constrained column's carry its schema)
+                        params=_column_params(column),  # as decoded (a constrained column's carry its schema)
                         result=result,
                         details=details,
                     )
@@ -301,18 +300,37 @@ class EvalRunner:
         return max(1, min(most, int(CHUNK_TARGET_S / seconds_per_cell)))
 
     def _prepare_cells(self, plan: Plan, column: PlannedColumn) -> list[Cell]:
-        """Render every row for this column and compute its cache key; a row that fails to render is an
-        error cell (with the template's message), not a failed run."""
-        params = column.config.params
-        if column.config.constrained:  # the schema travels in the decoding parameters (and so in the cache key)
-            params = replace(params, json_schema=json.dumps(column.template.output.schema, sort_keys=True))
+        """Render every row for this column and compute its cache key, which names the backend chosen for the
+        column before the run (batch_choice.py); a row that fails to render is an error cell (with the
+        template's message), not a failed run."""
+        if column.index not in plan.backends:
+            plan.backends.update(self._choose_backends(plan))
+        backend = plan.backends[column.index]
+        labels = column.template.output.labels if column.mode == "likelihood" else ()
+        cells = self._render_cells(plan, column)
+        for cell in cells:
+            if cell.error is None:
+                cell.backend = backend
+                cell.key = outputs.cache_key(
+                    prompt=cell.prompt,
+                    spec=column.spec,
+                    dtype=column.dtype,
+                    adapter=column.config.adapter,
+                    params=_column_params(column),  # as decoded (a constrained column's carry its schema)
+                    mode=_cache_mode(column),
+                    options=tuple(labels),
+                    backend=backend,  # what decodes it: another backend's outputs are other outputs
+                )
+        return cells
+
+    def _render_cells(self, plan: Plan, column: PlannedColumn) -> list[Cell]:
+        params = _column_params(column)
         loaded = None
         if column.spec.provider == "local":
             try:
                 loaded = self.engine.models.get(column.spec, dtype=column.config.dtype, adapter=column.config.adapter)
             except LlmplayError as exc:
                 return [Cell(i, error=f"Model failed to load: {exc}") for i in range(len(plan.rows))]
-        labels = column.template.output.labels if column.mode == "likelihood" else ()
         cells = []
         for i, row in enumerate(plan.rows):
             cell = Cell(i)
@@ -323,39 +341,13 @@ class EvalRunner:
             except LlmplayError as exc:
                 cell.error = str(exc)
             cells.append(cell)
-        backend = self._batch_backend(column, [c.request for c in cells if c.error is None])
-        for cell in cells:
-            if cell.error is None:
-                cell.backend = backend
-                cell.key = outputs.cache_key(
-                    prompt=cell.prompt,
-                    spec=column.spec,
-                    dtype=column.dtype,
-                    adapter=column.config.adapter,
-                    params=params,
-                    mode=_cache_mode(column),
-                    options=tuple(labels),
-                    backend=backend,  # what decodes it: another backend's outputs are other outputs
-                )
         return cells
 
-    def _batch_backend(self, column: PlannedColumn, requests: list[GenerationRequest]) -> str:
-        """What decodes this column's rows, chosen once for all of them (so its cells never mix precisions):
-        the column's ``backend`` or the settings' batch_backend, "auto" resolved by the engine (transformers where
-        the rows share a long prompt prefix, onnx/int8 where decoding dominates). Likelihoods are always scored by
-        transformers (engine/likelihood.py), so their key says so whatever the batch backend."""
-        if column.mode == "likelihood" or column.spec.provider != "local" or not requests:
-            return outputs.REFERENCE
-        cfg = column.config
-        labels = column.template.output.labels  # a label answer is a few tokens, however many are allowed
-        return self.engine.batch_backend(
-            column.spec,
-            requests,
-            cfg.backend or self.settings.batch_backend,
-            dtype=cfg.dtype,
-            adapter=cfg.adapter,
-            new_tokens=LABEL_TOKENS if labels else None,
-        )
+    def _choose_backends(self, plan: Plan) -> dict[int, str]:
+        def requests_of(column: PlannedColumn) -> list[GenerationRequest]:
+            return [c.request for c in self._render_cells(plan, column) if c.error is None]
+
+        return batch_choice.choose(self.engine, self.settings.batch_backend, plan, requests_of)
 
     def _generate(
         self, column: PlannedColumn, cells: list[Cell], cancel: threading.Event
@@ -511,10 +503,17 @@ def _cache_mode(column: PlannedColumn) -> str:
     return column.mode if spec is None else f"conversation-{spec.replies}"
 
 
+def _column_params(column: PlannedColumn):
+    params = column.config.params
+    if column.config.constrained:  # the schema travels in the decoding parameters (and so in the cache key)
+        params = replace(params, json_schema=json.dumps(column.template.output.schema, sort_keys=True))
+    return params
+
+
 def _prompt_text(loaded, request: GenerationRequest) -> str:
     """The exact text a local model sees; for an endpoint, its messages (the server applies its template)."""
     if loaded is not None:
-        from llmplay.engine.local import render_prompt
+        from llmplay.engine.prompt_text import render_prompt
 
         return render_prompt(loaded, request)
     if request.messages is not None and request.tools:  # offered tools change the reply: they are in the key

@@ -103,7 +103,7 @@ def reply_perplexity(engine, model: str, pairs: list[dict]) -> float:
     each prompt rendered as inference renders it and each reply formatted as training formats it."""
     import torch
 
-    from llmplay.engine.local import encode_prompt
+    from llmplay.engine.prompt_text import encode_prompt
     from llmplay.training.data import TrainRow, formatted_text
 
     spec = engine.catalog.get(model)

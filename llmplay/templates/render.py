@@ -1,6 +1,6 @@
 """Rendering a template for one model: variables -> messages -> the engine's own request and prompt text.
 
-The text shown to the user comes from ``llmplay.engine.local.render_prompt``, the function the local
+The text shown to the user comes from ``llmplay.engine.prompt_text.render_prompt``, the function the local
 provider itself uses, on the very request returned here; so a preview is exactly what ``Engine.stream``
 or ``Engine.generate`` will send for that request.
 """
@@ -180,7 +180,7 @@ def render_for_model(
         warnings.append("Endpoint models apply their own chat template on the server; shown as a transcript.")
         return RenderedPrompt(spec.name, base_model_text(request), messages, request, warnings=warnings)
 
-    from llmplay.engine.local import encode_prompt, render_prompt
+    from llmplay.engine.prompt_text import encode_prompt, render_prompt
 
     loaded = engine.models.get(spec)
     text = render_prompt(loaded, request)

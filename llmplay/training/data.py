@@ -19,7 +19,7 @@ Public functions (the trainer, the Train tab and the loop use these):
 
 The sft prompt goes through the same path as inference: a template through ``templates.render.build_request``,
 other rows as the Playground / Compare would send them (``templates.request_from_messages``), then
-``engine.local.render_prompt`` and ``encode_prompt``. The completion is the target plus the end of turn: for
+``engine.prompt_text.render_prompt`` and ``encode_prompt``. The completion is the target plus the end of turn: for
 chat models what the chat template writes after the prompt for an assistant turn holding the target (cut after
 its end-of-turn token: ``<|im_end|>`` for SmolLM2), for base models the target and the eos token.
 
@@ -208,7 +208,7 @@ def build_examples(config: TrainConfig, loaded, rows: list[TrainRow]) -> list[Ex
         raise LlmplayError(
             f"{loaded.spec.name} is an {kind} model; fine-tuning with task sft needs a chat or base model."
         )
-    from llmplay.engine.local import encode_prompt, render_prompt
+    from llmplay.engine.prompt_text import encode_prompt, render_prompt
 
     examples = []
     for row in rows:
@@ -222,7 +222,7 @@ def build_examples(config: TrainConfig, loaded, rows: list[TrainRow]) -> list[Ex
 
 def formatted_text(loaded, row: TrainRow) -> tuple[str, str]:
     """(prompt text, completion text) of a row as the model sees them: the render path, then the target."""
-    from llmplay.engine.local import render_prompt
+    from llmplay.engine.prompt_text import render_prompt
 
     request = _request(row, loaded.spec.kind)
     prompt_text = render_prompt(loaded, request)

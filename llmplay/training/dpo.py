@@ -6,7 +6,7 @@ or one assistant turn (TRL's conversational layout, as llmplay/feedback/exports.
 ``feedback`` (every preference or correction queue's accepted pairs that no training job used yet, through
 ``feedback.exports.export_rows(db, queue, "dpo")``; row ids are feedback item ids, consumed when the job ends).
 
-Prompts go through the inference render path (``engine.local.render_prompt``: the tokenizer's chat template
+Prompts go through the inference render path (``engine.prompt_text.render_prompt``: the tokenizer's chat template
 for chat models, raw text for base models) and replies end as the SFT targets do (data.formatted_text), so
 the pairs are tokenized here and handed to TRL as ids (``_PretokenizedDPOTrainer`` skips its own
 tokenization, which would render chat prompts without llmplay's path).
@@ -133,7 +133,7 @@ def _pair_row(row_id, record: dict) -> TrainRow:
 def pair_examples(config: TrainConfig, loaded, rows: list[TrainRow]) -> list[PairExample]:
     """Token ids of each pair: the prompt as inference renders it, each reply as an SFT target (+ end of turn).
     A pair longer than max_length loses the prompt's start (it keeps at least a quarter of the window)."""
-    from llmplay.engine.local import encode_prompt
+    from llmplay.engine.prompt_text import encode_prompt
     from llmplay.training.data import formatted_text
 
     tok = loaded.tokenizer

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from llmplay.engine.likelihood import ScoredRow
-from llmplay.engine.local import MIN_SHARED_PREFIX, encode_prompt, render_prompt
+from llmplay.engine.local import MIN_SHARED_PREFIX
+from llmplay.engine.prompt_text import encode_prompt, render_prompt
 from llmplay.engine.types import GenerationRequest
 from llmplay.errors import InvalidRequestError
 from llmplay.templates.model import parse_template

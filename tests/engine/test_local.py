@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmplay.engine import Engine, GenerationParams, GenerationRequest
-from llmplay.engine.local import render_prompt
+from llmplay.engine.prompt_text import render_prompt
 from llmplay.errors import UnknownModelError
 from llmplay.models.catalog import Catalog, ModelSpec
 from tests.conftest import BASE_MODEL, CHAT_MODEL, PARIS_QUESTION
@@ -40,7 +40,8 @@ def test_batched_equals_one_at_a_time(engine):
 
 
 def test_rows_sharing_a_long_prefix_reuse_it_and_say_the_same_as_alone(engine, monkeypatch):
-    from llmplay.engine.local import MIN_SHARED_PREFIX, _shared_prefix_length, encode_prompt, render_prompt
+    from llmplay.engine.local import MIN_SHARED_PREFIX, _shared_prefix_length
+    from llmplay.engine.prompt_text import encode_prompt, render_prompt
     from llmplay.engine.types import GenerationRequest
 
     # Few-shot style: a long shared instruction, then each row's own question.
@@ -239,7 +240,7 @@ def test_choose_by_likelihood_picks_the_right_label(engine):
 def test_option_scores_match_a_manual_forward_pass(engine):
     import torch
 
-    from llmplay.engine.local import encode_prompt
+    from llmplay.engine.prompt_text import encode_prompt
 
     request = GenerationRequest.of("Is this positive or negative? 'I love it.'")
     options = ["positive", "negative", "it is neutral"]  # different token lengths share one padded batch

@@ -1,8 +1,8 @@
-"""The "auto" batch backend (Settings.batch_backend, a column's ``backend``): decided once per evaluation column,
-on the real bundled models and their real ONNX exports (made once per cache by the session engine): onnx int8
-where short prompts leave decoding to dominate, transformers where the rows share a long few-shot prefix (which
-only transformers computes once), where the model's ONNX batches cannot pad rows (Gemma-3), where no export is
-on disk while exports are off, and where a column pins it. The cache key names what decoded."""
+"""The "auto" batch backend (Settings.batch_backend, a column's ``backend``): decided once per evaluation run for
+its auto columns, on the real bundled models and their real ONNX exports (made once per cache by the session
+engine): onnx int8 where short prompts leave decoding to dominate, transformers where the rows share a long
+few-shot prefix (which only transformers computes once), where a column's model cannot batch on ONNX (Gemma-3),
+where no export is on disk while exports are off, and where a column pins it. The cache key names what decoded."""
 
 from __future__ import annotations
 
@@ -55,22 +55,23 @@ def _backends_by_column(settings, run_id: int) -> dict[int, set[str]]:
     return found
 
 
-def test_each_column_decodes_on_the_backend_that_finishes_it_sooner(runner, isolated_engine):
+def test_a_runs_auto_columns_share_the_backend_that_finishes_them_sooner(runner, isolated_engine):
     settings = isolated_engine.settings
+    longer = GenerationParams(max_new_tokens=32)
     config = RunConfig(
         dataset="questions",
         columns=(
             ColumnConfig(template="assistant", model=CHAT_MODEL, params=SHORT, mode="generate"),
+            ColumnConfig(template="assistant", model=CHAT_MODEL, params=longer, mode="generate"),
             ColumnConfig(template="assistant", model=CHAT_MODEL, params=SHORT, mode="generate", backend="transformers"),
-            ColumnConfig(template="assistant", model=BASE_MODEL, params=SHORT, mode="generate"),
         ),
         metrics=(MetricConfig("exact_match"),),
     )
     run_id = runner.run(config)
     assert _backends_by_column(settings, run_id) == {
-        0: {"onnx int8"},  # short prompts, decoding dominates
-        1: {"transformers float32"},  # pinned by the column
-        2: {"transformers float32"},  # Gemma-3's ONNX batches cannot pad rows
+        0: {"onnx int8"},  # short prompts: decoding dominates
+        1: {"onnx int8"},
+        2: {"transformers float32"},  # pinned by the column
     }
     results = load_results(settings, run_id)
     # The auto column's replies are those ONNX gives each prompt alone: its rows were never mixed with another path.
@@ -79,9 +80,25 @@ def test_each_column_decodes_on_the_backend_that_finishes_it_sooner(runner, isol
     assert {c.backend for c in cells} == {"onnx/int8"}
     alone = [isolated_engine.generate(CHAT_MODEL, [c.request], batch_backend="onnx/int8")[0].text for c in cells]
     assert [results.cells[(i, 0)].text for i in range(6)] == alone
-    # one choice per column: a rerun is served from the cache, and the pinned column's outputs are its own
-    again = runner.run(config)
-    assert load_results(settings, again).cells and _cached(settings, again) == 18
+    # the same choice on a rerun: served from the cache
+    assert _cached(settings, runner.run(config)) == 18
+
+
+def test_one_column_that_cannot_decode_on_onnx_keeps_the_runs_auto_columns_on_transformers(runner, isolated_engine):
+    """Gemma-3's ONNX batches cannot pad rows: beside it, SmolLM2 decodes on transformers too (like with like)."""
+    config = RunConfig(
+        dataset="questions",
+        columns=(
+            ColumnConfig(template="assistant", model=CHAT_MODEL, params=SHORT, mode="generate"),
+            ColumnConfig(template="assistant", model=BASE_MODEL, params=SHORT, mode="generate"),
+        ),
+        metrics=(MetricConfig("exact_match"),),
+    )
+    run_id = runner.run(config)
+    assert _backends_by_column(isolated_engine.settings, run_id) == {
+        0: {"transformers float32"},
+        1: {"transformers float32"},
+    }
 
 
 def test_a_few_shot_column_stays_on_transformers(runner, isolated_engine):

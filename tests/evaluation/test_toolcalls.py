@@ -14,8 +14,8 @@ import pytest
 
 from llmplay import datasets as ds
 from llmplay.api.openai_shapes import ApiError, completion_body, parse_chat
-from llmplay.engine.local import render_prompt
 from llmplay.engine.openai_compat import OpenAICompatProvider
+from llmplay.engine.prompt_text import render_prompt
 from llmplay.engine.tools import call_text, normalize_tools, parse_calls, tools_block
 from llmplay.engine.types import GenerationParams, GenerationRequest, GenerationResult
 from llmplay.evaluation.config import MetricConfig

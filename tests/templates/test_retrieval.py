@@ -208,7 +208,7 @@ def test_retrieved_examples_render_identically_in_preview_evaluation_compare_and
 ):
     from llmplay.compare.columns import ColumnConfig as CompareColumn
     from llmplay.compare.columns import prepare_column
-    from llmplay.engine.local import render_prompt
+    from llmplay.engine.prompt_text import render_prompt
     from llmplay.ui.tabs.playground import build_prompt
 
     engine = isolated_engine

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from llmplay.datasets import ColumnMapping, save_dataset
-from llmplay.engine.local import encode_prompt, render_prompt
+from llmplay.engine.prompt_text import encode_prompt, render_prompt
 from llmplay.engine.types import GenerationRequest
 from llmplay.feedback.sources import flag_for_correction, send_correction, send_preference
 from llmplay.feedback.store import mark_consumed
