@@ -182,6 +182,11 @@ def format_summary(info) -> str:
     out += [fmt.format(*r) for r in lines]
     if summary.get("lower_is_better"):
         out.append(f"lower is better: {', '.join(summary['lower_is_better'])}")
+    decoded = {col["title"]: col["backend"] for col in summary.get("columns", []) if col.get("backend")}
+    if len(set(decoded.values())) == 1:  # what computed the outputs (speed and, in int8, the text depend on it)
+        out.append(f"decoded on: {next(iter(decoded.values()))}")
+    else:
+        out += [f"decoded on: {title}: {backend}" for title, backend in decoded.items()]
     for col in summary.get("columns", []):
         # A metric's lines by group (attack_success · KIND): in the summary beside the metric, not in the table.
         for name, m in col.get("metrics", {}).items():

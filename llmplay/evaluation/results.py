@@ -305,8 +305,9 @@ def scoreboard(info: RunInfo, usage: bool = True) -> pd.DataFrame:
     for col in info.summary["columns"]:
         failed = col.get("failed", 0)
         entries = list(col["metrics"].items())
+        speed = ("latency_s", "tokens_per_s", "output_tokens")
         if usage:
-            entries += [(k, col[k]) for k in ("latency_s", "tokens_per_s", "output_tokens") if k in col]
+            entries += [(k, col[k]) for k in speed if k in col]
         for name, value in entries:
             lines.append(
                 {
@@ -319,6 +320,8 @@ def scoreboard(info: RunInfo, usage: bool = True) -> pd.DataFrame:
                     "failed": failed,
                 }
             )
+            if name in speed and col.get("backend"):  # speed depends on what decoded: say it
+                lines[-1]["note"] = f"on {col['backend']}"
         if failed:
             lines.append({"column": col["title"], "metric": "failed", "n": col.get("n", 0), "failed": failed})
             lines[-1]["note"] = failure_note(col)

@@ -34,6 +34,7 @@ class CellRecord:
     error: str | None
     judge_score: float | None
     judge_output_id: int | None
+    backend: str | None = None  # what computed the output ("onnx int8"); None for older outputs and failures
 
 
 def interval_dict(interval: Interval) -> dict[str, float]:
@@ -42,7 +43,7 @@ def interval_dict(interval: Interval) -> dict[str, float]:
 
 def load_cells(db, run_id: int) -> list[CellRecord]:
     rows = db.query(
-        "select c.*, o.text, o.latency_s, o.completion_tokens from eval_cells c "
+        "select c.*, o.text, o.latency_s, o.completion_tokens, o.backend from eval_cells c "
         "left join eval_outputs o on o.id = c.output_id where c.run_id = ? order by c.column_index, c.row_index",
         [run_id],
     )
@@ -59,6 +60,7 @@ def load_cells(db, run_id: int) -> list[CellRecord]:
             error=r["error"],
             judge_score=r["judge_score"],
             judge_output_id=r["judge_output_id"],
+            backend=r["backend"],
         )
         for r in rows
     ]
@@ -198,6 +200,8 @@ def _usage(entry: dict, cells: list[CellRecord]) -> None:
     if not ok:
         return
     entry.update(column_usage([c.latency_s for c in ok], [c.completion_tokens for c in ok]))
+    # what computed the column's outputs (a run's columns share one batch backend: evaluation/batch_choice.py)
+    entry["backend"] = ", ".join(sorted({c.backend for c in ok if c.backend}))
     entry["output_chars"] = interval_dict(bootstrap_mean([len(c.text or "") for c in ok], resamples=RESAMPLES))
     if any(c.completion_tokens for c in ok):  # likelihood mode scores labels without generating: no tokens
         entry["output_tokens"] = interval_dict(bootstrap_mean([c.completion_tokens for c in ok], resamples=RESAMPLES))

@@ -13,8 +13,9 @@ from llmplay.datasets import ColumnMapping, install_builtins, save_dataset
 from llmplay.engine import GenerationParams, backends, onnx_decoder
 from llmplay.engine.types import GenerationRequest
 from llmplay.errors import InvalidRequestError
+from llmplay.evaluation.cli import format_summary
 from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
-from llmplay.evaluation.results import load_results
+from llmplay.evaluation.results import get_run, load_results, scoreboard
 from llmplay.evaluation.runner import EvalRunner
 from llmplay.settings import Settings
 from llmplay.store import connect
@@ -73,6 +74,12 @@ def test_a_runs_auto_columns_share_the_backend_that_finishes_them_sooner(runner,
         1: {"onnx int8"},
         2: {"transformers float32"},  # pinned by the column
     }
+    # the scoreboard's speed lines and the CLI's summary say what decoded each column
+    info = get_run(settings, run_id)
+    assert [c["backend"] for c in info.summary["columns"]] == ["onnx int8", "onnx int8", "transformers float32"]
+    board = scoreboard(info)
+    assert list(board[board["metric"] == "tokens_per_s"]["note"]) == ["on onnx int8"] * 2 + ["on transformers float32"]
+    assert f"decoded on: {info.titles[2]}: transformers float32" in format_summary(info).splitlines()
     results = load_results(settings, run_id)
     # The auto column's replies are those ONNX gives each prompt alone: its rows were never mixed with another path.
     plan = runner.plan(config)
