@@ -43,6 +43,9 @@ from llmplay.templates.render import base_model_prompt, build_request
 
 log = logging.getLogger(__name__)
 CHUNK_TARGET_S = 4.0  # a chunk's work between two progress updates (and cancel checks)
+# A synchronous run (the CLI, CI) prints a line per chunk and has no grid to fill: bigger chunks batch more rows (two
+# cores decode several times more tokens per second in batches of 16 than of 2), at a line every ~16 s.
+UNWATCHED_CHUNK_S = 16.0
 
 
 @dataclass
@@ -54,6 +57,7 @@ class _Job:
     generated: int = 0
     chunk_began: float | None = None  # perf_counter when the chunk in progress started (None: none running)
     prior_s: float | None = None  # seconds per cell measured on this machine before (rates.py), first estimate
+    watched: bool = True  # a background run the UI polls (small chunks); False: ``run`` (bigger ones)
 
 
 class EvalRunner:
@@ -92,6 +96,7 @@ class EvalRunner:
         """Run synchronously in this thread (the CLI); returns the run id."""
         plan = self.plan(config)
         run_id = self._create(plan)
+        self._jobs[run_id].watched = False
         self._execute(plan, run_id, self._jobs[run_id], on_progress)
         return run_id
 
@@ -251,7 +256,7 @@ class EvalRunner:
         while start < len(missing):
             if job.cancel.is_set():
                 return
-            batch = missing[start : start + self._chunk(len(missing), measured)]
+            batch = missing[start : start + self._chunk(len(missing), measured, job.watched)]
             start += len(batch)
             began = job.chunk_began = time.perf_counter()
             results = self._generate(column, batch, job.cancel)
@@ -289,15 +294,19 @@ class EvalRunner:
             if on_progress:
                 on_progress(self.progress(run_id))
 
-    def _chunk(self, missing: int, seconds_per_cell: float | None) -> int:
+    def _chunk(self, missing: int, seconds_per_cell: float | None, watched: bool = True) -> int:
         """Cells in the next chunk: a fixed size when given; else about CHUNK_TARGET_S of work at the measured
-        pace (2 cells before any measure), at most the batch size and a fifth of the column's missing cells."""
+        pace (2 cells before any measure), at most the batch size and a fifth of the column's missing cells, so
+        the grid fills in; a run nobody watches (``run``): about UNWATCHED_CHUNK_S, up to the batch size."""
         if self.fixed_chunk:
             return max(1, self.fixed_chunk)
-        most = max(1, min(self.chunk_size, math.ceil(missing / 5)))
+        if watched:
+            target, most = CHUNK_TARGET_S, max(1, min(self.chunk_size, math.ceil(missing / 5)))
+        else:
+            target, most = UNWATCHED_CHUNK_S, max(1, self.chunk_size)
         if not seconds_per_cell:
             return min(2, most)
-        return max(1, min(most, int(CHUNK_TARGET_S / seconds_per_cell)))
+        return max(1, min(most, int(target / seconds_per_cell)))
 
     def _prepare_cells(self, plan: Plan, column: PlannedColumn) -> list[Cell]:
         """Render every row for this column and compute its cache key, which names the backend chosen for the

@@ -5,6 +5,8 @@ a column that answers one label everywhere says so."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from llmplay.evaluation import rates
@@ -53,6 +55,9 @@ def test_chunks_keep_progress_moving(engine):
     assert runner._chunk(40, 0.5) == 8  # at most a fifth of the column: five updates at least
     assert runner._chunk(400, 0.5) == 8  # about 4 s of work
     assert runner._chunk(400, 10.0) == 1  # slow cells (likelihood on a busy machine): one at a time
+    # a synchronous run (the CLI): about 16 s of work, up to the batch size, whatever the column's size
+    assert (runner._chunk(40, None, watched=False), runner._chunk(40, 2.0, watched=False)) == (2, 8)
+    assert runner._chunk(40, 0.1, watched=False) == engine.settings.max_batch_size
     assert EvalRunner(engine, chunk_size=3)._chunk(40, 0.5) == 3  # a fixed size when asked for
 
 
@@ -99,7 +104,14 @@ def test_a_slow_stored_rate_does_not_shrink_a_runs_chunks_to_one_cell(isolated_e
     )
     runner = EvalRunner(isolated_engine, TemplateLibrary.from_settings(settings, folder=ROOT / "prompts"))
     column = ColumnConfig("financial-sentiment", CHAT_MODEL, params=GenerationParams(max_new_tokens=2), mode="generate")
-    runner.run(RunConfig(dataset="financial-sentiment", columns=(column,)))
+    run_id = runner.submit(RunConfig(dataset="financial-sentiment", columns=(column,)))  # as the Evaluate tab does
+    assert runner.wait(run_id, timeout=600).status == "done"
     assert sum(sizes) == 20 and sizes[0] == 2, sizes  # the first chunk measures this run's pace
     # then about 4 s of work at this run's pace (here: 4 once the prefix is kept), at most a fifth of the column
     assert max(sizes) <= 4, sizes
+
+    # A run nobody watches (the CLI, CI: ``run``) batches more rows a chunk: up to ~16 s of work, no fifth cap.
+    sizes.clear()
+    again = replace(column, params=GenerationParams(max_new_tokens=3))  # other cells: nothing cached
+    runner.run(RunConfig(dataset="financial-sentiment", columns=(again,)))
+    assert sum(sizes) == 20 and sizes[0] == 2 and max(sizes) > 4, sizes
