@@ -1,5 +1,6 @@
 """Threads that ran torch give their OpenMP worker pools back (llmplay/openmp.py), so that libgomp keeps its workers
-spinning between ops (with more pool workers than cores it puts them to sleep after every op: 1.5-3.5x slower).
+spinning between ops (with more pool workers than cores it puts them to sleep after every op: 1.1-1.4x slower
+in bench/openmp_threads.py).
 
 Checked in a fresh Python process, where the only threads are the ones the script makes: a worker thread that runs
 a parallel matmul leaves one OpenMP worker thread alive after it; inside ``released`` it leaves none, and nested
@@ -15,7 +16,7 @@ import sys
 import pytest
 
 SCRIPT = r"""
-import json, os, threading
+import json, os, threading, time
 import torch
 from llmplay import openmp
 
@@ -25,25 +26,41 @@ a = torch.ones(512, 512)
 def threads():
     return len(os.listdir("/proc/self/task"))
 
+def settled():
+    # the fewest threads over half a second: a worker told to exit leaves on its own time
+    fewest = threads()
+    end = time.monotonic() + 0.5
+    while time.monotonic() < end:
+        time.sleep(0.01)
+        fewest = min(fewest, threads())
+    return fewest
+
 def in_thread(work):
     # the worker thread reports the process's thread count after its work, before it ends
     box = {}
     def run():
         torch.set_num_threads(2)  # per thread: a team of two (one worker) whatever the machine's cores
         work()
-        box["after"] = threads()
+        box["after"] = settled()
     t = threading.Thread(target=run)
     t.start(); t.join()
     return box["after"]
 
+def settle(expected, timeout=30.0):
+    # an ended thread's OpenMP workers exit after it, on their own time: count the next phase once they are gone
+    end = time.monotonic() + timeout
+    while threads() > expected and time.monotonic() < end:
+        time.sleep(0.01)
+
 base = threads()  # main thread (+ any the import made)
 plain = in_thread(lambda: a @ a) - base - 1  # minus the worker thread itself
+settle(base)
 
 def nested():
     with openmp.released():
         with openmp.released():
             a @ a
-        inner = threads()
+        inner = settled()
         a @ a
     return inner
 

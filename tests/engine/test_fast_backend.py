@@ -207,9 +207,17 @@ def test_backend_settings_are_checked(tmp_path, monkeypatch):
     assert (settings.backend, settings.fast_precision) == ("transformers", "float32")
 
 
-def test_batches_stay_on_the_reference_and_say_so(engine):
-    [result] = engine.generate(CHAT_MODEL, [PARIS_QUESTION], GenerationParams(max_new_tokens=16))
-    assert result.backend == "transformers float32"
+def test_batches_never_decode_on_the_fast_path_and_say_what_did(engine):
+    """Batches decode on their batch backend (transformers or ONNX batches), never on the streams' fast decoder."""
+    from llmplay.engine import onnx_decoder
+
+    params = GenerationParams(max_new_tokens=16)
+    [pinned] = engine.generate(CHAT_MODEL, [PARIS_QUESTION], params, batch_backend="transformers")
+    assert pinned.backend == "transformers float32"
+    # "auto" (the default): one short prompt is decode-bound, so ONNX int8 where it runs (tests/evaluation/
+    # test_auto_batch_backend.py has the choice itself)
+    [auto] = engine.generate(CHAT_MODEL, [PARIS_QUESTION], params)
+    assert auto.backend == ("transformers float32" if onnx_decoder.unavailable_reason() else "onnx int8")
 
 
 def test_the_backend_is_part_of_an_evaluation_output_cache_key(engine):
