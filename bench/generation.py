@@ -107,7 +107,7 @@ def phase_naive(cache_dir: str, prompts: list[str], max_new: int) -> dict:
 
 
 def phase_engine(cache_dir: str, prompts: list[str], max_new: int, one_at_a_time: bool, dtype: str) -> dict:
-    from llmplay.engine import Engine, GenerationParams
+    from llmplay.engine import Engine, GenerationParams, GenerationRequest
     from llmplay.settings import Settings
 
     # "onnx/int8": ONNX Runtime's batches (Settings.batch_backend) of the float32 model's export; "auto": the
@@ -119,6 +119,8 @@ def phase_engine(cache_dir: str, prompts: list[str], max_new: int, one_at_a_time
     loaded = engine.models.get(engine.catalog.get(MODEL), dtype=dtype)
     params = GenerationParams(max_new_tokens=max_new)
     engine.generate(MODEL, ["Hello"], GenerationParams(max_new_tokens=2), dtype=dtype)  # warm-up, not timed
+    # "auto" decides (and exports a missing ONNX model, once) before the rows run, as an evaluation run does
+    engine.batch_backend(MODEL, [GenerationRequest.of(p, params) for p in prompts], dtype=dtype)
     t0 = time.perf_counter()
     if one_at_a_time:
         results = [engine.generate(MODEL, [p], params, dtype=dtype)[0] for p in prompts]
