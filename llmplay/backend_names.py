@@ -32,8 +32,8 @@ def check_choice(value: str) -> str:
 
 # How evaluation batches decode: transformers in the model's dtype (the reference) or ONNX Runtime's batches (int8
 # or fp32 weights, greedy requests); on each, every reply equals that prompt decoded alone on the same path. "auto"
-# picks one of the two once per evaluation column (or per batched call), by which finishes its rows sooner
-# (llmplay.engine.backends ``choose_batch``).
+# picks one of the two by which is estimated to finish sooner: once for all of an evaluation run's auto columns
+# (llmplay.evaluation.batch_choice), or once per batched call (llmplay.engine.backends ``choose_batch``).
 # (The fast decoder's bfloat16 batches were dropped: oneDNN's bfloat16 products change with the number of rows on
 # some CPUs, so their replies depended on their batch mates there.)
 BATCH_CHOICES = (AUTO, REFERENCE, *(f"{ONNX}/{p}" for p in ONNX_PRECISIONS))

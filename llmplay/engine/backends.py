@@ -6,9 +6,10 @@ Three backends: ``transformers`` (the reference: its ``generate`` in the model's
 "transformers", "fast/<precision>" or "onnx/<precision>"; "auto" means onnx int8 where it runs the model and its
 export is ready, else the fast path in the configured precision wherever it runs the model, else transformers.
 Batched generation (evaluation runs) decodes on transformers or on ONNX Runtime ("onnx/<precision>",
-``batch_decoder``); ``Settings.batch_backend`` "auto" picks one of the two once per evaluation column
-(``choose_batch``). Either way a reply is the one its prompt gets when decoded alone on the same path, which the
-evaluation cache relies on.
+``batch_decoder``); ``Settings.batch_backend`` "auto" picks one of the two by estimated time: once per call
+(``choose_batch``), or once for all the auto columns of an evaluation run (llmplay.evaluation.batch_choice).
+Either way a reply is the one its prompt gets when decoded alone on the same path, which the evaluation cache
+relies on.
 """
 
 from __future__ import annotations
