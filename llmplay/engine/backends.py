@@ -131,7 +131,8 @@ def choose_batch(loaded, choice: str, params, shape: BatchShape, cache_dir=None)
         return REFERENCE
     if choice != AUTO:
         return choice
-    return choose_for_all([batch_estimates(loaded, params, shape, cache_dir)], [(loaded, cache_dir)])
+    pick = choose_for_all([batch_estimates(loaded, params, shape, cache_dir)])
+    return pick if ready_for_batches(loaded, pick, cache_dir) else REFERENCE
 
 
 def batch_estimates(loaded, params, shape: BatchShape, cache_dir=None) -> dict[str, float]:
@@ -147,15 +148,15 @@ def batch_estimates(loaded, params, shape: BatchShape, cache_dir=None) -> dict[s
     return found
 
 
-def choose_for_all(estimates: list[dict[str, float]], models: list[tuple] = ()) -> str:
+def choose_for_all(estimates: list[dict[str, float]]) -> str:
     """One backend for several groups of rows (an evaluation run's columns, so they compare like with like):
-    onnx/int8 when every group can decode on it and all of them finish sooner there, and every model in
-    ``models`` ((loaded, cache_dir) pairs) is ready for it; transformers otherwise."""
+    onnx/int8 when every group can decode on it and all of them finish sooner there, else transformers. The caller
+    makes the pick ready (``ready_for_batches``) before decoding on it."""
     if not estimates or not all(AUTO_BATCH in e for e in estimates):
         return REFERENCE
     if sum(e[AUTO_BATCH] for e in estimates) >= sum(e[REFERENCE] for e in estimates):
         return REFERENCE
-    return AUTO_BATCH if all(ready_for_batches(loaded, AUTO_BATCH, cache) for loaded, cache in models) else REFERENCE
+    return AUTO_BATCH
 
 
 def ready_for_batches(loaded, backend: str, cache_dir) -> bool:

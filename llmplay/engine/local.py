@@ -192,8 +192,7 @@ class LocalProvider(Provider):
         if found is None:
             return backends.REFERENCE
         loaded, params, rows = found
-        choice = choice or self.batch_backend
-        return backends.choose_batch(loaded, choice, params, _shape(params, rows, new_tokens), self.settings.cache_dir)
+        return self._resolve_batch(loaded, choice, params, rows, new_tokens)
 
     def batch_estimates(self, requests: list[GenerationRequest], new_tokens: int | None = None) -> dict[str, float]:
         """Seconds each batch backend able to decode these requests would take (llmplay.engine.backends
@@ -221,11 +220,11 @@ class LocalProvider(Provider):
         [(params, rows)] = groups.items()
         return loaded, params, [ids for _, ids in rows]
 
-    def _resolve_batch(self, loaded, choice, params, rows: list[list[int]]) -> str:
+    def _resolve_batch(self, loaded, choice, params, rows: list[list[int]], new_tokens: int | None = None) -> str:
         if not rows or soft_prompt(loaded):
             return backends.REFERENCE
-        cache = self.settings.cache_dir
-        return backends.choose_batch(loaded, choice or self.batch_backend, params, _shape(params, rows), cache)
+        shape, cache = _shape(params, rows, new_tokens), self.settings.cache_dir
+        return backends.choose_batch(loaded, choice or self.batch_backend, params, shape, cache)
 
     def _batches(self, rows: list[tuple[int, list[int]]]) -> Iterator[list[tuple[int, list[int]]]]:
         batch: list[tuple[int, list[int]]] = []

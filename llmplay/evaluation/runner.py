@@ -43,8 +43,8 @@ from llmplay.templates.render import base_model_prompt, build_request
 
 log = logging.getLogger(__name__)
 CHUNK_TARGET_S = 4.0  # a chunk's work between two progress updates (and cancel checks)
-# A synchronous run (the CLI, CI) prints a line per chunk and has no grid to fill: bigger chunks batch more rows (two
-# cores decode several times more tokens per second in batches of 16 than of 2), at a line every ~16 s.
+# A synchronous run (the CLI, CI) prints a line per chunk and has no grid to fill: bigger chunks batch more rows
+# (bench/generation.py: SmolLM2 float32 22 tok/s one at a time, 129 in a batch of 32), at a line every ~16 s.
 UNWATCHED_CHUNK_S = 16.0
 
 
@@ -285,7 +285,7 @@ class EvalRunner:
                         adapter=column.config.adapter,
                         template_version_id=column.version.id,
                         prompt=cell.prompt,
-                        params=_column_params(column),  # as decoded (a constrained column's carry its schema)
+                        params=cell.request.params,  # as decoded (a constrained column's carry its schema)
                         result=result,
                         details=details,
                     )
@@ -316,6 +316,7 @@ class EvalRunner:
             plan.backends.update(self._choose_backends(plan))
         backend = plan.backends[column.index]
         labels = column.template.output.labels if column.mode == "likelihood" else ()
+        params = _column_params(column)
         cells = self._render_cells(plan, column)
         for cell in cells:
             if cell.error is None:
@@ -325,7 +326,7 @@ class EvalRunner:
                     spec=column.spec,
                     dtype=column.dtype,
                     adapter=column.config.adapter,
-                    params=_column_params(column),  # as decoded (a constrained column's carry its schema)
+                    params=params,
                     mode=_cache_mode(column),
                     options=tuple(labels),
                     backend=backend,  # what decodes it: another backend's outputs are other outputs
