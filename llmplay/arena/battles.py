@@ -24,6 +24,7 @@ from sqlite_utils import Database
 from llmplay.arena.ratings import WINNERS, Fit
 from llmplay.arena.votes import Prompt, Vote, contestant_key, now, record_vote
 from llmplay.errors import InvalidRequestError
+from llmplay.store import immediate
 
 BATTLES = "arena_battles"
 DEFAULT_EXPLORE = 0.25  # share of draws that ignore the ratings, so every pair keeps being seen
@@ -239,7 +240,7 @@ def cast_vote(db: Database, battle_id: str, winner: str, user: str | None = None
     battle = load_battle(db, battle_id)
     if battle.output_a is None or battle.output_b is None:
         raise InvalidRequestError("Wait until both replies are there before voting.")
-    with db.atomic():
+    with immediate(db):
         counted = _mark_revealed(db, battle_id)
         row = next(db[BATTLES].rows_where("id = ?", [battle_id]))
         vote = record_vote(db, row, winner, counted=counted, user=user if user is not None else battle.user)

@@ -23,7 +23,7 @@ from llmplay.datasets.errors import DatasetError
 from llmplay.datasets.files import cell_text, check_columns
 from llmplay.datasets.mapping import ColumnMapping, validate_mapping
 from llmplay.settings import Settings
-from llmplay.store import connect
+from llmplay.store import connect, immediate
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 ORPHAN_MIN_AGE_S = 3600  # younger unreferenced files may belong to a save still in progress
@@ -102,13 +102,13 @@ def save_dataset(
         if existing is not None:
             if existing["content_hash"] != digest:
                 raise DatasetError(f"A dataset named {name!r} already exists with other content; pick another name.")
-            with db.atomic():
+            with immediate(db):
                 db["datasets"].update(existing["id"], {"mapping": mapping.to_json()})
             return SaveResult(_info(_row(db, name), folder), created=False)
         path = folder / f"{name}-{digest[:8]}.jsonl"
         atomic_write(path, text)
         try:
-            with db.atomic():
+            with immediate(db):
                 _insert(db, name, digest, len(df), columns, mapping, source, path.name)
         except BaseException:
             path.unlink(missing_ok=True)  # no row refers to it: same name + same hash returned above
@@ -161,7 +161,7 @@ def load_dataset(settings: Settings, name: str) -> Dataset:
 
 def delete_dataset(settings: Settings, name: str) -> None:
     info = dataset_info(settings, name)
-    with connect(settings.db_path) as db, db.atomic():
+    with connect(settings.db_path) as db, immediate(db):
         db["datasets"].delete(info.id)
     # After the commit: a crash here leaves an orphan file, which remove_orphans deletes later.
     info.path.unlink(missing_ok=True)

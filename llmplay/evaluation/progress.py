@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from llmplay.eta import describe
 from llmplay.processes import pid_alive
-from llmplay.store import connect
+from llmplay.store import connect, immediate
 
 ACTIVE = ("queued", "running")
 TERMINAL = ("done", "cancelled", "failed", "interrupted")
@@ -57,7 +57,7 @@ def mark_interrupted(db_path) -> int:
             for r in db.query("select id, pid from eval_runs where status in ('queued', 'running')")
             if not _alive(r["pid"])
         ]
-        with db.atomic():
+        with immediate(db):
             for run_id in stale:
                 db["eval_runs"].update(
                     run_id, {"status": "interrupted", "error": "The app stopped during this run; rerun it to resume."}

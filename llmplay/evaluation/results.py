@@ -16,7 +16,7 @@ from llmplay.csvsafe import csv_text
 from llmplay.errors import InvalidRequestError
 from llmplay.evaluation.stats import Interval, PairedDifference, paired_bootstrap
 from llmplay.settings import Settings
-from llmplay.store import connect
+from llmplay.store import connect, immediate
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,7 @@ def delete_run(settings: Settings, run_id: int) -> None:
     info = get_run(settings, run_id)
     if info.status in ("queued", "running"):
         raise InvalidRequestError(f"Run #{run_id} is still {info.status}; cancel it first.")
-    with connect(settings.db_path) as db, db.atomic():
+    with connect(settings.db_path) as db, immediate(db):
         db["eval_cells"].delete_where("run_id = ?", [run_id])
         db["eval_rows"].delete_where("run_id = ?", [run_id])
         db["eval_runs"].delete(run_id)

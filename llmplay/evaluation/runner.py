@@ -37,7 +37,7 @@ from llmplay.evaluation.progress import RunProgress, mark_interrupted
 from llmplay.evaluation.scorer import ScoringError
 from llmplay.evaluation.summary import score_run
 from llmplay.evaluation.toolcalls import reply_answer
-from llmplay.store import connect
+from llmplay.store import connect, immediate
 from llmplay.templates.library import TemplateLibrary
 from llmplay.templates.render import base_model_prompt, build_request
 
@@ -167,7 +167,7 @@ class EvalRunner:
             "judge_template_version_id": plan.judge_version.id if plan.judge_version else None,
         }
         name = plan.config.name or f"{plan.config.dataset} × {len(plan.columns)} column(s)"
-        with connect(self.settings.db_path) as db, db.atomic():
+        with connect(self.settings.db_path) as db, immediate(db):
             run_id = (
                 db["eval_runs"]
                 .insert(
@@ -237,7 +237,7 @@ class EvalRunner:
         ready = [c for c in cells if c.error is None]
         with connect(self.settings.db_path) as db:
             stored = outputs.find(db, [c.key for c in ready])
-            with db.atomic():
+            with immediate(db):
                 for cell in cells:
                     if cell.error is not None:
                         self._insert_cell(db, run_id, column, cell, None, error=cell.error)
@@ -268,7 +268,7 @@ class EvalRunner:
                 measured = spent / finished
                 rates.record(data_dir, model, column.mode, column.dtype, spent, finished)
             shares = rates.row_latencies([r.latency_s for r, _ in results])
-            with connect(self.settings.db_path) as db, db.atomic():
+            with connect(self.settings.db_path) as db, immediate(db):
                 for cell, (result, details), share in zip(batch, results, shares):
                     result.latency_s = share  # this row's share of its batch's time
                     if result.finish_reason == "cancelled":
@@ -435,7 +435,7 @@ class EvalRunner:
             results = self.engine.generate(
                 judge.model, [w[1] for w in batch], cancel=job.cancel, batch_backend=outputs.REFERENCE
             )
-            with connect(self.settings.db_path) as db, db.atomic():
+            with connect(self.settings.db_path) as db, immediate(db):
                 for (_, _, prompt, key), result in zip(batch, results):
                     if result.ok:
                         outputs.insert(
@@ -449,7 +449,7 @@ class EvalRunner:
                             params=judge.params,
                             result=result,
                         )
-        with connect(self.settings.db_path) as db, db.atomic():
+        with connect(self.settings.db_path) as db, immediate(db):
             stored = outputs.find(db, [w[3] for w in work])
             for c, _, _, key in work:
                 verdict = stored.get(key)
@@ -503,7 +503,7 @@ class EvalRunner:
         )
 
     def _update(self, run_id: int, **values) -> None:
-        with connect(self.settings.db_path) as db, db.atomic():
+        with connect(self.settings.db_path) as db, immediate(db):
             db["eval_runs"].update(run_id, values)
 
 

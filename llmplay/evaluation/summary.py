@@ -14,7 +14,7 @@ from llmplay.evaluation.metrics.registry import MetricRegistry
 from llmplay.evaluation.scorer import ColumnReplies, metric_inputs
 from llmplay.evaluation.stats import Interval, bootstrap_mean
 from llmplay.settings import Settings
-from llmplay.store import connect
+from llmplay.store import connect, immediate
 from llmplay.templates.model import Template, parse_template
 from llmplay.templates.versions import version_by_id
 
@@ -134,7 +134,7 @@ def score_run(settings: Settings, run_id: int, registry: MetricRegistry) -> dict
     # and labeling queues read this instead of assuming higher is better.
     lower = {n for c in summary_columns for n, m in c["metrics"].items() if m.get("details", {}).get("lower_is_better")}
     summary["lower_is_better"] = [n for n in names if n in lower]
-    with connect(settings.db_path) as db, db.atomic():
+    with connect(settings.db_path) as db, immediate(db):
         for (row, column), scores in row_scores.items():
             db["eval_cells"].update((run_id, row, column), {"scores": json.dumps(scores)})
         db["eval_runs"].update(run_id, {"summary": json.dumps(summary, ensure_ascii=False, default=str)})

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from llmplay.atomicfile import atomic_write
 from llmplay.errors import LlmplayError, short
-from llmplay.store import connect
+from llmplay.store import connect, immediate
 from llmplay.templates import versions as v
 from llmplay.templates.model import NAME_RE, Template, TemplateError, parse_template, template_problems
 from llmplay.templates.versions import Version
@@ -147,13 +147,13 @@ class TemplateLibrary:
     # ---- history ------------------------------------------------------------------------------------
     def versions(self, name: str) -> list[Version]:
         """Oldest first; the last one is the file's content."""
-        with connect(self.db_path) as db, db.atomic():
+        with connect(self.db_path) as db, immediate(db):
             self._record_file(db, name)
             return v.list_versions(db, name)
 
     def current_version(self, name: str) -> Version:
         """The version the file holds now: what an eval run or a feedback row should refer to."""
-        with connect(self.db_path) as db, db.atomic():
+        with connect(self.db_path) as db, immediate(db):
             self._record_file(db, name)
             latest = v.latest_version(db, name)
         if latest is None or not self.path(name).is_file():
@@ -161,7 +161,7 @@ class TemplateLibrary:
         return latest
 
     def version(self, name: str, number: int) -> Version:
-        with connect(self.db_path) as db, db.atomic():
+        with connect(self.db_path) as db, immediate(db):
             self._record_file(db, name)
             return v.get_version(db, name, number)
 
@@ -171,7 +171,7 @@ class TemplateLibrary:
 
     def diff(self, name: str, old: int, new: int | None = None) -> str:
         """Unified diff from version ``old`` to version ``new`` (default: the current one)."""
-        with connect(self.db_path) as db, db.atomic():
+        with connect(self.db_path) as db, immediate(db):
             self._record_file(db, name)
             newest = v.latest_version(db, name)
             a = v.get_version(db, name, old)
@@ -218,7 +218,7 @@ class TemplateLibrary:
         path = self.path(name)
         if not path.exists():
             raise LlmplayError(f"No template named {name!r}.")
-        with connect(self.db_path) as db, db.atomic():
+        with connect(self.db_path) as db, immediate(db):
             self._record_file(db, name)  # so the deleted content is in the history
         shipped = self._shipped(name)
         if shipped is not None and shipped.is_file():
@@ -263,7 +263,7 @@ class TemplateLibrary:
         own, shipped = self._own(name), self._shipped(name)
         self.folder.mkdir(parents=True, exist_ok=True)
         with connect(self.db_path) as db:
-            with db.atomic():
+            with immediate(db):
                 self._record_file(db, name)
                 latest = v.latest_version(db, name)
                 on_disk = path.read_text(encoding="utf-8") if path.is_file() else None

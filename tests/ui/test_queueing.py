@@ -47,3 +47,10 @@ def test_a_bad_setting_is_refused_with_its_name(monkeypatch):
     monkeypatch.delenv("LLMPLAY_QUEUE_MAX")
     importlib.reload(concurrency)
     assert concurrency.QUEUE_MAX == 64
+
+
+def test_the_playground_stop_is_not_queued(demo):
+    """Stop must reach a running reply at once: it skips the queue (whose workers can all be busy)."""
+    stops = [fn for fn in demo.fns.values() if getattr(fn.fn, "__name__", "") == "stop"]
+    assert len(stops) == 1, [fn.fn for fn in stops]
+    assert stops[0].queue is False

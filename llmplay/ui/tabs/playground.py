@@ -549,10 +549,9 @@ def build_playground(services: Services, demo: gr.Blocks) -> Playground:
         return pg.undo(history, data.index, sent_)
 
     chatbot.undo(declared("view", undo), [chatbot, sent], [chatbot, message, status, sent], api_visibility="private")
-    # Stop asks the running reply to end: it stops decoding and reports the partial reply with its stats.
-    stop_button.click(
-        declared("view", pg.stop), None, status, api_visibility="private", concurrency_limit=None, concurrency_id="stop"
-    )
+    # Stop asks the running reply to end: it stops decoding and reports the partial reply with its stats. Not
+    # queued: a plain request that never waits behind the queue's workers (CI once saw a Stop land after the reply).
+    stop_button.click(declared("view", pg.stop), None, status, api_visibility="private", queue=False)
     running = [reply, retried, edited]
     clear.click(declared("view", _reset), None, [chatbot, status, message], cancels=running, api_visibility="private")
     clear.click(declared("view", lambda: ({}, "")), None, [sent, feedback_status], api_visibility="private")
