@@ -8,14 +8,16 @@ Phases run in separate processes so each one's peak memory (max RSS) and load ti
   warm   - load the same model again from that cache (fresh process)
   naive  - fp32 model, `model.generate` one prompt at a time (what a first script would do)
   engine - llmplay's engine: length-grouped, left-padded batches, per dtype: auto (the default
-           Settings.batch_backend: transformers float32 or ONNX Runtime int8, whichever it estimates faster for
-           these rows; "backend" says which), float32, bfloat16, then ONNX Runtime int8 batches
+           Settings.batch_backend: transformers float32 or ONNX Runtime w8a8, whichever it estimates faster for
+           these rows; "backend" says which), float32, bfloat16, then ONNX Runtime int8 (int8 weights) and w8a8
+           (int8 weights and per-row int8 activations) batches
   single - the engine in the same dtype, one prompt at a time: the reference for "same text"
   stream - engine.stream per backend choice (transformers = reference, fast/<precision>, onnx/<precision>,
            auto = the default), one reply at a time as the Playground streams it: tokens/s over the replies,
            time to first token, and the share of replies equal to transformers float32's
   fpb    - a lower precision's task check: 200 Financial PhraseBank rows (../shared/datasets; skipped
-           without them) classified by a streamed greedy reply, accuracy per backend
+           without them) classified by a streamed greedy reply, accuracy per backend (and per ONNX batch precision
+           asked for: each row of its batches decodes as it streams alone)
   engine_stream, engine_fpb - the same replies and FPB rows on other CPU engines (bench/_engines.py:
            OpenVINO GenAI int8 on 2 threads as ONNX Runtime runs, converted once into
            .cache/test-models/openvino), beside llmplay's own
@@ -227,7 +229,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument(
         "--dtypes",
-        default="auto,float32,bfloat16,onnx/int8",
+        default="auto,float32,bfloat16,onnx/int8,onnx/w8a8",
         help="engine dtypes to run (onnx/<precision>, auto: Settings.batch_backend); the first is the headline",
     )
     ap.add_argument(
@@ -284,7 +286,8 @@ def main() -> None:
         fpb = {}
         with_fpb = args.fpb_rows and (ROOT.parent / "shared" / "datasets" / "financial_phrasebank").exists()
         if with_fpb:
-            fpb_backends = ("transformers", "fast/float16", "auto")
+            # each ONNX batch precision too: its streamed replies are its batched ones (each row decodes as alone)
+            fpb_backends = ("transformers", "fast/float16", "auto", *(d for d in dtypes if d.startswith("onnx/")))
             fpb = {b: run_phase("fpb", cache_dir, args, extra=("--backend", b)) for b in fpb_backends}
         engines, skipped = {}, {}
         for name in [e.strip() for e in args.engines.split(",") if e.strip()]:

@@ -16,7 +16,9 @@ REFERENCE = "transformers"
 FAST = "fast"
 PRECISIONS = ("float16", "bfloat16", "float32")  # of the fast decoder's converted weights
 ONNX = "onnx"
-ONNX_PRECISIONS = ("int8", "fp32")  # of the ONNX export's weights (int8: per block of 32, int8 products)
+# of the ONNX export: int8 weights per block of 32 (MatMulNBits), int8 weights and activations with a scale per row
+# (integer products: llmplay/engine/onnx_rows.py), float32
+ONNX_PRECISIONS = ("int8", "w8a8", "fp32")
 CHOICES = (AUTO, REFERENCE, *(f"{FAST}/{p}" for p in PRECISIONS), *(f"{ONNX}/{p}" for p in ONNX_PRECISIONS))
 
 

@@ -73,9 +73,9 @@ class Settings:
     backend: str = "auto"
     # float16 by default: measured by bench/generation.py (see the README's speed table).
     fast_precision: str = "float16"
-    # How evaluation batches decode: "transformers" (in `dtype`) or "onnx/int8" / "onnx/fp32" (greedy requests as
-    # ONNX Runtime batches; each reply equals its prompt decoded alone there; llmplay.backend_names.BATCH_CHOICES);
-    # "auto": transformers or onnx/int8, whichever is estimated to finish sooner (one for a run's auto columns).
+    # How evaluation batches decode: "transformers" (in `dtype`) or "onnx/int8" / "onnx/w8a8" / "onnx/fp32" (greedy
+    # requests as ONNX Runtime batches; each reply equals its prompt decoded alone there; BATCH_CHOICES);
+    # "auto": transformers or onnx/w8a8, whichever is estimated to finish sooner (one for a run's auto columns).
     batch_backend: str = "auto"
     # Limits that protect a shared instance from one huge request.
     max_input_chars: int = 32_000

@@ -34,6 +34,7 @@ from llmplay.engine.sampling import decode_loop
 
 log = logging.getLogger(__name__)
 
+ROWS = "w8a8"  # int8 weights and per-row int8 activations, from the float32 export (onnx_rows.py)
 SUPPORTED = ("llama", "gemma3_text")  # architectures the builder exports and bench/generation.py measured
 # ONNX Runtime's own intra-op pool (not OpenMP): two threads ran ~1.5x one here, also from a request thread.
 THREADS = 2
@@ -144,9 +145,13 @@ def convert(loaded, cache_dir: Path, precision: str) -> tuple[Path, float]:
         source = _source_folder(loaded, partial / "source")
         out = partial / "model"
         command = [sys.executable, "-c", _EXPORT, "-i", str(source), "-o", str(out)]
-        command += ["-p", precision, "-e", "cpu", "-c", str(partial / "work")]
+        # w8a8: the float32 export, quantized afterwards with a scale per row (llmplay/engine/onnx_rows.py)
+        command += ["-p", "fp32" if precision == ROWS else precision, "-e", "cpu", "-c", str(partial / "work")]
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
         proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
+        if proc.returncode == 0 and precision == ROWS and is_converted(out):
+            command = [sys.executable, "-m", "llmplay.engine.onnx_rows", str(out)]
+            proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800)
         if proc.returncode != 0 or not is_converted(out):
             raise RuntimeError(f"the ONNX export failed: {(proc.stderr or proc.stdout)[-1500:]}")
         with contextlib.suppress(OSError):  # another process finished the same export first: keep theirs

@@ -37,9 +37,9 @@ class ColumnConfig:
     # Decode only replies valid against the template's output.schema (local models; engine/constrained.py), so a
     # model can be measured with and without it as two columns.
     constrained: bool = False
-    # How this column's batches decode: "transformers", "onnx/int8", "onnx/fp32" or "auto" (llmplay.backend_names);
-    # None: the settings' batch_backend. Comparisons that must hold precision fixed (the loop's gates, the prompt
-    # optimiser) pin "transformers".
+    # How this column's batches decode: "transformers", "onnx/int8", "onnx/w8a8", "onnx/fp32" or "auto"
+    # (llmplay.backend_names); None: the settings' batch_backend. Comparisons that must hold precision fixed (the loop's
+    # gates, the prompt optimiser) pin "transformers".
     backend: str | None = None
 
     @property

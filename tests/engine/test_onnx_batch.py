@@ -1,6 +1,6 @@
-"""Evaluation batches on ONNX Runtime (Settings.batch_backend = "onnx/int8"), on the real bundled models and their
-real exports (made once per cache by the session engine): each reply equals its prompt decoded alone on the same
-path, whatever its batch mates, lengths and order."""
+"""Evaluation batches on ONNX Runtime (Settings.batch_backend = "onnx/int8", "onnx/w8a8"), on the real bundled models
+and their real exports (made once per cache by the session engine): each reply equals its prompt decoded alone on the
+same path, whatever its batch mates, lengths and order."""
 
 from __future__ import annotations
 
@@ -50,6 +50,24 @@ def test_batched_replies_equal_one_at_a_time(onnx_engine):
         alone[2].text,
         alone[-3].text,
     ]
+
+
+def test_w8a8_batches_equal_one_at_a_time(settings, engine):
+    """int8 products with a scale per row (what "auto" batches decode on): no reply depends on its batch mates."""
+    rows = Engine(replace(settings, batch_backend="onnx/w8a8"), shared_models=engine.models)
+    try:
+        params = GenerationParams(max_new_tokens=24)
+        batched = rows.generate(CHAT_MODEL, PROMPTS, params)
+        alone = [rows.generate(CHAT_MODEL, [p], params)[0] for p in PROMPTS]
+        assert [r.backend for r in batched] == ["onnx w8a8"] * len(PROMPTS)
+        assert [(r.text, r.completion_tokens) for r in batched] == [(r.text, r.completion_tokens) for r in alone]
+        assert all(r.text for r in batched)
+        mixed = [PROMPTS[-1], PROMPTS[2]]
+        assert [r.text for r in rows.generate(CHAT_MODEL, mixed, params)] == [alone[-1].text, alone[2].text]
+        _, streamed, _ = stream(rows, PROMPTS[0], params, "onnx/w8a8")  # the Playground shows the same reply
+        assert streamed.text == alone[0].text
+    finally:
+        rows.close()
 
 
 def test_a_batched_reply_is_the_streamed_one_with_its_counts(onnx_engine):
