@@ -75,7 +75,7 @@ class Settings:
     fast_precision: str = "float16"
     # How evaluation batches decode: "transformers" (in `dtype`) or "onnx/int8" / "onnx/w8a8" / "onnx/fp32" (greedy
     # requests as ONNX Runtime batches; each reply equals its prompt decoded alone there; BATCH_CHOICES);
-    # "auto": transformers or onnx/w8a8, whichever is estimated to finish sooner (one for a run's auto columns).
+    # "auto": transformers or onnx/int8, whichever is estimated to finish sooner (one for a run's auto columns).
     batch_backend: str = "auto"
     # Limits that protect a shared instance from one huge request.
     max_input_chars: int = 32_000

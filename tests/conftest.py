@@ -75,8 +75,6 @@ def _export_bundled(eng: Engine) -> None:
         return
     for name in (CHAT_MODEL, BASE_MODEL):
         backends.onnx_converted(eng.models.get(eng.catalog.get(name)), backends.AUTO_ONNX, eng.settings.cache_dir)
-    # what "auto" evaluation batches of the chat model decode on (the base model's, Gemma-3's, stay on transformers)
-    backends.onnx_converted(eng.models.get(eng.catalog.get(CHAT_MODEL)), backends.BATCH_ONNX, eng.settings.cache_dir)
 
 
 def _malloc_trim() -> None:
@@ -105,7 +103,7 @@ def _release_memory_after_module():
         eng.models.unload_adapters()
         # A fast-decoder copy in a precision other than the default is what one module compares; the next
         # converts it again if it needs it (Gemma's float32 + bfloat16 copies alone are 1.6 GB).
-        defaults = {("fast", eng.settings.fast_precision), ("onnx", "int8"), ("onnx", "w8a8")}
+        defaults = {("fast", eng.settings.fast_precision), ("onnx", "int8")}
         eng.models.drop_conversions(lambda key, defaults=defaults: key in defaults)
     gc.collect()
     _malloc_trim()

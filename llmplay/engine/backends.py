@@ -30,9 +30,10 @@ FALLBACK = "Ran on the reference backend"
 _CONVERTING = threading.Lock()
 _EXPORTING = threading.Lock()  # ONNX exports take turns (each is a subprocess using every core for 10-30 s)
 AUTO_ONNX = "int8"  # what "auto" streams on where ONNX Runtime runs the model (bench/generation.py: why)
-# What "auto" evaluation batches decode on when not on transformers: integer products with a scale per row, whose
-# prompts ran 2.4x and batches of 32 replies 1.7x faster than int8 weights alone (llmplay/engine/onnx_rows.py)
-BATCH_ONNX = "w8a8"
+# What "auto" evaluation batches decode on when not on transformers. Not w8a8 (llmplay/engine/onnx_rows.py), though
+# its batches ran 1.7x int8's: rounding every activation changed what SmolLM2 answers (the first three words of 10
+# of 27 AlpacaEval replies equal float32's, int8's 22), so it is a choice to pin, not the default.
+BATCH_ONNX = AUTO_ONNX
 
 
 def auto_export() -> bool:
@@ -106,7 +107,7 @@ def batch_decoder(loaded, choice: str, params, cache_dir=None) -> onnx_decoder.O
 BATCH_RATES = {
     REFERENCE: (550.0, 110.0),
     f"{ONNX}/{AUTO_ONNX}": (450.0, 226.0),
-    f"{ONNX}/{BATCH_ONNX}": (1080.0, 300.0),
+    f"{ONNX}/{onnx_decoder.ROWS}": (1080.0, 300.0),
 }
 
 
@@ -146,7 +147,7 @@ def choose_batch(loaded, choice: str, params, shape: BatchShape, cache_dir=None)
 
 def batch_estimates(loaded, params, shape: BatchShape, cache_dir=None) -> dict[str, float]:
     """Seconds that each batch backend able to decode rows of ``shape`` would take (BATCH_RATES): transformers
-    always; onnx/w8a8 unless the requests sample, penalise repetition or follow a JSON schema, the architecture has
+    always; onnx/int8 unless the requests sample, penalise repetition or follow a JSON schema, the architecture has
     no export, its ONNX batches cannot pad rows (so would decode one prompt length at a time: Gemma-3), or no
     export is on disk while exports are off."""
     found = {REFERENCE: shape.seconds(REFERENCE)}
@@ -159,7 +160,7 @@ def batch_estimates(loaded, params, shape: BatchShape, cache_dir=None) -> dict[s
 
 def choose_for_all(estimates: list[dict[str, float]]) -> str:
     """One backend for several groups of rows (an evaluation run's columns, so they compare like with like):
-    onnx/w8a8 when every group can decode on it and all of them finish sooner there, else transformers. The caller
+    onnx/int8 when every group can decode on it and all of them finish sooner there, else transformers. The caller
     makes the pick ready (``ready_for_batches``) before decoding on it."""
     if not estimates or not all(AUTO_BATCH in e for e in estimates):
         return REFERENCE

@@ -8,7 +8,10 @@ quantization scales the activations of the whole batch by one number, so a reply
 every row (token) gets its own scale: integer sums are exact whatever the batch, so each reply equals that prompt
 decoded alone, as evaluation batches must (tests/engine/test_onnx_batch.py).
 
-Weights: per output channel, symmetric int8 (``onnxruntime.quantization.quantize_dynamic``). Activations: per row,
+Weights: per output channel, uint8 with a zero point per channel (``onnxruntime.quantization.quantize_dynamic``).
+Not int8: on AVX2 CPUs (no VNNI) ONNX Runtime multiplies uint8 by int8 with an instruction that saturates the sum of
+two products at 32767, which uint8 activations around 128 times int8 weights overflow (a product 10% off its float32
+value in tests/engine/test_onnx_rows.py; uint8 x uint8 takes another path, 0.5%). Activations: per row,
 ``scale = max|x| / 127``, stored as uint8 around 128. The embedding table stays float32.
 
 Run as ``python -m llmplay.engine.onnx_rows <folder>`` (in a subprocess: it holds the float32 model in memory).
@@ -32,7 +35,7 @@ def quantize_rows(folder: Path) -> None:
     quantize_dynamic(
         folder / MODEL,
         staged,
-        weight_type=QuantType.QInt8,
+        weight_type=QuantType.QUInt8,
         op_types_to_quantize=["MatMul"],
         per_channel=True,
         use_external_data_format=True,

@@ -1,10 +1,10 @@
 """What decodes each column of an evaluation run, chosen once before any row runs (``Settings.batch_backend``,
 a column's ``backend``; llmplay.engine.backends has the backends and their measured rates).
 
-Every column left on "auto" decodes on one backend, so a run's columns compare like with like: ONNX Runtime w8a8 (int8
-products, a scale per row) when each of them can decode on it and all together are estimated to finish sooner there
-(short prompts, long answers), transformers otherwise (few-shot prompts whose shared prefix transformers computes once;
-a constrained, sampled or likelihood column; a model ONNX batches do not serve). A column that names a backend (or a
+Every column left on "auto" decodes on one backend, so a run's columns compare like with like: ONNX Runtime int8
+(backends.BATCH_ONNX) when each of them can decode on it and all together are estimated to finish sooner there (short
+prompts, long answers), transformers otherwise (few-shot prompts whose shared prefix transformers computes once; a
+constrained, sampled or likelihood column; a model ONNX batches do not serve). A column that names a backend (or a
 setting other than "auto") gets that one where it applies. Likelihood columns are scored by transformers; endpoints
 decode their own way. The choice is part of each cell's cache key.
 """

@@ -50,7 +50,7 @@ class Plan:
     judge_template: Template | None = None
     judge_version: Version | None = None
     judge_spec: ModelSpec | None = None
-    # column index -> what decodes it ("transformers", "onnx/w8a8"), chosen before the run (batch_choice.py)
+    # column index -> what decodes it ("transformers", "onnx/int8"), chosen before the run (batch_choice.py)
     backends: dict[int, str] = field(default_factory=dict)
 
 

@@ -58,15 +58,18 @@ def test_a_streamed_chat_adds_up_to_the_same_reply_and_ends_with_usage(client):
 
 def test_completions_stop_at_a_stop_string_streamed_or_not(client):
     prompt = "Count: one, two, three, four, five,"
-    free = client.completions.create(model=CHAT_MODEL, prompt=prompt, temperature=0, max_tokens=12)
-    assert "," in free.choices[0].text, free.choices[0].text
-    cut = client.completions.create(model=CHAT_MODEL, prompt=prompt, temperature=0, max_tokens=12, stop=[","])
-    assert "," not in cut.choices[0].text and cut.choices[0].finish_reason == "stop"
-    assert free.choices[0].text.startswith(cut.choices[0].text)
+    free = client.completions.create(model=CHAT_MODEL, prompt=prompt, temperature=0, max_tokens=12).choices[0].text
+    # the stop string: the reply's third word (what the model writes differs with the CPU's int8 kernels)
+    words = free.split()
+    assert len(words) >= 3, free
+    stop = words[2]
+    expected = free[: free.index(stop)]
+    cut = client.completions.create(model=CHAT_MODEL, prompt=prompt, temperature=0, max_tokens=12, stop=[stop])
+    assert cut.choices[0].text == expected and cut.choices[0].finish_reason == "stop", (free, stop, cut)
     streamed = client.completions.create(
-        model=CHAT_MODEL, prompt=prompt, temperature=0, max_tokens=12, stop=[","], stream=True
+        model=CHAT_MODEL, prompt=prompt, temperature=0, max_tokens=12, stop=[stop], stream=True
     )
-    assert "".join(c.choices[0].text for c in streamed) == cut.choices[0].text
+    assert "".join(c.choices[0].text for c in streamed) == expected
 
 
 def test_a_seed_reproduces_a_sampled_reply(client):

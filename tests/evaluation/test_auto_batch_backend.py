@@ -1,6 +1,6 @@
 """The "auto" batch backend (Settings.batch_backend, a column's ``backend``): decided once per evaluation run for
 its auto columns, on the real bundled models and their real ONNX exports (made once per cache by the session
-engine): onnx w8a8 where short prompts leave decoding to dominate, transformers where the rows share a long
+engine): onnx int8 where short prompts leave decoding to dominate, transformers where the rows share a long
 few-shot prefix (which only transformers computes once), where a column's model cannot batch on ONNX (Gemma-3),
 where no export is on disk while exports are off, and where a column pins it. The cache key names what decoded."""
 
@@ -70,22 +70,22 @@ def test_a_runs_auto_columns_share_the_backend_that_finishes_them_sooner(runner,
     )
     run_id = runner.run(config)
     assert _backends_by_column(settings, run_id) == {
-        0: {"onnx w8a8"},  # short prompts: decoding dominates
-        1: {"onnx w8a8"},
+        0: {"onnx int8"},  # short prompts: decoding dominates
+        1: {"onnx int8"},
         2: {"transformers float32"},  # pinned by the column
     }
     # the scoreboard's speed lines and the CLI's summary say what decoded each column
     info = get_run(settings, run_id)
-    assert [c["backend"] for c in info.summary["columns"]] == ["onnx w8a8", "onnx w8a8", "transformers float32"]
+    assert [c["backend"] for c in info.summary["columns"]] == ["onnx int8", "onnx int8", "transformers float32"]
     board = scoreboard(info)
-    assert list(board[board["metric"] == "tokens_per_s"]["note"]) == ["on onnx w8a8"] * 2 + ["on transformers float32"]
+    assert list(board[board["metric"] == "tokens_per_s"]["note"]) == ["on onnx int8"] * 2 + ["on transformers float32"]
     assert f"decoded on: {info.titles[2]}: transformers float32" in format_summary(info).splitlines()
     results = load_results(settings, run_id)
     # The auto column's replies are those ONNX gives each prompt alone: its rows were never mixed with another path.
     plan = runner.plan(config)
     cells = runner._prepare_cells(plan, plan.columns[0])
-    assert {c.backend for c in cells} == {"onnx/w8a8"}
-    alone = [isolated_engine.generate(CHAT_MODEL, [c.request], batch_backend="onnx/w8a8")[0].text for c in cells]
+    assert {c.backend for c in cells} == {"onnx/int8"}
+    alone = [isolated_engine.generate(CHAT_MODEL, [c.request], batch_backend="onnx/int8")[0].text for c in cells]
     assert [results.cells[(i, 0)].text for i in range(6)] == alone
     # the same choice on a rerun: served from the cache
     assert _cached(settings, runner.run(config)) == 18
@@ -127,7 +127,7 @@ def test_the_choice_weighs_a_shared_prefix_against_decoding(isolated_engine, tmp
     short = backends.BatchShape(rows=32, prompt_tokens=32 * 30, shared_tokens=0, new_tokens=64)
     cache = isolated_engine.settings.cache_dir
     assert backends.choose_batch(loaded, "auto", SHORT, few_shot, cache) == "transformers"
-    assert backends.choose_batch(loaded, "auto", SHORT, short, cache) == "onnx/w8a8"
+    assert backends.choose_batch(loaded, "auto", SHORT, short, cache) == "onnx/int8"
     # what ONNX batches do not decode, and an explicit choice, whatever the estimate
     sampled = GenerationParams(max_new_tokens=24, temperature=0.7)
     assert backends.choose_batch(loaded, "auto", sampled, short, cache) == "transformers"
@@ -139,7 +139,7 @@ def test_the_choice_weighs_a_shared_prefix_against_decoding(isolated_engine, tmp
     assert not (tmp_path / "onnx").exists()
     # the provider decides once over a call's rows, from their real token counts
     requests = [GenerationRequest.of(q, SHORT) for q in QUESTIONS]
-    assert provider.batch_backend_for(requests, "auto") == "onnx/w8a8"
+    assert provider.batch_backend_for(requests, "auto") == "onnx/int8"
     # a long prefix the rows share (computed once by transformers) and one new token each: the prompts dominate
     shared = "You answer questions about the world in one short, plain sentence. " * 30
     few_shot = [GenerationRequest.of(shared + q, SHORT) for q in QUESTIONS]
