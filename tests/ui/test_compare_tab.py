@@ -17,7 +17,7 @@ import pytest
 
 from llmplay.compare import ColumnConfig
 from llmplay.datasets import ColumnMapping, save_dataset
-from llmplay.engine import GenerationParams, GenerationRequest
+from llmplay.engine import GenerationParams, GenerationRequest, backends
 from llmplay.evaluation.config import ColumnConfig as EvalColumn
 from llmplay.evaluation.config import RunConfig
 from llmplay.evaluation.handoff import RowHandoff
@@ -100,9 +100,12 @@ def eval_run(engine, ui_prompts_dir) -> tuple[int, list]:
     df = pd.DataFrame(HANDOFF_ROWS, columns=["sentence", "label"], dtype=object)
     save_dataset(engine.settings, "compare-handoff-rows", df, ColumnMapping({"text": "sentence"}, "label"))
     params = GenerationParams(max_new_tokens=4)
+    # on the precision Compare streams on (the session's auto: onnx int8), so a rerun repeats the replies on any CPU
+    # (transformers float32 and int8 part ways on some prompts, and where differs between CPUs)
+    pin = {"backend": f"onnx/{backends.AUTO_ONNX}"}
     columns = (
-        EvalColumn(HANDOFF, CHAT_MODEL, params=params, template_version=versions[0].number),
-        EvalColumn(HANDOFF, CHAT_MODEL, params=params),
+        EvalColumn(HANDOFF, CHAT_MODEL, params=params, template_version=versions[0].number, **pin),
+        EvalColumn(HANDOFF, CHAT_MODEL, params=params, **pin),
     )
     run_id = EvalRunner(engine, library).run(RunConfig(dataset="compare-handoff-rows", columns=columns))
     return run_id, versions
