@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from llmplay import backend_names
 from llmplay.compare import MAX_COLUMNS, ColumnConfig
 from llmplay.engine import GenerationParams
+from llmplay.engine.backends import AUTO_ONNX
 from llmplay.errors import InvalidRequestError, LlmplayError
 from llmplay.evaluation.results import RunResults, load_results
 from llmplay.settings import Settings
@@ -55,9 +57,30 @@ def row_for_compare(settings: Settings, library: TemplateLibrary, run_id: int, r
             notes.append(
                 f"Column {i + 1} picked the most likely label in the run; Compare generates its reply instead."
             )
+    decoded = [c.get("backend") or "" for c in (results.info.summary or {}).get("columns", [])]
+    streams = stream_label(settings)
+    for i in shown:
+        if i < len(decoded) and decoded[i] and streams and decoded[i] != streams:
+            notes.append(
+                f"Column {i + 1} decoded on {decoded[i]} in the run; Compare streams on {streams} (the backend "
+                "setting), so its reply can differ where the two round differently."
+            )
     values = _values(results, row, [resolved[i] for i in shown], notes)
     outputs = tuple(_output(results, row, i) for i in shown)
     return RowHandoff(run_id, row, columns, values, tuple(results.titles[i] for i in shown), outputs, tuple(notes))
+
+
+def stream_label(settings: Settings) -> str:
+    """What a local model's streamed reply decodes on under the settings, as results name it ("onnx int8"); auto's
+    ONNX choice where the model is exported (models ONNX Runtime does not run fall back to the fast decoder)."""
+    choice = settings.backend
+    if choice == backend_names.AUTO:
+        return f"{backend_names.ONNX} {AUTO_ONNX}"
+    if choice == backend_names.REFERENCE:
+        return f"{backend_names.REFERENCE} {settings.dtype}"
+    if choice == backend_names.FAST:
+        return f"{backend_names.FAST} {settings.fast_precision}"
+    return choice.replace("/", " ")
 
 
 def _column(library: TemplateLibrary, config: dict, resolved: dict) -> ColumnConfig:

@@ -97,6 +97,11 @@ def test_a_row_becomes_the_runs_first_four_columns_and_the_rows_values(engine, l
     assert len(handoff.titles) == 4
     assert any("5 columns" in note and "up to 4" in note for note in handoff.notes), handoff.notes
     assert any(note.startswith("Column 4 picked the most likely label") for note in handoff.notes), handoff.notes
+    # the run decoded on transformers (a column penalises repetition, which ONNX batches do not), Compare streams on
+    # the settings' auto (onnx int8): the note says the replies can differ
+    decoded = [n for n in handoff.notes if "decoded on transformers float32 in the run" in n]
+    assert engine.settings.backend == "auto" and len(decoded) == 4, handoff.notes
+    assert "Compare streams on onnx int8" in decoded[0]
 
 
 def test_rerunning_the_row_through_compare_repeats_the_runs_greedy_replies(engine, library, run_id):
