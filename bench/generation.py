@@ -8,9 +8,9 @@ Phases run in separate processes so each one's peak memory (max RSS) and load ti
   warm   - load the same model again from that cache (fresh process)
   naive  - fp32 model, `model.generate` one prompt at a time (what a first script would do)
   engine - llmplay's engine: length-grouped, left-padded batches, per dtype: auto (the default
-           Settings.batch_backend: transformers float32 or ONNX Runtime w8a8, whichever it estimates faster for
+           Settings.batch_backend: transformers float32 or ONNX Runtime int8, whichever it estimates faster for
            these rows; "backend" says which), float32, bfloat16, then ONNX Runtime int8 (int8 weights) and w8a8
-           (int8 weights and per-row int8 activations) batches
+           (8-bit weights and per-row 8-bit activations) batches
   single - the engine in the same dtype, one prompt at a time: the reference for "same text"
   stream - engine.stream per backend choice (transformers = reference, fast/<precision>, onnx/<precision>,
            auto = the default), one reply at a time as the Playground streams it: tokens/s over the replies,
