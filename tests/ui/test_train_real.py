@@ -123,9 +123,9 @@ def test_browser_start_watch_progress_and_reattach_after_reload(ui_url, engine):
         page.locator("#train-start").click()
         expect(page.locator("#train-message")).to_contain_text("Job #", timeout=60_000)
 
-        box = page.locator("#train-progress-box[data-status='running']")
-        box.wait_for(timeout=300_000)
-        job_id = int(box.get_attribute("data-job"))
+        page.locator("#train-progress-box[data-status='running']").wait_for(timeout=300_000)
+        # the job id from the box whatever its status now: a fast job may be past 'running' by this line
+        job_id = int(page.locator("#train-progress-box").get_attribute("data-job"))
         page.wait_for_function(
             "() => Number(document.querySelector('#train-progress-box')?.dataset.step || 0) >= 2", timeout=600_000
         )
