@@ -60,7 +60,7 @@ def row_for_compare(settings: Settings, library: TemplateLibrary, run_id: int, r
     decoded = [c.get("backend") or "" for c in (results.info.summary or {}).get("columns", [])]
     streams = stream_label(settings)
     for i in shown:
-        if i < len(decoded) and decoded[i] and streams and decoded[i] != streams:
+        if i < len(decoded) and decoded[i] and decoded[i] != streams:
             notes.append(
                 f"Column {i + 1} decoded on {decoded[i]} in the run; Compare streams on {streams} (the backend "
                 "setting), so its reply can differ where the two round differently."
