@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from llmplay.compare.columns import Column
 from llmplay.compare.parallel import lanes, stream_columns
 from llmplay.engine import Engine, GenerationRequest, GenerationResult, StreamEvent
+from llmplay.pacing import EVERY_S, Pacer
 
 
 @dataclass
@@ -98,7 +99,7 @@ class Comparison:
             if self.done:
                 self.wall_s = now
 
-    def stream(self, engine: Engine, every_s: float = 0.05) -> Iterator[Comparison]:
+    def stream(self, engine: Engine, every_s: float = EVERY_S) -> Iterator[Comparison]:
         """Run all columns, yielding self at most every ``every_s`` seconds while text arrives, at every
         loading stage and finished column, and once at the end."""
         columns = [run.column for run in self.runs]
@@ -106,13 +107,11 @@ class Comparison:
         for lane in plan:
             for before, index in zip(lane, lane[1:]):
                 self.runs[index].waits_for = before + 1
-        last = 0.0
+        pacer = Pacer(every_s)
         with closing(stream_columns(engine, columns, plan)) as events:
             for index, event in events:
                 self.apply(index, event)
-                now = time.perf_counter()
-                if event.done or event.status or now - last >= every_s:
-                    last = now
+                if pacer.due() or event.done or event.status:
                     yield self
 
     def run(self, engine: Engine) -> Comparison:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import shutil
+import time
 
 import pytest
 
@@ -90,8 +91,28 @@ def test_paris_reply_streams_in_with_stats(client):
     history, status = job.result(timeout=300)
     assert "Paris" in reply_of(history)
     assert "tokens/s" in status and "first token" in status and "finish: stop" in status, status
-    partial_replies = {reply_of(h) for h, _ in job.outputs() if h and h[-1]["role"] == "assistant"}
-    assert len(partial_replies) >= 3, f"expected the reply to stream in pieces; got {partial_replies}"
+    # the first text is shown at once, before the finished reply with its stats note
+    partial = [h for h, _ in job.outputs() if h and h[-1]["role"] == "assistant" and reply_of(h) != reply_of(history)]
+    assert partial and reply_of(history).startswith(reply_of(partial[0])), job.outputs()
+
+
+def test_a_long_reply_streams_in_pieces_at_most_every_pacing_interval(engine):
+    """Redraws come at most every EVERY_S (a redraw per token made the browser fall behind the stream, and its Stop
+    click with it), and often enough to read as a stream."""
+    from llmplay.pacing import EVERY_S
+    from llmplay.ui.tabs.playground import Playground
+
+    updates = []
+    for history, _status in Playground(engine).chat(
+        "Count from 1 to 40, one number per line.", [], CHAT_MODEL, max_new_tokens=96
+    ):
+        if history and history[-1]["role"] == "assistant" and not is_note(history[-1]):
+            updates.append((time.perf_counter(), reply_of(history)))
+    *partial, (_, final) = updates
+    assert len(partial) >= 3, f"expected the reply to stream in pieces; got {updates}"
+    gaps = [b - a for (a, _), (b, _) in zip(partial, partial[1:])]
+    assert min(gaps) >= EVERY_S * 0.9, gaps  # perf_counter on both sides: only the loop's own jitter
+    assert all(final.startswith(text) for _, text in partial)
 
 
 def test_the_stats_name_the_backend_and_the_selector_switches_it(client, monkeypatch):

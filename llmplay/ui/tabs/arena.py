@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import date, timedelta
@@ -79,6 +78,7 @@ from llmplay.feedback.provenance import Sender, sender_for
 from llmplay.feedback.sources import correction_from_vote, preference_from_vote
 from llmplay.models import sources
 from llmplay.models.catalog import is_version_label
+from llmplay.pacing import Pacer
 from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.templates import (
@@ -257,21 +257,19 @@ class ArenaTab:
         self.engine.provider(c.model, None, c.adapter).check_request(request)
         return Column(ColumnConfig(model=c.model, params=params, adapter=c.adapter), request)
 
-    def _run(self, battle: Battle, columns: list[Column], every_s: float = 0.1) -> Iterator[tuple[str, str, str, str]]:
+    def _run(self, battle: Battle, columns: list[Column]) -> Iterator[tuple[str, str, str, str]]:
         """Both sides in parallel threads. The engine's loading messages name the model, so they are not shown."""
         for status in self._load(battle):
             yield battle.id, "", "", status
         texts, results = ["", ""], [None, None]
-        status, last = "✍️ Both models are writing…", 0.0
+        status, pacer = "✍️ Both models are writing…", Pacer()
         with closing(stream_columns(self.engine, columns)) as events:
             for index, event in events:
                 if event.done:
                     results[index] = event.result
                 elif event.delta:
                     texts[index] += event.delta
-                now = time.perf_counter()
-                if now - last >= every_s:
-                    last = now
+                if pacer.due():
                     yield battle.id, texts[0], texts[1], status
         a, b = results
         if not (a and a.ok and b and b.ok):

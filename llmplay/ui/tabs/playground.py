@@ -65,6 +65,7 @@ from llmplay.engine import Engine, GenerationParams, GenerationRequest, Generati
 from llmplay.errors import InvalidRequestError, LlmplayError, short
 from llmplay.feedback.provenance import sender_for
 from llmplay.feedback.sources import rate_reply, send_correction, sent_message
+from llmplay.pacing import Pacer
 from llmplay.services import Services
 from llmplay.store import connect
 from llmplay.ui import fields
@@ -298,7 +299,7 @@ class Playground:
         yield sent, writing
         reply, stages, notes, load_started, load_s = "", [], [], None, None
         result: GenerationResult | None = None
-        timer = PartialTimer()
+        timer, pacer = PartialTimer(), Pacer()
         with closing(self.engine.stream(spec, request, dtype=dtype, backend=backend)) as events:
             for event in events:
                 if stop_event is not None and stop_event.is_set():
@@ -319,7 +320,8 @@ class Playground:
                 elif event.delta:
                     timer.text()
                     reply += event.delta
-                    yield sent + [note(PENDING, done=False), {"role": "assistant", "content": reply}], writing
+                    if pacer.due():  # not per token: the page would fall behind the stream (llmplay/pacing.py)
+                        yield sent + [note(PENDING, done=False), {"role": "assistant", "content": reply}], writing
         if result is None and stop_event is not None and stop_event.is_set():
             result = timer.result(model, reply, self._count_tokens(spec, dtype, reply))
             status = stopped_status(result)

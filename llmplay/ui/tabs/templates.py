@@ -39,6 +39,7 @@ import gradio as gr
 from llmplay.engine import Engine, GenerationParams, GenerationResult
 from llmplay.errors import LlmplayError
 from llmplay.limits import check_number
+from llmplay.pacing import Pacer
 from llmplay.services import Services
 from llmplay.tempfiles import discard_upload, export_folder
 from llmplay.templates import Template, TemplateError, TemplateLibrary, parse_template, render_for_model
@@ -312,6 +313,7 @@ class TemplatesTab:
             self.engine.provider(spec).check_request(rendered.request)  # refuse early (e.g. too long)
             yield "", f"Generating with **{model}**…"
             result: GenerationResult | None = None
+            pacer = Pacer()
             with closing(self.engine.stream(spec, rendered.request)) as events:
                 for event in events:
                     if event.status:
@@ -320,7 +322,8 @@ class TemplatesTab:
                         result = event.result
                     elif event.delta:
                         reply += event.delta
-                        yield reply, f"Generating with **{model}**…"
+                        if pacer.due():
+                            yield reply, f"Generating with **{model}**…"
             if result is None:
                 raise LlmplayError(f"{model} ended the reply without a result; try again.")
             if result.error:
