@@ -19,8 +19,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "llmplay"
 LAYERS: list[set[str]] = [
     # standard-library helpers and names; the schema (migrations know only sqlite-utils)
     {"errors", "exitcodes", "atomicfile", "csvsafe", "jsonsafe", "yamlsafe", "textdiff", "processes", "names", "eta"},
-    {"pacing"},  # how often a streaming view redraws
-    {"backend_names", "migrations", "openmp"},  # openmp: torch's OpenMP worker pools given back (no torch import)
+    # openmp: torch's OpenMP worker pools given back (no torch import); pacing: how often a streaming view redraws
+    {"backend_names", "migrations", "openmp", "pacing"},
     {"store", "settings"},  # the database and the configuration: nothing of the app above them
     # shared services with no model in them
     {"limits", "tempfiles", "upload_quota", "worker", "concurrency", "auth", "arena"},
