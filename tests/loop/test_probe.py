@@ -48,3 +48,16 @@ def test_the_base_is_at_its_floor_on_its_own_replies(engine):
     swapped = [{"prompt": p["prompt"], "completion": q["completion"]} for p, q in zip(pairs, pairs[1:] + pairs[:1])]
     # Greedy replies are the base's likeliest text: far below the perplexity of another prompt's reply.
     assert 1.0 < own < 3.0 and probe.reply_perplexity(engine, CHAT_MODEL, swapped) > 2 * own
+
+
+def test_batched_reply_perplexity_equals_one_pair_at_a_time(engine, monkeypatch):
+    """Pairs of different lengths share a padded batch: each reply is scored at its own positions."""
+    pairs = [
+        {"prompt": "Name a colour.", "completion": "Blue."},
+        {"prompt": "Say hello in French.", "completion": "Bonjour! It is the usual greeting in France."},
+        {"prompt": "What is 2 + 2?", "completion": "2 + 2 is 4, the sum of two and two."},
+    ]
+    batched = probe.reply_perplexity(engine, CHAT_MODEL, pairs)
+    monkeypatch.setattr(probe, "PERPLEXITY_ROWS", 1)
+    alone = probe.reply_perplexity(engine, CHAT_MODEL, pairs)
+    assert abs(batched - alone) < 1e-4 * alone, (batched, alone)
