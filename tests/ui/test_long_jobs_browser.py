@@ -179,7 +179,8 @@ def test_a_40_cell_evaluation_counts_cells_as_they_finish(page, ui_url, engine):
     assert seen[-1] == 40 or "40/40" in text, (seen, text)
     if seen[-1] != 40:  # the finished bar may replace the live counter in the same update: 40 shows as "40/40"
         seen.append(40)
-    # cells counted as they finish: five batches of 8 give five counts below or at 40. The 0 may be
-    # gone before the first poll on a slow machine (CI saw [8, 16, 24, 32, 40]), so it is not required.
-    assert len([d for d in seen if d > 0]) >= 5, seen
+    # cells counted as they finish: about five batches give counts below 40 before the end. The page polls
+    # once a second, so on a loaded machine a poll can come after two batches (CI saw [9, 17, 32, 40]) and the
+    # 0 can be gone before the first poll: two counts between 0 and 40 are what shows the bar is live.
+    assert len([d for d in seen if 0 < d < 40]) >= 2, seen
     assert seen == sorted(seen)
