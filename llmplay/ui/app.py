@@ -10,6 +10,7 @@ Evaluate tab's "Open row in Compare"; and every handler's permission is enforced
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -241,6 +242,10 @@ def launch(engine: Engine, host: str | None = None, port: int | None = None, con
     claim_upload_dir(settings)
     warm_default_model(engine)
     demo = build_app(Services.build(engine))
+    # Gradio recomputes its monitoring summary (a pandas groupby over the last 10,000 events) after every event:
+    # 40-90 ms of CPU per timer tick or click on this app's ~300 handlers, for a dashboard llmplay never opens.
+    # Read when the queue is made; a value the operator set wins.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(2**31))
     # Model-running events share one limit (llmplay/ui/queueing.py); a full queue answers "busy, try again".
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX)
     kwargs["share"] = False  # never open a public tunnel: the app may hold keys and private models
