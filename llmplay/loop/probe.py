@@ -12,7 +12,7 @@ Three figures, on data written for llmplay and licensed with it (llmplay/loop/pr
   through the evaluation runner with the ``general-probe`` template (batched and cached like any run).
 The general instructions used for replay (``general_replay.jsonl``) are a different set of prompts. Replay
 trains on the base model's own sampled replies to them (self-rehearsal: it keeps how the base answers rather
-than teaching a new style); ``base_replies`` generates each once and caches it in the data dir.
+than teaching a new style); ``base_replies`` generates each once and caches it with the converted models.
 """
 
 from __future__ import annotations
@@ -60,10 +60,16 @@ def _whole(text: str, finish_reason: str) -> str | None:
     return text[: end + 1].strip() if end > 0 else None
 
 
+def replies_file(settings) -> Path:
+    """Where base replies are kept: with the converted models, since they follow from the weights alone (every
+    data dir on this machine, e.g. each line's, shares them); 40 greedy replies take ~30 s on 2 cores."""
+    return settings.cache_dir / "loop" / "base_replies.json"
+
+
 def base_replies(engine, model: str, prompts: list[str], *, sampled: bool = False) -> dict[str, str]:
     """The base model's replies to ``prompts`` (prompt -> reply; prompts without a usable reply are left out):
-    greedy, or ``sampled`` at temperature 1 (seeded), generated once per (model, mode, prompt) and cached in
-    ``<data dir>/loop/base_replies.json``.
+    greedy, or ``sampled`` at temperature 1 (seeded), generated once per (weights, mode, prompt) and cached
+    (``replies_file``).
 
     Rehearsal trains on sampled replies: the expected gradient of a model's log-likelihood on its own samples is
     zero, so they pull a version back toward the base's distribution and teach nothing new. Greedy replies
@@ -73,11 +79,16 @@ def base_replies(engine, model: str, prompts: list[str], *, sampled: bool = Fals
     from llmplay.atomicfile import atomic_write
     from llmplay.engine.types import GenerationParams
     from llmplay.errors import LlmplayError
+    from llmplay.models import sources
 
     spec = engine.catalog.get(model)
     mode = "sampled" if sampled else "greedy"
-    identity = f"{spec.name}|{spec.source}|{spec.location}|{spec.gguf_file or ''}|{REPLY_TOKENS}|{mode}"
-    path = engine.settings.data_dir / "loop" / "base_replies.json"
+    try:
+        weights = sources.cache_key(spec, engine.models.weights(spec))  # names the weights' version too
+    except LlmplayError:  # not local weights: generating below says what is wrong
+        weights = "?"
+    identity = f"{spec.name}|{spec.source}|{spec.location}|{spec.gguf_file or ''}|{weights}|{REPLY_TOKENS}|{mode}"
+    path = replies_file(engine.settings)
     try:
         cache = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     except (OSError, ValueError):

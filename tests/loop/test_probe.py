@@ -1,8 +1,10 @@
 """The general probe's reply drift on the real SmolLM2: the base model's own replies are generated once and
-cached, a reply cut at the token limit ends at a whole sentence, and the base is at its floor on them."""
+cached (with the converted models: every data dir shares them), a reply cut at the token limit ends at a whole
+sentence, and the base is at its floor on them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from llmplay.loop import probe
@@ -12,7 +14,8 @@ from tests.conftest import CHAT_MODEL
 PROMPTS = ["What is the opposite of 'early'?", "How many hours are in a day?", "What do plants need to grow?"]
 
 
-def test_base_replies_are_generated_once_and_cached_in_the_data_dir(engine, monkeypatch):
+def test_base_replies_are_generated_once_and_cached_with_the_converted_models(engine, monkeypatch, tmp_path):
+    monkeypatch.setattr(engine, "settings", dataclasses.replace(engine.settings, cache_dir=tmp_path))  # a cold cache
     calls = []
     real = engine.generate
 
@@ -28,7 +31,7 @@ def test_base_replies_are_generated_once_and_cached_in_the_data_dir(engine, monk
     again = probe.base_replies(engine, CHAT_MODEL, [*PROMPTS[:2], "What is 2 plus 2?"])
     assert calls[1:] == [["What is 2 plus 2?"]]  # only the new prompt is generated
     assert {p: again[p] for p in PROMPTS[:2]} == {p: first[p] for p in PROMPTS[:2]}
-    path = engine.settings.data_dir / "loop" / "base_replies.json"
+    path = tmp_path / "loop" / "base_replies.json"
     stored = json.loads(path.read_text())
     assert any(first[PROMPTS[0]] in entry.values() for entry in stored.values())
     path.write_text("{ not json")  # a damaged cache is regenerated, never an error
