@@ -82,6 +82,10 @@ def build_app(services: Services) -> gr.Blocks:
     """The page, every tab built on the app's ``services`` (llmplay/services.py: its ``prompts_dir`` is the
     shipped template library, only read; every tab saves to the data dir's templates). ``demo.llmplay_services``
     keeps them for the server (/health reports the scheduler) and for closing."""
+    # Gradio recomputes its monitoring summary (a pandas groupby over the last 10,000 events) after every event:
+    # 40-90 ms of CPU per timer tick or click on this app's ~300 handlers, for a dashboard llmplay never opens.
+    # Read when a queue is made (gr.Blocks() makes one); a value the operator set wins.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(2**31))
     engine = services.engine
     with gr.Blocks(title=TITLE) as demo:
         demo.llmplay_services = services
@@ -242,10 +246,6 @@ def launch(engine: Engine, host: str | None = None, port: int | None = None, con
     claim_upload_dir(settings)
     warm_default_model(engine)
     demo = build_app(Services.build(engine))
-    # Gradio recomputes its monitoring summary (a pandas groupby over the last 10,000 events) after every event:
-    # 40-90 ms of CPU per timer tick or click on this app's ~300 handlers, for a dashboard llmplay never opens.
-    # Read when the queue is made; a value the operator set wins.
-    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(2**31))
     # Model-running events share one limit (llmplay/ui/queueing.py); a full queue answers "busy, try again".
     demo.queue(default_concurrency_limit=concurrency, max_size=QUEUE_MAX)
     kwargs["share"] = False  # never open a public tunnel: the app may hold keys and private models
