@@ -162,6 +162,30 @@ def test_validate_files_flags_name_mismatch_and_duplicates(tmp_path):
     assert any("duplicate template name 'a'" in p for p in results[a][1])
 
 
+def test_listing_parses_each_file_once_per_content_and_sees_a_hand_edit_at_once(empty_library, monkeypatch):
+    from llmplay.templates import library as library_module
+
+    parsed, real = [], library_module.parse_template
+
+    def counting(text: str, source: str = ""):
+        parsed.append(source)
+        return real(text, source)
+
+    monkeypatch.setattr(library_module, "parse_template", counting)
+    library_module._parsed.cache_clear()
+    path = write(empty_library.folder / "echo.yaml", TEXT)
+    for _ in range(3):  # a page load lists the library for each template picker
+        assert [(s.name, s.valid) for s in empty_library.list()] == [("echo", True)]
+    assert parsed == [str(path)]
+    write(path, TEXT.replace("{{ text }}", "{{ text "))  # a hand edit that breaks it
+    (summary,) = empty_library.list()
+    assert not summary.valid and len(parsed) == 2
+    summary.problems.append("a caller's own note")  # what one listing hands out is its own
+    assert "a caller's own note" not in empty_library.list()[0].problems
+    write(path, TEXT)
+    assert empty_library.list()[0].valid and len(parsed) == 2  # that content was parsed before
+
+
 # ---- the shipped library ------------------------------------------------------------------------------
 SHIPPED = sorted(p.stem for p in PROMPTS.glob("*.yaml"))
 
