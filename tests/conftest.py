@@ -99,6 +99,12 @@ def _release_memory_after_module():
     copies in other than the default precision; and glibc keeps freed weights and activations in its heap unless
     asked to hand them back."""
     yield
+    release_session_memory()
+
+
+def release_session_memory() -> None:
+    """Trained versions and non-default conversions out of the session engine, freed memory back to the system.
+    A module whose tests each load their own (tests/engine/test_onnx_backend.py) calls it after each test."""
     for eng in _SESSION:
         eng.models.unload_adapters()
         # A fast-decoder copy in a precision other than the default is what one module compares; the next
