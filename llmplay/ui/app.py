@@ -37,6 +37,7 @@ from llmplay.ui.login import MESSAGE as LOGIN_MESSAGE
 from llmplay.ui.login import PasswordLogin, refuse_gradio_login
 from llmplay.ui.markers import marker_style
 from llmplay.ui.models_panel import model_pickers, refresh_model_pickers
+from llmplay.ui.progress import quiet_progress
 from llmplay.ui.queueing import QUEUE_MAX
 from llmplay.ui.tabs.arena import build_arena_tab
 from llmplay.ui.tabs.compare.tab import CompareHandle, build_compare_tab
@@ -139,6 +140,7 @@ def build_app(services: Services) -> gr.Blocks:
         # tabs, and when the Train tab sees a job finish.
         pickers = model_pickers(demo, engine, exclude=(*train.pickers, *loop.pickers))
         refresh_model_pickers(engine, pickers, demo.load, tabs.change, train.versions_changed.change)
+    quiet_progress(demo)  # after every event: automatic and hidden progress stays off the page's status walk
     # Deny by default: every handler is checked against its declared permission; one without refuses the start.
     demo.llmplay_permissions = secure_app(demo, engine.settings)
     return demo
