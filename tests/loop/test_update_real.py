@@ -70,8 +70,10 @@ def test_an_update_trains_gates_and_an_admin_promotes_then_rolls_back(engine):
     assert any("regression set 'loop-real-frozen'" in r for r in update.reasons)
     assert gates["feedback"]["n"] == len(update.heldout_ids) >= 5
     # Where its time went: self-rehearsal (general_ratio), the training job, the gates; all within the total.
+    # Rehearsal may take ~0 s: the base model's replies are cached with the converted models (llmplay/loop/probe.py),
+    # so an earlier test of the session that asked for the same prompts already paid for them.
     took = update.timings
-    assert took["rehearsal_s"] > 0 and took["train_s"] > 0 and took["gates_s"] > 0
+    assert took["rehearsal_s"] >= 0 and took["train_s"] > 0 and took["gates_s"] > 0
     assert took["total_s"] >= took["data_s"] + took["rehearsal_s"] + took["train_s"] + took["gates_s"] - 0.5
     for gate in ("probe_perplexity", "probe_reply"):
         assert gates[gate]["baseline"] > 1 and gates[gate]["candidate"] > 1
