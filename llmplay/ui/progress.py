@@ -7,9 +7,10 @@ done) it updates every one of them, each found by a walk of the whole component 
 the ~50 events of a page load cost ~20 s of browser CPU, and an evaluation watched in the Evaluate tab, polled
 once a second, kept a core of a two-core laptop busy in the page and took twice as long.
 
-So events whose progress is hidden anyway, and those no person fired (page load, timers, and what they chain),
-report their progress to one hidden component: nothing on screen changes, and the set the page walks stays the
-outputs of what people clicked.
+So events whose progress is hidden anyway, and those no person clicked (page load, timers, changes, and what
+they chain), report their progress to one hidden component: the set the page walks stays the outputs of what
+people clicked. A change a person waits for names where its progress shows (``show_progress_on``, e.g. the
+summary of an evaluation run picked in the Results tab) and keeps it.
 """
 
 from __future__ import annotations

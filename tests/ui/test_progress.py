@@ -52,13 +52,18 @@ def test_the_page_gets_one_progress_target_for_everything_no_person_clicked(ui_u
             return person(by_id[dep["trigger_after"]])
         return bool(events & PERSON)
 
+    chosen = {}  # changes a person waits for: where they show their progress, named where they are wired
     for dep in config["dependencies"]:
         if dep["show_progress"] != "hidden" and person(dep):
             shown.append(dep)
-            continue
-        quiet.append(dep)
-        assert dep["show_progress_on"] == [sink], (dep["id"], dep["targets"], dep["show_progress_on"])
-        assert dep["show_progress"] == "hidden", dep["id"]
+        elif dep["show_progress_on"] not in (None, [sink]) and dep["show_progress"] != "hidden":
+            chosen[dep["api_name"]] = dep["show_progress_on"]
+        else:
+            quiet.append(dep)
+            assert dep["show_progress_on"] == [sink], (dep["id"], dep["targets"], dep["show_progress_on"])
+            assert dep["show_progress"] == "hidden", dep["id"]
+    summary = [c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "eval-summary"]
+    assert chosen == {"eval_results": summary}  # a run picked in Results: its summary shows it loading
     loads = [d for d in config["dependencies"] if {e for _, e in d["targets"]} == {"load"}]
     assert len(loads) >= 20 and all(d in quiet for d in loads)  # the page load's ~30 events
     assert any(d["api_name"] == "chat" for d in shown)  # a Playground reply still shows its progress

@@ -247,7 +247,8 @@ def wire_results(tab: EvaluateTab, run: SimpleNamespace, res: SimpleNamespace) -
     shown = [res.summary, res.board, res.chart]
     pickers = [res.grid_metric, res.col_a, res.col_b, res.pair_metric]
     for event in (
-        res.run.change(tab.results, res.run, shown, api_name="eval_results"),
+        # a run a person picks can take a moment to load: its summary shows that (llmplay/ui/progress.py)
+        res.run.change(tab.results, res.run, shown, api_name="eval_results", show_progress_on=res.summary),
         run.finished.change(tab.results, res.run, shown, **PRIVATE),  # the run shown may be the one that ended
     ):
         event.then(tab.result_pickers, res.run, pickers, **PRIVATE).then(
