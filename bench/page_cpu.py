@@ -61,7 +61,7 @@ def own_cpu_s() -> float:
     return t.user + t.system
 
 
-def unwatched(engine, rows: int, seed: int) -> float:
+def unwatched(engine, seed: int) -> float:
     from llmplay.engine import GenerationParams
     from llmplay.evaluation.config import ColumnConfig, MetricConfig, RunConfig
     from llmplay.evaluation.runner import EvalRunner
@@ -150,8 +150,8 @@ def main() -> None:
     frame = pd.DataFrame(rows[: args.rows], columns=["text", "label"], dtype=object)
     save_dataset(settings, DATASET, frame, ColumnMapping({"text": "text"}, "label"), source="fpb")
     engine = Engine(settings)
-    cold = unwatched(engine, args.rows, seed=1)
-    warm = unwatched(engine, args.rows, seed=2)
+    cold = unwatched(engine, seed=1)
+    warm = unwatched(engine, seed=2)
     print(f"unwatched: cold {cold:.1f} s, warm {warm:.1f} s", flush=True)
     services = Services.build(engine)
     default = variant(services, "gradio_default", args.settle, seed=3)
